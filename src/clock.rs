@@ -1,0 +1,59 @@
+//! The time source: `tokio::time`, so tests on a paused clock drive every
+//! deadline, window and latency in rampart.
+//!
+//! Time inside rampart is a `u64` count of microseconds since the owning
+//! component was built. It fits in an atomic word, so deadlines and window
+//! slots are read and compared without locks, and a microsecond is finer than
+//! any timeout or latency bucket rampart reasons about.
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Microseconds since a [`Clock`]'s origin.
+pub(crate) type Micros = u64;
+
+/// Reads `tokio::time::Instant` relative to a fixed origin.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    /// A clock whose zero is now.
+    pub(crate) fn new() -> Self {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// Microseconds elapsed since the origin.
+    #[inline]
+    pub(crate) fn now(&self) -> Micros {
+        micros(Instant::now().saturating_duration_since(self.origin))
+    }
+}
+
+/// A duration in whole microseconds, saturating at `u64::MAX`.
+#[inline]
+pub(crate) fn micros(d: Duration) -> Micros {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn follows_the_paused_tokio_clock() {
+        let clock = Clock::new();
+        assert_eq!(clock.now(), 0);
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert_eq!(clock.now(), 1_500_000);
+    }
+
+    #[test]
+    fn micros_saturates() {
+        assert_eq!(micros(Duration::MAX), u64::MAX);
+        assert_eq!(micros(Duration::from_nanos(1999)), 1);
+    }
+}

@@ -1,0 +1,188 @@
+//! rampart's own failures, and [`ErrorKind`] to tell them apart.
+//!
+//! Every rampart layer follows tower's convention: its `Error` is
+//! [`tower::BoxError`](BoxError), so any layer drops into any stack. The
+//! failures rampart adds itself are small, opaque, zero-sized types: boxing a
+//! zero-sized value does not allocate, so a rejected call costs no allocation.
+//! Which breaker rejected a call, and until when, is read from its
+//! [`CircuitBreakerHandle`](crate::circuit_breaker::CircuitBreakerHandle).
+//!
+//! Rather than writing a chain of `downcast_ref` calls, ask
+//! [`ErrorKind::of`]:
+//!
+//! ```
+//! use rampart::{BoxError, ErrorKind};
+//! use rampart::circuit_breaker::CircuitOpen;
+//!
+//! let e: BoxError = CircuitOpen::new().into();
+//! assert_eq!(ErrorKind::of(&e), ErrorKind::CircuitOpen);
+//! assert!(ErrorKind::of(&e).is_rejection());
+//!
+//! let e: BoxError = "connection reset".into();
+//! assert_eq!(ErrorKind::of(&e), ErrorKind::Inner);
+//! ```
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// An error of any type, boxed: the error type of every rampart layer.
+///
+/// Re-exported from tower, so the two are one type.
+pub type BoxError = tower::BoxError;
+
+/// What kind of failure a call ended in: answered without a downcast chain.
+///
+/// `ErrorKind::of` looks at the error and at its [`source`](StdError::source)
+/// chain, so a rampart error wrapped by another layer is still recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A circuit breaker was open (or its half-open probes were taken) and
+    /// short-circuited the call: the dependency was not called.
+    CircuitOpen,
+    /// A timeout elapsed before the inner service answered.
+    Timeout,
+    /// Any other error: the inner service's own failure.
+    Inner,
+}
+
+impl ErrorKind {
+    /// Classifies `error`, looking through its `source()` chain.
+    pub fn of(error: &(dyn StdError + 'static)) -> ErrorKind {
+        let mut next: Option<&(dyn StdError + 'static)> = Some(error);
+        while let Some(e) = next {
+            #[cfg(feature = "circuit-breaker")]
+            if e.is::<crate::circuit_breaker::CircuitOpen>() {
+                return ErrorKind::CircuitOpen;
+            }
+            if is_timeout(e) {
+                return ErrorKind::Timeout;
+            }
+            next = e.source();
+        }
+        ErrorKind::Inner
+    }
+
+    /// Whether a resilience layer refused the call without calling the
+    /// dependency (the dependency's health is unknown, not bad).
+    pub fn is_rejection(self) -> bool {
+        matches!(self, ErrorKind::CircuitOpen)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::CircuitOpen => "circuit open",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Inner => "inner service failed",
+        })
+    }
+}
+
+/// Timeouts raised by tokio's and tower's own timeout utilities count too, so
+/// a breaker above `tower::timeout::TimeoutLayer` sees them as timeouts.
+fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
+    e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>()
+}
+
+/// A configuration value broke a rule: returned by every `build()`.
+///
+/// It lists every violation at once (not only the first), each naming the
+/// field, the rule and the rejected value, so one fix-and-retry is enough.
+///
+/// ```
+/// use rampart::circuit_breaker::CircuitBreakerLayer;
+///
+/// let err = CircuitBreakerLayer::builder("recommendations")
+///     .failure_rate(1.5)
+///     .probes(0)
+///     .build()
+///     .unwrap_err();
+/// assert!(err.names("failure_rate"));
+/// assert!(err.names("probes"));
+/// assert!(err.to_string().contains("failure_rate must be in (0, 1], got 1.5"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    component: String,
+    violations: Vec<Violation>,
+}
+
+/// One broken rule inside a [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The builder option at fault, e.g. `"failure_rate"`.
+    pub field: &'static str,
+    /// The rule and the rejected value, e.g. `"must be in (0, 1], got 1.5"`.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// What was being built, e.g. `circuit breaker "recommendations"`.
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    /// Every violated rule.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Whether `field` is among the violations.
+    pub fn names(&self, field: &str) -> bool {
+        self.violations.iter().any(|v| v.field == field)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration for {}: ", self.component)?;
+        for (i, v) in self.violations.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{} {}", v.field, v.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for ConfigError {}
+
+/// Collects violations while a builder checks its options.
+#[derive(Debug)]
+pub(crate) struct Validator {
+    component: String,
+    violations: Vec<Violation>,
+}
+
+impl Validator {
+    pub(crate) fn new(component: String) -> Self {
+        Validator {
+            component,
+            violations: Vec::new(),
+        }
+    }
+
+    /// Records a violation of `field` unless `ok`.
+    pub(crate) fn check(&mut self, ok: bool, field: &'static str, message: impl FnOnce() -> String) {
+        if !ok {
+            self.violations.push(Violation {
+                field,
+                message: message(),
+            });
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), ConfigError> {
+        if self.violations.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                component: self.component,
+                violations: self.violations,
+            })
+        }
+    }
+}

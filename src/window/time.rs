@@ -1,0 +1,340 @@
+//! The time-based rolling window.
+
+use super::histogram::{bucket_of, AtomicHistogram, BUCKETS};
+use super::shard::{shard_count, thread_hint};
+use super::{Counts, LatencySnapshot, Record, LATENCY_SUM, SLOW, TALLIES};
+use crate::clock::Micros;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Totals since creation, for the threads that map to one shard.
+///
+/// Aligned so that two shards never share a cache line.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
+    tallies: [AtomicU64; TALLIES],
+    latencies: AtomicHistogram,
+}
+
+/// The totals of all shards at the start of one bucket.
+#[derive(Debug)]
+struct Mark {
+    tallies: [AtomicU64; TALLIES],
+    latencies: AtomicHistogram,
+}
+
+/// The summed totals of all shards at one moment.
+struct Totals {
+    tallies: [u64; TALLIES],
+    latencies: Vec<u32>,
+}
+
+/// A rolling window of `buckets` buckets of `bucket_len` microseconds each.
+///
+/// The window at time `t` covers the bucket holding `t` and the `buckets - 1`
+/// before it: Hystrix's rolling window, which drops a whole bucket at a time.
+#[derive(Debug)]
+pub(crate) struct TimeWindow {
+    bucket_len: Micros,
+    /// The latest bucket anyone has started (bucket number = time / bucket_len).
+    current: AtomicU64,
+    shards: Box<[Shard]>,
+    /// `marks[b % len]` holds the totals at the start of bucket `b`.
+    marks: Box<[Mark]>,
+}
+
+impl TimeWindow {
+    /// A window of `buckets` buckets of `bucket_len` µs, starting at time `now`.
+    pub(crate) fn new(bucket_len: Micros, buckets: usize, now: Micros) -> Self {
+        assert!(bucket_len > 0 && buckets > 0, "validated by the builder");
+        let zeros = || std::array::from_fn(|_| AtomicU64::new(0));
+        TimeWindow {
+            bucket_len,
+            current: AtomicU64::new(now / bucket_len),
+            shards: (0..shard_count())
+                .map(|_| Shard {
+                    tallies: zeros(),
+                    latencies: AtomicHistogram::new(),
+                })
+                .collect(),
+            marks: (0..buckets)
+                .map(|_| Mark {
+                    tallies: zeros(),
+                    latencies: AtomicHistogram::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Records one event at time `now`. Returns whether this call started a
+    /// new bucket (so old buckets dropped out and rates may have moved).
+    #[inline]
+    pub(crate) fn record(&self, now: Micros, record: Record) -> bool {
+        let started = self.advance(now);
+        let shard = &self.shards[thread_hint() & (self.shards.len() - 1)];
+        shard.tallies[record.category as usize].fetch_add(1, Ordering::Relaxed);
+        if record.slow {
+            shard.tallies[SLOW].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(us) = record.latency {
+            shard.tallies[LATENCY_SUM].fetch_add(us, Ordering::Relaxed);
+            shard.latencies.add(bucket_of(us));
+        }
+        started
+    }
+
+    /// The counts in the window that ends at `now`.
+    pub(crate) fn counts(&self, now: Micros) -> Counts {
+        self.advance(now);
+        let start = &self.marks[self.start_index()];
+        let mut tallies = [0u64; TALLIES];
+        for (i, t) in tallies.iter_mut().enumerate() {
+            let total: u64 = self
+                .shards
+                .iter()
+                .map(|s| s.tallies[i].load(Ordering::Relaxed))
+                .sum();
+            *t = total.saturating_sub(start.tallies[i].load(Ordering::Relaxed));
+        }
+        Counts::from_tallies(&tallies)
+    }
+
+    /// The latencies of the calls in the window that ends at `now`.
+    pub(crate) fn latencies(&self, now: Micros) -> LatencySnapshot {
+        self.advance(now);
+        let start = &self.marks[self.start_index()];
+        let totals = self.totals();
+        let buckets = (0..BUCKETS)
+            .map(|b| totals.latencies[b].wrapping_sub(start.latencies.load(b)))
+            .collect();
+        let sum = totals.tallies[LATENCY_SUM]
+            .saturating_sub(start.tallies[LATENCY_SUM].load(Ordering::Relaxed));
+        LatencySnapshot::new(buckets, sum)
+    }
+
+    /// Empties the window: from `now` on it counts only what comes after.
+    pub(crate) fn reset(&self, now: Micros) {
+        self.advance(now);
+        let totals = self.totals();
+        for mark in self.marks.iter() {
+            store(mark, &totals);
+        }
+    }
+
+    /// The mark at the start of the window: that of the oldest bucket still
+    /// in it, `current - len + 1`, which shares a slot with `current + 1`.
+    fn start_index(&self) -> usize {
+        let current = self.current.load(Ordering::Acquire);
+        ((current + 1) % self.marks.len() as u64) as usize
+    }
+
+    /// Moves the window to the bucket holding `now`, marking the buckets that
+    /// start on the way. Returns whether this thread started a new bucket.
+    #[inline]
+    fn advance(&self, now: Micros) -> bool {
+        let bucket = now / self.bucket_len;
+        let current = self.current.load(Ordering::Acquire);
+        if bucket <= current {
+            return false;
+        }
+        self.advance_slow(current, bucket)
+    }
+
+    #[cold]
+    fn advance_slow(&self, current: u64, bucket: u64) -> bool {
+        // One thread wins the move and writes the marks; a call recorded by
+        // another thread meanwhile may be credited to either bucket, but is
+        // never lost.
+        if self
+            .current
+            .compare_exchange(current, bucket, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        let totals = self.totals();
+        // Nothing happened in buckets that were skipped: they all start with
+        // the same totals. Only the last `len` of them are still kept.
+        let len = self.marks.len() as u64;
+        let first = (current + 1).max(bucket.saturating_sub(len - 1));
+        for b in first..=bucket {
+            store(&self.marks[(b % len) as usize], &totals);
+        }
+        true
+    }
+
+    fn totals(&self) -> Totals {
+        let mut tallies = [0u64; TALLIES];
+        let mut latencies = vec![0u32; BUCKETS];
+        for shard in self.shards.iter() {
+            for (t, a) in tallies.iter_mut().zip(&shard.tallies) {
+                *t += a.load(Ordering::Relaxed);
+            }
+            for (b, l) in latencies.iter_mut().enumerate() {
+                *l = l.wrapping_add(shard.latencies.load(b));
+            }
+        }
+        Totals { tallies, latencies }
+    }
+}
+
+fn store(mark: &Mark, totals: &Totals) {
+    for (a, &t) in mark.tallies.iter().zip(&totals.tallies) {
+        a.store(t, Ordering::Relaxed);
+    }
+    for (b, &l) in totals.latencies.iter().enumerate() {
+        mark.latencies.store(b, l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::Category;
+    use proptest::prelude::*;
+
+    fn call(category: Category, latency: u64) -> Record {
+        Record::call(category, false, latency)
+    }
+
+    #[test]
+    fn counts_only_the_last_buckets() {
+        // 10 buckets of 1 s.
+        let w = TimeWindow::new(1_000_000, 10, 0);
+        w.record(0, call(Category::Failure, 10));
+        w.record(4_500_000, call(Category::Success, 10));
+        w.record(9_999_999, call(Category::Success, 10));
+        assert_eq!(w.counts(9_999_999).calls(), 3);
+        // At 10 s the first bucket (0..1 s) drops out.
+        let c = w.counts(10_000_000);
+        assert_eq!((c.successes, c.failures), (2, 0));
+        // At 14.5 s the bucket 4..5 s drops out too.
+        assert_eq!(w.counts(14_500_000).successes, 1);
+        // Long idle: everything is gone.
+        assert_eq!(w.counts(60_000_000), Counts::default());
+    }
+
+    #[test]
+    fn reset_forgets_everything_before() {
+        let w = TimeWindow::new(1_000_000, 10, 0);
+        w.record(100, call(Category::Failure, 10));
+        w.reset(200);
+        w.record(300, call(Category::Success, 10));
+        let c = w.counts(300);
+        assert_eq!((c.successes, c.failures), (1, 0));
+        assert_eq!(w.latencies(300).count(), 1);
+        // Nor does the forgotten failure come back as buckets rotate.
+        assert_eq!(w.counts(5_000_000).failures, 0);
+    }
+
+    #[test]
+    fn latencies_roll_with_the_window() {
+        let w = TimeWindow::new(1_000_000, 2, 0);
+        w.record(0, call(Category::Success, 5_000));
+        w.record(1_000_000, call(Category::Success, 7_000));
+        let l = w.latencies(1_500_000);
+        assert_eq!(l.count(), 2);
+        assert_eq!(l.mean().as_micros(), 6_000);
+        let l = w.latencies(2_000_000);
+        assert_eq!(l.count(), 1);
+        let p100 = l.percentile(100.0).as_micros() as f64;
+        assert!((p100 - 7_000.0).abs() <= 7_000.0 * 0.0625, "{p100}");
+    }
+
+    #[test]
+    fn many_threads_lose_no_count() {
+        let w = std::sync::Arc::new(TimeWindow::new(1_000_000, 10, 0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000u64 {
+                        // All threads cross the same bucket boundaries.
+                        let now = i * 500;
+                        let cat = if (i + t) % 3 == 0 { Category::Failure } else { Category::Success };
+                        w.record(now, Record::call(cat, i % 7 == 0, i));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // 5 s of traffic fits in the 10 s window: every call is in it.
+        let c = w.counts(4_999_500);
+        assert_eq!(c.calls(), 40_000);
+        let expected_failures: u64 = (0..4u64)
+            .map(|t| (0..10_000u64).filter(|i| (i + t) % 3 == 0).count() as u64)
+            .sum();
+        assert_eq!(c.failures, expected_failures);
+        assert_eq!(c.slow, 4 * (0..10_000u64).filter(|i| i % 7 == 0).count() as u64);
+        assert_eq!(w.latencies(4_999_500).count(), 40_000);
+    }
+
+    /// The reference model: every event kept with its time.
+    fn model_counts(
+        events: &[(u64, Category, bool)],
+        now: u64,
+        bucket_len: u64,
+        buckets: u64,
+        reset_before: usize,
+    ) -> Counts {
+        let bucket = now / bucket_len;
+        let first = (bucket + 1).saturating_sub(buckets);
+        let mut c = Counts::default();
+        for &(t, cat, slow) in &events[reset_before..] {
+            if t / bucket_len < first {
+                continue;
+            }
+            match cat {
+                Category::Success => c.successes += 1,
+                Category::Failure => c.failures += 1,
+                Category::Timeout => c.timeouts += 1,
+                Category::Rejected => c.rejections += 1,
+                Category::Ignored => c.ignored += 1,
+                Category::ShortCircuited => c.short_circuited += 1,
+            }
+            if slow && cat != Category::Ignored {
+                c.slow += 1;
+            }
+        }
+        c
+    }
+
+    fn category() -> impl Strategy<Value = Category> {
+        prop_oneof![
+            Just(Category::Success),
+            Just(Category::Failure),
+            Just(Category::Timeout),
+            Just(Category::Rejected),
+            Just(Category::Ignored),
+            Just(Category::ShortCircuited),
+        ]
+    }
+
+    proptest! {
+        /// Sequentially, the window equals the model after every step.
+        #[test]
+        fn matches_the_sequential_model(
+            buckets in 1usize..6,
+            bucket_len in 1u64..50,
+            steps in proptest::collection::vec((0u64..40, category(), any::<bool>(), any::<bool>()), 1..200),
+        ) {
+            let w = TimeWindow::new(bucket_len, buckets, 0);
+            let mut now = 0;
+            let mut events = Vec::new();
+            let mut reset_before = 0;
+            for (dt, cat, slow, reset) in steps {
+                now += dt;
+                if reset && dt % 5 == 0 {
+                    w.reset(now);
+                    reset_before = events.len();
+                }
+                let record = if cat == Category::ShortCircuited { Record::short_circuit() } else { Record::call(cat, slow, dt) };
+                w.record(now, record);
+                events.push((now, cat, record.slow));
+                prop_assert_eq!(w.counts(now), model_counts(&events, now, bucket_len, buckets as u64, reset_before));
+            }
+        }
+    }
+}
