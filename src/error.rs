@@ -47,9 +47,10 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Classifies `error`, looking through its `source()` chain.
-    pub fn of(error: &(dyn StdError + 'static)) -> ErrorKind {
-        let mut next: Option<&(dyn StdError + 'static)> = Some(error);
+    /// Classifies `error` (a [`BoxError`] or a `dyn Error`), looking through
+    /// its `source()` chain.
+    pub fn of<E: AsDynError + ?Sized>(error: &E) -> ErrorKind {
+        let mut next: Option<&(dyn StdError + 'static)> = Some(error.as_dyn_error());
         while let Some(e) = next {
             #[cfg(feature = "circuit-breaker")]
             if e.is::<crate::circuit_breaker::CircuitOpen>() {
@@ -77,6 +78,39 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Timeout => "timed out",
             ErrorKind::Inner => "inner service failed",
         })
+    }
+}
+
+/// The error types [`ErrorKind::of`] accepts: [`BoxError`] and `dyn Error`.
+///
+/// Sealed: it exists only so that `ErrorKind::of(&boxed)` works as written.
+pub trait AsDynError: sealed::Sealed {
+    /// The error as a plain trait object.
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::BoxError {}
+    impl Sealed for dyn std::error::Error + 'static {}
+    impl Sealed for dyn std::error::Error + Send + Sync + 'static {}
+}
+
+impl AsDynError for BoxError {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        &**self
+    }
+}
+
+impl AsDynError for dyn StdError + 'static {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        self
+    }
+}
+
+impl AsDynError for dyn StdError + Send + Sync + 'static {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        self
     }
 }
 

@@ -66,11 +66,31 @@ impl TimeWindow {
         }
     }
 
-    /// Records one event at time `now`. Returns whether this call started a
-    /// new bucket (so old buckets dropped out and rates may have moved).
+    /// The length of one bucket.
+    pub(crate) fn bucket_len(&self) -> Micros {
+        self.bucket_len
+    }
+
+    /// Records one event at time `now`. Returns the number of the bucket
+    /// `now` falls in (time / bucket length).
     #[inline]
-    pub(crate) fn record(&self, now: Micros, record: Record) -> bool {
-        let started = self.advance(now);
+    pub(crate) fn record(&self, now: Micros, record: Record) -> u64 {
+        let bucket = now / self.bucket_len;
+        self.advance(bucket);
+        self.tally(record);
+        bucket
+    }
+
+    /// Records one event in the latest bucket anyone has started, without
+    /// reading the time: for short-circuits, which must stay cheaper than a
+    /// call. At worst it is credited to the bucket before the right one.
+    #[inline]
+    pub(crate) fn record_in_latest_bucket(&self, record: Record) {
+        self.tally(record);
+    }
+
+    #[inline]
+    fn tally(&self, record: Record) {
         let shard = &self.shards[thread_hint() & (self.shards.len() - 1)];
         shard.tallies[record.category as usize].fetch_add(1, Ordering::Relaxed);
         if record.slow {
@@ -80,12 +100,11 @@ impl TimeWindow {
             shard.tallies[LATENCY_SUM].fetch_add(us, Ordering::Relaxed);
             shard.latencies.add(bucket_of(us));
         }
-        started
     }
 
     /// The counts in the window that ends at `now`.
     pub(crate) fn counts(&self, now: Micros) -> Counts {
-        self.advance(now);
+        self.advance(now / self.bucket_len);
         let start = &self.marks[self.start_index()];
         let mut tallies = [0u64; TALLIES];
         for (i, t) in tallies.iter_mut().enumerate() {
@@ -101,7 +120,7 @@ impl TimeWindow {
 
     /// The latencies of the calls in the window that ends at `now`.
     pub(crate) fn latencies(&self, now: Micros) -> LatencySnapshot {
-        self.advance(now);
+        self.advance(now / self.bucket_len);
         let start = &self.marks[self.start_index()];
         let totals = self.totals();
         let buckets = (0..BUCKETS)
@@ -114,7 +133,7 @@ impl TimeWindow {
 
     /// Empties the window: from `now` on it counts only what comes after.
     pub(crate) fn reset(&self, now: Micros) {
-        self.advance(now);
+        self.advance(now / self.bucket_len);
         let totals = self.totals();
         for mark in self.marks.iter() {
             store(mark, &totals);
@@ -128,20 +147,17 @@ impl TimeWindow {
         ((current + 1) % self.marks.len() as u64) as usize
     }
 
-    /// Moves the window to the bucket holding `now`, marking the buckets that
-    /// start on the way. Returns whether this thread started a new bucket.
+    /// Moves the window to `bucket`, marking the buckets that start on the way.
     #[inline]
-    fn advance(&self, now: Micros) -> bool {
-        let bucket = now / self.bucket_len;
+    fn advance(&self, bucket: u64) {
         let current = self.current.load(Ordering::Acquire);
-        if bucket <= current {
-            return false;
+        if bucket > current {
+            self.advance_slow(current, bucket);
         }
-        self.advance_slow(current, bucket)
     }
 
     #[cold]
-    fn advance_slow(&self, current: u64, bucket: u64) -> bool {
+    fn advance_slow(&self, current: u64, bucket: u64) {
         // One thread wins the move and writes the marks; a call recorded by
         // another thread meanwhile may be credited to either bucket, but is
         // never lost.
@@ -150,7 +166,7 @@ impl TimeWindow {
             .compare_exchange(current, bucket, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return false;
+            return;
         }
         let totals = self.totals();
         // Nothing happened in buckets that were skipped: they all start with
@@ -160,7 +176,6 @@ impl TimeWindow {
         for b in first..=bucket {
             store(&self.marks[(b % len) as usize], &totals);
         }
-        true
     }
 
     fn totals(&self) -> Totals {

@@ -1,0 +1,32 @@
+//! The breaker's own failure.
+
+use std::fmt;
+
+/// The circuit breaker rejected the call without calling the dependency: it
+/// is open, forced open, or half-open with every probe place taken.
+///
+/// Zero-sized, so boxing it into a [`BoxError`](crate::BoxError) does not
+/// allocate and a rejection costs no allocation. To learn which breaker and
+/// for how long, ask its [`CircuitBreakerHandle`](super::CircuitBreakerHandle)
+/// ([`state`](super::CircuitBreakerHandle::state),
+/// [`retry_after`](super::CircuitBreakerHandle::retry_after)); to recognise it
+/// in a boxed error, use [`ErrorKind::of`](crate::ErrorKind::of).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CircuitOpen {
+    _p: (),
+}
+
+impl CircuitOpen {
+    /// A new `CircuitOpen` error.
+    pub const fn new() -> Self {
+        CircuitOpen { _p: () }
+    }
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("circuit breaker is open")
+    }
+}
+
+impl std::error::Error for CircuitOpen {}

@@ -1,0 +1,127 @@
+//! The circuit breaker's response future.
+
+use super::classify::{Classify, Outcome};
+use super::error::CircuitOpen;
+use super::state::{Breaker, Permit};
+use crate::clock::Micros;
+use crate::window::Category;
+use crate::{BoxError, ErrorKind};
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+pin_project! {
+    /// Response future of [`CircuitBreaker`](super::CircuitBreaker): the
+    /// inner future, or an immediate [`CircuitOpen`] for a rejected call.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before it finishes records nothing for an ordinary call.
+    /// A half-open probe dropped this way counts as a failed probe and
+    /// re-opens the breaker (most often a timeout above the breaker fired),
+    /// so an abandoned probe cannot hold the breaker half-open.
+    pub struct ResponseFuture<F, C> {
+        // `None` when the call was rejected.
+        #[pin]
+        response: Option<F>,
+        // `None` when nothing is measured, or once the outcome is recorded.
+        call: Option<InFlight<C>>,
+    }
+
+    impl<F, C> PinnedDrop for ResponseFuture<F, C> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(call) = this.project().call.take() {
+                call.breaker.abandon(call.permit);
+            }
+        }
+    }
+}
+
+/// What is needed to record an admitted call's outcome.
+struct InFlight<C> {
+    breaker: Arc<Breaker>,
+    permit: Permit,
+    started: Micros,
+    classify: C,
+}
+
+impl<F, C> ResponseFuture<F, C> {
+    pub(crate) fn rejected() -> Self {
+        ResponseFuture {
+            response: None,
+            call: None,
+        }
+    }
+
+    pub(crate) fn uncounted(response: F) -> Self {
+        ResponseFuture {
+            response: Some(response),
+            call: None,
+        }
+    }
+
+    pub(crate) fn admitted(
+        response: F,
+        breaker: Arc<Breaker>,
+        permit: Permit,
+        started: Micros,
+        classify: C,
+    ) -> Self {
+        ResponseFuture {
+            response: Some(response),
+            call: Some(InFlight {
+                breaker,
+                permit,
+                started,
+                classify,
+            }),
+        }
+    }
+}
+
+impl<F, C, T, E> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    C: Classify<T, E>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(response) = this.response.as_pin_mut() else {
+            return Poll::Ready(Err(CircuitOpen::new().into()));
+        };
+        let result = ready!(response.poll(cx));
+        let Some(call) = this.call.take() else {
+            return Poll::Ready(result.map_err(Into::into));
+        };
+        let outcome = call.classify.classify(&result);
+        let result = result.map_err(Into::into);
+        let category = match (outcome, &result) {
+            (Outcome::Success, _) => Category::Success,
+            (Outcome::Ignored, _) => Category::Ignored,
+            (Outcome::Failure, Ok(_)) => Category::Failure,
+            (Outcome::Failure, Err(e)) => match ErrorKind::of(&**e) {
+                ErrorKind::Timeout => Category::Timeout,
+                kind if kind.is_rejection() => Category::Rejected,
+                _ => Category::Failure,
+            },
+        };
+        call.breaker.complete(call.permit, category, call.started);
+        Poll::Ready(result)
+    }
+}
+
+impl<F, C> fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("rejected", &self.response.is_none())
+            .field("permit", &self.call.as_ref().map(|c| c.permit))
+            .finish()
+    }
+}

@@ -1,0 +1,115 @@
+//! Reading and steering a breaker at run time.
+
+use super::events::State;
+use super::state::Breaker;
+use crate::window::{Counts, LatencySnapshot};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A cloneable handle to one circuit breaker: read its state and rates, and
+/// force it open or closed at run time without a redeploy.
+///
+/// ```
+/// use rampart::circuit_breaker::{CircuitBreakerLayer, State};
+///
+/// let layer = CircuitBreakerLayer::builder("bookmarks").build()?;
+/// let handle = layer.handle();
+/// assert_eq!(handle.state(), State::Closed);
+///
+/// handle.force_open(); // e.g. from an admin endpoint, during an incident
+/// assert_eq!(handle.state(), State::ForcedOpen);
+/// handle.reset();      // back to closed, with an empty window
+/// assert_eq!(handle.state(), State::Closed);
+/// # Ok::<(), rampart::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerHandle {
+    breaker: Arc<Breaker>,
+}
+
+impl CircuitBreakerHandle {
+    pub(crate) fn new(breaker: Arc<Breaker>) -> Self {
+        CircuitBreakerHandle { breaker }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        self.breaker.name()
+    }
+
+    /// The current state.
+    ///
+    /// An open breaker turns half-open when a call arrives after its open
+    /// time, so with no traffic it reads `Open` past that time; see
+    /// [`retry_after`](Self::retry_after).
+    pub fn state(&self) -> State {
+        self.breaker.state()
+    }
+
+    /// Rejects every call until [`reset`](Self::reset) or another forced
+    /// state (Hystrix's `circuitBreaker.forceOpen`).
+    pub fn force_open(&self) {
+        self.breaker.force(State::ForcedOpen);
+    }
+
+    /// Lets every call through and keeps counting, but never trips
+    /// (Hystrix's `circuitBreaker.forceClosed`).
+    pub fn force_closed(&self) {
+        self.breaker.force(State::ForcedClosed);
+    }
+
+    /// Lets every call through and counts nothing: the breaker costs almost
+    /// nothing until [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.breaker.force(State::Disabled);
+    }
+
+    /// Lets every call through and counts; when a rule would trip the
+    /// breaker, logs it instead. For trying thresholds on live traffic.
+    pub fn metrics_only(&self) {
+        self.breaker.force(State::MetricsOnly);
+    }
+
+    /// Back to [`State::Closed`] with empty windows, from any state.
+    pub fn reset(&self) {
+        self.breaker.reset();
+    }
+
+    /// The counts the trip rules see now (the configured window).
+    pub fn counts(&self) -> Counts {
+        self.breaker.counts()
+    }
+
+    /// Failed calls / calls in the configured window now (0 when empty).
+    pub fn failure_rate(&self) -> f64 {
+        self.counts().failure_rate()
+    }
+
+    /// Slow calls / calls in the configured window now (0 when empty).
+    pub fn slow_call_rate(&self) -> f64 {
+        self.counts().slow_call_rate()
+    }
+
+    /// Failures in a row so far.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.breaker.consecutive_failures()
+    }
+
+    /// Hystrix-style rolling counts over the time window (with a count
+    /// window configured: over the last 10 s), short-circuits included.
+    pub fn rolling_counts(&self) -> Counts {
+        self.breaker.rolling_counts()
+    }
+
+    /// Latencies of the calls in the configured window.
+    pub fn latencies(&self) -> LatencySnapshot {
+        self.breaker.latencies()
+    }
+
+    /// When open: how long until the next call is let through as a probe.
+    /// `None` in every other state (a forced-open breaker waits for a
+    /// person, not a clock).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.breaker.retry_after()
+    }
+}

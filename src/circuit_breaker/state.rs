@@ -1,0 +1,561 @@
+//! The breaker's state machine: a plain, clock-driven value with no Service
+//! in sight, so every transition can be tested on its own.
+//!
+//! Everything a call needs to be admitted lives in one atomic word:
+//!
+//! ```text
+//!  bits 0..3    state tag (Closed, Open, HalfOpen, ForcedOpen, ...)
+//!  bits 3..16   generation: +1 on every transition, so a call admitted in
+//!               an earlier period cannot sway the current one
+//!  bits 16..64  Open: the deadline (µs since the breaker was built)
+//!               HalfOpen: probes admitted (16..32), probes succeeded (32..48)
+//! ```
+//!
+//! A closed breaker admits a call with one load. Transitions are single
+//! compare-and-swaps on the word, so exactly one thread performs each one,
+//! announces it, and resets what it resets. No lock is ever taken.
+
+use super::config::{Listener, WindowKind};
+use super::events::{State, StateChange, TransitionReason};
+use super::telemetry::Telemetry;
+use crate::clock::{Clock, Micros};
+use crate::window::{Category, CountWindow, Counts, LatencySnapshot, Record, TimeWindow};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
+const HALF_OPEN: u64 = 2;
+const FORCED_OPEN: u64 = 3;
+const FORCED_CLOSED: u64 = 4;
+const DISABLED: u64 = 5;
+const METRICS_ONLY: u64 = 6;
+
+const TAG_MASK: u64 = 0b111;
+const GEN_SHIFT: u32 = 3;
+const GEN_MASK: u64 = (1 << 13) - 1;
+const PAYLOAD_SHIFT: u32 = 16;
+const MAX_DEADLINE: Micros = (1 << 48) - 1;
+const ADMITTED_ONE: u64 = 1 << 16;
+const SUCCEEDED_SHIFT: u32 = 32;
+const SUCCEEDED_ONE: u64 = 1 << SUCCEEDED_SHIFT;
+const COUNT_MASK: u64 = 0xFFFF;
+
+fn tag(w: u64) -> u64 {
+    w & TAG_MASK
+}
+fn generation(w: u64) -> u16 {
+    ((w >> GEN_SHIFT) & GEN_MASK) as u16
+}
+fn deadline(w: u64) -> Micros {
+    w >> PAYLOAD_SHIFT
+}
+fn admitted(w: u64) -> u32 {
+    ((w >> PAYLOAD_SHIFT) & COUNT_MASK) as u32
+}
+fn succeeded(w: u64) -> u32 {
+    ((w >> SUCCEEDED_SHIFT) & COUNT_MASK) as u32
+}
+/// The word for `tag` in the generation after `w`'s.
+fn next_word(w: u64, tag: u64, payload: u64) -> u64 {
+    let generation = (u64::from(generation(w)) + 1) & GEN_MASK;
+    tag | generation << GEN_SHIFT | payload << PAYLOAD_SHIFT
+}
+
+fn state_of(w: u64) -> State {
+    match tag(w) {
+        CLOSED => State::Closed,
+        OPEN => State::Open,
+        HALF_OPEN => State::HalfOpen,
+        FORCED_OPEN => State::ForcedOpen,
+        FORCED_CLOSED => State::ForcedClosed,
+        DISABLED => State::Disabled,
+        _ => State::MetricsOnly,
+    }
+}
+
+fn tag_of(state: State) -> u64 {
+    match state {
+        State::Closed => CLOSED,
+        State::Open => OPEN,
+        State::HalfOpen => HALF_OPEN,
+        State::ForcedOpen => FORCED_OPEN,
+        State::ForcedClosed => FORCED_CLOSED,
+        State::Disabled => DISABLED,
+        State::MetricsOnly => METRICS_ONLY,
+    }
+}
+
+/// Validated options, times in microseconds.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) window: WindowKind,
+    pub(crate) min_calls: u64,
+    pub(crate) failure_rate: Option<f64>,
+    pub(crate) slow_call: Option<(Micros, f64)>,
+    pub(crate) consecutive_failures: Option<u32>,
+    pub(crate) open_for: Micros,
+    pub(crate) open_for_max: Option<Micros>,
+    pub(crate) open_for_jitter: f64,
+    pub(crate) probes: u32,
+    pub(crate) probe_timeout: Micros,
+}
+
+/// What a call was admitted as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Permit {
+    /// Counted in the windows; may trip the breaker if `generation` is current.
+    Counted { generation: u16 },
+    /// A half-open probe: its outcome closes or re-opens the breaker.
+    Probe { generation: u16 },
+    /// Disabled breaker: nothing is measured.
+    Uncounted,
+}
+
+/// Keeps a value on its own cache line, away from fields written often.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// One circuit breaker, shared by every service built from its layer.
+pub(crate) struct Breaker {
+    /// Read by every call; written only on transitions and by probes.
+    word: Padded<AtomicU64>,
+    /// Failures in a row (Closed); zeroed by a success.
+    consecutive: Padded<AtomicU32>,
+    /// Set while the window holds fewer than `min_calls` calls and some of
+    /// them failed or were slow: then a success, by bringing the window to
+    /// `min_calls`, can trip the breaker and must be evaluated too.
+    armed: AtomicBool,
+    /// The last window bucket whose start was evaluated (time windows):
+    /// old buckets dropping out can raise a rate without any new failure.
+    evaluated_bucket: AtomicU64,
+    /// Opens since the breaker last closed: the exponent of `open_for` growth.
+    trips: AtomicU32,
+    /// When the current half-open period gives up on its probes.
+    probe_deadline: AtomicU64,
+    /// MetricsOnly: whether "would open" has been logged for the current run.
+    would_open: AtomicBool,
+    name: Arc<str>,
+    settings: Settings,
+    clock: Clock,
+    /// Rolling counts and latencies for rates (time window) and dashboards.
+    stats: TimeWindow,
+    /// The last N calls, when the rates are computed over a count window.
+    decisions: Option<CountWindow>,
+    telemetry: Telemetry,
+    listeners: Box<[Listener]>,
+}
+
+impl std::fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Breaker {
+    pub(crate) fn new(name: Arc<str>, settings: Settings, listeners: Box<[Listener]>) -> Self {
+        let clock = Clock::new();
+        let (bucket_len, buckets) = match settings.window {
+            WindowKind::Time { length, buckets } => {
+                (crate::clock::micros(length) / u64::from(buckets), buckets as usize)
+            }
+            // Dashboards still get Hystrix's rolling 10 s of counts.
+            WindowKind::Count { .. } => (1_000_000, 10),
+        };
+        let decisions = match settings.window {
+            WindowKind::Count { calls } => Some(CountWindow::new(calls as usize)),
+            WindowKind::Time { .. } => None,
+        };
+        Breaker {
+            word: Padded(AtomicU64::new(CLOSED)),
+            consecutive: Padded(AtomicU32::new(0)),
+            armed: AtomicBool::new(false),
+            evaluated_bucket: AtomicU64::new(0),
+            trips: AtomicU32::new(0),
+            probe_deadline: AtomicU64::new(0),
+            would_open: AtomicBool::new(false),
+            telemetry: Telemetry::new(&name),
+            name,
+            stats: TimeWindow::new(bucket_len, buckets, clock.now()),
+            decisions,
+            settings,
+            clock,
+            listeners,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn now(&self) -> Micros {
+        self.clock.now()
+    }
+
+    // ===== admission =====
+
+    /// Whether a call made now would be rejected, without taking a probe
+    /// place. Cheap: one load, plus a clock read when open or half-open.
+    #[inline]
+    pub(crate) fn would_reject(&self) -> bool {
+        let w = self.word.0.load(Ordering::Acquire);
+        match tag(w) {
+            CLOSED | FORCED_CLOSED | METRICS_ONLY | DISABLED => false,
+            OPEN => self.clock.now() < deadline(w),
+            FORCED_OPEN => true,
+            _ => {
+                if admitted(w) < self.settings.probes {
+                    return false;
+                }
+                // Every probe place is taken: give up on probes that have
+                // run past the probe timeout.
+                let now = self.clock.now();
+                if now >= self.probe_deadline.load(Ordering::Relaxed) {
+                    let _ = self.open(w, TransitionReason::ProbeTimedOut, now);
+                }
+                true
+            }
+        }
+    }
+
+    /// Admits a call, or returns `None` to reject it. An open breaker whose
+    /// open time has passed turns half-open here, admitting this call as
+    /// its first probe.
+    #[inline]
+    pub(crate) fn acquire(&self) -> Option<Permit> {
+        let mut w = self.word.0.load(Ordering::Acquire);
+        loop {
+            let (next, permit) = match tag(w) {
+                CLOSED | FORCED_CLOSED | METRICS_ONLY => {
+                    return Some(Permit::Counted {
+                        generation: generation(w),
+                    })
+                }
+                DISABLED => return Some(Permit::Uncounted),
+                FORCED_OPEN => return None,
+                OPEN => {
+                    let now = self.clock.now();
+                    if now < deadline(w) {
+                        return None;
+                    }
+                    // Written before the swap: racing threads write almost
+                    // the same value, and none reads it until half-open.
+                    self.probe_deadline.store(
+                        now.saturating_add(self.settings.probe_timeout),
+                        Ordering::Relaxed,
+                    );
+                    let next = next_word(w, HALF_OPEN, 0) + ADMITTED_ONE;
+                    (next, Permit::Probe { generation: generation(next) })
+                }
+                _ => {
+                    if admitted(w) >= self.settings.probes {
+                        return None;
+                    }
+                    (w + ADMITTED_ONE, Permit::Probe { generation: generation(w) })
+                }
+            };
+            match self.word.0.compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if tag(w) == OPEN {
+                        self.announce(w, next, TransitionReason::OpenElapsed, None);
+                    }
+                    return Some(permit);
+                }
+                Err(current) => w = current,
+            }
+        }
+    }
+
+    /// Counts a call rejected without reaching the dependency.
+    #[inline]
+    pub(crate) fn reject(&self) {
+        self.stats.record_in_latest_bucket(Record::short_circuit());
+        self.telemetry.short_circuit();
+    }
+
+    // ===== outcomes =====
+
+    /// Records the outcome of an admitted call started at `started`.
+    pub(crate) fn complete(&self, permit: Permit, category: Category, started: Micros) {
+        let now = self.clock.now();
+        let latency = now.saturating_sub(started);
+        let slow = self.settings.slow_call.is_some_and(|(bound, _)| latency >= bound);
+        let record = Record::call(category, slow, latency);
+        self.telemetry.call(&record);
+        let bucket = self.stats.record(now, record);
+        if let Some(decisions) = &self.decisions {
+            decisions.record(record);
+        }
+        match permit {
+            Permit::Counted { generation } => self.after_call(generation, record, bucket, now),
+            Permit::Probe { generation } => self.after_probe(generation, record, now),
+            Permit::Uncounted => {}
+        }
+    }
+
+    /// The response future of an admitted call was dropped before it ended.
+    /// A probe counts as failed (see [`TransitionReason::ProbeAbandoned`]);
+    /// any other call counts for nothing.
+    pub(crate) fn abandon(&self, permit: Permit) {
+        if let Permit::Probe { generation: g } = permit {
+            let mut w = self.word.0.load(Ordering::Acquire);
+            while tag(w) == HALF_OPEN && generation(w) == g {
+                match self.open(w, TransitionReason::ProbeAbandoned, self.clock.now()) {
+                    Ok(()) => return,
+                    Err(current) => w = current,
+                }
+            }
+        }
+    }
+
+    fn after_call(&self, g: u16, record: Record, bucket: u64, now: Micros) {
+        let w = self.word.0.load(Ordering::Acquire);
+        if generation(w) != g || !matches!(tag(w), CLOSED | METRICS_ONLY) {
+            return;
+        }
+        let mut evaluate = record.slow || self.armed.load(Ordering::Relaxed);
+        match record.category {
+            Category::Success => {
+                // Read first: a breaker that sees no failures never writes here.
+                if self.consecutive.0.load(Ordering::Relaxed) != 0 {
+                    self.consecutive.0.store(0, Ordering::Relaxed);
+                }
+            }
+            Category::Ignored | Category::ShortCircuited => {}
+            Category::Failure | Category::Timeout | Category::Rejected => {
+                self.consecutive.0.fetch_add(1, Ordering::Relaxed);
+                evaluate = true;
+            }
+        }
+        if self.decisions.is_none()
+            && bucket > self.evaluated_bucket.load(Ordering::Relaxed)
+            && self.evaluated_bucket.fetch_max(bucket, Ordering::Relaxed) < bucket
+        {
+            evaluate = true;
+        }
+        if evaluate {
+            self.evaluate(w, now);
+        }
+    }
+
+    fn after_probe(&self, g: u16, record: Record, now: Micros) {
+        // `slow` is only ever set when the slow-call rule is on.
+        let failed = is_failed(record.category) || record.slow;
+        let mut w = self.word.0.load(Ordering::Acquire);
+        while tag(w) == HALF_OPEN && generation(w) == g {
+            let done = if record.category == Category::Ignored {
+                // Not a verdict: give the place to another call.
+                self.swap(w, w - ADMITTED_ONE)
+            } else if failed {
+                self.open(w, TransitionReason::ProbeFailed, now)
+            } else if succeeded(w) + 1 >= self.settings.probes {
+                self.close(w, TransitionReason::ProbesSucceeded, now)
+            } else {
+                self.swap(w, w + SUCCEEDED_ONE)
+            };
+            match done {
+                Ok(()) => return,
+                Err(current) => w = current,
+            }
+        }
+    }
+
+    /// Applies the trip rules to the window as it is at `now`.
+    fn evaluate(&self, w: u64, now: Micros) {
+        let counts = self.counts_at(now);
+        self.telemetry.rates(&counts);
+        let s = &self.settings;
+        let calls = counts.calls();
+        let mut reason = None;
+        if let Some(limit) = s.consecutive_failures {
+            let count = self.consecutive.0.load(Ordering::Relaxed);
+            if count >= limit {
+                reason = Some(TransitionReason::ConsecutiveFailures { count });
+            }
+        }
+        if calls >= s.min_calls {
+            let failure_rate = counts.failure_rate();
+            let slow_rate = counts.slow_call_rate();
+            if reason.is_none() && s.failure_rate.is_some_and(|t| failure_rate >= t) {
+                reason = Some(TransitionReason::FailureRate { rate: failure_rate });
+            }
+            if reason.is_none() && s.slow_call.is_some_and(|(_, t)| slow_rate >= t) {
+                reason = Some(TransitionReason::SlowCallRate { rate: slow_rate });
+            }
+        }
+        self.armed.store(
+            calls < s.min_calls && (counts.failed() > 0 || counts.slow > 0),
+            Ordering::Relaxed,
+        );
+        let Some(reason) = reason else {
+            self.would_open.store(false, Ordering::Relaxed);
+            return;
+        };
+        if tag(w) == METRICS_ONLY {
+            if !self.would_open.swap(true, Ordering::Relaxed) {
+                self.telemetry.would_open(&self.name, reason);
+            }
+        } else {
+            let _ = self.open(w, reason, now);
+        }
+    }
+
+    // ===== transitions =====
+
+    fn swap(&self, from: u64, to: u64) -> Result<(), u64> {
+        self.word
+            .0
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .map(drop)
+    }
+
+    fn open(&self, from: u64, reason: TransitionReason, now: Micros) -> Result<(), u64> {
+        let open_for = self.open_duration(self.trips.load(Ordering::Relaxed));
+        let until = now.saturating_add(open_for).min(MAX_DEADLINE);
+        let to = next_word(from, OPEN, until);
+        self.swap(from, to)?;
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        self.armed.store(false, Ordering::Relaxed);
+        self.announce(from, to, reason, Some(Duration::from_micros(open_for)));
+        Ok(())
+    }
+
+    fn close(&self, from: u64, reason: TransitionReason, now: Micros) -> Result<(), u64> {
+        let to = next_word(from, CLOSED, 0);
+        self.swap(from, to)?;
+        self.fresh_start(now);
+        self.announce(from, to, reason, None);
+        Ok(())
+    }
+
+    /// Empties the windows and forgets past trips.
+    fn fresh_start(&self, now: Micros) {
+        self.stats.reset(now);
+        if let Some(decisions) = &self.decisions {
+            decisions.reset();
+        }
+        self.consecutive.0.store(0, Ordering::Relaxed);
+        self.armed.store(false, Ordering::Relaxed);
+        self.would_open.store(false, Ordering::Relaxed);
+        self.trips.store(0, Ordering::Relaxed);
+        self.evaluated_bucket
+            .store(now / self.stats.bucket_len(), Ordering::Relaxed);
+    }
+
+    /// `open_for`, doubled per earlier trip up to `open_for_max`, jittered.
+    fn open_duration(&self, trips: u32) -> Micros {
+        let s = &self.settings;
+        let mut d = s.open_for as f64;
+        if let Some(max) = s.open_for_max {
+            d = (d * 2f64.powi(trips.min(64) as i32)).min(max as f64);
+        }
+        if s.open_for_jitter > 0.0 {
+            d *= 1.0 + rand::random_range(-s.open_for_jitter..=s.open_for_jitter);
+        }
+        let cap = s.open_for_max.unwrap_or(MAX_DEADLINE) as f64;
+        d.clamp(1_000.0, cap) as Micros
+    }
+
+    fn announce(&self, from: u64, to: u64, reason: TransitionReason, open_for: Option<Duration>) {
+        let (from, to) = (state_of(from), state_of(to));
+        self.telemetry.transition(&self.name, from, to, reason, open_for);
+        if !self.listeners.is_empty() {
+            let change = StateChange {
+                name: self.name.clone(),
+                from,
+                to,
+                reason,
+                open_for,
+            };
+            for listener in self.listeners.iter() {
+                listener(&change);
+            }
+        }
+    }
+
+    // ===== the handle's view =====
+
+    pub(crate) fn state(&self) -> State {
+        state_of(self.word.0.load(Ordering::Acquire))
+    }
+
+    /// Moves to `state` (any but Closed, Open and HalfOpen), by hand.
+    pub(crate) fn force(&self, state: State) {
+        let tag = tag_of(state);
+        let mut w = self.word.0.load(Ordering::Acquire);
+        while self::tag(w) != tag {
+            let to = next_word(w, tag, 0);
+            match self.swap(w, to) {
+                Ok(()) => {
+                    self.announce(w, to, TransitionReason::Manual, None);
+                    return;
+                }
+                Err(current) => w = current,
+            }
+        }
+    }
+
+    /// Back to Closed with empty windows, whatever the state.
+    pub(crate) fn reset(&self) {
+        let mut w = self.word.0.load(Ordering::Acquire);
+        loop {
+            let to = next_word(w, CLOSED, 0);
+            match self.swap(w, to) {
+                Ok(()) => {
+                    self.fresh_start(self.clock.now());
+                    if tag(w) != CLOSED {
+                        self.announce(w, to, TransitionReason::Manual, None);
+                    }
+                    return;
+                }
+                Err(current) => w = current,
+            }
+        }
+    }
+
+    /// The counts the trip rules see now.
+    pub(crate) fn counts(&self) -> Counts {
+        self.counts_at(self.clock.now())
+    }
+
+    fn counts_at(&self, now: Micros) -> Counts {
+        match &self.decisions {
+            Some(decisions) => decisions.counts(),
+            None => self.stats.counts(now),
+        }
+    }
+
+    /// Hystrix-style rolling counts (the time window, short-circuits included).
+    pub(crate) fn rolling_counts(&self) -> Counts {
+        self.stats.counts(self.clock.now())
+    }
+
+    /// Latencies over the rates' window.
+    pub(crate) fn latencies(&self) -> LatencySnapshot {
+        match &self.decisions {
+            Some(decisions) => decisions.latencies(),
+            None => self.stats.latencies(self.clock.now()),
+        }
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        self.consecutive.0.load(Ordering::Relaxed)
+    }
+
+    /// How long until an open breaker lets a probe through.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        let w = self.word.0.load(Ordering::Acquire);
+        (tag(w) == OPEN)
+            .then(|| Duration::from_micros(deadline(w).saturating_sub(self.clock.now())))
+    }
+}
+
+fn is_failed(category: Category) -> bool {
+    matches!(category, Category::Failure | Category::Timeout | Category::Rejected)
+}

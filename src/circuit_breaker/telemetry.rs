@@ -1,0 +1,107 @@
+//! What a breaker reports: metrics through handles taken at build time, and
+//! `tracing` events on state changes.
+
+use super::events::{State, TransitionReason};
+use crate::metrics::{
+    duration_histogram, event_counter, named_gauge, CIRCUIT_BREAKER_FAILURE_RATE,
+    CIRCUIT_BREAKER_SLOW_CALL_RATE, CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
+    LABEL_NAME,
+};
+use crate::window::{Category, Counts, Record};
+use metrics::{Counter, Gauge, Histogram};
+use std::time::Duration;
+
+const LAYER: &str = "circuit_breaker";
+
+/// One event counter per [`Category`], in its order.
+const EVENTS: [&str; 6] = ["success", "failure", "timeout", "rejected", "ignored", "short_circuited"];
+
+#[derive(Debug)]
+pub(crate) struct Telemetry {
+    events: [Counter; 6],
+    slow: Counter,
+    duration: Histogram,
+    state: Gauge,
+    failure_rate: Gauge,
+    slow_call_rate: Gauge,
+}
+
+impl Telemetry {
+    pub(crate) fn new(name: &str) -> Self {
+        let t = Telemetry {
+            events: EVENTS.map(|event| event_counter(LAYER, name, event)),
+            slow: event_counter(LAYER, name, "slow_call"),
+            duration: duration_histogram(LAYER, name),
+            state: named_gauge(CIRCUIT_BREAKER_STATE, name),
+            failure_rate: named_gauge(CIRCUIT_BREAKER_FAILURE_RATE, name),
+            slow_call_rate: named_gauge(CIRCUIT_BREAKER_SLOW_CALL_RATE, name),
+        };
+        t.state.set(State::Closed.gauge());
+        t
+    }
+
+    #[inline]
+    pub(crate) fn call(&self, record: &Record) {
+        self.events[record.category as usize].increment(1);
+        if record.slow {
+            self.slow.increment(1);
+        }
+        if let Some(us) = record.latency {
+            self.duration.record(us as f64 / 1e6);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn short_circuit(&self) {
+        self.events[Category::ShortCircuited as usize].increment(1);
+    }
+
+    pub(crate) fn rates(&self, counts: &Counts) {
+        self.failure_rate.set(counts.failure_rate());
+        self.slow_call_rate.set(counts.slow_call_rate());
+    }
+
+    pub(crate) fn transition(
+        &self,
+        name: &str,
+        from: State,
+        to: State,
+        reason: TransitionReason,
+        open_for: Option<Duration>,
+    ) {
+        self.state.set(to.gauge());
+        // A state change is rare: looking the counter up here keeps 49
+        // from/to pairs out of every breaker's build.
+        metrics::counter!(
+            CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
+            LABEL_NAME => name.to_owned(),
+            "from" => from.as_str(),
+            "to" => to.as_str()
+        )
+        .increment(1);
+        match to {
+            State::Open | State::ForcedOpen => tracing::warn!(
+                breaker = name,
+                from = from.as_str(),
+                reason = reason.as_str(),
+                open_for = ?open_for,
+                "circuit breaker opened"
+            ),
+            _ => tracing::info!(
+                breaker = name,
+                from = from.as_str(),
+                to = to.as_str(),
+                reason = reason.as_str(),
+                "circuit breaker changed state"
+            ),
+        }
+    }
+
+    pub(crate) fn would_open(&self, name: &str, reason: TransitionReason) {
+        tracing::info!(
+            breaker = name,
+            reason = reason.as_str(),
+            "circuit breaker would open (metrics only)"
+        );
+    }
+}

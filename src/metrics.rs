@@ -1,0 +1,57 @@
+//! Metric names and labels, defined once; handles resolved when a layer is
+//! built, so a call does no registry lookup and no allocation.
+//!
+//! rampart reports through the [`metrics`](https://docs.rs/metrics) facade:
+//! install a recorder (e.g. `metrics-exporter-prometheus`) **before** building
+//! layers, since handles are taken from the recorder present at build time.
+//!
+//! | name | kind | labels | meaning |
+//! |---|---|---|---|
+//! | `rampart_events_total` | counter | `layer`, `name`, `event` | one per call outcome or rejection |
+//! | `rampart_call_duration_seconds` | histogram | `layer`, `name` | latency of calls that reached the dependency |
+//! | `rampart_circuit_breaker_state` | gauge | `name` | 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed, 5 disabled, 6 metrics only |
+//! | `rampart_circuit_breaker_failure_rate` | gauge | `name` | failure rate (0–1) at the last evaluation |
+//! | `rampart_circuit_breaker_slow_call_rate` | gauge | `name` | slow-call rate (0–1) at the last evaluation |
+//! | `rampart_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` | state changes |
+//!
+//! `event` values for `layer="circuit_breaker"` follow Hystrix's event types:
+//! `success`, `failure`, `timeout`, `rejected` (by a bulkhead beneath the
+//! breaker), `ignored`, `short_circuited`, and `slow_call` (counted in
+//! addition to the call's outcome).
+
+use metrics::{Counter, Gauge, Histogram};
+
+/// Counter of events, labelled `layer`, `name`, `event`.
+pub const EVENTS_TOTAL: &str = "rampart_events_total";
+/// Histogram of call latency in seconds, labelled `layer`, `name`.
+pub const CALL_DURATION_SECONDS: &str = "rampart_call_duration_seconds";
+/// Gauge of a breaker's state, labelled `name`.
+pub const CIRCUIT_BREAKER_STATE: &str = "rampart_circuit_breaker_state";
+/// Gauge of a breaker's failure rate, labelled `name`.
+pub const CIRCUIT_BREAKER_FAILURE_RATE: &str = "rampart_circuit_breaker_failure_rate";
+/// Gauge of a breaker's slow-call rate, labelled `name`.
+pub const CIRCUIT_BREAKER_SLOW_CALL_RATE: &str = "rampart_circuit_breaker_slow_call_rate";
+/// Counter of a breaker's state changes, labelled `name`, `from`, `to`.
+pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL: &str = "rampart_circuit_breaker_transitions_total";
+
+/// Label: which kind of layer (`circuit_breaker`, ...).
+pub const LABEL_LAYER: &str = "layer";
+/// Label: the layer's name, as given to its builder.
+pub const LABEL_NAME: &str = "name";
+/// Label: what happened.
+pub const LABEL_EVENT: &str = "event";
+
+/// An event counter for one layer instance.
+pub(crate) fn event_counter(layer: &'static str, name: &str, event: &'static str) -> Counter {
+    metrics::counter!(EVENTS_TOTAL, LABEL_LAYER => layer, LABEL_NAME => name.to_owned(), LABEL_EVENT => event)
+}
+
+/// The latency histogram for one layer instance.
+pub(crate) fn duration_histogram(layer: &'static str, name: &str) -> Histogram {
+    metrics::histogram!(CALL_DURATION_SECONDS, LABEL_LAYER => layer, LABEL_NAME => name.to_owned())
+}
+
+/// A gauge labelled with a layer instance's name.
+pub(crate) fn named_gauge(metric: &'static str, name: &str) -> Gauge {
+    metrics::gauge!(metric, LABEL_NAME => name.to_owned())
+}
