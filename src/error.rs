@@ -200,7 +200,12 @@ impl Validator {
     }
 
     /// Records a violation of `field` unless `ok`.
-    pub(crate) fn check(&mut self, ok: bool, field: &'static str, message: impl FnOnce() -> String) {
+    pub(crate) fn check(
+        &mut self,
+        ok: bool,
+        field: &'static str,
+        message: impl FnOnce() -> String,
+    ) {
         if !ok {
             self.violations.push(Violation {
                 field,

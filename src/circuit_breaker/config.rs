@@ -232,7 +232,10 @@ impl<C> Builder<C> {
     /// Calls `listener` on every state change, on the task that caused it
     /// (keep it short). Every change is also logged through `tracing` and
     /// counted in metrics, listener or not.
-    pub fn on_state_change(mut self, listener: impl Fn(&StateChange) + Send + Sync + 'static) -> Self {
+    pub fn on_state_change(
+        mut self,
+        listener: impl Fn(&StateChange) + Send + Sync + 'static,
+    ) -> Self {
         self.listeners.push(Arc::new(listener));
         self
     }
@@ -258,7 +261,10 @@ impl<C> Builder<C> {
             probe_timeout: micros(self.probe_timeout),
         };
         let breaker = Breaker::new(self.name.into(), settings, self.listeners.into());
-        Ok(CircuitBreakerLayer::from_parts(Arc::new(breaker), self.classify))
+        Ok(CircuitBreakerLayer::from_parts(
+            Arc::new(breaker),
+            self.classify,
+        ))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -274,7 +280,7 @@ impl<C> Builder<C> {
                 v.check((1..=MAX_BUCKETS).contains(&buckets), "window", || {
                     format!("buckets must be from 1 to {MAX_BUCKETS}, got {buckets}")
                 });
-                if buckets > 0 {
+                if (1..=MAX_BUCKETS).contains(&buckets) && length >= Duration::from_millis(1) {
                     let us = micros(length);
                     v.check(
                         us % u64::from(buckets) == 0 && us / u64::from(buckets) >= 1_000,
@@ -287,14 +293,21 @@ impl<C> Builder<C> {
                 v.check((1..=MAX_WINDOW_CALLS).contains(&calls), "window", || {
                     format!("calls must be from 1 to {MAX_WINDOW_CALLS}, got {calls}")
                 });
-                v.check(self.min_calls <= calls, "min_calls", || {
-                    format!("must not exceed the window's {calls} calls, got {}", self.min_calls)
+                v.check(calls == 0 || self.min_calls <= calls, "min_calls", || {
+                    format!(
+                        "must not exceed the window's {calls} calls, got {}",
+                        self.min_calls
+                    )
                 });
             }
         }
-        v.check(self.min_calls >= 1, "min_calls", || "must be at least 1, got 0".into());
+        v.check(self.min_calls >= 1, "min_calls", || {
+            "must be at least 1, got 0".into()
+        });
         if let Some(rate) = self.failure_rate {
-            v.check(rate > 0.0 && rate <= 1.0, "failure_rate", || format!("must be in (0, 1], got {rate}"));
+            v.check(rate > 0.0 && rate <= 1.0, "failure_rate", || {
+                format!("must be in (0, 1], got {rate}")
+            });
         }
         if let Some((slower_than, rate)) = self.slow_call {
             v.check(
@@ -302,19 +315,30 @@ impl<C> Builder<C> {
                 "slow_call",
                 || format!("duration must be from 1 µs to a year, got {slower_than:?}"),
             );
-            v.check(rate > 0.0 && rate <= 1.0, "slow_call", || format!("rate must be in (0, 1], got {rate}"));
+            v.check(rate > 0.0 && rate <= 1.0, "slow_call", || {
+                format!("rate must be in (0, 1], got {rate}")
+            });
         }
         if let Some(n) = self.consecutive_failures {
-            v.check(n >= 1, "consecutive_failures", || "must be at least 1, got 0".into());
+            v.check(n >= 1, "consecutive_failures", || {
+                "must be at least 1, got 0".into()
+            });
         }
         let in_range = |d: Duration| d >= Duration::from_millis(1) && d <= MAX_DURATION;
         v.check(in_range(self.open_for), "open_for", || {
             format!("must be from 1 ms to a year, got {:?}", self.open_for)
         });
         if let Some(max) = self.open_for_max {
-            v.check(max >= self.open_for && max <= MAX_DURATION, "open_for_max", || {
-                format!("must be from open_for ({:?}) to a year, got {max:?}", self.open_for)
-            });
+            v.check(
+                max >= self.open_for && max <= MAX_DURATION,
+                "open_for_max",
+                || {
+                    format!(
+                        "must be from open_for ({:?}) to a year, got {max:?}",
+                        self.open_for
+                    )
+                },
+            );
         }
         v.check(
             (0.0..=1.0).contains(&self.open_for_jitter),

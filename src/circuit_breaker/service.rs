@@ -109,7 +109,11 @@ where
 impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
     fn clone(&self) -> Self {
         // A clone has not been polled ready: it must not inherit a rejection.
-        CircuitBreaker::new(self.inner.clone(), self.breaker.clone(), self.classify.clone())
+        CircuitBreaker::new(
+            self.inner.clone(),
+            self.breaker.clone(),
+            self.classify.clone(),
+        )
     }
 }
 

@@ -162,9 +162,10 @@ impl Breaker {
     pub(crate) fn new(name: Arc<str>, settings: Settings, listeners: Box<[Listener]>) -> Self {
         let clock = Clock::new();
         let (bucket_len, buckets) = match settings.window {
-            WindowKind::Time { length, buckets } => {
-                (crate::clock::micros(length) / u64::from(buckets), buckets as usize)
-            }
+            WindowKind::Time { length, buckets } => (
+                crate::clock::micros(length) / u64::from(buckets),
+                buckets as usize,
+            ),
             // Dashboards still get Hystrix's rolling 10 s of counts.
             WindowKind::Count { .. } => (1_000_000, 10),
         };
@@ -251,16 +252,30 @@ impl Breaker {
                         Ordering::Relaxed,
                     );
                     let next = next_word(w, HALF_OPEN, 0) + ADMITTED_ONE;
-                    (next, Permit::Probe { generation: generation(next) })
+                    (
+                        next,
+                        Permit::Probe {
+                            generation: generation(next),
+                        },
+                    )
                 }
                 _ => {
                     if admitted(w) >= self.settings.probes {
                         return None;
                     }
-                    (w + ADMITTED_ONE, Permit::Probe { generation: generation(w) })
+                    (
+                        w + ADMITTED_ONE,
+                        Permit::Probe {
+                            generation: generation(w),
+                        },
+                    )
                 }
             };
-            match self.word.0.compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .word
+                .0
+                .compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => {
                     if tag(w) == OPEN {
                         self.announce(w, next, TransitionReason::OpenElapsed, None);
@@ -285,7 +300,10 @@ impl Breaker {
     pub(crate) fn complete(&self, permit: Permit, category: Category, started: Micros) {
         let now = self.clock.now();
         let latency = now.saturating_sub(started);
-        let slow = self.settings.slow_call.is_some_and(|(bound, _)| latency >= bound);
+        let slow = self
+            .settings
+            .slow_call
+            .is_some_and(|(bound, _)| latency >= bound);
         let record = Record::call(category, slow, latency);
         self.telemetry.call(&record);
         let bucket = self.stats.record(now, record);
@@ -464,7 +482,8 @@ impl Breaker {
 
     fn announce(&self, from: u64, to: u64, reason: TransitionReason, open_for: Option<Duration>) {
         let (from, to) = (state_of(from), state_of(to));
-        self.telemetry.transition(&self.name, from, to, reason, open_for);
+        self.telemetry
+            .transition(&self.name, from, to, reason, open_for);
         if !self.listeners.is_empty() {
             let change = StateChange {
                 name: self.name.clone(),
@@ -557,5 +576,8 @@ impl Breaker {
 }
 
 fn is_failed(category: Category) -> bool {
-    matches!(category, Category::Failure | Category::Timeout | Category::Rejected)
+    matches!(
+        category,
+        Category::Failure | Category::Timeout | Category::Rejected
+    )
 }

@@ -14,7 +14,14 @@ use std::time::Duration;
 const LAYER: &str = "circuit_breaker";
 
 /// One event counter per [`Category`], in its order.
-const EVENTS: [&str; 6] = ["success", "failure", "timeout", "rejected", "ignored", "short_circuited"];
+const EVENTS: [&str; 6] = [
+    "success",
+    "failure",
+    "timeout",
+    "rejected",
+    "ignored",
+    "short_circuited",
+];
 
 #[derive(Debug)]
 pub(crate) struct Telemetry {

@@ -49,7 +49,10 @@ impl CountWindow {
     /// Puts `record` in the window, pushing out the oldest call once full.
     #[inline]
     pub(crate) fn record(&self, record: Record) {
-        if matches!(record.category, Category::Ignored | Category::ShortCircuited) {
+        if matches!(
+            record.category,
+            Category::Ignored | Category::ShortCircuited
+        ) {
             return;
         }
         let entry = encode(&record);
@@ -85,7 +88,9 @@ impl CountWindow {
     }
 
     pub(crate) fn counts(&self) -> Counts {
-        Counts::from_tallies(&std::array::from_fn(|i| self.tallies[i].load(Ordering::Relaxed)))
+        Counts::from_tallies(&std::array::from_fn(|i| {
+            self.tallies[i].load(Ordering::Relaxed)
+        }))
     }
 
     pub(crate) fn latencies(&self) -> LatencySnapshot {
@@ -137,7 +142,11 @@ mod tests {
                 let w = w.clone();
                 std::thread::spawn(move || {
                     for i in 0..10_000u64 {
-                        let cat = if (i + t) % 2 == 0 { Category::Failure } else { Category::Success };
+                        let cat = if (i + t) % 2 == 0 {
+                            Category::Failure
+                        } else {
+                            Category::Success
+                        };
                         w.record(Record::call(cat, false, i));
                     }
                 })
@@ -150,7 +159,10 @@ mod tests {
         let c = w.counts();
         assert_eq!(c.calls(), 100);
         let in_ring: Vec<u64> = w.slots.iter().map(|s| s.load(Ordering::Relaxed)).collect();
-        let failures = in_ring.iter().filter(|&&e| (e >> 1) & 0b111 == Category::Failure as u64).count();
+        let failures = in_ring
+            .iter()
+            .filter(|&&e| (e >> 1) & 0b111 == Category::Failure as u64)
+            .count();
         assert_eq!(c.failures, failures as u64);
         assert_eq!(w.latencies().count(), 100);
     }

@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(s.mean(), Duration::from_micros(50_500));
         let close = |p: f64, want_ms: f64| {
             let got = s.percentile(p).as_secs_f64() * 1000.0;
-            assert!((got - want_ms).abs() <= want_ms * 0.0625, "p{p}: {got} ms, want {want_ms}");
+            assert!(
+                (got - want_ms).abs() <= want_ms * 0.0625,
+                "p{p}: {got} ms, want {want_ms}"
+            );
         };
         close(0.0, 1.0);
         close(50.0, 50.0);

@@ -266,7 +266,11 @@ mod tests {
                     for i in 0..10_000u64 {
                         // All threads cross the same bucket boundaries.
                         let now = i * 500;
-                        let cat = if (i + t) % 3 == 0 { Category::Failure } else { Category::Success };
+                        let cat = if (i + t) % 3 == 0 {
+                            Category::Failure
+                        } else {
+                            Category::Success
+                        };
                         w.record(now, Record::call(cat, i % 7 == 0, i));
                     }
                 })
@@ -282,7 +286,10 @@ mod tests {
             .map(|t| (0..10_000u64).filter(|i| (i + t) % 3 == 0).count() as u64)
             .sum();
         assert_eq!(c.failures, expected_failures);
-        assert_eq!(c.slow, 4 * (0..10_000u64).filter(|i| i % 7 == 0).count() as u64);
+        assert_eq!(
+            c.slow,
+            4 * (0..10_000u64).filter(|i| i % 7 == 0).count() as u64
+        );
         assert_eq!(w.latencies(4_999_500).count(), 40_000);
     }
 
