@@ -137,7 +137,8 @@ fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
 /// assert!(err.names("probes"));
 /// assert!(err.to_string().contains("failure_rate must be in (0, 1], got 1.5"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration for {component}: {}", list(violations))]
 pub struct ConfigError {
     component: String,
     violations: Vec<Violation>,
@@ -169,20 +170,13 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration for {}: ", self.component)?;
-        for (i, v) in self.violations.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{} {}", v.field, v.message)?;
-        }
-        Ok(())
-    }
+fn list(violations: &[Violation]) -> String {
+    let each: Vec<String> = violations
+        .iter()
+        .map(|v| format!("{} {}", v.field, v.message))
+        .collect();
+    each.join("; ")
 }
-
-impl StdError for ConfigError {}
 
 /// Collects violations while a builder checks its options.
 #[derive(Debug)]

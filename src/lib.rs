@@ -42,3 +42,8 @@ pub mod metrics;
 pub mod window;
 
 pub use error::{BoxError, ConfigError, ErrorKind};
+
+/// The README's code blocks, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,7 +1,5 @@
 //! The breaker's own failure.
 
-use std::fmt;
-
 /// The circuit breaker rejected the call without calling the dependency: it
 /// is open, forced open, or half-open with every probe place taken.
 ///
@@ -11,7 +9,8 @@ use std::fmt;
 /// ([`state`](super::CircuitBreakerHandle::state),
 /// [`retry_after`](super::CircuitBreakerHandle::retry_after)); to recognise it
 /// in a boxed error, use [`ErrorKind::of`](crate::ErrorKind::of).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
+#[error("circuit breaker is open")]
 pub struct CircuitOpen {
     _p: (),
 }
@@ -22,11 +21,3 @@ impl CircuitOpen {
         CircuitOpen { _p: () }
     }
 }
-
-impl fmt::Display for CircuitOpen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("circuit breaker is open")
-    }
-}
-
-impl std::error::Error for CircuitOpen {}
