@@ -39,6 +39,7 @@ pub mod circuit_breaker;
 pub(crate) mod clock;
 pub mod error;
 pub mod metrics;
+pub(crate) mod shard;
 pub mod window;
 
 pub use error::{BoxError, ConfigError, ErrorKind};

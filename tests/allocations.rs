@@ -272,13 +272,8 @@ fn half_open_rejections_do_not_allocate() {
 }
 
 /// The closed path once per window bucket: the first call in a new bucket
-/// moves the window on. Ignored while it fails: `TimeWindow::advance_slow`
-/// sums the shards' totals into a `Vec` (`TimeWindow::totals`, in
-/// src/window/time.rs), one allocation per bucket (per second with the
-/// default 10 s / 10 buckets window), not per call. Run it with
-/// `cargo test --test allocations -- --ignored`.
+/// moves the window on, summing the shards' totals (on the stack).
 #[test]
-#[ignore = "rampart allocates once per window bucket change (TimeWindow::totals)"]
 fn closed_calls_across_buckets_do_not_allocate() {
     let _serial = serial();
     let rt = paused_runtime();

@@ -598,7 +598,10 @@ async fn dropping_calls_in_flight_loses_nothing_and_counts_nothing() {
     assert_eq!(rig.handle.state(), State::Open);
     // Forced and manual states: same.
     rig.handle.force_open();
-    assert!(rig.svc.poll_ready(&mut Context::from_waker(&waker)).is_ready());
+    assert!(rig
+        .svc
+        .poll_ready(&mut Context::from_waker(&waker))
+        .is_ready());
     drop(rig.svc.call(Req::Ok));
     rig.handle.force_closed();
     drop(rig.start(Req::Hang));
@@ -607,7 +610,11 @@ async fn dropping_calls_in_flight_loses_nothing_and_counts_nothing() {
     rig.handle.disable();
     drop(rig.start(Req::Hang));
     assert_eq!(rig.handle.state(), State::Disabled);
-    assert_eq!(rig.handle.counts().failures, 1, "only the completed failure");
+    assert_eq!(
+        rig.handle.counts().failures,
+        1,
+        "only the completed failure"
+    );
     // Half-open: see `a_dropped_probe_reopens_the_breaker_instead_of_wedging_it`.
 }
 

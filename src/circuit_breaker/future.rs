@@ -4,6 +4,7 @@ use super::classify::{Classify, Outcome};
 use super::error::CircuitOpen;
 use super::state::{Breaker, Permit};
 use crate::clock::Micros;
+use crate::shard::Lane;
 use crate::window::Category;
 use crate::{BoxError, ErrorKind};
 use pin_project_lite::pin_project;
@@ -42,7 +43,7 @@ pin_project! {
 
 /// What is needed to record an admitted call's outcome.
 struct InFlight<C> {
-    breaker: Arc<Breaker>,
+    breaker: Arc<Lane<Breaker>>,
     permit: Permit,
     started: Micros,
     classify: C,
@@ -65,7 +66,7 @@ impl<F, C> ResponseFuture<F, C> {
 
     pub(crate) fn admitted(
         response: F,
-        breaker: Arc<Breaker>,
+        breaker: Arc<Lane<Breaker>>,
         permit: Permit,
         started: Micros,
         classify: C,

@@ -5,6 +5,7 @@ use super::config::Builder;
 use super::handle::CircuitBreakerHandle;
 use super::service::CircuitBreaker;
 use super::state::Breaker;
+use crate::shard::Lanes;
 use std::fmt;
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -16,7 +17,7 @@ use tower_layer::Layer;
 /// [module docs](super) for an example.
 #[derive(Clone)]
 pub struct CircuitBreakerLayer<C = DefaultClassifier> {
-    breaker: Arc<Breaker>,
+    breaker: Arc<Lanes<Breaker>>,
     classify: C,
 }
 
@@ -30,12 +31,15 @@ impl CircuitBreakerLayer {
 
 impl<C> CircuitBreakerLayer<C> {
     pub(crate) fn from_parts(breaker: Arc<Breaker>, classify: C) -> Self {
-        CircuitBreakerLayer { breaker, classify }
+        CircuitBreakerLayer {
+            breaker: Arc::new(Lanes::new(breaker)),
+            classify,
+        }
     }
 
     /// A handle to the shared breaker: read its state and rates, or force it.
     pub fn handle(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle::new(self.breaker.clone())
+        CircuitBreakerHandle::new(self.breaker.shared().clone())
     }
 }
 
@@ -50,7 +54,7 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
 impl<C> fmt::Debug for CircuitBreakerLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
-            .field("breaker", &self.breaker)
+            .field("breaker", self.breaker.shared())
             .finish_non_exhaustive()
     }
 }

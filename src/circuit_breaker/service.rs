@@ -4,6 +4,7 @@ use super::classify::{Classify, DefaultClassifier};
 use super::future::ResponseFuture;
 use super::handle::CircuitBreakerHandle;
 use super::state::{Breaker, Permit};
+use crate::shard::Lanes;
 use crate::BoxError;
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tower_service::Service;
 /// `call` resolves to [`CircuitOpen`](super::CircuitOpen).
 pub struct CircuitBreaker<S, C = DefaultClassifier> {
     inner: S,
-    breaker: Arc<Breaker>,
+    breaker: Arc<Lanes<Breaker>>,
     classify: C,
     /// `poll_ready` saw the breaker rejecting and did not wait for `inner`:
     /// the next call is rejected.
@@ -29,7 +30,7 @@ pub struct CircuitBreaker<S, C = DefaultClassifier> {
 // ===== impl CircuitBreaker =====
 
 impl<S, C> CircuitBreaker<S, C> {
-    pub(crate) fn new(inner: S, breaker: Arc<Breaker>, classify: C) -> Self {
+    pub(crate) fn new(inner: S, breaker: Arc<Lanes<Breaker>>, classify: C) -> Self {
         CircuitBreaker {
             inner,
             breaker,
@@ -40,7 +41,7 @@ impl<S, C> CircuitBreaker<S, C> {
 
     /// A handle to the breaker this service shares.
     pub fn handle(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle::new(self.breaker.clone())
+        CircuitBreakerHandle::new(self.breaker.shared().clone())
     }
 
     /// The inner service.
@@ -71,7 +72,7 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.breaker.would_reject() {
+        if self.breaker.shared().would_reject() {
             self.reject_next = true;
             return Poll::Ready(Ok(()));
         }
@@ -81,22 +82,23 @@ where
 
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
+        let breaker = self.breaker.shared();
         let permit = if std::mem::take(&mut self.reject_next) {
             None
         } else {
-            self.breaker.acquire()
+            breaker.acquire()
         };
         match permit {
             None => {
-                self.breaker.reject();
+                breaker.reject();
                 ResponseFuture::rejected()
             }
             Some(Permit::Uncounted) => ResponseFuture::uncounted(self.inner.call(request)),
             Some(permit) => {
-                let started = self.breaker.now();
+                let started = breaker.now();
                 ResponseFuture::admitted(
                     self.inner.call(request),
-                    self.breaker.clone(),
+                    self.breaker.pick(),
                     permit,
                     started,
                     self.classify.clone(),
@@ -121,7 +123,7 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
-            .field("breaker", &self.breaker)
+            .field("breaker", self.breaker.shared())
             .finish_non_exhaustive()
     }
 }

@@ -20,7 +20,6 @@
 
 mod count;
 mod histogram;
-mod shard;
 mod time;
 
 pub(crate) use count::CountWindow;

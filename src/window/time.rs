@@ -1,9 +1,9 @@
 //! The time-based rolling window.
 
 use super::histogram::{bucket_of, AtomicHistogram, BUCKETS};
-use super::shard::{shard_count, thread_hint};
 use super::{Counts, LatencySnapshot, Record, LATENCY_SUM, SLOW, TALLIES};
 use crate::clock::Micros;
+use crate::shard::{shard_count, thread_hint};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Totals since creation, for the threads that map to one shard.
@@ -26,7 +26,7 @@ struct Mark {
 /// The summed totals of all shards at one moment.
 struct Totals {
     tallies: [u64; TALLIES],
-    latencies: Vec<u32>,
+    latencies: [u32; BUCKETS],
 }
 
 /// A rolling window of `buckets` buckets of `bucket_len` microseconds each.
@@ -180,7 +180,9 @@ impl TimeWindow {
 
     fn totals(&self) -> Totals {
         let mut tallies = [0u64; TALLIES];
-        let mut latencies = vec![0u32; BUCKETS];
+        // On the stack: a call that starts a bucket computes these and must
+        // not allocate.
+        let mut latencies = [0u32; BUCKETS];
         for shard in self.shards.iter() {
             for (t, a) in tallies.iter_mut().zip(&shard.tallies) {
                 *t += a.load(Ordering::Relaxed);
