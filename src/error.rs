@@ -40,6 +40,9 @@ pub enum ErrorKind {
     /// A circuit breaker was open (or its half-open probes were taken) and
     /// short-circuited the call: the dependency was not called.
     CircuitOpen,
+    /// A bulkhead was full and rejected the call: the dependency was not
+    /// called.
+    BulkheadFull,
     /// A timeout elapsed before the inner service answered.
     Timeout,
     /// Any other error: the inner service's own failure.
@@ -56,6 +59,10 @@ impl ErrorKind {
             if e.is::<crate::circuit_breaker::CircuitOpen>() {
                 return ErrorKind::CircuitOpen;
             }
+            #[cfg(feature = "bulkhead")]
+            if e.is::<crate::bulkhead::BulkheadFull>() {
+                return ErrorKind::BulkheadFull;
+            }
             if is_timeout(e) {
                 return ErrorKind::Timeout;
             }
@@ -67,7 +74,7 @@ impl ErrorKind {
     /// Whether a resilience layer refused the call without calling the
     /// dependency (the dependency's health is unknown, not bad).
     pub fn is_rejection(self) -> bool {
-        matches!(self, ErrorKind::CircuitOpen)
+        matches!(self, ErrorKind::CircuitOpen | ErrorKind::BulkheadFull)
     }
 }
 
@@ -75,6 +82,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ErrorKind::CircuitOpen => "circuit open",
+            ErrorKind::BulkheadFull => "bulkhead full",
             ErrorKind::Timeout => "timed out",
             ErrorKind::Inner => "inner service failed",
         })
@@ -117,6 +125,10 @@ impl AsDynError for dyn StdError + Send + Sync + 'static {
 /// Timeouts raised by tokio's and tower's own timeout utilities count too, so
 /// a breaker above `tower::timeout::TimeoutLayer` sees them as timeouts.
 fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
+    #[cfg(feature = "timeout")]
+    if e.is::<crate::timeout::Elapsed>() {
+        return true;
+    }
     e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>()
 }
 

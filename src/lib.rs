@@ -34,12 +34,18 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "bulkhead")]
+pub mod bulkhead;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub(crate) mod clock;
+#[cfg(any(feature = "bulkhead", feature = "fallback"))]
+pub(crate) mod slots;
 pub mod error;
 pub mod metrics;
 pub(crate) mod shard;
+#[cfg(feature = "timeout")]
+pub mod timeout;
 pub mod window;
 
 pub use error::{BoxError, ConfigError, ErrorKind};

@@ -13,11 +13,13 @@
 //! | `rampart_circuit_breaker_failure_rate` | gauge | `name` | failure rate (0–1) at the last evaluation |
 //! | `rampart_circuit_breaker_slow_call_rate` | gauge | `name` | slow-call rate (0–1) at the last evaluation |
 //! | `rampart_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` | state changes |
+//! | `rampart_bulkhead_in_flight` | gauge | `name` | calls holding a bulkhead slot |
 //!
 //! `event` values for `layer="circuit_breaker"` follow Hystrix's event types:
 //! `success`, `failure`, `timeout`, `rejected` (by a bulkhead beneath the
 //! breaker), `ignored`, `short_circuited`, and `slow_call` (counted in
-//! addition to the call's outcome).
+//! addition to the call's outcome). For `layer="bulkhead"`: `admitted`,
+//! `rejected`.
 
 use metrics::{Counter, Gauge, Histogram};
 
@@ -33,6 +35,9 @@ pub const CIRCUIT_BREAKER_FAILURE_RATE: &str = "rampart_circuit_breaker_failure_
 pub const CIRCUIT_BREAKER_SLOW_CALL_RATE: &str = "rampart_circuit_breaker_slow_call_rate";
 /// Counter of a breaker's state changes, labelled `name`, `from`, `to`.
 pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL: &str = "rampart_circuit_breaker_transitions_total";
+
+/// Gauge of calls holding a bulkhead slot, labelled `name`.
+pub const BULKHEAD_IN_FLIGHT: &str = "rampart_bulkhead_in_flight";
 
 /// Label: which kind of layer (`circuit_breaker`, ...).
 pub const LABEL_LAYER: &str = "layer";

@@ -1,0 +1,20 @@
+//! The bulkhead's own failure.
+
+/// The bulkhead was full: the call was rejected without reaching the
+/// dependency (at once, or after waiting `max_wait` for a slot), or the
+/// pool and its queue were full.
+///
+/// Zero-sized, so rejecting never allocates. Recognise it in a boxed error
+/// with [`ErrorKind::of`](crate::ErrorKind::of).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
+#[error("bulkhead is full")]
+pub struct BulkheadFull {
+    _p: (),
+}
+
+impl BulkheadFull {
+    /// A new `BulkheadFull` error.
+    pub const fn new() -> Self {
+        BulkheadFull { _p: () }
+    }
+}

@@ -1,0 +1,66 @@
+//! What every service built from one bulkhead layer shares.
+
+use crate::slots::Slots;
+use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT};
+use metrics::{Counter, Gauge};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LAYER: &str = "bulkhead";
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) name: Arc<str>,
+    pub(crate) slots: Slots,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) max_waiting: usize,
+    admitted: Counter,
+    rejected: Counter,
+    in_flight: Gauge,
+}
+
+impl Shared {
+    pub(crate) fn new(name: Arc<str>, max_concurrent: usize, max_wait: Option<Duration>, max_waiting: usize) -> Self {
+        Shared {
+            admitted: event_counter(LAYER, &name, "admitted"),
+            rejected: event_counter(LAYER, &name, "rejected"),
+            in_flight: named_gauge(BULKHEAD_IN_FLIGHT, &name),
+            name,
+            slots: Slots::new(max_concurrent),
+            max_wait,
+            max_waiting,
+        }
+    }
+
+    /// Takes a slot now, if one is free.
+    #[inline]
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        if !self.slots.try_acquire() {
+            return None;
+        }
+        self.admitted.increment(1);
+        self.in_flight.increment(1.0);
+        Some(Permit {
+            shared: self.clone(),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn reject(&self) {
+        self.rejected.increment(1);
+    }
+}
+
+/// A slot in the bulkhead, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Permit {
+    #[inline]
+    fn drop(&mut self) {
+        self.shared.slots.release();
+        self.shared.in_flight.decrement(1.0);
+    }
+}

@@ -1,0 +1,75 @@
+//! The timeout's response future.
+
+use super::error::Elapsed;
+use crate::BoxError;
+use metrics::Counter;
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::time::{sleep_until, Instant, Sleep};
+
+pin_project! {
+    /// Response future of [`Timeout`](super::Timeout).
+    ///
+    /// The inner future is polled before the deadline is checked, so an
+    /// answer that is ready when the deadline passes wins. The timer is only
+    /// started the first time the inner future is not ready at once, so a
+    /// call that answers immediately never touches tokio's timer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops the inner future and the timer.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        // `None` once timed out: the call is cancelled at the deadline.
+        #[pin]
+        response: Option<F>,
+        #[pin]
+        sleep: Option<Sleep>,
+        deadline: Instant,
+        timed_out: Counter,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(response: F, deadline: Instant, timed_out: Counter) -> Self {
+        ResponseFuture {
+            response: Some(response),
+            sleep: None,
+            deadline,
+            timed_out,
+        }
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(response) = this.response.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(Elapsed::new().into()));
+        };
+        if let Poll::Ready(result) = response.poll(cx) {
+            return Poll::Ready(result.map_err(Into::into));
+        }
+        if this.sleep.is_none() {
+            this.sleep.set(Some(sleep_until(*this.deadline)));
+        }
+        let sleep = this.sleep.as_pin_mut().expect("set just above");
+        match sleep.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                this.response.set(None);
+                this.timed_out.increment(1);
+                Poll::Ready(Err(Elapsed::new().into()))
+            }
+        }
+    }
+}

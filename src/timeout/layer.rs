@@ -1,0 +1,42 @@
+//! The timeout layer.
+
+use super::config::Builder;
+use super::service::Timeout;
+use crate::metrics::event_counter;
+use metrics::Counter;
+use std::time::Duration;
+use tower_layer::Layer;
+
+/// Wraps services in a [`Timeout`].
+#[derive(Debug, Clone)]
+pub struct TimeoutLayer {
+    timeout: Duration,
+    timed_out: Counter,
+}
+
+impl TimeoutLayer {
+    /// Starts a timeout named `name` with Hystrix's default of 1 s.
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder::new(name.into())
+    }
+
+    pub(crate) fn new(name: &str, timeout: Duration) -> Self {
+        TimeoutLayer {
+            timeout,
+            timed_out: event_counter("timeout", name, "timeout"),
+        }
+    }
+
+    /// The deadline each call gets.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl<S> Layer<S> for TimeoutLayer {
+    type Service = Timeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Timeout::new(inner, self.timeout, self.timed_out.clone())
+    }
+}

@@ -1,0 +1,69 @@
+//! The timeout service.
+
+use super::future::ResponseFuture;
+use crate::BoxError;
+use metrics::Counter;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+use tower_service::Service;
+
+/// Fails a call with [`Elapsed`](super::Elapsed) when the inner service has
+/// not answered within the timeout, and cancels it (drops its future) at
+/// that moment; made by [`TimeoutLayer`](super::TimeoutLayer).
+///
+/// The deadline runs from `call`. Readiness is the inner service's: waiting
+/// in `poll_ready` is not timed (put a bulkhead with `max_wait` above to
+/// bound that). Beneath a circuit breaker, a timeout counts as a failure.
+#[derive(Debug, Clone)]
+pub struct Timeout<S> {
+    inner: S,
+    timeout: Duration,
+    timed_out: Counter,
+}
+
+impl<S> Timeout<S> {
+    pub(crate) fn new(inner: S, timeout: Duration, timed_out: Counter) -> Self {
+        Timeout {
+            inner,
+            timeout,
+            timed_out,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Request> Service<Request> for Timeout<S>
+where
+    S: Service<Request>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request) -> Self::Future {
+        let deadline = Instant::now() + self.timeout;
+        ResponseFuture::new(self.inner.call(request), deadline, self.timed_out.clone())
+    }
+}
