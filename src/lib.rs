@@ -42,6 +42,8 @@ pub(crate) mod clock;
 #[cfg(any(feature = "bulkhead", feature = "fallback"))]
 pub(crate) mod slots;
 pub mod error;
+#[cfg(feature = "fallback")]
+pub mod fallback;
 pub mod metrics;
 pub(crate) mod shard;
 #[cfg(feature = "timeout")]

@@ -1,0 +1,107 @@
+//! Options for a fallback, and the builder that validates them.
+
+use super::cause::Cause;
+use super::function::{AsyncFallback, SyncFallback};
+use super::layer::FallbackLayer;
+use super::stats::Stats;
+use crate::error::{ConfigError, Validator};
+use crate::BoxError;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Default cap on fallbacks running at once (Hystrix
+/// `fallback.isolation.semaphore.maxConcurrentRequests`).
+pub const DEFAULT_MAX_CONCURRENT: usize = 10;
+
+/// Not chosen yet: [`Builder::fallback`] or [`Builder::fallback_sync`] must
+/// be called before `build`.
+#[derive(Debug, Clone, Copy)]
+pub struct Unset;
+
+/// Builds a [`FallbackLayer`].
+#[derive(Debug, Clone)]
+pub struct Builder<FB = Unset> {
+    name: String,
+    max_concurrent: Option<usize>,
+    fallback: FB,
+}
+
+impl Builder<Unset> {
+    pub(crate) fn new(name: String) -> Self {
+        Builder {
+            name,
+            max_concurrent: Some(DEFAULT_MAX_CONCURRENT),
+            fallback: Unset,
+        }
+    }
+
+    /// An async fallback: `|cause| async { ... }`.
+    ///
+    /// The closure gets the [`Cause`] by reference; copy out what the
+    /// future needs (e.g. `cause.kind()`) before the `async` block.
+    pub fn fallback<F, Fut, Res>(self, fallback: F) -> Builder<AsyncFallback<F>>
+    where
+        F: Fn(&Cause) -> Fut,
+        Fut: Future<Output = Result<Res, BoxError>>,
+    {
+        self.with(AsyncFallback(fallback))
+    }
+
+    /// A sync fallback: `|cause| Ok(response)`.
+    pub fn fallback_sync<F, Res>(self, fallback: F) -> Builder<SyncFallback<F>>
+    where
+        F: Fn(&Cause) -> Result<Res, BoxError>,
+    {
+        self.with(SyncFallback(fallback))
+    }
+
+    fn with<FB>(self, fallback: FB) -> Builder<FB> {
+        Builder {
+            name: self.name,
+            max_concurrent: self.max_concurrent,
+            fallback,
+        }
+    }
+}
+
+impl<FB> Builder<FB> {
+    /// At most this many fallbacks run at once; when more are needed, the
+    /// call fails with [`FallbackRejected`](super::FallbackRejected).
+    /// `None` removes the cap.
+    ///
+    /// Default 10; valid from 1.
+    pub fn max_concurrent(mut self, max: impl Into<Option<usize>>) -> Self {
+        self.max_concurrent = max.into();
+        self
+    }
+}
+
+macro_rules! build {
+    ($ty:ident) => {
+        impl<F> Builder<$ty<F>> {
+            /// Checks the options and builds the layer.
+            ///
+            /// # Errors
+            ///
+            /// A [`ConfigError`] listing each option outside its valid range.
+            pub fn build(self) -> Result<FallbackLayer<$ty<F>>, ConfigError> {
+                self.validate()?;
+                let stats = Stats::new(self.name.into(), self.max_concurrent);
+                Ok(FallbackLayer::from_parts(self.fallback, Arc::new(stats)))
+            }
+        }
+    };
+}
+build!(AsyncFallback);
+build!(SyncFallback);
+
+impl<FB> Builder<FB> {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut v = Validator::new(format!("fallback {:?}", self.name));
+        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
+        if let Some(max) = self.max_concurrent {
+            v.check(max >= 1, "max_concurrent", || "must be at least 1, got 0".into());
+        }
+        v.finish()
+    }
+}

@@ -1,0 +1,128 @@
+//! The fallback's response future.
+
+use super::cause::Cause;
+use super::error::{FallbackFailed, FallbackRejected};
+use super::function::FallbackFn;
+use super::stats::{Running, Shared};
+use crate::BoxError;
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+pin_project! {
+    /// Response future of [`Fallback`](super::Fallback): the call, then, if
+    /// it fails, the fallback.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops whichever of the two is running and frees the
+    /// fallback's place under the cap.
+    pub struct ResponseFuture<F, FB, G> {
+        #[pin]
+        state: State<F, G>,
+        shared: Arc<Shared<FB>>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, G> {
+        Calling {
+            #[pin]
+            response: F,
+        },
+        Recovering {
+            #[pin]
+            fallback: G,
+            cause: Option<Cause>,
+            running: Option<Running>,
+        },
+        Done,
+    }
+}
+
+impl<F, FB, G> ResponseFuture<F, FB, G> {
+    pub(crate) fn new(response: F, shared: Arc<Shared<FB>>) -> Self {
+        ResponseFuture {
+            state: State::Calling { response },
+            shared,
+        }
+    }
+}
+
+impl<F, FB, T, E> Future for ResponseFuture<F, FB, FB::Future>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    FB: FallbackFn<T>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { response } => {
+                    let error = match ready!(response.poll(cx)) {
+                        Ok(response) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(response));
+                        }
+                        Err(e) => e.into(),
+                    };
+                    let cause = Cause::new(error);
+                    let Some(running) = this.shared.stats.enter() else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(FallbackRejected::new(cause.into_error()).into()));
+                    };
+                    match this.shared.fallback.recover(&cause) {
+                        Some(fallback) => this.state.set(State::Recovering {
+                            fallback,
+                            cause: Some(cause),
+                            running: Some(running),
+                        }),
+                        None => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(cause.into_error()));
+                        }
+                    }
+                }
+                StateProj::Recovering {
+                    fallback,
+                    cause,
+                    running,
+                } => {
+                    let result = ready!(fallback.poll(cx));
+                    running.take();
+                    let cause = cause.take().expect("taken only here");
+                    this.state.set(State::Done);
+                    return Poll::Ready(match result {
+                        Ok(response) => {
+                            this.shared.stats.succeeded();
+                            Ok(response)
+                        }
+                        Err(e) => {
+                            this.shared.stats.failed();
+                            Err(FallbackFailed::new(cause.into_error(), e).into())
+                        }
+                    });
+                }
+                StateProj::Done => panic!("fallback ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+impl<F, FB, G> fmt::Debug for ResponseFuture<F, FB, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Calling { .. } => "calling",
+            State::Recovering { .. } => "recovering",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}

@@ -1,0 +1,51 @@
+//! The fallback layer.
+
+use super::config::{Builder, Unset};
+use super::handle::FallbackHandle;
+use super::service::Fallback;
+use super::stats::{Shared, Stats};
+use std::fmt;
+use std::sync::Arc;
+use tower_layer::Layer;
+
+/// Wraps services in a [`Fallback`].
+#[derive(Clone)]
+pub struct FallbackLayer<FB> {
+    shared: Arc<Shared<FB>>,
+}
+
+impl FallbackLayer<Unset> {
+    /// Starts a fallback named `name`, capped at 10 running at once.
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder::new(name.into())
+    }
+}
+
+impl<FB> FallbackLayer<FB> {
+    pub(crate) fn from_parts(fallback: FB, stats: Arc<Stats>) -> Self {
+        FallbackLayer {
+            shared: Arc::new(Shared { fallback, stats }),
+        }
+    }
+
+    /// A handle to read how often fallbacks ran, failed or were rejected.
+    pub fn handle(&self) -> FallbackHandle {
+        FallbackHandle::new(self.shared.stats.clone())
+    }
+}
+
+impl<S, FB> Layer<S> for FallbackLayer<FB> {
+    type Service = Fallback<S, FB>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Fallback::new(inner, self.shared.clone())
+    }
+}
+
+impl<FB> fmt::Debug for FallbackLayer<FB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackLayer")
+            .field("name", &self.shared.stats.name)
+            .finish_non_exhaustive()
+    }
+}

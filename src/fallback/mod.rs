@@ -1,0 +1,55 @@
+//! Fallbacks: a response to serve when a call fails.
+//!
+//! Netflix's recipe degrades a feature instead of failing the page: when
+//! the recommendations service is down, show popular titles. A fallback
+//! closure, sync or async, gets the [`Cause`] (short-circuited, rejected,
+//! timed out, or failed, with the error) and returns the response to serve
+//! instead, or an error. When the fallback fails too, the call fails with
+//! [`FallbackFailed`], which carries both errors.
+//!
+//! At most [`max_concurrent`](Builder::max_concurrent) fallbacks run at once
+//! (Hystrix's default: 10), so a slow fallback cannot pile up either; over
+//! the cap, the call fails with [`FallbackRejected`].
+//!
+//! # Example
+//!
+//! ```
+//! use rampart::fallback::FallbackLayer;
+//! use rampart::ErrorKind;
+//! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rampart::BoxError> {
+//! let fallback = FallbackLayer::builder("recommendations")
+//!     .fallback(|cause| {
+//!         let why = cause.kind();
+//!         async move { Ok(format!("popular titles (because: {why})")) }
+//!     })
+//!     .build()?;
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(fallback)
+//!     .service(service_fn(|_: ()| async { Err::<String, _>("connection refused") }));
+//! let titles = svc.ready().await?.call(()).await?;
+//! assert_eq!(titles, "popular titles (because: inner service failed)");
+//! # Ok(())
+//! # }
+//! ```
+
+mod cause;
+mod config;
+mod error;
+mod function;
+mod future;
+mod handle;
+mod layer;
+mod service;
+mod stats;
+
+pub use cause::Cause;
+pub use config::{Builder, Unset, DEFAULT_MAX_CONCURRENT};
+pub use error::{FallbackFailed, FallbackRejected};
+pub use function::{AsyncFallback, FallbackFn, NoFallback, SyncFallback};
+pub use future::ResponseFuture;
+pub use handle::FallbackHandle;
+pub use layer::FallbackLayer;
+pub use service::Fallback;

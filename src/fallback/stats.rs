@@ -1,0 +1,92 @@
+//! What fallbacks did: counts, and the cap on concurrent fallbacks.
+
+use crate::metrics::event_counter;
+use crate::slots::Slots;
+use metrics::Counter;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const LAYER: &str = "fallback";
+
+/// The fallback and its stats, shared by every service of one layer.
+#[derive(Debug)]
+pub(crate) struct Shared<FB> {
+    pub(crate) fallback: FB,
+    pub(crate) stats: Arc<Stats>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stats {
+    pub(crate) name: Arc<str>,
+    cap: Option<Slots>,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    rejections: AtomicU64,
+    success_counter: Counter,
+    failure_counter: Counter,
+    rejection_counter: Counter,
+}
+
+impl Stats {
+    pub(crate) fn new(name: Arc<str>, max_concurrent: Option<usize>) -> Self {
+        Stats {
+            cap: max_concurrent.map(Slots::new),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+            success_counter: event_counter(LAYER, &name, "fallback_success"),
+            failure_counter: event_counter(LAYER, &name, "fallback_failure"),
+            rejection_counter: event_counter(LAYER, &name, "fallback_rejected"),
+            name,
+        }
+    }
+
+    /// A place to run a fallback in, or `None` when the cap is reached.
+    pub(crate) fn enter(self: &Arc<Self>) -> Option<Running> {
+        if let Some(cap) = &self.cap {
+            if !cap.try_acquire() {
+                self.rejections.fetch_add(1, Ordering::Relaxed);
+                self.rejection_counter.increment(1);
+                return None;
+            }
+        }
+        Some(Running { stats: self.clone() })
+    }
+
+    pub(crate) fn succeeded(&self) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+        self.success_counter.increment(1);
+    }
+
+    pub(crate) fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.failure_counter.increment(1);
+    }
+
+    pub(crate) fn successes(&self) -> u64 {
+        self.successes.load(Ordering::Relaxed)
+    }
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+    pub(crate) fn rejections(&self) -> u64 {
+        self.rejections.load(Ordering::Relaxed)
+    }
+    pub(crate) fn running(&self) -> usize {
+        self.cap.as_ref().map_or(0, Slots::in_flight)
+    }
+}
+
+/// A fallback in progress: frees its place under the cap when dropped.
+#[derive(Debug)]
+pub(crate) struct Running {
+    stats: Arc<Stats>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(cap) = &self.stats.cap {
+            cap.release();
+        }
+    }
+}
