@@ -14,12 +14,16 @@
 //! | `rampart_circuit_breaker_slow_call_rate` | gauge | `name` | slow-call rate (0–1) at the last evaluation |
 //! | `rampart_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` | state changes |
 //! | `rampart_bulkhead_in_flight` | gauge | `name` | calls holding a bulkhead slot |
+//! | `rampart_pool_active` | gauge | `name` | calls running on a pool's threads |
+//! | `rampart_pool_queued` | gauge | `name` | calls queued for a pool's threads |
 //!
 //! `event` values for `layer="circuit_breaker"` follow Hystrix's event types:
 //! `success`, `failure`, `timeout`, `rejected` (by a bulkhead beneath the
 //! breaker), `ignored`, `short_circuited`, and `slow_call` (counted in
 //! addition to the call's outcome). For `layer="bulkhead"`: `admitted`,
-//! `rejected`.
+//! `rejected`; `layer="pool"`: `rejected`; `layer="timeout"`: `timeout`;
+//! `layer="fallback"`: `fallback_success`, `fallback_failure`,
+//! `fallback_rejected`.
 
 use metrics::{Counter, Gauge, Histogram};
 
@@ -38,6 +42,11 @@ pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL: &str = "rampart_circuit_breaker_tra
 
 /// Gauge of calls holding a bulkhead slot, labelled `name`.
 pub const BULKHEAD_IN_FLIGHT: &str = "rampart_bulkhead_in_flight";
+
+/// Gauge of calls running on a pool's threads, labelled `name`.
+pub const POOL_ACTIVE: &str = "rampart_pool_active";
+/// Gauge of calls queued for a pool's threads, labelled `name`.
+pub const POOL_QUEUED: &str = "rampart_pool_queued";
 
 /// Label: which kind of layer (`circuit_breaker`, ...).
 pub const LABEL_LAYER: &str = "layer";

@@ -8,6 +8,9 @@
 //! next is rejected with [`BulkheadFull`] at once, or after waiting up to
 //! [`max_wait`](Builder::max_wait) for a slot.
 //!
+//! When the dependency's client may block its thread, [`pool`] runs calls
+//! on a pool of threads of their own instead (Hystrix's thread pools).
+//!
 //! Beneath a [circuit breaker](crate::circuit_breaker), rejections count as
 //! failures, as in Hystrix: a dependency that keeps its bulkhead full is
 //! unhealthy.
@@ -42,6 +45,7 @@ mod error;
 mod future;
 mod handle;
 mod layer;
+pub mod pool;
 mod service;
 mod state;
 

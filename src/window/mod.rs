@@ -20,10 +20,14 @@
 
 mod count;
 mod histogram;
+#[cfg(feature = "bulkhead")]
+mod max;
 mod time;
 
 pub(crate) use count::CountWindow;
 pub use histogram::{LatencySnapshot, DASHBOARD_PERCENTILES};
+#[cfg(feature = "bulkhead")]
+pub(crate) use max::RollingMax;
 pub(crate) use time::TimeWindow;
 
 /// What one recorded event was. `Slow` is not a category but a flag on a call.

@@ -1,0 +1,79 @@
+//! Options for a pool, and the builder that validates them.
+
+use super::layer::PoolLayer;
+use super::state::Shared;
+use crate::error::{ConfigError, Validator};
+use std::sync::Arc;
+
+/// Default number of pool threads (Hystrix `coreSize`).
+pub const DEFAULT_SIZE: usize = 10;
+/// Default queue length: none, as Hystrix's default `maxQueueSize` of -1.
+pub const DEFAULT_QUEUE: usize = 0;
+
+const MAX_SIZE: usize = 1024;
+const MAX_QUEUE: usize = 1 << 20;
+
+/// Builds a [`PoolLayer`]; every option is checked by [`build`](Builder::build).
+#[derive(Debug, Clone)]
+pub struct Builder {
+    name: String,
+    size: usize,
+    queue: usize,
+}
+
+impl Builder {
+    pub(crate) fn new(name: String) -> Self {
+        Builder {
+            name,
+            size: DEFAULT_SIZE,
+            queue: DEFAULT_QUEUE,
+        }
+    }
+
+    /// Threads in the pool, and calls running at once. Default 10; valid
+    /// from 1 to 1024.
+    pub fn size(mut self, size: usize) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Calls waiting for a thread; the next is rejected. Default 0; valid
+    /// up to 2^20.
+    pub fn queue(mut self, queue: usize) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// Checks the options, starts the pool's threads and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] listing each option outside its valid range, or
+    /// naming `size` if the operating system would not start the threads.
+    pub fn build(self) -> Result<PoolLayer, ConfigError> {
+        let mut v = Validator::new(format!("pool {:?}", self.name));
+        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
+        v.check((1..=MAX_SIZE).contains(&self.size), "size", || {
+            format!("must be from 1 to {MAX_SIZE}, got {}", self.size)
+        });
+        v.check(self.queue <= MAX_QUEUE, "queue", || {
+            format!("must be at most {MAX_QUEUE}, got {}", self.queue)
+        });
+        v.finish()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.size)
+            .thread_name(format!("rampart-pool-{}", self.name))
+            .enable_all()
+            .build();
+        let runtime = match runtime {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                let mut v = Validator::new(format!("pool {:?}", self.name));
+                v.check(false, "size", || format!("{} threads could not be started: {e}", self.size));
+                return Err(v.finish().expect_err("one violation"));
+            }
+        };
+        let shared = Shared::new(self.name.into(), self.size, self.queue, runtime);
+        Ok(PoolLayer::from_shared(Arc::new(shared)))
+    }
+}

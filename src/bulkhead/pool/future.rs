@@ -1,0 +1,55 @@
+//! The pool's response future.
+
+use crate::bulkhead::BulkheadFull;
+use crate::BoxError;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::task::JoinHandle;
+
+/// Response future of [`Pool`](super::Pool): the call's result, sent back
+/// from the pool thread that ran it, or an immediate [`BulkheadFull`].
+///
+/// # Cancel safety
+///
+/// Dropping it aborts the job on the pool (at its next `.await`; a job
+/// blocking its thread finishes its blocking first) and frees its place.
+#[derive(Debug)]
+pub struct ResponseFuture<T> {
+    // `None` when the pool was full.
+    job: Option<JoinHandle<T>>,
+}
+
+impl<T> ResponseFuture<T> {
+    pub(crate) fn new(job: Option<JoinHandle<T>>) -> Self {
+        ResponseFuture { job }
+    }
+}
+
+impl<T, E> Future for ResponseFuture<Result<T, E>>
+where
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(job) = self.job.as_mut() else {
+            return Poll::Ready(Err(BulkheadFull::new().into()));
+        };
+        let output = ready!(Pin::new(job).poll(cx));
+        self.job = None;
+        Poll::Ready(match output {
+            Ok(result) => result.map_err(Into::into),
+            // The job panicked: the caller gets the panic as an error.
+            Err(join_error) => Err(join_error.into()),
+        })
+    }
+}
+
+impl<T> Drop for ResponseFuture<T> {
+    fn drop(&mut self) {
+        if let Some(job) = &self.job {
+            job.abort();
+        }
+    }
+}

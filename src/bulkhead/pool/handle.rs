@@ -1,0 +1,58 @@
+//! Reading a pool's statistics.
+
+use super::state::Shared;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A cloneable view of one pool's statistics (what Hystrix's dashboard
+/// shows for a thread pool).
+#[derive(Debug, Clone)]
+pub struct PoolHandle {
+    shared: Arc<Shared>,
+}
+
+impl PoolHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        PoolHandle { shared }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Calls running on a pool thread now.
+    pub fn active(&self) -> usize {
+        self.shared.stats.active.load(Ordering::Relaxed)
+    }
+
+    /// Calls waiting for a thread now.
+    pub fn queued(&self) -> usize {
+        self.shared.stats.queued.load(Ordering::Relaxed)
+    }
+
+    /// Calls that ran to completion, since the pool started.
+    pub fn completed(&self) -> u64 {
+        self.shared.stats.completed.load(Ordering::Relaxed)
+    }
+
+    /// Calls rejected because every thread and queue place was taken.
+    pub fn rejected(&self) -> u64 {
+        self.shared.stats.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The most calls running at once over the last 10 s.
+    pub fn rolling_max_active(&self) -> u32 {
+        self.shared.stats.rolling_max_active()
+    }
+
+    /// Threads in the pool.
+    pub fn size(&self) -> usize {
+        self.shared.size
+    }
+
+    /// Places in the queue.
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.queue
+    }
+}

@@ -1,0 +1,153 @@
+//! The pool: its own runtime, its admission count, and its statistics.
+
+use crate::clock::Clock;
+use crate::metrics::{event_counter, named_gauge, POOL_ACTIVE, POOL_QUEUED};
+use crate::window::RollingMax;
+use metrics::{Counter, Gauge};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+const LAYER: &str = "pool";
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) name: Arc<str>,
+    /// Taken out and shut down in the background on drop: a runtime may not
+    /// be dropped (blocking) from async code.
+    runtime: Option<Runtime>,
+    pub(crate) size: usize,
+    pub(crate) queue: usize,
+    running: Arc<Semaphore>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// What the pool did; updated by the pool's threads.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    clock: Clock,
+    /// Jobs admitted and not yet finished: active + queued.
+    admitted: AtomicUsize,
+    pub(crate) active: AtomicUsize,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) completed: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    max_active: RollingMax,
+    active_gauge: Gauge,
+    queued_gauge: Gauge,
+    rejected_counter: Counter,
+}
+
+impl Stats {
+    pub(crate) fn rolling_max_active(&self) -> u32 {
+        self.max_active.max(self.clock.now())
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(name: Arc<str>, size: usize, queue: usize, runtime: Runtime) -> Self {
+        let stats = Stats {
+            clock: Clock::new(),
+            admitted: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            completed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            // Hystrix's rolling window: 10 s in 10 buckets.
+            max_active: RollingMax::new(1_000_000, 10),
+            active_gauge: named_gauge(POOL_ACTIVE, &name),
+            queued_gauge: named_gauge(POOL_QUEUED, &name),
+            rejected_counter: event_counter(LAYER, &name, "rejected"),
+        };
+        Shared {
+            name,
+            runtime: Some(runtime),
+            size,
+            queue,
+            running: Arc::new(Semaphore::new(size)),
+            stats: Arc::new(stats),
+        }
+    }
+
+    /// Runs `job` on the pool if it has a thread or a queue place for it.
+    pub(crate) fn submit<F>(self: &Arc<Self>, job: F) -> Option<JoinHandle<F::Output>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let limit = self.size + self.queue;
+        let admitted = self
+            .stats
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1));
+        if admitted.is_err() {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            self.stats.rejected_counter.increment(1);
+            return None;
+        }
+        let stats = &self.stats;
+        stats.queued.fetch_add(1, Ordering::Relaxed);
+        stats.queued_gauge.increment(1.0);
+        // The job holds only the stats: were it to hold `Shared`, the last
+        // reference could drop on a pool thread and shut the runtime down
+        // from inside itself.
+        let mut place = Place {
+            stats: self.stats.clone(),
+            active: false,
+        };
+        let running = self.running.clone();
+        let runtime = self.runtime.as_ref().expect("present until dropped");
+        Some(runtime.spawn(async move {
+            let _thread = running.acquire_owned().await.expect("never closed");
+            place.start();
+            let output = job.await;
+            place.stats.completed.fetch_add(1, Ordering::Relaxed);
+            drop(place);
+            output
+        }))
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A job's place in the pool: queued, then active; given back when the job
+/// ends or is aborted.
+struct Place {
+    stats: Arc<Stats>,
+    active: bool,
+}
+
+impl Place {
+    fn start(&mut self) {
+        let stats = &self.stats;
+        stats.queued.fetch_sub(1, Ordering::Relaxed);
+        stats.queued_gauge.decrement(1.0);
+        let active = stats.active.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.active_gauge.increment(1.0);
+        stats.max_active.record(stats.clock.now(), active as u32);
+        self.active = true;
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let stats = &self.stats;
+        if self.active {
+            stats.active.fetch_sub(1, Ordering::Relaxed);
+            stats.active_gauge.decrement(1.0);
+        } else {
+            stats.queued.fetch_sub(1, Ordering::Relaxed);
+            stats.queued_gauge.decrement(1.0);
+        }
+        stats.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
