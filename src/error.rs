@@ -220,6 +220,21 @@ impl Validator {
         }
     }
 
+    /// Takes in the violations of a part's own `build()`, naming the part.
+    pub(crate) fn absorb<T>(&mut self, part: Result<T, ConfigError>) -> Option<T> {
+        match part {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let component = e.component;
+                self.violations.extend(e.violations.into_iter().map(|v| Violation {
+                    field: v.field,
+                    message: format!("{} (in the {component})", v.message),
+                }));
+                None
+            }
+        }
+    }
+
     pub(crate) fn finish(self) -> Result<(), ConfigError> {
         if self.violations.is_empty() {
             Ok(())

@@ -39,6 +39,8 @@ pub mod bulkhead;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub(crate) mod clock;
+#[cfg(feature = "command")]
+pub mod command;
 #[cfg(any(feature = "bulkhead", feature = "fallback"))]
 pub(crate) mod slots;
 pub mod error;
@@ -50,6 +52,8 @@ pub(crate) mod shard;
 pub mod timeout;
 pub mod window;
 
+#[cfg(feature = "command")]
+pub use command::{Command, CommandLayer};
 pub use error::{BoxError, ConfigError, ErrorKind};
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

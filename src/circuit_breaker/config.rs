@@ -240,6 +240,19 @@ impl<C> Builder<C> {
         self
     }
 
+    /// The window's length for a time window (`None` for a count window).
+    pub(crate) fn window_length(&self) -> Option<Duration> {
+        match self.window.0 {
+            WindowKind::Time { length, .. } => Some(length),
+            WindowKind::Count { .. } => None,
+        }
+    }
+
+    /// The slow-call bound, when the slow-call rule is on.
+    pub(crate) fn slow_call_bound(&self) -> Option<Duration> {
+        self.slow_call.map(|(bound, _)| bound)
+    }
+
     /// Checks every option and builds the layer. Every service built from
     /// the layer, or from its clones, shares one breaker.
     ///

@@ -85,9 +85,8 @@ macro_rules! build {
             ///
             /// A [`ConfigError`] listing each option outside its valid range.
             pub fn build(self) -> Result<FallbackLayer<$ty<F>>, ConfigError> {
-                self.validate()?;
-                let stats = Stats::new(self.name.into(), self.max_concurrent);
-                Ok(FallbackLayer::from_parts(self.fallback, Arc::new(stats)))
+                let stats = stats_for(&self.name, self.max_concurrent)?;
+                Ok(FallbackLayer::from_parts(self.fallback, stats))
             }
         }
     };
@@ -95,13 +94,13 @@ macro_rules! build {
 build!(AsyncFallback);
 build!(SyncFallback);
 
-impl<FB> Builder<FB> {
-    fn validate(&self) -> Result<(), ConfigError> {
-        let mut v = Validator::new(format!("fallback {:?}", self.name));
-        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        if let Some(max) = self.max_concurrent {
-            v.check(max >= 1, "max_concurrent", || "must be at least 1, got 0".into());
-        }
-        v.finish()
+/// Validates a fallback's options and makes its stats.
+pub(crate) fn stats_for(name: &str, max_concurrent: Option<usize>) -> Result<Arc<Stats>, ConfigError> {
+    let mut v = Validator::new(format!("fallback {name:?}"));
+    v.check(!name.is_empty(), "name", || "must not be empty".into());
+    if let Some(max) = max_concurrent {
+        v.check(max >= 1, "max_concurrent", || "must be at least 1, got 0".into());
     }
+    v.finish()?;
+    Ok(Arc::new(Stats::new(name.into(), max_concurrent)))
 }

@@ -46,6 +46,7 @@ mod service;
 mod stats;
 
 pub use cause::Cause;
+pub(crate) use config::stats_for;
 pub use config::{Builder, Unset, DEFAULT_MAX_CONCURRENT};
 pub use error::{FallbackFailed, FallbackRejected};
 pub use function::{AsyncFallback, FallbackFn, NoFallback, SyncFallback};

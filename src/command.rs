@@ -1,0 +1,369 @@
+//! A Hystrix-style command: one builder, validated as a whole, that puts a
+//! timeout, a bulkhead (or a pool), a circuit breaker and a fallback around
+//! a dependency, in the order that gives Hystrix's accounting.
+//!
+//! ```text
+//!  caller → Fallback → CircuitBreaker → Bulkhead → Timeout → dependency
+//!                                      (or: Timeout → Pool → dependency)
+//! ```
+//!
+//! - the breaker's short-circuits skip the call and are not counted as
+//!   failures (and still get the fallback);
+//! - a full bulkhead or pool, a timeout, or a failed call are counted by the
+//!   breaker as failures (tallied as rejected, timeout, failure);
+//! - the fallback sees every one of them, with its cause.
+//!
+//! With a pool, the timeout runs on the caller's side of the pool, so a call
+//! that blocks its pool thread is still answered at its deadline.
+//!
+//! # Example
+//!
+//! ```
+//! use rampart::{Command, ErrorKind};
+//! use std::time::Duration;
+//! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), rampart::BoxError> {
+//! let playlist = Command::builder("PlaylistGet")
+//!     .group("Playlist")
+//!     .timeout(Duration::from_secs(1))
+//!     .bulkhead(10)
+//!     .breaker(|b| b.failure_rate(0.5).min_calls(20))
+//!     .fallback(|_cause| async { Ok(vec!["popular titles".to_string()]) })
+//!     .build()?;
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(playlist)
+//!     .service(service_fn(|_: ()| async { Err::<Vec<String>, _>("connection refused") }));
+//! assert_eq!(svc.ready().await?.call(()).await?, ["popular titles"]);
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::bulkhead::pool::{Pool, PoolHandle, PoolLayer};
+use crate::bulkhead::{Bulkhead, BulkheadHandle, BulkheadLayer};
+use crate::circuit_breaker::{
+    Builder as BreakerBuilder, CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer,
+    DefaultClassifier,
+};
+use crate::error::{ConfigError, Validator};
+use crate::fallback::{
+    stats_for, AsyncFallback, Cause, Fallback, FallbackHandle, FallbackLayer, NoFallback,
+    SyncFallback,
+};
+use crate::timeout::{Timeout, TimeoutLayer, DEFAULT_TIMEOUT};
+use crate::BoxError;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+use tower_layer::Layer;
+
+/// Entry point of the Hystrix-style facade: [`Command::builder`].
+#[derive(Debug, Clone, Copy)]
+pub struct Command {
+    _p: (),
+}
+
+impl Command {
+    /// Starts a command named `name` with Hystrix's defaults: a 1 s timeout,
+    /// at most 10 concurrent calls, a breaker tripping at 50 % of at least
+    /// 20 calls in 10 s and open for 5 s, and no fallback.
+    pub fn builder(name: impl Into<String>) -> CommandBuilder {
+        let name = name.into();
+        CommandBuilder {
+            breaker: CircuitBreakerLayer::builder(name.clone()),
+            group: None,
+            timeout: DEFAULT_TIMEOUT,
+            isolation: Semaphore {
+                max_concurrent: crate::bulkhead::DEFAULT_MAX_CONCURRENT,
+            },
+            fallback: NoFallback,
+            fallback_max_concurrent: Some(crate::fallback::DEFAULT_MAX_CONCURRENT),
+            name,
+        }
+    }
+}
+
+/// Semaphore isolation: a [`Bulkhead`] of `max_concurrent` slots.
+#[derive(Debug, Clone, Copy)]
+pub struct Semaphore {
+    max_concurrent: usize,
+}
+
+/// Pool isolation: a [`Pool`] of `size` threads and `queue` places.
+#[derive(Debug, Clone, Copy)]
+pub struct Threads {
+    size: usize,
+    queue: usize,
+}
+
+/// Builds a [`CommandLayer`]. See the [module docs](self).
+pub struct CommandBuilder<FB = NoFallback, I = Semaphore, C = DefaultClassifier> {
+    name: String,
+    group: Option<String>,
+    timeout: Duration,
+    isolation: I,
+    breaker: BreakerBuilder<C>,
+    fallback: FB,
+    fallback_max_concurrent: Option<usize>,
+}
+
+impl<FB, I, C> CommandBuilder<FB, I, C> {
+    /// The group the command belongs to on dashboards (Hystrix's group
+    /// key); by default the command's name. Also names its pool.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// The deadline of each call. Default 1 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Semaphore isolation: at most `max_concurrent` calls at once, the
+    /// next rejected at once. The default, with 10.
+    pub fn bulkhead(self, max_concurrent: usize) -> CommandBuilder<FB, Semaphore, C> {
+        self.isolate(Semaphore { max_concurrent })
+    }
+
+    /// Pool isolation: calls run on `size` threads of their own, with
+    /// `queue` more waiting; for clients that may block their thread.
+    pub fn pool(self, size: usize, queue: usize) -> CommandBuilder<FB, Threads, C> {
+        self.isolate(Threads { size, queue })
+    }
+
+    /// Configures the circuit breaker, starting from Hystrix's defaults:
+    /// `.breaker(|b| b.failure_rate(0.5).min_calls(20))`. Its classifier,
+    /// if set, sees `Result<Response, BoxError>`.
+    pub fn breaker<C2>(
+        self,
+        configure: impl FnOnce(BreakerBuilder<C>) -> BreakerBuilder<C2>,
+    ) -> CommandBuilder<FB, I, C2> {
+        CommandBuilder {
+            name: self.name,
+            group: self.group,
+            timeout: self.timeout,
+            isolation: self.isolation,
+            breaker: configure(self.breaker),
+            fallback: self.fallback,
+            fallback_max_concurrent: self.fallback_max_concurrent,
+        }
+    }
+
+    /// An async fallback, told the [`Cause`]: `|cause| async { Ok(..) }`.
+    pub fn fallback<F, Fut, Res>(self, fallback: F) -> CommandBuilder<AsyncFallback<F>, I, C>
+    where
+        F: Fn(&Cause) -> Fut,
+        Fut: Future<Output = Result<Res, BoxError>>,
+    {
+        self.with_fallback(AsyncFallback(fallback))
+    }
+
+    /// A sync fallback, told the [`Cause`]: `|cause| Ok(..)`.
+    pub fn fallback_sync<F, Res>(self, fallback: F) -> CommandBuilder<SyncFallback<F>, I, C>
+    where
+        F: Fn(&Cause) -> Result<Res, BoxError>,
+    {
+        self.with_fallback(SyncFallback(fallback))
+    }
+
+    /// At most this many fallbacks at once (default 10; `None`: no cap).
+    pub fn fallback_max_concurrent(mut self, max: impl Into<Option<usize>>) -> Self {
+        self.fallback_max_concurrent = max.into();
+        self
+    }
+
+    fn isolate<I2>(self, isolation: I2) -> CommandBuilder<FB, I2, C> {
+        CommandBuilder {
+            name: self.name,
+            group: self.group,
+            timeout: self.timeout,
+            isolation,
+            breaker: self.breaker,
+            fallback: self.fallback,
+            fallback_max_concurrent: self.fallback_max_concurrent,
+        }
+    }
+
+    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C> {
+        CommandBuilder {
+            name: self.name,
+            group: self.group,
+            timeout: self.timeout,
+            isolation: self.isolation,
+            breaker: self.breaker,
+            fallback,
+            fallback_max_concurrent: self.fallback_max_concurrent,
+        }
+    }
+
+    /// Checks the options that span layers; the layers check their own.
+    fn check_across(&self, v: &mut Validator) {
+        if let Some(bound) = self.breaker.slow_call_bound() {
+            v.check(bound < self.timeout, "slow_call", || {
+                format!(
+                    "bound {bound:?} must be shorter than the timeout ({:?}): \
+                     no call can take longer, so no call would ever be slow",
+                    self.timeout
+                )
+            });
+        }
+        if let Some(window) = self.breaker.window_length() {
+            v.check(window >= self.timeout, "window", || {
+                format!(
+                    "length {window:?} must be at least the timeout ({:?}): \
+                     a timed-out call would be counted after its window had passed",
+                    self.timeout
+                )
+            });
+        }
+    }
+}
+
+/// Builds each layer, gathering every violation, cross-layer ones included.
+macro_rules! build_command {
+    ($isolation:ident, $layer:ty, |$this:ident, $group:ident| $build_isolation:expr) => {
+        impl<FB, C> CommandBuilder<FB, $isolation, C> {
+            /// Checks every option, across layers too, and builds the layer.
+            ///
+            /// # Errors
+            ///
+            /// A [`ConfigError`] listing every invalid option, including
+            /// contradictions between layers: a slow-call bound not shorter
+            /// than the timeout, or a window shorter than the timeout.
+            pub fn build(self) -> Result<CommandLayer<FB, $layer, C>, ConfigError> {
+                let mut v = Validator::new(format!("command {:?}", self.name));
+                self.check_across(&mut v);
+                let $this = &self;
+                let $group = self.group.clone().unwrap_or_else(|| self.name.clone());
+                let isolation = v.absorb($build_isolation);
+                let timeout = v.absorb(TimeoutLayer::builder(self.name.clone()).timeout(self.timeout).build());
+                let fallback = v.absorb(stats_for(&self.name, self.fallback_max_concurrent));
+                let breaker = v.absorb(self.breaker.build());
+                v.finish()?;
+                match (isolation, timeout, fallback, breaker) {
+                    (Some(isolation), Some(timeout), Some(stats), Some(breaker)) => Ok(CommandLayer {
+                        name: self.name,
+                        group: $group,
+                        fallback: FallbackLayer::from_parts(self.fallback, stats),
+                        breaker,
+                        isolation,
+                        timeout,
+                    }),
+                    _ => unreachable!("a part that failed to build left a violation"),
+                }
+            }
+        }
+    };
+}
+
+build_command!(Semaphore, BulkheadLayer, |this, _group| BulkheadLayer::builder(this.name.clone())
+    .max_concurrent(this.isolation.max_concurrent)
+    .build());
+build_command!(Threads, PoolLayer, |this, group| PoolLayer::builder(group.clone())
+    .size(this.isolation.size)
+    .queue(this.isolation.queue)
+    .build());
+
+impl<FB, I: fmt::Debug, C> fmt::Debug for CommandBuilder<FB, I, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandBuilder")
+            .field("name", &self.name)
+            .field("group", &self.group)
+            .field("timeout", &self.timeout)
+            .field("isolation", &self.isolation)
+            .field("breaker", &self.breaker)
+            .field("fallback_max_concurrent", &self.fallback_max_concurrent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The assembled command: a tower [`Layer`] wrapping a dependency in a
+/// fallback, a circuit breaker, a bulkhead (`L = BulkheadLayer`) or a pool
+/// (`L = PoolLayer`), and a timeout.
+///
+/// All services built from one `CommandLayer` (or its clones) share its
+/// breaker, bulkhead or pool, and fallback cap.
+#[derive(Clone)]
+pub struct CommandLayer<FB, L, C> {
+    name: String,
+    group: String,
+    fallback: FallbackLayer<FB>,
+    breaker: CircuitBreakerLayer<C>,
+    isolation: L,
+    timeout: TimeoutLayer,
+}
+
+impl<FB, L, C> CommandLayer<FB, L, C> {
+    /// The command's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The command's group (its name unless set).
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The command's circuit breaker.
+    pub fn breaker(&self) -> CircuitBreakerHandle {
+        self.breaker.handle()
+    }
+
+    /// What the command's fallback did.
+    pub fn fallback(&self) -> FallbackHandle {
+        self.fallback.handle()
+    }
+
+    /// The per-call deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.timeout()
+    }
+}
+
+impl<FB, C> CommandLayer<FB, BulkheadLayer, C> {
+    /// The command's bulkhead.
+    pub fn bulkhead(&self) -> BulkheadHandle {
+        self.isolation.handle()
+    }
+}
+
+impl<FB, C> CommandLayer<FB, PoolLayer, C> {
+    /// The command's pool.
+    pub fn pool(&self) -> PoolHandle {
+        self.isolation.handle()
+    }
+}
+
+impl<S, FB, C: Clone> Layer<S> for CommandLayer<FB, BulkheadLayer, C> {
+    type Service = Fallback<CircuitBreaker<Bulkhead<Timeout<S>>, C>, FB>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let timed = self.timeout.layer(inner);
+        let isolated = self.isolation.layer(timed);
+        self.fallback.layer(self.breaker.layer(isolated))
+    }
+}
+
+impl<S, FB, C: Clone> Layer<S> for CommandLayer<FB, PoolLayer, C> {
+    type Service = Fallback<CircuitBreaker<Timeout<Pool<S>>, C>, FB>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let isolated = self.isolation.layer(inner);
+        let timed = self.timeout.layer(isolated);
+        self.fallback.layer(self.breaker.layer(timed))
+    }
+}
+
+impl<FB, L, C> fmt::Debug for CommandLayer<FB, L, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandLayer")
+            .field("name", &self.name)
+            .field("group", &self.group)
+            .field("timeout", &self.timeout.timeout())
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}
