@@ -239,19 +239,25 @@ macro_rules! build_command {
                 let $this = &self;
                 let $group = self.group.clone().unwrap_or_else(|| self.name.clone());
                 let isolation = v.absorb($build_isolation);
-                let timeout = v.absorb(TimeoutLayer::builder(self.name.clone()).timeout(self.timeout).build());
+                let timeout = v.absorb(
+                    TimeoutLayer::builder(self.name.clone())
+                        .timeout(self.timeout)
+                        .build(),
+                );
                 let fallback = v.absorb(stats_for(&self.name, self.fallback_max_concurrent));
                 let breaker = v.absorb(self.breaker.build());
                 v.finish()?;
                 match (isolation, timeout, fallback, breaker) {
-                    (Some(isolation), Some(timeout), Some(stats), Some(breaker)) => Ok(CommandLayer {
-                        name: self.name,
-                        group: $group,
-                        fallback: FallbackLayer::from_parts(self.fallback, stats),
-                        breaker,
-                        isolation,
-                        timeout,
-                    }),
+                    (Some(isolation), Some(timeout), Some(stats), Some(breaker)) => {
+                        Ok(CommandLayer {
+                            name: self.name,
+                            group: $group,
+                            fallback: FallbackLayer::from_parts(self.fallback, stats),
+                            breaker,
+                            isolation,
+                            timeout,
+                        })
+                    }
                     _ => unreachable!("a part that failed to build left a violation"),
                 }
             }
@@ -259,13 +265,17 @@ macro_rules! build_command {
     };
 }
 
-build_command!(Semaphore, BulkheadLayer, |this, _group| BulkheadLayer::builder(this.name.clone())
-    .max_concurrent(this.isolation.max_concurrent)
-    .build());
-build_command!(Threads, PoolLayer, |this, group| PoolLayer::builder(group.clone())
-    .size(this.isolation.size)
-    .queue(this.isolation.queue)
-    .build());
+build_command!(Semaphore, BulkheadLayer, |this, _group| {
+    BulkheadLayer::builder(this.name.clone())
+        .max_concurrent(this.isolation.max_concurrent)
+        .build()
+});
+build_command!(Threads, PoolLayer, |this, group| PoolLayer::builder(
+    group.clone()
+)
+.size(this.isolation.size)
+.queue(this.isolation.queue)
+.build());
 
 impl<FB, I: fmt::Debug, C> fmt::Debug for CommandBuilder<FB, I, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -226,10 +226,11 @@ impl Validator {
             Ok(value) => Some(value),
             Err(e) => {
                 let component = e.component;
-                self.violations.extend(e.violations.into_iter().map(|v| Violation {
-                    field: v.field,
-                    message: format!("{} (in the {component})", v.message),
-                }));
+                self.violations
+                    .extend(e.violations.into_iter().map(|v| Violation {
+                        field: v.field,
+                        message: format!("{} (in the {component})", v.message),
+                    }));
                 None
             }
         }

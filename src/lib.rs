@@ -41,13 +41,13 @@ pub mod circuit_breaker;
 pub(crate) mod clock;
 #[cfg(feature = "command")]
 pub mod command;
-#[cfg(any(feature = "bulkhead", feature = "fallback"))]
-pub(crate) mod slots;
 pub mod error;
 #[cfg(feature = "fallback")]
 pub mod fallback;
 pub mod metrics;
 pub(crate) mod shard;
+#[cfg(any(feature = "bulkhead", feature = "fallback"))]
+pub(crate) mod slots;
 #[cfg(feature = "timeout")]
 pub mod timeout;
 pub mod window;

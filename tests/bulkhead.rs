@@ -16,7 +16,10 @@ use tower_test::{assert_request_eq, mock};
 type Fut = Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>>;
 
 /// A dependency whose calls finish when the test says so.
-fn gated(reached: Arc<AtomicUsize>) -> impl Service<oneshot::Receiver<()>, Response = &'static str, Error = BoxError, Future = Fut> + Clone {
+fn gated(
+    reached: Arc<AtomicUsize>,
+) -> impl Service<oneshot::Receiver<()>, Response = &'static str, Error = BoxError, Future = Fut> + Clone
+{
     tower::service_fn(move |gate: oneshot::Receiver<()>| {
         reached.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
@@ -33,7 +36,10 @@ fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
 
 #[tokio::test(start_paused = true)]
 async fn admits_max_concurrent_and_rejects_the_next_at_once() {
-    let layer = BulkheadLayer::builder("ratings").max_concurrent(2).build().unwrap();
+    let layer = BulkheadLayer::builder("ratings")
+        .max_concurrent(2)
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let reached = Arc::new(AtomicUsize::new(0));
     let mut svc = layer.layer(gated(reached.clone()));
@@ -48,7 +54,11 @@ async fn admits_max_concurrent_and_rejects_the_next_at_once() {
     let (_open_c, gate_c) = oneshot::channel();
     let err = svc.ready().await.unwrap().call(gate_c).await.unwrap_err();
     assert_eq!(ErrorKind::of(&err), ErrorKind::BulkheadFull);
-    assert_eq!(reached.load(Ordering::SeqCst), 2, "the rejected call never reached the dependency");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        2,
+        "the rejected call never reached the dependency"
+    );
 
     // One finishes: its slot is free for the next call.
     open_a.send(()).unwrap();
@@ -62,7 +72,10 @@ async fn admits_max_concurrent_and_rejects_the_next_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_calls_gives_their_slots_back() {
-    let layer = BulkheadLayer::builder("bookmarks").max_concurrent(3).build().unwrap();
+    let layer = BulkheadLayer::builder("bookmarks")
+        .max_concurrent(3)
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let mut svc = layer.layer(gated(Arc::default()));
     let mut gates = Vec::new();
@@ -200,9 +213,21 @@ async fn slots_are_exact_under_many_concurrent_tasks() {
     for t in tasks {
         ok += t.await.unwrap();
     }
-    assert!(peak.load(Ordering::SeqCst) <= 4, "peak {}", peak.load(Ordering::SeqCst));
-    assert_eq!(ok, 64 * (50 - 8), "every call that was not cancelled got a slot in time");
-    assert_eq!((handle.in_flight(), handle.waiting()), (0, 0), "no slot leaked");
+    assert!(
+        peak.load(Ordering::SeqCst) <= 4,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        ok,
+        64 * (50 - 8),
+        "every call that was not cancelled got a slot in time"
+    );
+    assert_eq!(
+        (handle.in_flight(), handle.waiting()),
+        (0, 0),
+        "no slot leaked"
+    );
 }
 
 #[test]
@@ -213,7 +238,10 @@ fn every_bad_option_is_a_config_error_naming_its_field() {
         ("max_concurrent", b().max_concurrent(0)),
         ("max_wait", b().max_wait(Duration::ZERO)),
         ("max_wait", b().max_wait(Duration::from_secs(7200))),
-        ("max_waiting", b().max_wait(Duration::from_secs(1)).max_waiting(0)),
+        (
+            "max_waiting",
+            b().max_wait(Duration::from_secs(1)).max_waiting(0),
+        ),
         ("max_waiting", b().max_waiting(5)),
     ] {
         let err = builder.clone().build().expect_err(&format!("{builder:?}"));

@@ -20,7 +20,9 @@ enum Req {
     Slow(u64),
 }
 
-fn dependency(reached: Arc<AtomicUsize>) -> tower::util::BoxCloneService<Req, &'static str, BoxError> {
+fn dependency(
+    reached: Arc<AtomicUsize>,
+) -> tower::util::BoxCloneService<Req, &'static str, BoxError> {
     tower::util::BoxCloneService::new(tower::service_fn(move |req: Req| {
         reached.fetch_add(1, Ordering::SeqCst);
         async move {
@@ -60,7 +62,11 @@ async fn behaves_like_hystrix_on_its_defaults() {
         call(&mut svc, req).await.unwrap();
     }
     assert_eq!(breaker.state(), State::Open);
-    assert_eq!(fallback.successes(), 10, "failed calls were served the fallback");
+    assert_eq!(
+        fallback.successes(),
+        10,
+        "failed calls were served the fallback"
+    );
 
     // Short-circuits get the fallback without touching the dependency.
     for _ in 0..50 {
@@ -68,7 +74,11 @@ async fn behaves_like_hystrix_on_its_defaults() {
     }
     assert_eq!(reached.load(Ordering::SeqCst), 20);
     let counts = breaker.rolling_counts();
-    assert_eq!((counts.short_circuited, counts.failed()), (50, 10), "short-circuits are not failures");
+    assert_eq!(
+        (counts.short_circuited, counts.failed()),
+        (50, 10),
+        "short-circuits are not failures"
+    );
 
     // One probe after 5 s closes it.
     advance(Duration::from_millis(4999)).await;
@@ -86,7 +96,11 @@ async fn timeouts_and_bulkhead_rejections_count_toward_the_error_rate() {
         .bulkhead(2)
         .breaker(|b| b.min_calls(6))
         .fallback_sync(|cause: &Cause| -> Result<&'static str, BoxError> {
-            Ok(if cause.kind() == ErrorKind::Timeout { "timed out" } else { "rejected" })
+            Ok(if cause.kind() == ErrorKind::Timeout {
+                "timed out"
+            } else {
+                "rejected"
+            })
         })
         .build()
         .unwrap();
@@ -101,7 +115,9 @@ async fn timeouts_and_bulkhead_rejections_count_toward_the_error_rate() {
     let mut calls = Vec::new();
     for _ in 0..4 {
         let mut svc = svc.clone();
-        calls.push(tokio::spawn(async move { call(&mut svc, Req::Slow(1_000)).await }));
+        calls.push(tokio::spawn(async move {
+            call(&mut svc, Req::Slow(1_000)).await
+        }));
     }
     let mut answers = Vec::new();
     for c in calls {
@@ -122,10 +138,16 @@ async fn timeouts_and_bulkhead_rejections_count_toward_the_error_rate() {
 
 #[tokio::test(start_paused = true)]
 async fn without_a_fallback_errors_pass_through_typed() {
-    let command = Command::builder("Bare").breaker(|b| b.min_calls(1)).build().unwrap();
+    let command = Command::builder("Bare")
+        .breaker(|b| b.min_calls(1))
+        .build()
+        .unwrap();
     let mut svc = command.layer(dependency(Arc::default()));
     let err = call(&mut svc, Req::Fail).await.unwrap_err();
-    assert_eq!((ErrorKind::of(&err), err.to_string()), (ErrorKind::Inner, "connection refused".into()));
+    assert_eq!(
+        (ErrorKind::of(&err), err.to_string()),
+        (ErrorKind::Inner, "connection refused".into())
+    );
     let err = call(&mut svc, Req::Ok).await.unwrap_err();
     assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
 }
@@ -160,14 +182,16 @@ async fn cancelling_at_any_point_leaks_nothing() {
     let mut cx = Context::from_waker(&waker);
 
     // Dropped while the dependency works (slot held, timer running).
-    let mut f: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(svc.ready().await.unwrap().call(Req::Slow(500)));
+    let mut f: Pin<Box<dyn Future<Output = _> + Send>> =
+        Box::pin(svc.ready().await.unwrap().call(Req::Slow(500)));
     assert!(f.as_mut().poll(&mut cx).is_pending());
     assert_eq!(bulkhead.in_flight(), 1);
     drop(f);
     assert_eq!(bulkhead.in_flight(), 0);
 
     // Dropped while its fallback runs.
-    let mut f: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(svc.ready().await.unwrap().call(Req::Fail));
+    let mut f: Pin<Box<dyn Future<Output = _> + Send>> =
+        Box::pin(svc.ready().await.unwrap().call(Req::Fail));
     assert!(f.as_mut().poll(&mut cx).is_pending());
     assert_eq!((fallback.running(), bulkhead.in_flight()), (1, 0));
     drop(f);
@@ -180,7 +204,11 @@ async fn cancelling_at_any_point_leaks_nothing() {
     drop(ready);
     assert_eq!(bulkhead.in_flight(), 0);
 
-    assert_eq!(breaker.counts().calls(), 1, "only the completed failure counted");
+    assert_eq!(
+        breaker.counts().calls(),
+        1,
+        "only the completed failure counted"
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -191,7 +219,13 @@ async fn pool_isolation_times_out_a_blocked_call_on_the_callers_side() {
         .group("LegacyGroup")
         .pool(1, 0)
         .timeout(Duration::from_millis(200))
-        .fallback_sync(|cause| Ok(if cause.kind() == ErrorKind::Timeout { "timed out" } else { "rejected" }))
+        .fallback_sync(|cause| {
+            Ok(if cause.kind() == ErrorKind::Timeout {
+                "timed out"
+            } else {
+                "rejected"
+            })
+        })
         .build()
         .unwrap();
     let pool = command.pool();
@@ -204,7 +238,10 @@ async fn pool_isolation_times_out_a_blocked_call_on_the_callers_side() {
             Ok::<_, BoxError>("late")
         }
     }));
-    assert_eq!(svc.ready().await.unwrap().call(()).await.unwrap(), "timed out");
+    assert_eq!(
+        svc.ready().await.unwrap().call(()).await.unwrap(),
+        "timed out"
+    );
     release.send(()).unwrap();
 }
 
@@ -212,12 +249,19 @@ async fn pool_isolation_times_out_a_blocked_call_on_the_callers_side() {
 fn contradictions_between_layers_are_config_errors() {
     let err = Command::builder("X")
         .timeout(Duration::from_secs(2))
-        .breaker(|b| b.slow_call(Duration::from_secs(3), 0.5).window(Window::time(Duration::from_secs(1), 10)))
+        .breaker(|b| {
+            b.slow_call(Duration::from_secs(3), 0.5)
+                .window(Window::time(Duration::from_secs(1), 10))
+        })
         .build()
         .unwrap_err();
     assert!(err.names("slow_call"), "{err}");
     assert!(err.names("window"), "{err}");
-    assert!(err.to_string().contains("must be shorter than the timeout (2s)"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("must be shorter than the timeout (2s)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -233,6 +277,9 @@ fn every_layers_violations_come_back_together() {
     for field in ["timeout", "max_concurrent", "failure_rate"] {
         assert!(err.names(field), "{field}: {err}");
     }
-    assert!(err.to_string().contains("(in the circuit breaker \"X\")"), "{err}");
+    assert!(
+        err.to_string().contains("(in the circuit breaker \"X\")"),
+        "{err}"
+    );
     assert_eq!(err.violations().len(), 4, "{err}");
 }

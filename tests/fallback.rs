@@ -41,10 +41,19 @@ async fn serves_the_fallback_only_when_the_call_fails() {
         .unwrap();
     let handle = layer.handle();
     let mut svc = ServiceBuilder::new().layer(layer).service(dependency());
-    assert_eq!(svc.ready().await.unwrap().call(Req::Ok).await.unwrap(), "personal picks");
+    assert_eq!(
+        svc.ready().await.unwrap().call(Req::Ok).await.unwrap(),
+        "personal picks"
+    );
     assert_eq!(called.load(Ordering::SeqCst), 0);
-    assert_eq!(svc.ready().await.unwrap().call(Req::Fail).await.unwrap(), "popular titles");
-    assert_eq!((handle.successes(), handle.failures(), handle.rejections()), (1, 0, 0));
+    assert_eq!(
+        svc.ready().await.unwrap().call(Req::Fail).await.unwrap(),
+        "popular titles"
+    );
+    assert_eq!(
+        (handle.successes(), handle.failures(), handle.rejections()),
+        (1, 0, 0)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -53,7 +62,9 @@ async fn the_fallback_is_told_why_it_runs() {
     let s = seen.clone();
     let fallback = FallbackLayer::builder("why")
         .fallback(move |cause| {
-            s.lock().unwrap().push((cause.kind(), cause.error().to_string()));
+            s.lock()
+                .unwrap()
+                .push((cause.kind(), cause.error().to_string()));
             async { Ok("fallback".to_string()) }
         })
         .build()
@@ -63,8 +74,18 @@ async fn the_fallback_is_told_why_it_runs() {
     let mut svc = ServiceBuilder::new()
         .layer(fallback)
         .layer(breaker)
-        .layer(BulkheadLayer::builder("why").max_concurrent(1).build().unwrap())
-        .layer(TimeoutLayer::builder("why").timeout(Duration::from_millis(100)).build().unwrap())
+        .layer(
+            BulkheadLayer::builder("why")
+                .max_concurrent(1)
+                .build()
+                .unwrap(),
+        )
+        .layer(
+            TimeoutLayer::builder("why")
+                .timeout(Duration::from_millis(100))
+                .build()
+                .unwrap(),
+        )
         .service(dependency());
 
     svc.ready().await.unwrap().call(Req::Fail).await.unwrap();
@@ -82,7 +103,16 @@ async fn the_fallback_is_told_why_it_runs() {
 
     let seen = seen.lock().unwrap().clone();
     let kinds: Vec<_> = seen.iter().map(|(k, _)| *k).collect();
-    assert_eq!(kinds, [ErrorKind::Inner, ErrorKind::Timeout, ErrorKind::BulkheadFull, ErrorKind::Timeout, ErrorKind::CircuitOpen]);
+    assert_eq!(
+        kinds,
+        [
+            ErrorKind::Inner,
+            ErrorKind::Timeout,
+            ErrorKind::BulkheadFull,
+            ErrorKind::Timeout,
+            ErrorKind::CircuitOpen
+        ]
+    );
     assert_eq!(seen[0].1, "connection refused");
 }
 
@@ -94,11 +124,22 @@ async fn a_failing_fallback_reports_both_errors() {
         .unwrap();
     let handle = layer.handle();
     let mut svc = ServiceBuilder::new().layer(layer).service(dependency());
-    let err = svc.ready().await.unwrap().call(Req::Fail).await.unwrap_err();
-    let failed = err.downcast_ref::<FallbackFailed>().expect("FallbackFailed");
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Req::Fail)
+        .await
+        .unwrap_err();
+    let failed = err
+        .downcast_ref::<FallbackFailed>()
+        .expect("FallbackFailed");
     assert_eq!(failed.cause().to_string(), "connection refused");
     assert_eq!(failed.fallback_error().to_string(), "cache empty");
-    assert_eq!(err.to_string(), "fallback failed: cache empty (it ran because: connection refused)");
+    assert_eq!(
+        err.to_string(),
+        "fallback failed: cache empty (it ran because: connection refused)"
+    );
     assert_eq!(ErrorKind::of(&err), ErrorKind::Inner);
     assert_eq!(handle.failures(), 1);
 }
@@ -121,10 +162,15 @@ async fn too_many_fallbacks_at_once_are_rejected() {
     assert_eq!(handle.running(), 1);
     let mut b = svc.clone();
     let err = b.ready().await.unwrap().call(Req::Fail).await.unwrap_err();
-    let rejected = err.downcast_ref::<FallbackRejected>().expect("FallbackRejected");
+    let rejected = err
+        .downcast_ref::<FallbackRejected>()
+        .expect("FallbackRejected");
     assert_eq!(rejected.cause().to_string(), "connection refused");
     assert_eq!(first.await.unwrap().unwrap(), "slow fallback");
-    assert_eq!((handle.successes(), handle.rejections(), handle.running()), (1, 1, 0));
+    assert_eq!(
+        (handle.successes(), handle.rejections(), handle.running()),
+        (1, 1, 0)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -150,6 +196,9 @@ fn bad_options_are_config_errors_naming_their_field() {
         .build()
         .unwrap_err();
     assert!(err.names("max_concurrent"), "{err}");
-    let err = FallbackLayer::builder("").fallback_sync(|_| Ok::<_, BoxError>(())).build().unwrap_err();
+    let err = FallbackLayer::builder("")
+        .fallback_sync(|_| Ok::<_, BoxError>(()))
+        .build()
+        .unwrap_err();
     assert!(err.names("name"), "{err}");
 }

@@ -21,13 +21,22 @@ struct Blocking {
 
 fn blocking_service(
     b: Blocking,
-) -> impl Service<u32, Response = u32, Error = BoxError, Future = impl std::future::Future<Output = Result<u32, BoxError>> + Send + 'static> + Clone {
+) -> impl Service<
+    u32,
+    Response = u32,
+    Error = BoxError,
+    Future = impl std::future::Future<Output = Result<u32, BoxError>> + Send + 'static,
+> + Clone {
     tower::service_fn(move |n: u32| {
         let b = b.clone();
         async move {
             b.started.send(n).unwrap();
             // Blocks the thread, as a synchronous client would.
-            b.release.lock().unwrap().recv_timeout(Duration::from_secs(10)).unwrap();
+            b.release
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap();
             Ok::<_, BoxError>(n)
         }
     })
@@ -35,21 +44,29 @@ fn blocking_service(
 
 #[tokio::test(flavor = "current_thread")]
 async fn blocking_calls_cannot_stall_the_caller_and_overflow_is_rejected() {
-    let pool = PoolLayer::builder("legacy").size(2).queue(1).build().unwrap();
+    let pool = PoolLayer::builder("legacy")
+        .size(2)
+        .queue(1)
+        .build()
+        .unwrap();
     let handle = pool.handle();
     let (started_tx, mut started) = tmpsc::unbounded_channel();
     let (release, release_rx) = mpsc::channel();
-    let svc = ServiceBuilder::new().layer(pool).service(blocking_service(Blocking {
-        started: started_tx,
-        release: Arc::new(Mutex::new(release_rx)),
-    }));
+    let svc = ServiceBuilder::new()
+        .layer(pool)
+        .service(blocking_service(Blocking {
+            started: started_tx,
+            release: Arc::new(Mutex::new(release_rx)),
+        }));
 
     // Two calls block both pool threads; the caller's single-threaded
     // runtime keeps running (this test would hang otherwise).
     let mut calls = Vec::new();
     for n in 0..3 {
         let mut svc = svc.clone();
-        calls.push(tokio::spawn(async move { svc.ready().await.unwrap().call(n).await }));
+        calls.push(tokio::spawn(async move {
+            svc.ready().await.unwrap().call(n).await
+        }));
     }
     let mut first_two = [started.recv().await.unwrap(), started.recv().await.unwrap()];
     first_two.sort();
@@ -68,7 +85,10 @@ async fn blocking_calls_cannot_stall_the_caller_and_overflow_is_rejected() {
         results.push(call.await.unwrap().unwrap());
     }
     assert_eq!(results, [0, 1, 2]);
-    assert_eq!((handle.active(), handle.queued(), handle.completed()), (0, 0, 3));
+    assert_eq!(
+        (handle.active(), handle.queued(), handle.completed()),
+        (0, 0, 3)
+    );
     assert_eq!(handle.rolling_max_active(), 2);
 }
 
@@ -78,10 +98,12 @@ async fn dropping_a_queued_call_frees_its_place() {
     let handle = pool.handle();
     let (started_tx, mut started) = tmpsc::unbounded_channel();
     let (release, release_rx) = mpsc::channel();
-    let mut svc = ServiceBuilder::new().layer(pool).service(blocking_service(Blocking {
-        started: started_tx,
-        release: Arc::new(Mutex::new(release_rx)),
-    }));
+    let mut svc = ServiceBuilder::new()
+        .layer(pool)
+        .service(blocking_service(Blocking {
+            started: started_tx,
+            release: Arc::new(Mutex::new(release_rx)),
+        }));
     let running = svc.ready().await.unwrap().call(1);
     let running = tokio::spawn(running);
     assert_eq!(started.recv().await, Some(1));
@@ -103,10 +125,13 @@ async fn dropping_a_queued_call_frees_its_place() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_panicking_job_is_an_error_and_the_pool_goes_on() {
     let pool = PoolLayer::builder("panics").size(1).build().unwrap();
-    let mut svc = ServiceBuilder::new().layer(pool).service(tower::service_fn(|n: u32| async move {
-        assert!(n != 0, "dependency client bug");
-        Ok::<_, BoxError>(n)
-    }));
+    let mut svc =
+        ServiceBuilder::new()
+            .layer(pool)
+            .service(tower::service_fn(|n: u32| async move {
+                assert!(n != 0, "dependency client bug");
+                Ok::<_, BoxError>(n)
+            }));
     let err = svc.ready().await.unwrap().call(0).await.unwrap_err();
     assert!(err.to_string().contains("panic"), "{err}");
     assert_eq!(svc.ready().await.unwrap().call(7).await.unwrap(), 7);

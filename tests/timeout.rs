@@ -17,7 +17,9 @@ impl Drop for DropFlag {
     }
 }
 
-fn sleeper(dropped: Arc<AtomicBool>) -> impl Service<u64, Response = u64, Error = BoxError> + Clone {
+fn sleeper(
+    dropped: Arc<AtomicBool>,
+) -> impl Service<u64, Response = u64, Error = BoxError> + Clone {
     tower::service_fn(move |ms: u64| {
         let flag = DropFlag(dropped.clone());
         async move {
@@ -29,12 +31,17 @@ fn sleeper(dropped: Arc<AtomicBool>) -> impl Service<u64, Response = u64, Error 
 }
 
 fn layer(ms: u64) -> TimeoutLayer {
-    TimeoutLayer::builder("t").timeout(Duration::from_millis(ms)).build().unwrap()
+    TimeoutLayer::builder("t")
+        .timeout(Duration::from_millis(ms))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_answer_at_the_deadline_wins_and_one_after_it_times_out() {
-    let mut svc = ServiceBuilder::new().layer(layer(250)).service(sleeper(Arc::default()));
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(250))
+        .service(sleeper(Arc::default()));
     assert_eq!(svc.ready().await.unwrap().call(250).await.unwrap(), 250);
 
     let start = Instant::now();
@@ -47,11 +54,16 @@ async fn an_answer_at_the_deadline_wins_and_one_after_it_times_out() {
 #[tokio::test(start_paused = true)]
 async fn the_inner_call_is_cancelled_at_the_deadline() {
     let dropped = Arc::new(AtomicBool::new(false));
-    let mut svc = ServiceBuilder::new().layer(layer(100)).service(sleeper(dropped.clone()));
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(100))
+        .service(sleeper(dropped.clone()));
     let mut call = std::pin::pin!(svc.ready().await.unwrap().call(10_000));
     let err = call.as_mut().await.unwrap_err();
     assert_eq!(ErrorKind::of(&err), ErrorKind::Timeout);
-    assert!(dropped.load(Ordering::SeqCst), "the inner future outlived the deadline");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the inner future outlived the deadline"
+    );
     // Polled again, it keeps saying so.
     assert_eq!(ErrorKind::of(&call.await.unwrap_err()), ErrorKind::Timeout);
 }
@@ -59,7 +71,9 @@ async fn the_inner_call_is_cancelled_at_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn dropping_the_call_drops_the_inner_future() {
     let dropped = Arc::new(AtomicBool::new(false));
-    let mut svc = ServiceBuilder::new().layer(layer(100)).service(sleeper(dropped.clone()));
+    let mut svc = ServiceBuilder::new()
+        .layer(layer(100))
+        .service(sleeper(dropped.clone()));
     let call = svc.ready().await.unwrap().call(50);
     drop(call);
     assert!(dropped.load(Ordering::SeqCst));
@@ -67,7 +81,10 @@ async fn dropping_the_call_drops_the_inner_future() {
 
 #[tokio::test(start_paused = true)]
 async fn timeouts_beneath_a_breaker_count_as_failures() {
-    let breaker = CircuitBreakerLayer::builder("b").min_calls(5).build().unwrap();
+    let breaker = CircuitBreakerLayer::builder("b")
+        .min_calls(5)
+        .build()
+        .unwrap();
     let handle = breaker.handle();
     let mut svc = ServiceBuilder::new()
         .layer(breaker)
@@ -83,7 +100,10 @@ async fn timeouts_beneath_a_breaker_count_as_failures() {
 
 #[test]
 fn bad_options_are_config_errors_naming_their_field() {
-    let err = TimeoutLayer::builder("t").timeout(Duration::ZERO).build().unwrap_err();
+    let err = TimeoutLayer::builder("t")
+        .timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
     assert!(err.names("timeout"), "{err}");
     assert!(err.to_string().contains("got 0ns"), "{err}");
     let err = TimeoutLayer::builder("").build().unwrap_err();

@@ -69,13 +69,22 @@ impl Builder {
     pub fn build(self) -> Result<BulkheadLayer, ConfigError> {
         let mut v = Validator::new(format!("bulkhead {:?}", self.name));
         v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        v.check((1..=MAX_CONCURRENT).contains(&self.max_concurrent), "max_concurrent", || {
-            format!("must be from 1 to {MAX_CONCURRENT}, got {}", self.max_concurrent)
-        });
+        v.check(
+            (1..=MAX_CONCURRENT).contains(&self.max_concurrent),
+            "max_concurrent",
+            || {
+                format!(
+                    "must be from 1 to {MAX_CONCURRENT}, got {}",
+                    self.max_concurrent
+                )
+            },
+        );
         if let Some(wait) = self.max_wait {
-            v.check(wait > Duration::ZERO && wait <= MAX_WAIT, "max_wait", || {
-                format!("must be from 1 µs to an hour, got {wait:?}")
-            });
+            v.check(
+                wait > Duration::ZERO && wait <= MAX_WAIT,
+                "max_wait",
+                || format!("must be from 1 µs to an hour, got {wait:?}"),
+            );
         }
         if let Some(n) = self.max_waiting {
             v.check(n >= 1, "max_waiting", || "must be at least 1, got 0".into());

@@ -104,7 +104,9 @@ where
                 Admission::Idle => match self.shared.try_acquire() {
                     Some(permit) => self.admission = Admission::Admitted(permit),
                     None => match self.shared.max_wait {
-                        Some(max_wait) if self.shared.slots.start_waiting(self.shared.max_waiting) => {
+                        Some(max_wait)
+                            if self.shared.slots.start_waiting(self.shared.max_waiting) =>
+                        {
                             self.admission = Admission::Waiting(Wait {
                                 shared: self.shared.clone(),
                                 freed: Box::pin(self.shared.slots.freed()),
@@ -135,7 +137,9 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         match std::mem::replace(&mut self.admission, Admission::Idle) {
-            Admission::Admitted(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
+            Admission::Admitted(permit) => {
+                ResponseFuture::admitted(self.inner.call(request), permit)
+            }
             Admission::Rejected => ResponseFuture::rejected(),
             Admission::Idle | Admission::Waiting(_) => {
                 panic!("Bulkhead::call before poll_ready returned Ready: poll_ready must be called first")

@@ -1,7 +1,7 @@
 //! What every service built from one bulkhead layer shares.
 
-use crate::slots::Slots;
 use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT};
+use crate::slots::Slots;
 use metrics::{Counter, Gauge};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(name: Arc<str>, max_concurrent: usize, max_wait: Option<Duration>, max_waiting: usize) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        max_concurrent: usize,
+        max_wait: Option<Duration>,
+        max_waiting: usize,
+    ) -> Self {
         Shared {
             admitted: event_counter(LAYER, &name, "admitted"),
             rejected: event_counter(LAYER, &name, "rejected"),

@@ -95,11 +95,16 @@ build!(AsyncFallback);
 build!(SyncFallback);
 
 /// Validates a fallback's options and makes its stats.
-pub(crate) fn stats_for(name: &str, max_concurrent: Option<usize>) -> Result<Arc<Stats>, ConfigError> {
+pub(crate) fn stats_for(
+    name: &str,
+    max_concurrent: Option<usize>,
+) -> Result<Arc<Stats>, ConfigError> {
     let mut v = Validator::new(format!("fallback {name:?}"));
     v.check(!name.is_empty(), "name", || "must not be empty".into());
     if let Some(max) = max_concurrent {
-        v.check(max >= 1, "max_concurrent", || "must be at least 1, got 0".into());
+        v.check(max >= 1, "max_concurrent", || {
+            "must be at least 1, got 0".into()
+        });
     }
     v.finish()?;
     Ok(Arc::new(Stats::new(name.into(), max_concurrent)))

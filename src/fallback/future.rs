@@ -123,6 +123,8 @@ impl<F, FB, G> fmt::Debug for ResponseFuture<F, FB, G> {
             State::Recovering { .. } => "recovering",
             State::Done => "done",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }

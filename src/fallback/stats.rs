@@ -50,7 +50,9 @@ impl Stats {
                 return None;
             }
         }
-        Some(Running { stats: self.clone() })
+        Some(Running {
+            stats: self.clone(),
+        })
     }
 
     pub(crate) fn succeeded(&self) {

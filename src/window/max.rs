@@ -37,7 +37,12 @@ impl RollingMax {
             if same_bucket && (current & 0xFFFF_FFFF) as u32 >= value {
                 return;
             }
-            match slot.compare_exchange_weak(current, pack(bucket, value), Ordering::Relaxed, Ordering::Relaxed) {
+            match slot.compare_exchange_weak(
+                current,
+                pack(bucket, value),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(now) => current = now,
             }
@@ -57,7 +62,11 @@ impl RollingMax {
                 // Reconstruct the full bucket number from its low 32 bits.
                 let low = v >> 32;
                 let candidate = (bucket & !0xFFFF_FFFF) | low;
-                let b = if candidate > bucket { candidate.wrapping_sub(1 << 32) } else { candidate };
+                let b = if candidate > bucket {
+                    candidate.wrapping_sub(1 << 32)
+                } else {
+                    candidate
+                };
                 b >= oldest && b <= bucket
             })
             .map(|v| (v & 0xFFFF_FFFF) as u32)
@@ -78,7 +87,11 @@ mod tests {
         m.record(2_000_000, 5);
         assert_eq!(m.max(2_000_000), 7);
         assert_eq!(m.max(9_999_999), 7);
-        assert_eq!(m.max(10_000_000), 5, "the bucket at 0 s holding 7 dropped out");
+        assert_eq!(
+            m.max(10_000_000),
+            5,
+            "the bucket at 0 s holding 7 dropped out"
+        );
         assert_eq!(m.max(12_000_000), 0);
         // A slot reused by a later bucket starts over.
         m.record(20_000_000, 1);

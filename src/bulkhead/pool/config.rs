@@ -69,7 +69,9 @@ impl Builder {
             Ok(runtime) => runtime,
             Err(e) => {
                 let mut v = Validator::new(format!("pool {:?}", self.name));
-                v.check(false, "size", || format!("{} threads could not be started: {e}", self.size));
+                v.check(false, "size", || {
+                    format!("{} threads could not be started: {e}", self.size)
+                });
                 return Err(v.finish().expect_err("one violation"));
             }
         };

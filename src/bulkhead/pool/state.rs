@@ -82,7 +82,9 @@ impl Shared {
         let admitted = self
             .stats
             .admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            });
         if admitted.is_err() {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             self.stats.rejected_counter.increment(1);
