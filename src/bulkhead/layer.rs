@@ -4,6 +4,7 @@ use super::config::Builder;
 use super::handle::BulkheadHandle;
 use super::service::Bulkhead;
 use super::state::Shared;
+use crate::shard::Lanes;
 use std::sync::Arc;
 use tower_layer::Layer;
 
@@ -11,7 +12,7 @@ use tower_layer::Layer;
 /// from its clones, share one set of slots.
 #[derive(Debug, Clone)]
 pub struct BulkheadLayer {
-    shared: Arc<Shared>,
+    shared: Arc<Lanes<Shared>>,
 }
 
 impl BulkheadLayer {
@@ -21,12 +22,14 @@ impl BulkheadLayer {
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
-        BulkheadLayer { shared }
+        BulkheadLayer {
+            shared: Arc::new(Lanes::new(shared)),
+        }
     }
 
     /// A handle to read the bulkhead's occupancy.
     pub fn handle(&self) -> BulkheadHandle {
-        BulkheadHandle::new(self.shared.clone())
+        BulkheadHandle::new(self.shared.shared().clone())
     }
 }
 

@@ -3,6 +3,7 @@
 use super::future::ResponseFuture;
 use super::handle::BulkheadHandle;
 use super::state::{Permit, Shared};
+use crate::shard::Lanes;
 use crate::BoxError;
 use std::fmt;
 use std::future::Future;
@@ -22,7 +23,7 @@ use tower_service::Service;
 /// and the next `call` resolves to [`BulkheadFull`](super::BulkheadFull).
 pub struct Bulkhead<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Arc<Lanes<Shared>>,
     admission: Admission,
 }
 
@@ -53,7 +54,7 @@ impl Drop for Wait {
 // ===== impl Bulkhead =====
 
 impl<S> Bulkhead<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Lanes<Shared>>) -> Self {
         Bulkhead {
             inner,
             shared,
@@ -63,7 +64,7 @@ impl<S> Bulkhead<S> {
 
     /// A handle to the bulkhead this service shares.
     pub fn handle(&self) -> BulkheadHandle {
-        BulkheadHandle::new(self.shared.clone())
+        BulkheadHandle::new(self.shared.shared().clone())
     }
 
     /// The inner service.
@@ -80,11 +81,6 @@ impl<S> Bulkhead<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-
-    fn reject(&mut self) {
-        self.shared.reject();
-        self.admission = Admission::Rejected;
-    }
 }
 
 impl<S, Request> Service<Request> for Bulkhead<S>
@@ -97,36 +93,39 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let shared = self.shared.shared();
         loop {
             match &mut self.admission {
                 Admission::Admitted(_) => return self.inner.poll_ready(cx).map_err(Into::into),
                 Admission::Rejected => return Poll::Ready(Ok(())),
-                Admission::Idle => match self.shared.try_acquire() {
+                Admission::Idle => match Shared::try_acquire(&self.shared) {
                     Some(permit) => self.admission = Admission::Admitted(permit),
-                    None => match self.shared.max_wait {
-                        Some(max_wait)
-                            if self.shared.slots.start_waiting(self.shared.max_waiting) =>
-                        {
+                    None => match shared.max_wait {
+                        Some(max_wait) if shared.slots.start_waiting(shared.max_waiting) => {
                             self.admission = Admission::Waiting(Wait {
-                                shared: self.shared.clone(),
-                                freed: Box::pin(self.shared.slots.freed()),
+                                shared: shared.clone(),
+                                freed: Box::pin(shared.slots.freed()),
                                 deadline: Box::pin(sleep(max_wait)),
                             });
                         }
-                        _ => self.reject(),
+                        _ => {
+                            shared.reject();
+                            self.admission = Admission::Rejected;
+                        }
                     },
                 },
                 Admission::Waiting(wait) => {
                     // Register for a wake-up before looking, so a slot
                     // freed in between is not missed.
                     wait.freed.as_mut().enable();
-                    if let Some(permit) = self.shared.try_acquire() {
+                    if let Some(permit) = Shared::try_acquire(&self.shared) {
                         self.admission = Admission::Admitted(permit);
                     } else if wait.freed.as_mut().poll(cx).is_ready() {
                         // A slot was freed but taken by someone else: wait again.
-                        wait.freed.set(self.shared.slots.freed());
+                        wait.freed.set(shared.slots.freed());
                     } else if wait.deadline.as_mut().poll(cx).is_ready() {
-                        self.reject();
+                        shared.reject();
+                        self.admission = Admission::Rejected;
                     } else {
                         return Poll::Pending;
                     }
@@ -165,7 +164,7 @@ impl<S: fmt::Debug> fmt::Debug for Bulkhead<S> {
         };
         f.debug_struct("Bulkhead")
             .field("inner", &self.inner)
-            .field("name", &self.shared.name)
+            .field("name", &self.shared.shared().name)
             .field("admission", &admission)
             .finish()
     }

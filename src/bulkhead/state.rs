@@ -1,6 +1,7 @@
 //! What every service built from one bulkhead layer shares.
 
 use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT};
+use crate::shard::{Lane, Lanes};
 use crate::slots::Slots;
 use metrics::{Counter, Gauge};
 use std::sync::Arc;
@@ -37,16 +38,18 @@ impl Shared {
         }
     }
 
-    /// Takes a slot now, if one is free.
+    /// Takes a slot now, if one is free; the permit points at the calling
+    /// thread's lane, so threads do not share a reference count.
     #[inline]
-    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
-        if !self.slots.try_acquire() {
+    pub(crate) fn try_acquire(lanes: &Lanes<Shared>) -> Option<Permit> {
+        let shared = lanes.shared();
+        if !shared.slots.try_acquire() {
             return None;
         }
-        self.admitted.increment(1);
-        self.in_flight.increment(1.0);
+        shared.admitted.increment(1);
+        shared.in_flight.increment(1.0);
         Some(Permit {
-            shared: self.clone(),
+            shared: lanes.pick(),
         })
     }
 
@@ -59,7 +62,7 @@ impl Shared {
 /// A slot in the bulkhead, given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Permit {
-    shared: Arc<Shared>,
+    shared: Arc<Lane<Shared>>,
 }
 
 impl Drop for Permit {

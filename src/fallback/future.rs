@@ -4,6 +4,7 @@ use super::cause::Cause;
 use super::error::{FallbackFailed, FallbackRejected};
 use super::function::FallbackFn;
 use super::stats::{Running, Shared};
+use crate::shard::Lane;
 use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -23,7 +24,7 @@ pin_project! {
     pub struct ResponseFuture<F, FB, G> {
         #[pin]
         state: State<F, G>,
-        shared: Arc<Shared<FB>>,
+        shared: Arc<Lane<Shared<FB>>>,
     }
 }
 
@@ -45,7 +46,7 @@ pin_project! {
 }
 
 impl<F, FB, G> ResponseFuture<F, FB, G> {
-    pub(crate) fn new(response: F, shared: Arc<Shared<FB>>) -> Self {
+    pub(crate) fn new(response: F, shared: Arc<Lane<Shared<FB>>>) -> Self {
         ResponseFuture {
             state: State::Calling { response },
             shared,

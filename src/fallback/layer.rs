@@ -4,6 +4,7 @@ use super::config::{Builder, Unset};
 use super::handle::FallbackHandle;
 use super::service::Fallback;
 use super::stats::{Shared, Stats};
+use crate::shard::Lanes;
 use std::fmt;
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -11,7 +12,7 @@ use tower_layer::Layer;
 /// Wraps services in a [`Fallback`].
 #[derive(Clone)]
 pub struct FallbackLayer<FB> {
-    shared: Arc<Shared<FB>>,
+    shared: Arc<Lanes<Shared<FB>>>,
 }
 
 impl FallbackLayer<Unset> {
@@ -24,13 +25,13 @@ impl FallbackLayer<Unset> {
 impl<FB> FallbackLayer<FB> {
     pub(crate) fn from_parts(fallback: FB, stats: Arc<Stats>) -> Self {
         FallbackLayer {
-            shared: Arc::new(Shared { fallback, stats }),
+            shared: Arc::new(Lanes::new(Arc::new(Shared { fallback, stats }))),
         }
     }
 
     /// A handle to read how often fallbacks ran, failed or were rejected.
     pub fn handle(&self) -> FallbackHandle {
-        FallbackHandle::new(self.shared.stats.clone())
+        FallbackHandle::new(self.shared.shared().stats.clone())
     }
 }
 
@@ -45,7 +46,7 @@ impl<S, FB> Layer<S> for FallbackLayer<FB> {
 impl<FB> fmt::Debug for FallbackLayer<FB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackLayer")
-            .field("name", &self.shared.stats.name)
+            .field("name", &self.shared.shared().stats.name)
             .finish_non_exhaustive()
     }
 }

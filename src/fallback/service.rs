@@ -3,6 +3,7 @@
 use super::function::FallbackFn;
 use super::future::ResponseFuture;
 use super::stats::Shared;
+use crate::shard::Lanes;
 use crate::BoxError;
 use std::fmt;
 use std::sync::Arc;
@@ -19,11 +20,11 @@ use tower_service::Service;
 /// not calls and pass through.
 pub struct Fallback<S, FB> {
     inner: S,
-    shared: Arc<Shared<FB>>,
+    shared: Arc<Lanes<Shared<FB>>>,
 }
 
 impl<S, FB> Fallback<S, FB> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared<FB>>) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Lanes<Shared<FB>>>) -> Self {
         Fallback { inner, shared }
     }
 
@@ -60,7 +61,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
-        ResponseFuture::new(self.inner.call(request), self.shared.clone())
+        ResponseFuture::new(self.inner.call(request), self.shared.pick())
     }
 }
 
@@ -74,7 +75,7 @@ impl<S: fmt::Debug, FB> fmt::Debug for Fallback<S, FB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fallback")
             .field("inner", &self.inner)
-            .field("name", &self.shared.stats.name)
+            .field("name", &self.shared.shared().stats.name)
             .finish()
     }
 }
