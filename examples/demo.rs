@@ -1,113 +1,188 @@
-//! A circuit breaker watching a real HTTP dependency fail and recover.
+//! The Netflix story: a home page that keeps serving while its dependencies
+//! fail, each behind its own [`rampart::Command`].
 //!
 //! ```text
 //! cargo run --example demo
 //! ```
 //!
-//! The demo starts a small HTTP/1 server on `127.0.0.1` (a random port): a
-//! stand-in "recommendations" service whose health changes over time:
+//! A small "home page" service renders 30 pages a second for 34 s, each page
+//! on its own task, so several are in flight at once. Each page calls three
+//! dependencies at once, over real HTTP/1 to hyper servers on `127.0.0.1`
+//! (random ports), through one pooled client, each call through its own
+//! command (fallback → breaker → bulkhead → timeout):
 //!
-//! | time     | dependency  | answers `500` to |
-//! |----------|-------------|------------------|
-//! | 0–6 s    | healthy     | ≈ 2 % of calls   |
-//! | 6–14 s   | failing     | ≈ 80 % of calls  |
-//! | 14–20 s  | recovering  | ≈ 2 % of calls   |
+//! | dependency        | timeout | bulkhead | fallback when it cannot answer |
+//! |-------------------|---------|----------|--------------------------------|
+//! | `recommendations` | 300 ms  | 10       | popular titles                 |
+//! | `ratings`         | 250 ms  | 4        | no ratings shown               |
+//! | `bookmarks`       | 200 ms  | 10       | "continue watching" hidden     |
 //!
-//! A client calls it 50 times a second for 20 s through a
-//! [`CircuitBreakerLayer`] (failure rate ≥ 50 % over the last 2 s, at least 20
-//! calls, open for 3 s, one probe). Whenever a call does not end in a good
-//! answer (a `500`, a connection error, a timeout, or the breaker's own
-//! rejection), the demo serves a fallback instead: `"popular titles"`.
+//! The client turns an answer other than `2xx` into an error: the fallback
+//! only ever sees errors, so a `500` must be one to be replaced.
+//!
+//! Each command's breaker trips when at least half of the calls of the last
+//! 2 s failed (at least 20 calls; a `500`, a connection error, a timeout and
+//! a bulkhead rejection all count as failures), stays open for 3 s, then lets
+//! one probe call through: a good answer closes it, a bad one opens it again.
+//!
+//! What goes wrong, and when (`--` lines announce each incident):
+//!
+//! | time    | incident                                                         |
+//! |---------|------------------------------------------------------------------|
+//! | 4–13 s  | `recommendations` fails: 80 % of its answers are `500`s          |
+//! | 11–20 s | `ratings` turns slow: answers take 1–1.5 s, far over its timeout |
+//! | 22 s    | `bookmarks`' server is killed: listener closed, connections cut  |
+//! | 27 s    | `bookmarks`' server is restarted on the same port                |
+//!
+//! Otherwise every server answers in 2–15 ms, with the odd `500` (1 %).
 //!
 //! What you will see:
 //!
-//! 1. **closed**: for the first 6 s nearly every call is served by the
-//!    dependency; the odd `500` is served the fallback.
-//! 2. **trip**: about a second into the failing phase the failure rate
-//!    crosses 50 % and the breaker opens (a `>>` line says why).
-//! 3. **short-circuit**: while open, calls are rejected at once without
-//!    touching the dependency (the `short-circ` column); every one of them
-//!    still gets the fallback, and the dependency's request count stops
-//!    growing, which gives it room to recover.
-//! 4. **probe (half-open)**: every 3 s one call is let through as a probe.
-//!    While the dependency is still failing the probe will most likely fail
-//!    and the breaker opens again; once it has recovered the probe succeeds
-//!    and the breaker **closes**, with a fresh window.
+//! 1. **recommendations** (errors): within a second of failing, the `>>`
+//!    line says its breaker tripped; while it is open its calls are
+//!    short-circuited (`s`) and never reach the server, and every page shows
+//!    popular titles instead. Every 3 s one probe goes through (a lone `1f`
+//!    among the `s` when it fails); while the server still fails, the probe
+//!    most likely fails and the breaker opens again; after 13 s a probe
+//!    succeeds and the breaker closes.
+//! 2. **ratings** (latency): calls now end at the 250 ms timeout (`t`), so
+//!    about 7 are wanted at once and the 4-slot bulkhead rejects the rest at
+//!    once (`r`). Timeouts and rejections trip the breaker; the probes time
+//!    out until the server is fast again. The slowest page never takes much
+//!    more than the longest timeout: a slow dependency cannot hold the page.
+//! 3. **bookmarks** (outage): calls fail at once with connection errors
+//!    (`c`), the breaker trips, a probe is refused, and the first probe after
+//!    the restart closes it.
 //!
-//! One line is printed per second, and the state changes (`>>`) as they
-//! happen. `failed` counts calls the dependency got but did not answer well;
-//! `short-circ` counts calls the breaker rejected without making them; the
-//! `failure rate` is the one the trip rule sees (the last 2 s of calls), shown
-//! only while the breaker is closed, the only state in which it is used.
-//! The final summary counts every call: each one ends either in the
-//! dependency's answer or in the fallback, so no call is lost.
+//! One line is printed per second: pages served (and how many of them used at
+//! least one fallback), the most pages in flight at once, the slowest page,
+//! then per dependency the calls answered by it (`ok`), the calls answered by
+//! its fallback (`fb`) and why (`f` HTTP 500, `c` connection error, `t` timed
+//! out, `r` rejected by the bulkhead, `s` short-circuited by the breaker), and
+//! the breaker's state at the end of that second. `>>` lines show the
+//! breakers' state changes as they happen.
 //!
-//! The failures come from a random generator with a fixed seed, so runs look
-//! alike; exact counts can still shift by a call or two with timing.
+//! The summary shows a page from each part of the story, then counts every
+//! call by how it was answered: by the dependency, or by its fallback and why.
+//! `calls lost` is computed, not assumed: calls made minus calls answered
+//! (any call that ended in an error would also print a `!!` line). It comes
+//! out 0, and no page fails. rampart's own fallback counters are checked
+//! against the demo's.
+//!
+//! The servers' failures and latencies come from random generators with fixed
+//! seeds, so runs look alike; as the calls run concurrently on real time,
+//! exact counts still shift a little from run to run.
 //!
 //! The rolling window is 2 s here (Hystrix's default is 10 s) so that the
-//! breaker reacts within the demo's 20 s.
+//! breakers react within the demo's 34 s.
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rampart::bulkhead::{BulkheadHandle, BulkheadLayer};
 use rampart::circuit_breaker::{
-    CircuitBreakerLayer, Outcome, State, StateChange, TransitionReason, Window,
+    Builder as BreakerBuilder, CircuitBreakerHandle, State, StateChange, TransitionReason, Window,
 };
-use rampart::{BoxError, ErrorKind};
+use rampart::fallback::{Cause, FallbackHandle};
+use rampart::{BoxError, Command, CommandLayer, ErrorKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::convert::Infallible;
+use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::{JoinHandle, JoinSet};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
-/// Calls per second made by the client.
-const CALLS_PER_SECOND: u64 = 50;
-/// How long the demo runs.
-const RUN_FOR: Duration = Duration::from_secs(20);
-/// What the demo serves when the dependency cannot.
-const FALLBACK: &str = "popular titles";
+/// Pages the home page service renders per second.
+const PAGES_PER_SECOND: u32 = 30;
+/// How long pages are rendered.
+const RUN_FOR: Duration = secs(34);
 
-// ===== the dependency: an HTTP server whose health changes over time =====
+/// `recommendations` answers `500` to most calls.
+const RECS_FAILING: Range<Duration> = secs(4)..secs(13);
+/// `ratings` answers far too late.
+const RATINGS_SLOW: Range<Duration> = secs(11)..secs(20);
+/// `bookmarks`' server is gone.
+const BOOKMARKS_DOWN: Range<Duration> = secs(22)..secs(27);
 
-/// The dependency's phases: name, when it ends, and its share of `500`s.
-const PHASES: [(&str, Duration, f64); 3] = [
-    ("healthy", Duration::from_secs(6), 0.02),
-    ("failing", Duration::from_secs(14), 0.80),
-    ("recovering", Duration::MAX, 0.02),
-];
+/// The share of `500`s while failing, and otherwise.
+const FAILING_ERROR_RATE: f64 = 0.8;
+const NORMAL_ERROR_RATE: f64 = 0.01;
+/// How long a server takes to answer, when slow and otherwise (ms).
+const SLOW_MS: Range<u64> = 1_000..1_500;
+const NORMAL_MS: Range<u64> = 2..15;
 
-fn phase_at(elapsed: Duration) -> (&'static str, f64) {
-    let (name, _, error_rate) = PHASES
-        .iter()
-        .find(|(_, until, _)| elapsed < *until)
-        .expect("the last phase never ends");
-    (name, *error_rate)
+/// The breakers' trip rule: rolling window, minimum calls, failure rate.
+const WINDOW: Duration = secs(2);
+const MIN_CALLS: u32 = 20;
+const FAILURE_RATE: f64 = 0.5;
+/// How long a tripped breaker rejects calls before a probe.
+const OPEN_FOR: Duration = secs(3);
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
 }
 
-/// The recommendations service.
-struct Dependency {
+// ===== the dependencies: HTTP servers whose health changes over time =====
+
+/// One dependency's server: what it answers, and when it misbehaves.
+struct Upstream {
+    answer: &'static str,
     started: Instant,
+    /// When most answers are `500`s.
+    failing: Option<Range<Duration>>,
+    /// When answers take longer than any caller waits.
+    slow: Option<Range<Duration>>,
     rng: Mutex<SmallRng>,
     /// Requests that reached the server.
     received: AtomicU64,
 }
 
-impl Dependency {
-    fn respond(&self) -> Response<Full<Bytes>> {
+impl Upstream {
+    fn new(answer: &'static str, started: Instant, seed: u64) -> Upstream {
+        Upstream {
+            answer,
+            started,
+            failing: None,
+            slow: None,
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            received: AtomicU64::new(0),
+        }
+    }
+
+    async fn respond(&self) -> Response<Full<Bytes>> {
         self.received.fetch_add(1, Ordering::Relaxed);
-        let (_, error_rate) = phase_at(self.started.elapsed());
-        let fail = self.rng.lock().unwrap().random_bool(error_rate);
+        let now = self.started.elapsed();
+        let during =
+            |phase: &Option<Range<Duration>>| phase.as_ref().is_some_and(|p| p.contains(&now));
+        let (fail, delay_ms) = {
+            let mut rng = self.rng.lock().unwrap();
+            let error_rate = if during(&self.failing) {
+                FAILING_ERROR_RATE
+            } else {
+                NORMAL_ERROR_RATE
+            };
+            let delay = if during(&self.slow) {
+                SLOW_MS
+            } else {
+                NORMAL_MS
+            };
+            (rng.random_bool(error_rate), rng.random_range(delay))
+        };
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let (status, body) = if fail {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         } else {
-            (StatusCode::OK, "titles picked for you")
+            (StatusCode::OK, self.answer)
         };
         let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = status;
@@ -115,244 +190,803 @@ impl Dependency {
     }
 }
 
-/// Accepts connections until the task is dropped, each on its own task.
-async fn serve(listener: TcpListener, dependency: Arc<Dependency>) {
+/// A listener on `addr` that can be bound again as soon as it is closed.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Serves until the task is aborted. The connections live in a `JoinSet`
+/// owned by this future, so aborting the task closes the listener and cuts
+/// every open connection too, as a crashed process would.
+async fn serve(listener: TcpListener, upstream: Arc<Upstream>) {
+    let mut connections = JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let dependency = dependency.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |_: Request<Incoming>| {
-                let response = dependency.respond();
-                async move { Ok::<_, Infallible>(response) }
-            });
-            // A client hanging up mid-request is not the demo's concern.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-// ===== the client =====
-
-/// One `GET /recommendations` on a fresh connection, body read in full.
-///
-/// Reading the body inside the service means the breaker also sees a
-/// connection that breaks mid-body as a failure. A connection per call keeps
-/// the demo short; a real client would pool them.
-async fn fetch(addr: SocketAddr) -> Result<Response<Bytes>, BoxError> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let request = Request::get("/recommendations")
-        .header(http::header::HOST, addr.to_string())
-        .body(Empty::<Bytes>::new())?;
-    let (parts, body) = sender.send_request(request).await?.into_parts();
-    let body = body.collect().await?.to_bytes();
-    Ok(Response::from_parts(parts, body))
-}
-
-/// Says in words why the breaker changed state.
-fn explain(change: &StateChange) -> String {
-    match change.reason {
-        TransitionReason::FailureRate { rate } => format!(
-            "failure rate {:.0}% reached the 50% threshold; rejecting calls for {:?}",
-            rate * 100.0,
-            change.open_for.unwrap_or_default()
-        ),
-        TransitionReason::OpenElapsed => "open time is up; letting one probe call through".into(),
-        TransitionReason::ProbeFailed => format!(
-            "the probe failed; rejecting calls for another {:?}",
-            change.open_for.unwrap_or_default()
-        ),
-        TransitionReason::ProbesSucceeded => {
-            "the probe succeeded; back to normal, fresh window".into()
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |_: http::Request<Incoming>| {
+                        let upstream = upstream.clone();
+                        async move { Ok::<_, Infallible>(upstream.respond().await) }
+                    });
+                    // A client hanging up mid-request is not the demo's concern.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
-        ref other => other.as_str().into(),
     }
 }
 
-/// Counts for one one-second line.
-#[derive(Default)]
+/// A server the demo can kill and restart on the same port.
+struct Server {
+    addr: SocketAddr,
+    upstream: Arc<Upstream>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    async fn start(upstream: Arc<Upstream>) -> Result<Server, BoxError> {
+        let listener = listen("127.0.0.1:0".parse()?)?;
+        let addr = listener.local_addr()?;
+        let task = Some(tokio::spawn(serve(listener, upstream.clone())));
+        Ok(Server {
+            addr,
+            upstream,
+            task,
+        })
+    }
+
+    async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Wait until the listener and the connections are really gone.
+            let _ = task.await;
+        }
+    }
+
+    fn restart(&mut self) -> std::io::Result<()> {
+        let listener = listen(self.addr)?;
+        self.task = Some(tokio::spawn(serve(listener, self.upstream.clone())));
+        Ok(())
+    }
+}
+
+// ===== the client side: sections of the home page =====
+
+/// One section of the page, and who provided it.
+#[derive(Debug)]
+struct Section {
+    text: String,
+    served_by: ServedBy,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ServedBy {
+    Dependency,
+    Fallback(Why),
+}
+
+/// Why a fallback was served.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Http500,
+    Connection,
+    TimedOut,
+    Rejected,
+    ShortCircuited,
+}
+
+impl Why {
+    const ALL: [Why; 5] = [
+        Why::Http500,
+        Why::Connection,
+        Why::TimedOut,
+        Why::Rejected,
+        Why::ShortCircuited,
+    ];
+
+    fn of(cause: &Cause) -> Why {
+        match cause.kind() {
+            ErrorKind::CircuitOpen => Why::ShortCircuited,
+            ErrorKind::BulkheadFull => Why::Rejected,
+            ErrorKind::Timeout => Why::TimedOut,
+            _ if cause.error().is::<HttpStatus>() => Why::Http500,
+            _ => Why::Connection,
+        }
+    }
+
+    /// The letter in the per-second lines.
+    fn letter(self) -> char {
+        match self {
+            Why::Http500 => 'f',
+            Why::Connection => 'c',
+            Why::TimedOut => 't',
+            Why::Rejected => 'r',
+            Why::ShortCircuited => 's',
+        }
+    }
+}
+
+impl Section {
+    fn fallback(cause: &Cause, text: &str) -> Section {
+        Section {
+            text: text.to_string(),
+            served_by: ServedBy::Fallback(Why::of(cause)),
+        }
+    }
+}
+
+// The fallbacks: plain functions, told why the call failed.
+
+fn popular_titles(cause: &Cause) -> Result<Section, BoxError> {
+    Ok(Section::fallback(cause, "Popular on Netflix"))
+}
+
+fn no_ratings(cause: &Cause) -> Result<Section, BoxError> {
+    Ok(Section::fallback(cause, ""))
+}
+
+fn hide_continue_watching(cause: &Cause) -> Result<Section, BoxError> {
+    Ok(Section::fallback(cause, ""))
+}
+
+/// A non-2xx answer: the dependency's failure, so the fallback serves.
+#[derive(Debug)]
+struct HttpStatus(StatusCode);
+
+impl fmt::Display for HttpStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dependency answered {}", self.0)
+    }
+}
+
+impl std::error::Error for HttpStatus {}
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// One `GET`, body read in full, so the timeout covers the whole answer.
+async fn fetch(client: HttpClient, uri: Uri) -> Result<Section, BoxError> {
+    let response = client.get(uri).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        return Err(HttpStatus(status).into());
+    }
+    Ok(Section {
+        text: String::from_utf8_lossy(&body).into_owned(),
+        served_by: ServedBy::Dependency,
+    })
+}
+
+// ===== bookkeeping =====
+
+/// What happened to one dependency's calls, so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Tally {
     calls: u64,
     ok: u64,
-    failed: u64,
-    short_circuited: u64,
-    fallbacks: u64,
+    fallbacks: [u64; 5],
+    lost: u64,
 }
+
+impl Tally {
+    fn fallback_total(&self) -> u64 {
+        self.fallbacks.iter().sum()
+    }
+
+    fn minus(&self, before: &Tally) -> Tally {
+        let mut fallbacks = [0; 5];
+        for (i, n) in fallbacks.iter_mut().enumerate() {
+            *n = self.fallbacks[i] - before.fallbacks[i];
+        }
+        Tally {
+            calls: self.calls - before.calls,
+            ok: self.ok - before.ok,
+            fallbacks,
+            lost: self.lost - before.lost,
+        }
+    }
+
+    /// "12t 9r" style: the fallbacks' causes, the zero ones left out.
+    fn why(&self) -> String {
+        Why::ALL
+            .iter()
+            .filter(|w| self.fallbacks[**w as usize] > 0)
+            .map(|w| format!("{}{}", self.fallbacks[*w as usize], w.letter()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// One dependency as the home page sees it: counts and rampart's handles.
+struct Dep {
+    name: &'static str,
+    started: Instant,
+    calls: AtomicU64,
+    ok: AtomicU64,
+    fallbacks: [AtomicU64; 5],
+    lost: AtomicU64,
+    /// Times the breaker opened, turned half-open and closed.
+    transitions: [AtomicU64; 3],
+    handles: OnceLock<Handles>,
+}
+
+struct Handles {
+    breaker: CircuitBreakerHandle,
+    fallback: FallbackHandle,
+    bulkhead: BulkheadHandle,
+}
+
+impl Dep {
+    fn new(name: &'static str, started: Instant) -> Arc<Dep> {
+        Arc::new(Dep {
+            name,
+            started,
+            calls: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            fallbacks: Default::default(),
+            lost: AtomicU64::new(0),
+            transitions: Default::default(),
+            handles: OnceLock::new(),
+        })
+    }
+
+    /// Keeps the command's handles: its breaker, fallback and bulkhead.
+    fn attach<FB, C>(&self, command: &CommandLayer<FB, BulkheadLayer, C>) {
+        let handles = Handles {
+            breaker: command.breaker(),
+            fallback: command.fallback(),
+            bulkhead: command.bulkhead(),
+        };
+        assert!(self.handles.set(handles).is_ok(), "one command each");
+    }
+
+    fn handles(&self) -> &Handles {
+        self.handles
+            .get()
+            .expect("set right after the command is built")
+    }
+
+    fn tally(&self) -> Tally {
+        Tally {
+            calls: self.calls.load(Ordering::Relaxed),
+            ok: self.ok.load(Ordering::Relaxed),
+            fallbacks: self.fallbacks.each_ref().map(|n| n.load(Ordering::Relaxed)),
+            lost: self.lost.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Calls the dependency through its command; `None` if the call was
+    /// lost (neither the dependency nor the fallback answered).
+    async fn call<S>(&self, command: S) -> Option<Section>
+    where
+        S: Service<(), Response = Section, Error = BoxError>,
+    {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        match command.oneshot(()).await {
+            Ok(section) => {
+                match section.served_by {
+                    ServedBy::Dependency => &self.ok,
+                    ServedBy::Fallback(why) => &self.fallbacks[why as usize],
+                }
+                .fetch_add(1, Ordering::Relaxed);
+                Some(section)
+            }
+            Err(e) => {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                println!(
+                    "   !! {:5.2}s  {}: call lost: {e}",
+                    self.elapsed(),
+                    self.name
+                );
+                None
+            }
+        }
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// The `>>` line for a breaker state change.
+    fn on_state_change(&self, change: &StateChange) {
+        let slot = match change.to {
+            State::Open => Some(0),
+            State::HalfOpen => Some(1),
+            State::Closed => Some(2),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            self.transitions[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        let open_for = change.open_for.unwrap_or_default().as_secs();
+        let why = match change.reason {
+            TransitionReason::FailureRate { rate } => {
+                // The listener is not told the counts behind the rate; the
+                // handle still has them.
+                let counts = self.handles.get().map(|h| h.breaker.counts());
+                let detail = counts.map_or(String::new(), |c| {
+                    let parts = [
+                        (c.successes, "ok"),
+                        (c.failures, "failed"),
+                        (c.timeouts, "timed out"),
+                        (c.rejections, "rejected by the bulkhead"),
+                    ];
+                    let parts: Vec<_> = parts
+                        .iter()
+                        .filter(|(n, _)| *n > 0)
+                        .map(|(n, what)| format!("{n} {what}"))
+                        .collect();
+                    format!(" ({})", parts.join(", "))
+                });
+                format!(
+                    "{:.0}% of the calls in the last {}s failed{detail}; short-circuiting for {open_for}s",
+                    rate * 100.0,
+                    WINDOW.as_secs(),
+                )
+            }
+            TransitionReason::OpenElapsed => "open time is up; letting one probe through".into(),
+            TransitionReason::ProbeFailed => {
+                format!("the probe failed; short-circuiting for another {open_for}s")
+            }
+            TransitionReason::ProbesSucceeded => {
+                "the probe succeeded; calls flow again, fresh window".into()
+            }
+            ref other => other.as_str().into(),
+        };
+        println!(
+            "   >> {:5.2}s  {:<15}  {} -> {}: {why}",
+            self.elapsed(),
+            self.name,
+            change.from,
+            change.to,
+        );
+    }
+}
+
+/// The trip rule shared by the three breakers, and their `>>` lines.
+fn trip_rule<C>(breaker: BreakerBuilder<C>, dep: &Arc<Dep>) -> BreakerBuilder<C> {
+    let dep = dep.clone();
+    breaker
+        .window(Window::time(WINDOW, 4))
+        .min_calls(MIN_CALLS)
+        .failure_rate(FAILURE_RATE)
+        .open_for(OPEN_FOR)
+        .probes(1)
+        .on_state_change(move |change| dep.on_state_change(change))
+}
+
+/// When to keep a page to show in the summary: all healthy; recommendations
+/// and ratings down; bookmarks down.
+const SAMPLES_AT: [Duration; 3] = [secs(2), Duration::from_millis(12_500), secs(24)];
+
+/// Pages served, and how.
+#[derive(Default)]
+struct Pages {
+    /// The first page started after each of `SAMPLES_AT`.
+    samples: Mutex<[Option<(Duration, String)>; 3]>,
+    served: AtomicU64,
+    /// Served with at least one section from a fallback.
+    degraded: AtomicU64,
+    failed: AtomicU64,
+    in_flight: AtomicU64,
+    /// The most pages in flight at once since the last line.
+    peak: AtomicU64,
+    /// The slowest page since the last line (µs).
+    slowest: AtomicU64,
+}
+
+/// The page's HTML, and whether a fallback filled any section of it. An
+/// empty section (no ratings, no "continue watching") is left out.
+fn render(recs: &Section, ratings: &Section, bookmarks: &Section) -> (String, bool) {
+    let mut html = format!("<h2>{}</h2>", recs.text);
+    if !ratings.text.is_empty() {
+        html += &format!("<span>{}</span>", ratings.text);
+    }
+    if !bookmarks.text.is_empty() {
+        html += &format!("<h2>{}</h2>", bookmarks.text);
+    }
+    let degraded = [recs, ratings, bookmarks]
+        .iter()
+        .any(|s| matches!(s.served_by, ServedBy::Fallback(_)));
+    (html, degraded)
+}
+
+/// Fetches the three sections at once, and renders the page.
+async fn render_page<R, T, B>(
+    deps: &[Arc<Dep>; 3],
+    pages: &Pages,
+    recs: R,
+    ratings: T,
+    bookmarks: B,
+) where
+    R: Service<(), Response = Section, Error = BoxError>,
+    T: Service<(), Response = Section, Error = BoxError>,
+    B: Service<(), Response = Section, Error = BoxError>,
+{
+    let began = Instant::now();
+    let since_start = began - deps[0].started;
+    let now = pages.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    pages.peak.fetch_max(now, Ordering::Relaxed);
+
+    let (recs, ratings, bookmarks) = tokio::join!(
+        deps[0].call(recs),
+        deps[1].call(ratings),
+        deps[2].call(bookmarks)
+    );
+    let page = match (recs, ratings, bookmarks) {
+        (Some(recs), Some(ratings), Some(bookmarks)) => Some(render(&recs, &ratings, &bookmarks)),
+        _ => None,
+    };
+    match page {
+        Some((html, degraded)) => {
+            // A real service would send the HTML back; the demo keeps a few.
+            let mut samples = pages.samples.lock().unwrap();
+            let due = SAMPLES_AT.iter().zip(samples.iter_mut());
+            if let Some((_, sample)) = due.filter(|(at, _)| since_start >= **at).last() {
+                sample.get_or_insert((since_start, html));
+            }
+            drop(samples);
+            pages.served.fetch_add(1, Ordering::Relaxed);
+            if degraded {
+                pages.degraded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        None => {
+            pages.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pages.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let took = began.elapsed().as_micros() as u64;
+    pages.slowest.fetch_max(took, Ordering::Relaxed);
+}
+
+// ===== the per-second lines =====
+
+/// Prints the per-second lines and plays the incidents at their times.
+struct Reporter {
+    started: tokio::time::Instant,
+    deps: [Arc<Dep>; 3],
+    pages: Arc<Pages>,
+    last: [Tally; 3],
+    last_pages: (u64, u64, u64),
+}
+
+impl Reporter {
+    fn header(&self) {
+        let mut columns = format!(
+            "{:>5}  {:>5}  {:>5}  {:>6}  {:>7}",
+            "t", "pages", "degr", "flight", "slowest"
+        );
+        let mut top = " ".repeat(columns.len());
+        for dep in &self.deps {
+            top += &format!(" │ {:<29}", dep.name);
+            columns += &format!(" │ {:>3} {:>3} {:<11} {:<9}", "ok", "fb", "why", "breaker");
+        }
+        println!("{}", top.trim_end());
+        println!("{}", columns.trim_end());
+    }
+
+    /// Whether pages ended since the last line.
+    fn has_news(&self) -> bool {
+        let (served, _, failed) = self.last_pages;
+        self.pages.served.load(Ordering::Relaxed) + self.pages.failed.load(Ordering::Relaxed)
+            > served + failed
+    }
+
+    /// One line: what happened since the last one.
+    fn line(&mut self, label: &str) {
+        let served = self.pages.served.load(Ordering::Relaxed);
+        let degraded = self.pages.degraded.load(Ordering::Relaxed);
+        let failed = self.pages.failed.load(Ordering::Relaxed);
+        let (s0, d0, f0) = self.last_pages;
+        self.last_pages = (served, degraded, failed);
+        let in_flight = self.pages.in_flight.load(Ordering::Relaxed);
+        let peak = self.pages.peak.swap(in_flight, Ordering::Relaxed);
+        let slowest = self.pages.slowest.swap(0, Ordering::Relaxed);
+
+        let mut line = format!(
+            "{label:>5}  {:>5}  {:>5}  {:>6}  {:>5}ms",
+            served - s0,
+            degraded - d0,
+            peak,
+            slowest / 1000
+        );
+        if failed > f0 {
+            line += &format!("  ({} pages FAILED)", failed - f0);
+        }
+        for (dep, last) in self.deps.iter().zip(self.last.iter_mut()) {
+            let now = dep.tally();
+            let delta = now.minus(last);
+            *last = now;
+            line += &format!(
+                " │ {:>3} {:>3} {:<11} {:<9}",
+                delta.ok,
+                delta.fallback_total(),
+                delta.why(),
+                dep.handles().breaker.state().as_str()
+            );
+        }
+        println!("{}", line.trim_end());
+    }
+
+    fn say(&self, what: &str) {
+        println!(
+            "   -- {:5.2}s  {what}",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// A line every second, and the incidents at their times.
+    async fn run(mut self, mut bookmarks: Server) -> Result<(Reporter, Server), BoxError> {
+        for second in 1..=RUN_FOR.as_secs() {
+            tokio::time::sleep_until(self.started + secs(second)).await;
+            self.line(&format!("{second}s"));
+            let at = secs(second);
+            if at == RECS_FAILING.start {
+                self.say("recommendations starts failing: 80% of its answers are 500s");
+            }
+            if at == RECS_FAILING.end {
+                self.say("recommendations has recovered");
+            }
+            if at == RATINGS_SLOW.start {
+                self.say(
+                    "ratings turns slow: answers take 1-1.5 s; its timeout is 250 ms, its bulkhead 4",
+                );
+            }
+            if at == RATINGS_SLOW.end {
+                self.say("ratings is fast again");
+            }
+            if at == BOOKMARKS_DOWN.start {
+                bookmarks.kill().await;
+                self.say(&format!(
+                    "bookmarks' server is killed: listener on {} closed, connections cut",
+                    bookmarks.addr
+                ));
+            }
+            if at == BOOKMARKS_DOWN.end {
+                bookmarks.restart()?;
+                self.say(&format!(
+                    "bookmarks' server is restarted on {}",
+                    bookmarks.addr
+                ));
+            }
+        }
+        Ok((self, bookmarks))
+    }
+}
+
+// ===== the home page service =====
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
+    let std_started = started.into_std();
 
-    let dependency = Arc::new(Dependency {
-        started,
-        rng: Mutex::new(SmallRng::seed_from_u64(7)),
-        received: AtomicU64::new(0),
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(serve(listener, dependency.clone()));
+    // The three dependencies' servers.
+    let mut recs_upstream = Upstream::new("Top picks for you", std_started, 1);
+    recs_upstream.failing = Some(RECS_FAILING);
+    let mut ratings_upstream = Upstream::new("4.6 stars", std_started, 2);
+    ratings_upstream.slow = Some(RATINGS_SLOW);
+    let bookmarks_upstream = Upstream::new("Continue watching: episode 3", std_started, 3);
+    let recs_server = Server::start(Arc::new(recs_upstream)).await?;
+    let ratings_server = Server::start(Arc::new(ratings_upstream)).await?;
+    let bookmarks_server = Server::start(Arc::new(bookmarks_upstream)).await?;
+    let servers = [&recs_server, &ratings_server, &bookmarks_server];
+    let upstreams = servers.map(|s| s.upstream.clone());
 
-    // How often the breaker opened, turned half-open and closed.
-    let transitions = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
-    let seen = transitions.clone();
-    let breaker = CircuitBreakerLayer::builder("recommendations")
-        .window(Window::time(Duration::from_secs(2), 4))
-        .min_calls(20)
-        .failure_rate(0.5)
-        .open_for(Duration::from_secs(3))
-        .probes(1)
-        .classify(|result: &Result<Response<Bytes>, BoxError>| match result {
-            Ok(response) if response.status().is_server_error() => Outcome::Failure,
-            Ok(_) => Outcome::Success,
-            Err(_) => Outcome::Failure,
-        })
-        .on_state_change(move |change: &StateChange| {
-            let counter = match change.to {
-                State::Open => Some(&seen[0]),
-                State::HalfOpen => Some(&seen[1]),
-                State::Closed => Some(&seen[2]),
-                _ => None,
-            };
-            if let Some(counter) = counter {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-            println!(
-                "   >> {:5.2}s  breaker {} -> {}: {}",
-                started.elapsed().as_secs_f64(),
-                change.from,
-                change.to,
-                explain(change)
-            );
-        })
+    let recs = Dep::new("recommendations", std_started);
+    let ratings = Dep::new("ratings", std_started);
+    let bookmarks = Dep::new("bookmarks", std_started);
+
+    // One command per dependency: fallback → breaker → bulkhead → timeout.
+    let recs_command = Command::builder("RecommendationsGet")
+        .group("Recommendations")
+        .timeout(Duration::from_millis(300))
+        .bulkhead(10)
+        .breaker(|b| trip_rule(b, &recs))
+        .fallback_sync(popular_titles)
         .build()?;
-    let handle = breaker.handle();
-
-    // The breaker sits above a timeout, so a hung call counts as a failure
-    // instead of holding the demo up.
-    let mut recommendations = ServiceBuilder::new()
-        .layer(breaker)
+    let ratings_command = Command::builder("RatingsGet")
+        .group("Ratings")
         .timeout(Duration::from_millis(250))
-        .service_fn(move |()| fetch(addr));
+        .bulkhead(4)
+        .breaker(|b| trip_rule(b, &ratings))
+        .fallback_sync(no_ratings)
+        .build()?;
+    let bookmarks_command = Command::builder("BookmarksGet")
+        .group("Bookmarks")
+        .timeout(Duration::from_millis(200))
+        .bulkhead(10)
+        .breaker(|b| trip_rule(b, &bookmarks))
+        .fallback_sync(hide_continue_watching)
+        .build()?;
+    recs.attach(&recs_command);
+    ratings.attach(&ratings_command);
+    bookmarks.attach(&bookmarks_command);
 
-    println!("dependency \"recommendations\" listening on http://{addr}");
+    // The services: one pooled HTTP client, each dependency behind its command.
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let get = |addr: SocketAddr, path: &str| -> Result<_, BoxError> {
+        let uri: Uri = format!("http://{addr}{path}").parse()?;
+        let client = client.clone();
+        Ok(move |()| fetch(client.clone(), uri.clone()))
+    };
+    let recs_service = ServiceBuilder::new()
+        .layer(recs_command.clone())
+        .service_fn(get(recs_server.addr, "/recommendations")?);
+    let ratings_service = ServiceBuilder::new()
+        .layer(ratings_command.clone())
+        .service_fn(get(ratings_server.addr, "/ratings")?);
+    let bookmarks_service = ServiceBuilder::new()
+        .layer(bookmarks_command.clone())
+        .service_fn(get(bookmarks_server.addr, "/bookmarks")?);
+
     println!(
-        "calling it {CALLS_PER_SECOND} times a second for {}s through a circuit breaker",
+        "home page service: {PAGES_PER_SECOND} pages/s for {}s; each page calls, at once:",
         RUN_FOR.as_secs()
     );
-    println!("(failure rate >= 50% over the last 2 s, at least 20 calls; open for 3 s; 1 probe)\n");
-    println!(
-        "{:>4}  {:<10}  {:>5}  {:>4}  {:>6}  {:>10}  {:>9}  {:<9}  {:>12}",
-        "sec",
-        "dependency",
-        "calls",
-        "ok",
-        "failed",
-        "short-circ",
-        "fallbacks",
-        "breaker",
-        "failure rate"
-    );
-
-    let mut total = Tally::default();
-    let mut second = Tally::default();
-    let mut served_by_dependency = 0u64;
-    let mut served_by_fallback = 0u64;
-
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / CALLS_PER_SECOND as u32);
-    let total_calls = CALLS_PER_SECOND * RUN_FOR.as_secs();
-    for call in 1..=total_calls {
-        ticks.tick().await;
-        second.calls += 1;
-
-        let result = match recommendations.ready().await {
-            Ok(service) => service.call(()).await,
-            Err(e) => Err(e),
-        };
-        let served: &[u8] = match &result {
-            Ok(response) if response.status().is_success() => {
-                second.ok += 1;
-                served_by_dependency += 1;
-                response.body()
-            }
-            Err(e) if ErrorKind::of(e) == ErrorKind::CircuitOpen => {
-                second.short_circuited += 1;
-                second.fallbacks += 1;
-                served_by_fallback += 1;
-                FALLBACK.as_bytes()
-            }
-            // A 5xx, a connection error or a timeout.
-            Ok(_) | Err(_) => {
-                second.failed += 1;
-                second.fallbacks += 1;
-                served_by_fallback += 1;
-                FALLBACK.as_bytes()
-            }
-        };
-        assert!(!served.is_empty(), "every call serves something");
-
-        if call % CALLS_PER_SECOND == 0 {
-            // The rate the trip rule sees. An open breaker does not look at
-            // it (only probes count then), so it is shown only when closed.
-            let counts = handle.counts();
-            let rate = if handle.state() == State::Closed {
-                format!(
-                    "{:.0}% of {}",
-                    handle.failure_rate() * 100.0,
-                    counts.calls()
-                )
-            } else {
-                "-".to_string()
-            };
-            println!(
-                "{:>3}s  {:<10}  {:>5}  {:>4}  {:>6}  {:>10}  {:>9}  {:<9}  {:>12}",
-                call / CALLS_PER_SECOND,
-                // The phase in the middle of that second.
-                phase_at(Duration::from_millis(call * 1000 / CALLS_PER_SECOND - 500)).0,
-                second.calls,
-                second.ok,
-                second.failed,
-                second.short_circuited,
-                second.fallbacks,
-                handle.state().as_str(),
-                rate
-            );
-            total.calls += second.calls;
-            total.ok += second.ok;
-            total.failed += second.failed;
-            total.short_circuited += second.short_circuited;
-            total.fallbacks += second.fallbacks;
-            second = Tally::default();
-        }
+    for (server, command) in [
+        (&recs_server, recs_command.name()),
+        (&ratings_server, ratings_command.name()),
+        (&bookmarks_server, bookmarks_command.name()),
+    ] {
+        println!("  http://{}  through command {command}", server.addr);
     }
-    server.abort();
+    println!(
+        "each command: timeout, bulkhead, breaker (trips at >= {:.0}% failed of >= {MIN_CALLS} calls in the last {}s, open {}s, 1 probe), fallback",
+        FAILURE_RATE * 100.0,
+        WINDOW.as_secs(),
+        OPEN_FOR.as_secs()
+    );
+    println!(
+        "columns: degr = pages with a fallback section, flight = most pages in flight at once, slowest = slowest page;"
+    );
+    println!(
+        "         per dependency: ok = answered by it, fb = by its fallback, why: f HTTP 500, c connection error,"
+    );
+    println!(
+        "         t timed out, r rejected by the bulkhead, s short-circuited; breaker = state at the end of the second\n"
+    );
 
-    let lost = total.calls - served_by_dependency - served_by_fallback;
+    let deps = [recs.clone(), ratings.clone(), bookmarks.clone()];
+    let pages = Arc::new(Pages::default());
+    let reporter = Reporter {
+        started,
+        deps: deps.clone(),
+        pages: pages.clone(),
+        last: Default::default(),
+        last_pages: (0, 0, 0),
+    };
+    reporter.header();
+    let reporting = tokio::spawn(reporter.run(bookmarks_server));
+
+    // The home page: a page every 1/30 s, each on its own task.
+    let deps = Arc::new(deps);
+    let mut in_flight = JoinSet::new();
+    let mut ticks = tokio::time::interval(secs(1) / PAGES_PER_SECOND);
+    let total = u64::from(PAGES_PER_SECOND) * RUN_FOR.as_secs();
+    for _ in 0..total {
+        ticks.tick().await;
+        let (r, t, b) = (
+            recs_service.clone(),
+            ratings_service.clone(),
+            bookmarks_service.clone(),
+        );
+        let (deps, pages) = (deps.clone(), pages.clone());
+        in_flight.spawn(async move { render_page(&deps, &pages, r, t, b).await });
+        while in_flight.try_join_next().is_some() {}
+    }
+    while let Some(page) = in_flight.join_next().await {
+        page?;
+    }
+    let (mut reporter, mut bookmarks_server) = reporting.await??;
+    // The pages still in flight when the last full second ended.
+    if reporter.has_news() {
+        reporter.line("end");
+    }
+    bookmarks_server.kill().await;
+
+    // ===== the summary =====
+    let served = pages.served.load(Ordering::Relaxed);
+    let degraded = pages.degraded.load(Ordering::Relaxed);
+    let failed = pages.failed.load(Ordering::Relaxed);
+    println!(
+        "\n== after {:.1}s: {total} pages requested, {served} served ({degraded} of them with a fallback section), {failed} failed ==\n",
+        started.elapsed().as_secs_f64(),
+    );
+    println!("what the page looked like:");
+    for (at, html) in pages.samples.lock().unwrap().iter().flatten() {
+        println!("  at {:5.2}s: {html}", at.as_secs_f64());
+    }
     println!();
+    let row = |cells: [&dyn fmt::Display; 12]| {
+        let [name, calls, ok, fb, f, c, t, r, s, lost, saw, breaker] = cells;
+        println!(
+            "{name:<15}  {calls:>5}  {ok:>6}  {fb:>8}  │ {f:>8}  {c:>8}  {t:>9}  {r:>8}  {s:>10}  │ {lost:>4}  {saw:>10}  {breaker:>14}"
+        );
+    };
+    println!("{:<42}│ {:<53}│", "", "fallbacks served because the call");
+    row([
+        &"dependency",
+        &"calls",
+        &"by dep",
+        &"fallback",
+        &"HTTP 500",
+        &"conn err",
+        &"timed out",
+        &"bulkhead",
+        &"short-circ",
+        &"lost",
+        &"server saw",
+        &"breaker o/h/c",
+    ]);
+    let (mut calls, mut by_deps, mut by_fallbacks, mut spared) = (0, 0, 0, 0);
+    for (dep, upstream) in deps.iter().zip(&upstreams) {
+        let t = dep.tally();
+        calls += t.calls;
+        by_deps += t.ok;
+        by_fallbacks += t.fallback_total();
+        let fb = |why: Why| t.fallbacks[why as usize];
+        spared += fb(Why::ShortCircuited) + fb(Why::Rejected);
+        let [opened, half_open, closed] = dep
+            .transitions
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        row([
+            &dep.name,
+            &t.calls,
+            &t.ok,
+            &t.fallback_total(),
+            &fb(Why::Http500),
+            &fb(Why::Connection),
+            &fb(Why::TimedOut),
+            &fb(Why::Rejected),
+            &fb(Why::ShortCircuited),
+            &t.lost,
+            &upstream.received.load(Ordering::Relaxed),
+            &format!("{opened}/{half_open}/{closed}"),
+        ]);
+    }
     println!(
-        "calls made: {}, served by dependency: {}, served by fallback: {} \
-         ({} after a failed call, {} short-circuited), calls lost: {}",
-        total.calls,
-        served_by_dependency,
-        served_by_fallback,
-        total.failed,
-        total.short_circuited,
-        lost
+        "\nfallbacks: recommendations -> popular titles, ratings -> no ratings shown, bookmarks -> \"continue watching\" hidden"
     );
     println!(
-        "the dependency received {} requests; the breaker spared it {}",
-        dependency.received.load(Ordering::Relaxed),
-        total.short_circuited
+        "HTTP 500, conn err: the dependency failed; timed out: the timeout cut the call; bulkhead: rejected, the bulkhead was full;"
     );
-    let [opened, probed, closed] = transitions.each_ref().map(|n| n.load(Ordering::Relaxed));
     println!(
-        "breaker transitions: opened {opened}, half-open probes {probed}, closed again {closed}; final state {}",
-        handle.state()
+        "short-circ: the open breaker answered at once. The last two never reached a server: {spared} calls spared."
+    );
+    println!("breaker o/h/c: times the breaker opened / turned half-open to probe / closed again.");
+    let lost = calls - by_deps - by_fallbacks;
+    println!(
+        "\ncalls made {calls} - answered by the dependencies {by_deps} - answered by fallbacks {by_fallbacks} = calls lost = {lost}"
+    );
+    let fallbacks = deps.each_ref().map(|d| d.handles().fallback.clone());
+    let rampart_served = fallbacks.iter().map(FallbackHandle::successes).sum::<u64>();
+    println!(
+        "rampart's own fallback counters {}: {rampart_served} fallbacks served, {} failed, {} refused by the fallback cap",
+        if rampart_served == by_fallbacks { "agree" } else { "DISAGREE" },
+        fallbacks.iter().map(FallbackHandle::failures).sum::<u64>(),
+        fallbacks.iter().map(FallbackHandle::rejections).sum::<u64>(),
+    );
+    println!(
+        "bulkhead slots still held: {}; breakers now: {}",
+        deps.iter()
+            .map(|d| d.handles().bulkhead.in_flight())
+            .sum::<usize>(),
+        deps.iter()
+            .map(|d| format!("{} {}", d.name, d.handles().breaker.state()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }
