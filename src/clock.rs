@@ -29,7 +29,14 @@ impl Clock {
     /// Microseconds elapsed since the origin.
     #[inline]
     pub(crate) fn now(&self) -> Micros {
-        micros(Instant::now().saturating_duration_since(self.origin))
+        self.at(Instant::now())
+    }
+
+    /// `instant`, in microseconds since the origin: lets one clock read
+    /// serve several clocks.
+    #[inline]
+    pub(crate) fn at(&self, instant: Instant) -> Micros {
+        micros(instant.saturating_duration_since(self.origin))
     }
 }
 

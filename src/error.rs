@@ -43,6 +43,11 @@ pub enum ErrorKind {
     /// A bulkhead was full and rejected the call: the dependency was not
     /// called.
     BulkheadFull,
+    /// A retry was warranted but the retry budget was spent; the last
+    /// attempt's error is the source.
+    RetryBudgetExhausted,
+    /// A load balancer had no endpoint to send the call to.
+    NoHealthyEndpoint,
     /// A timeout elapsed before the inner service answered.
     Timeout,
     /// Any other error: the inner service's own failure.
@@ -58,6 +63,14 @@ impl ErrorKind {
             #[cfg(feature = "circuit-breaker")]
             if e.is::<crate::circuit_breaker::CircuitOpen>() {
                 return ErrorKind::CircuitOpen;
+            }
+            #[cfg(feature = "retry")]
+            if e.is::<crate::retry::RetryBudgetExhausted>() {
+                return ErrorKind::RetryBudgetExhausted;
+            }
+            #[cfg(feature = "balance")]
+            if e.is::<crate::balance::NoHealthyEndpoint>() {
+                return ErrorKind::NoHealthyEndpoint;
             }
             #[cfg(feature = "bulkhead")]
             if e.is::<crate::bulkhead::BulkheadFull>() {
@@ -83,6 +96,8 @@ impl fmt::Display for ErrorKind {
         f.write_str(match self {
             ErrorKind::CircuitOpen => "circuit open",
             ErrorKind::BulkheadFull => "bulkhead full",
+            ErrorKind::RetryBudgetExhausted => "retry budget exhausted",
+            ErrorKind::NoHealthyEndpoint => "no healthy endpoint",
             ErrorKind::Timeout => "timed out",
             ErrorKind::Inner => "inner service failed",
         })

@@ -34,6 +34,8 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "balance")]
+pub mod balance;
 #[cfg(feature = "bulkhead")]
 pub mod bulkhead;
 #[cfg(feature = "circuit-breaker")]
@@ -45,6 +47,10 @@ pub mod error;
 #[cfg(feature = "fallback")]
 pub mod fallback;
 pub mod metrics;
+#[cfg(feature = "retry")]
+pub mod retry;
+#[cfg(feature = "retry")]
+pub(crate) mod rng;
 pub(crate) mod shard;
 #[cfg(any(feature = "bulkhead", feature = "fallback"))]
 pub(crate) mod slots;

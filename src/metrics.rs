@@ -16,6 +16,9 @@
 //! | `rampart_bulkhead_in_flight` | gauge | `name` | calls holding a bulkhead slot |
 //! | `rampart_pool_active` | gauge | `name` | calls running on a pool's threads |
 //! | `rampart_pool_queued` | gauge | `name` | calls queued for a pool's threads |
+//! | `rampart_endpoint_selected_total` | counter | `name`, `endpoint` | attempts sent to an endpoint |
+//! | `rampart_endpoint_ejections_total` | counter | `name`, `endpoint` | times an endpoint was ejected |
+//! | `rampart_endpoint_duration_seconds` | histogram | `name`, `endpoint` | an endpoint's response times |
 //!
 //! `event` values for `layer="circuit_breaker"` follow Hystrix's event types:
 //! `success`, `failure`, `timeout`, `rejected` (by a bulkhead beneath the
@@ -23,7 +26,8 @@
 //! addition to the call's outcome). For `layer="bulkhead"`: `admitted`,
 //! `rejected`; `layer="pool"`: `rejected`; `layer="timeout"`: `timeout`;
 //! `layer="fallback"`: `fallback_success`, `fallback_failure`,
-//! `fallback_rejected`.
+//! `fallback_rejected`; `layer="balance"`: `retry`,
+//! `retry_budget_exhausted`, `no_endpoint`.
 
 use metrics::{Counter, Gauge, Histogram};
 
@@ -48,6 +52,15 @@ pub const POOL_ACTIVE: &str = "rampart_pool_active";
 /// Gauge of calls queued for a pool's threads, labelled `name`.
 pub const POOL_QUEUED: &str = "rampart_pool_queued";
 
+/// Counter of calls sent to one endpoint, labelled `name`, `endpoint`.
+pub const ENDPOINT_SELECTED_TOTAL: &str = "rampart_endpoint_selected_total";
+/// Counter of an endpoint's ejections, labelled `name`, `endpoint`.
+pub const ENDPOINT_EJECTIONS_TOTAL: &str = "rampart_endpoint_ejections_total";
+/// Histogram of an endpoint's response times, labelled `name`, `endpoint`.
+pub const ENDPOINT_DURATION_SECONDS: &str = "rampart_endpoint_duration_seconds";
+/// Label: an endpoint's key (its `Debug` form).
+pub const LABEL_ENDPOINT: &str = "endpoint";
+
 /// Label: which kind of layer (`circuit_breaker`, ...).
 pub const LABEL_LAYER: &str = "layer";
 /// Label: the layer's name, as given to its builder.
@@ -63,6 +76,18 @@ pub(crate) fn event_counter(layer: &'static str, name: &str, event: &'static str
 /// The latency histogram for one layer instance.
 pub(crate) fn duration_histogram(layer: &'static str, name: &str) -> Histogram {
     metrics::histogram!(CALL_DURATION_SECONDS, LABEL_LAYER => layer, LABEL_NAME => name.to_owned())
+}
+
+/// A per-endpoint counter of a balancer.
+#[cfg(feature = "balance")]
+pub(crate) fn endpoint_counter(metric: &'static str, name: &str, endpoint: &str) -> Counter {
+    metrics::counter!(metric, LABEL_NAME => name.to_owned(), LABEL_ENDPOINT => endpoint.to_owned())
+}
+
+/// A per-endpoint latency histogram of a balancer.
+#[cfg(feature = "balance")]
+pub(crate) fn endpoint_histogram(name: &str, endpoint: &str) -> Histogram {
+    metrics::histogram!(ENDPOINT_DURATION_SECONDS, LABEL_NAME => name.to_owned(), LABEL_ENDPOINT => endpoint.to_owned())
 }
 
 /// A gauge labelled with a layer instance's name.

@@ -135,6 +135,16 @@ impl Record {
         }
     }
 
+    /// A bare tally, no latency: for counting events that are not calls.
+    #[cfg(feature = "retry")]
+    pub(crate) fn tally(category: Category) -> Record {
+        Record {
+            category,
+            slow: false,
+            latency: None,
+        }
+    }
+
     pub(crate) fn short_circuit() -> Record {
         Record {
             category: Category::ShortCircuited,

@@ -1,0 +1,248 @@
+//! Options for a balancer, and the builder that validates them.
+
+use super::ejection::Ejection;
+use super::policy::DefaultPolicy;
+use super::rule::{PowerOfTwoChoices, Rule};
+use super::service::{Balance, Shared};
+use super::set::EndpointSet;
+use super::source::Endpoints;
+use crate::clock::micros;
+use crate::error::{ConfigError, Validator};
+use crate::retry::{Backoff, RetryBudget};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default retries on the same endpoint (Ribbon `MaxAutoRetries`).
+pub const DEFAULT_RETRIES_SAME: u32 = 0;
+/// Default retries on other endpoints (Ribbon `MaxAutoRetriesNextServer`).
+pub const DEFAULT_RETRIES_NEXT: u32 = 1;
+/// Default failures in a row that eject an endpoint (Envoy).
+pub const DEFAULT_EJECT_AFTER: u32 = 5;
+/// Default first ejection time, doubled on each ejection in a row (Ribbon).
+pub const DEFAULT_EJECT_FOR: Duration = Duration::from_secs(10);
+/// Default cap on an ejection (Ribbon).
+pub const DEFAULT_EJECT_FOR_MAX: Duration = Duration::from_secs(30);
+/// Default share of endpoints that may be ejected at once (Envoy).
+pub const DEFAULT_MAX_EJECTED: f64 = 0.1;
+/// Default healthy share below which ejections are ignored (Envoy).
+pub const DEFAULT_PANIC_THRESHOLD: f64 = 0.5;
+/// Default latency assumed of an endpoint before it has answered.
+pub const DEFAULT_INITIAL_LATENCY: Duration = Duration::from_millis(30);
+/// Default time constant of the peak-EWMA latency estimate (Finagle).
+pub const DEFAULT_LATENCY_DECAY: Duration = Duration::from_secs(10);
+
+/// Builds a [`Balance`]; every option is checked by [`build`](Builder::build).
+pub struct Builder<P = DefaultPolicy> {
+    name: String,
+    rule: Arc<dyn Rule>,
+    retries_same: u32,
+    retries_next: u32,
+    backoff: Backoff,
+    budget: Option<RetryBudget>,
+    eject_after: u32,
+    eject_for: Duration,
+    eject_for_max: Duration,
+    max_ejected: f64,
+    panic_threshold: f64,
+    initial_latency: Duration,
+    latency_decay: Duration,
+    policy: P,
+}
+
+impl Builder {
+    pub(crate) fn new(name: String) -> Self {
+        Builder {
+            name,
+            rule: Arc::new(PowerOfTwoChoices),
+            retries_same: DEFAULT_RETRIES_SAME,
+            retries_next: DEFAULT_RETRIES_NEXT,
+            backoff: Backoff::default(),
+            budget: None,
+            eject_after: DEFAULT_EJECT_AFTER,
+            eject_for: DEFAULT_EJECT_FOR,
+            eject_for_max: DEFAULT_EJECT_FOR_MAX,
+            max_ejected: DEFAULT_MAX_EJECTED,
+            panic_threshold: DEFAULT_PANIC_THRESHOLD,
+            initial_latency: DEFAULT_INITIAL_LATENCY,
+            latency_decay: DEFAULT_LATENCY_DECAY,
+            policy: DefaultPolicy,
+        }
+    }
+}
+
+impl<P> Builder<P> {
+    /// How the endpoint for each attempt is chosen. Default
+    /// [`PowerOfTwoChoices`]; see [`rule`](super::rule).
+    pub fn rule(mut self, rule: impl Rule) -> Self {
+        self.rule = Arc::new(rule);
+        self
+    }
+
+    /// Retries on the same endpoint before moving on (Ribbon's
+    /// `MaxAutoRetries`). Default 0; valid up to 10.
+    pub fn retries_same(mut self, retries: u32) -> Self {
+        self.retries_same = retries;
+        self
+    }
+
+    /// Other endpoints to try after the first (Ribbon's
+    /// `MaxAutoRetriesNextServer`), each tried `1 + retries_same` times.
+    /// Default 1; valid up to 100.
+    pub fn retries_next(mut self, retries: u32) -> Self {
+        self.retries_next = retries;
+        self
+    }
+
+    /// The wait before each retry. Default: full jitter up to 10 ms,
+    /// doubling to 1 s; [`Backoff::none`] retries at once.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The retry budget to draw retries from; pass clones of one budget to
+    /// several balancers to share it. Default: a budget of this balancer's
+    /// own (20 % of the last 10 s of requests plus 10 per second).
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Ejects an endpoint after `failures` in a row. Default 5; valid 1 to
+    /// 1000.
+    pub fn eject_after(mut self, failures: u32) -> Self {
+        self.eject_after = failures;
+        self
+    }
+
+    /// The first ejection lasts `first`, each further one in a row twice
+    /// as long, up to `max`. Default 10 s up to 30 s; 1 ms ≤ first ≤ max ≤ 1 h.
+    pub fn eject_for(mut self, first: Duration, max: Duration) -> Self {
+        self.eject_for = first;
+        self.eject_for_max = max;
+        self
+    }
+
+    /// The largest share of endpoints ejected at once (at least one is
+    /// always allowed). Default 0.1; valid in [0, 1].
+    pub fn max_ejected(mut self, share: f64) -> Self {
+        self.max_ejected = share;
+        self
+    }
+
+    /// Below this healthy share, ejections are ignored (panic mode).
+    /// Default 0.5; valid in [0, 1].
+    pub fn panic_threshold(mut self, share: f64) -> Self {
+        self.panic_threshold = share;
+        self
+    }
+
+    /// The latency assumed of an endpoint that has not answered yet, and
+    /// the time constant with which old latencies are forgotten. Default
+    /// 30 ms and 10 s; both from 1 µs to an hour.
+    pub fn latency_estimate(mut self, initial: Duration, decay: Duration) -> Self {
+        self.initial_latency = initial;
+        self.latency_decay = decay;
+        self
+    }
+
+    /// What counts as a failure and what may be retried. Default
+    /// [`DefaultPolicy`]; [`HttpPolicy`](super::HttpPolicy) for HTTP.
+    pub fn policy<P2>(self, policy: P2) -> Builder<P2> {
+        Builder {
+            name: self.name,
+            rule: self.rule,
+            retries_same: self.retries_same,
+            retries_next: self.retries_next,
+            backoff: self.backoff,
+            budget: self.budget,
+            eject_after: self.eject_after,
+            eject_for: self.eject_for,
+            eject_for_max: self.eject_for_max,
+            max_ejected: self.max_ejected,
+            panic_threshold: self.panic_threshold,
+            initial_latency: self.initial_latency,
+            latency_decay: self.latency_decay,
+            policy,
+        }
+    }
+
+    /// Checks every option and builds the balancer over `endpoints`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] listing each option outside its valid range, or an
+    /// empty fixed list of endpoints.
+    pub fn build<K, S>(self, endpoints: Endpoints<K, S>) -> Result<Balance<K, S, P>, ConfigError>
+    where
+        K: PartialEq + fmt::Debug,
+    {
+        let mut v = Validator::new(format!("balancer {:?}", self.name));
+        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
+        v.check(endpoints.fixed_len != Some(0), "endpoints", || "a fixed list must not be empty".into());
+        v.check(self.retries_same <= 10, "retries_same", || format!("must be at most 10, got {}", self.retries_same));
+        v.check(self.retries_next <= 100, "retries_next", || format!("must be at most 100, got {}", self.retries_next));
+        v.check((1..=1000).contains(&self.eject_after), "eject_after", || {
+            format!("must be from 1 to 1000, got {}", self.eject_after)
+        });
+        let hour = Duration::from_secs(3600);
+        v.check(
+            self.eject_for >= Duration::from_millis(1) && self.eject_for <= self.eject_for_max && self.eject_for_max <= hour,
+            "eject_for",
+            || format!("must satisfy 1 ms <= first <= max <= 1 h, got {:?} and {:?}", self.eject_for, self.eject_for_max),
+        );
+        v.check((0.0..=1.0).contains(&self.max_ejected), "max_ejected", || {
+            format!("must be in [0, 1], got {}", self.max_ejected)
+        });
+        v.check((0.0..=1.0).contains(&self.panic_threshold), "panic_threshold", || {
+            format!("must be in [0, 1], got {}", self.panic_threshold)
+        });
+        let sane = |d: Duration| d >= Duration::from_micros(1) && d <= hour;
+        v.check(sane(self.initial_latency) && sane(self.latency_decay), "latency_estimate", || {
+            format!("must be from 1 µs to an hour, got {:?} and {:?}", self.initial_latency, self.latency_decay)
+        });
+        v.finish()?;
+        let name: Arc<str> = self.name.into();
+        let ejection = Ejection {
+            consecutive_failures: self.eject_after,
+            base: micros(self.eject_for),
+            max: micros(self.eject_for_max),
+            max_ejected: self.max_ejected,
+            panic_threshold: self.panic_threshold,
+        };
+        let set = EndpointSet::new(
+            name.clone(),
+            endpoints.source,
+            ejection,
+            micros(self.initial_latency),
+            micros(self.latency_decay),
+        );
+        Ok(Balance::from_shared(Shared::new(
+            name,
+            set,
+            self.rule,
+            self.policy,
+            self.retries_same,
+            self.retries_next,
+            self.backoff,
+            self.budget.unwrap_or_default(),
+        )))
+    }
+}
+
+impl<P> fmt::Debug for Builder<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("rule", &self.rule)
+            .field("retries_same", &self.retries_same)
+            .field("retries_next", &self.retries_next)
+            .field("backoff", &self.backoff)
+            .field("eject_after", &self.eject_after)
+            .field("eject_for", &(self.eject_for, self.eject_for_max))
+            .field("max_ejected", &self.max_ejected)
+            .field("panic_threshold", &self.panic_threshold)
+            .finish_non_exhaustive()
+    }
+}

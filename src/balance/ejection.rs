@@ -1,0 +1,250 @@
+//! Outlier ejection: step around an endpoint that keeps failing.
+//!
+//! A plain state machine over atomics, tested on its own:
+//!
+//! ```text
+//!  healthy --K failures in a row--> ejected for base × 2^(n-1) (capped)
+//!  ejected --time passes---------> probation
+//!  probation --one failure-------> ejected again, for twice as long
+//!  probation --one success-------> healthy (the count n starts over)
+//! ```
+//!
+//! At most `max_ejected` of the set (at least one endpoint) is ejected at
+//! once; past that, failing endpoints stay in. Selection ignores ejections
+//! altogether when fewer than `panic_threshold` of the set is healthy
+//! (Envoy's panic mode): better to spread load over sick endpoints than to
+//! pile it onto the few left.
+
+use crate::clock::Micros;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// Ejection settings, validated by the balancer's builder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ejection {
+    pub(crate) consecutive_failures: u32,
+    pub(crate) base: Micros,
+    pub(crate) max: Micros,
+    pub(crate) max_ejected: f64,
+    pub(crate) panic_threshold: f64,
+}
+
+/// One endpoint's health.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    consecutive: AtomicU32,
+    /// 0 when not ejected; else when the ejection ends (µs, never 0).
+    ejected_until: AtomicU64,
+    times_ejected: AtomicU32,
+    probation: AtomicBool,
+    pub(crate) ejections: AtomicU64,
+}
+
+/// The set-wide count of ejected endpoints.
+#[derive(Debug, Default)]
+pub(crate) struct Ejected {
+    count: AtomicUsize,
+}
+
+impl Ejected {
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Ejection {
+    /// How many of `total` endpoints may be ejected at once.
+    fn allowed(&self, total: usize) -> usize {
+        ((self.max_ejected * total as f64).floor() as usize).max(1)
+    }
+
+    /// Whether so few endpoints are healthy that ejections are ignored.
+    pub(crate) fn panicking(&self, ejected: usize, total: usize) -> bool {
+        total > 0 && ((total - ejected.min(total)) as f64) < self.panic_threshold * total as f64
+    }
+
+    /// How long the `n`-th ejection in a row lasts.
+    fn duration(&self, n: u32) -> Micros {
+        let factor = 1u64 << n.saturating_sub(1).min(40);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    /// Records a success.
+    #[inline]
+    pub(crate) fn succeeded(&self, health: &Health) {
+        if health.consecutive.load(Ordering::Relaxed) != 0 {
+            health.consecutive.store(0, Ordering::Relaxed);
+        }
+        if health.probation.load(Ordering::Relaxed) {
+            health.probation.store(false, Ordering::Relaxed);
+            health.times_ejected.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a failure; returns how long the endpoint is ejected for if
+    /// this failure ejects it.
+    pub(crate) fn failed(&self, health: &Health, set: &Ejected, total: usize, now: Micros) -> Option<Micros> {
+        let on_probation = health.probation.load(Ordering::Relaxed);
+        let in_a_row = health.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        if !on_probation && in_a_row < self.consecutive_failures {
+            return None;
+        }
+        if health.ejected_until.load(Ordering::Relaxed) != 0 {
+            return None;
+        }
+        // Take a place among the ejected, if the cap allows.
+        let allowed = self.allowed(total);
+        set.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < allowed).then_some(n + 1))
+            .ok()?;
+        let n = health.times_ejected.fetch_add(1, Ordering::Relaxed) + 1;
+        let duration = self.duration(n);
+        let until = now.saturating_add(duration).max(1);
+        if health
+            .ejected_until
+            .compare_exchange(0, until, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            // Another thread ejected it first.
+            set.count.fetch_sub(1, Ordering::AcqRel);
+            health.times_ejected.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        health.consecutive.store(0, Ordering::Relaxed);
+        health.probation.store(false, Ordering::Relaxed);
+        health.ejections.fetch_add(1, Ordering::Relaxed);
+        Some(duration)
+    }
+
+    /// Whether the endpoint is ejected at `now`; an ejection that has run
+    /// its time ends here, putting the endpoint on probation.
+    #[inline]
+    pub(crate) fn is_ejected(&self, health: &Health, set: &Ejected, now: Micros) -> bool {
+        let until = health.ejected_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if now < until {
+            return true;
+        }
+        if health
+            .ejected_until
+            .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            health.probation.store(true, Ordering::Relaxed);
+            health.consecutive.store(0, Ordering::Relaxed);
+            set.count.fetch_sub(1, Ordering::AcqRel);
+        }
+        false
+    }
+
+    /// As [`is_ejected`](Self::is_ejected), reading the time only if the
+    /// endpoint is ejected at all.
+    #[inline]
+    pub(crate) fn is_ejected_lazy(&self, health: &Health, set: &Ejected, now: impl FnOnce() -> Micros) -> bool {
+        if health.ejected_until.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.is_ejected(health, set, now())
+    }
+
+    /// The endpoint leaves the set: give back its ejected place, if any.
+    pub(crate) fn removed(&self, health: &Health, set: &Ejected) {
+        let until = health.ejected_until.swap(0, Ordering::AcqRel);
+        if until != 0 {
+            set.count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Health {
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        self.consecutive.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Micros = 1_000_000;
+
+    fn envoy() -> Ejection {
+        Ejection {
+            consecutive_failures: 5,
+            base: 10 * S,
+            max: 30 * S,
+            max_ejected: 0.1,
+            panic_threshold: 0.5,
+        }
+    }
+
+    #[test]
+    fn the_schedule_doubles_to_the_cap_and_probation_re_ejects_at_once() {
+        let e = envoy();
+        let (h, set) = (Health::default(), Ejected::default());
+        for _ in 0..4 {
+            assert_eq!(e.failed(&h, &set, 10, 0), None);
+        }
+        e.succeeded(&h); // breaks the run
+        for _ in 0..4 {
+            assert_eq!(e.failed(&h, &set, 10, 0), None);
+        }
+        assert_eq!(e.failed(&h, &set, 10, 0), Some(10 * S));
+        assert!(e.is_ejected(&h, &set, 10 * S - 1));
+        assert!(!e.is_ejected(&h, &set, 10 * S), "back after 10 s");
+        assert_eq!(set.count(), 0);
+        // On probation: one failure ejects again, for 20 s, then 30 s (cap).
+        assert_eq!(e.failed(&h, &set, 10, 10 * S), Some(20 * S));
+        assert!(!e.is_ejected(&h, &set, 30 * S));
+        assert_eq!(e.failed(&h, &set, 10, 30 * S), Some(30 * S));
+        assert!(!e.is_ejected(&h, &set, 60 * S));
+        assert_eq!(e.failed(&h, &set, 10, 60 * S), Some(30 * S));
+        // A success on probation makes it healthy: the schedule starts over.
+        assert!(!e.is_ejected(&h, &set, 90 * S));
+        e.succeeded(&h);
+        for _ in 0..4 {
+            assert_eq!(e.failed(&h, &set, 10, 90 * S), None);
+        }
+        assert_eq!(e.failed(&h, &set, 10, 90 * S), Some(10 * S));
+    }
+
+    #[test]
+    fn never_more_than_the_cap_but_always_one() {
+        let e = envoy();
+        let set = Ejected::default();
+        let hs: Vec<Health> = (0..25).map(|_| Health::default()).collect();
+        let ejected = hs
+            .iter()
+            .filter(|h| (0..5).filter_map(|_| e.failed(h, &set, 25, 0)).count() == 1)
+            .count();
+        assert_eq!(ejected, 2, "10 % of 25");
+        let few: Vec<Health> = (0..3).map(|_| Health::default()).collect();
+        let set = Ejected::default();
+        let ejected = few
+            .iter()
+            .filter(|h| (0..5).filter_map(|_| e.failed(h, &set, 3, 0)).count() == 1)
+            .count();
+        assert_eq!(ejected, 1, "at least one, even of 3");
+    }
+
+    #[test]
+    fn panic_mode_below_the_threshold() {
+        let e = envoy();
+        assert!(!e.panicking(5, 10));
+        assert!(e.panicking(6, 10));
+        assert!(!e.panicking(0, 0));
+    }
+
+    #[test]
+    fn removal_frees_the_place() {
+        let e = envoy();
+        let (h, set) = (Health::default(), Ejected::default());
+        for _ in 0..5 {
+            e.failed(&h, &set, 10, 0);
+        }
+        assert_eq!(set.count(), 1);
+        e.removed(&h, &set);
+        assert_eq!(set.count(), 0);
+    }
+}

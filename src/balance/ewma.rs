@@ -1,0 +1,91 @@
+//! Peak-EWMA latency: reacts at once to a slow response, forgets it slowly.
+//!
+//! tower's `PeakEwma` keeps its estimate behind a `Mutex`; this one keeps it
+//! in two atomics. Concurrent updates race benignly (the last writer wins),
+//! which only blurs an estimate that is an estimate anyway.
+
+use crate::clock::Micros;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug)]
+pub(crate) struct PeakEwma {
+    /// The estimate in µs, as `f64` bits.
+    estimate: AtomicU64,
+    /// When the estimate was last updated.
+    updated: AtomicU64,
+    decay: f64,
+}
+
+/// `e^-x` for `x >= 0`. Between two responses a few milliseconds apart `x`
+/// is tiny, and a short series is exact to 1e-5 there and far cheaper than
+/// `f64::exp` on the selection path; larger `x` (an idle endpoint) pays for
+/// the real thing.
+#[inline]
+fn decay_factor(x: f64) -> f64 {
+    if x < 0.1 {
+        1.0 - x + 0.5 * x * x - x * x * x / 6.0
+    } else {
+        (-x).exp()
+    }
+}
+
+impl PeakEwma {
+    /// Starts at `initial` µs; an old estimate loses weight with time
+    /// constant `decay` µs.
+    pub(crate) fn new(initial: f64, decay: Micros, now: Micros) -> Self {
+        PeakEwma {
+            estimate: AtomicU64::new(initial.to_bits()),
+            updated: AtomicU64::new(now),
+            decay: decay.max(1) as f64,
+        }
+    }
+
+    /// Folds in a response time of `rtt` µs observed at `now`.
+    pub(crate) fn record(&self, now: Micros, rtt: u64) {
+        let rtt = rtt as f64;
+        let estimate = f64::from_bits(self.estimate.load(Ordering::Relaxed));
+        let next = if rtt > estimate {
+            // Peak: a slow response counts in full, at once.
+            rtt
+        } else {
+            let elapsed = now.saturating_sub(self.updated.load(Ordering::Relaxed)) as f64;
+            let w = decay_factor(elapsed / self.decay);
+            estimate * w + rtt * (1.0 - w)
+        };
+        self.estimate.store(next.to_bits(), Ordering::Relaxed);
+        self.updated.store(now, Ordering::Relaxed);
+    }
+
+    /// The estimate at `now`, decayed since the last response so that an
+    /// endpoint nobody picks because it was slow is tried again in time.
+    #[inline]
+    pub(crate) fn estimate(&self, now: Micros) -> f64 {
+        let estimate = f64::from_bits(self.estimate.load(Ordering::Relaxed));
+        let elapsed = now.saturating_sub(self.updated.load(Ordering::Relaxed)) as f64;
+        estimate * decay_factor(elapsed / self.decay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peaks_at_once_and_decays_slowly() {
+        let e = PeakEwma::new(1_000.0, 10_000_000, 0);
+        e.record(0, 50_000);
+        assert_eq!(e.estimate(0), 50_000.0, "a slow response counts at once");
+        e.record(1_000, 1_000);
+        assert!(e.estimate(1_000) > 45_000.0, "one fast response barely moves it");
+        assert!(e.estimate(60_000_000) < 200.0, "a minute of silence forgets it");
+    }
+
+    #[test]
+    fn decay_factor_tracks_exp() {
+        for i in 0..100 {
+            let x = i as f64 / 20.0;
+            let (got, want) = (decay_factor(x), (-x).exp());
+            assert!((got - want).abs() < 1e-5, "x={x}: {got} vs {want}");
+        }
+    }
+}

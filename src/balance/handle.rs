@@ -1,0 +1,67 @@
+//! Reading a balancer's endpoints.
+
+use crate::retry::RetryBudget;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One endpoint's statistics, as of the moment they were read.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// The endpoint's key, in its `Debug` form.
+    pub key: String,
+    /// Its zone, if it has one.
+    pub zone: Option<String>,
+    /// Attempts in flight to it now.
+    pub in_flight: usize,
+    /// Attempts sent to it since it joined the set.
+    pub selected: u64,
+    /// Its peak-EWMA latency estimate.
+    pub latency: Duration,
+    /// Whether it is ejected now.
+    pub ejected: bool,
+    /// How many times it was ejected.
+    pub ejections: u64,
+    /// Failures in a row so far.
+    pub consecutive_failures: u32,
+}
+
+pub(crate) trait Report: Send + Sync {
+    fn name(&self) -> &str;
+    fn endpoints(&self) -> Vec<EndpointStats>;
+    fn retry_budget(&self) -> &RetryBudget;
+}
+
+/// A cloneable view of one balancer: its endpoints and retry budget.
+#[derive(Clone)]
+pub struct BalanceHandle {
+    shared: Arc<dyn Report>,
+}
+
+impl BalanceHandle {
+    pub(crate) fn new(shared: Arc<dyn Report>) -> Self {
+        BalanceHandle { shared }
+    }
+
+    /// The balancer's name.
+    pub fn name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// Every endpoint in the set now, with its statistics.
+    pub fn endpoints(&self) -> Vec<EndpointStats> {
+        self.shared.endpoints()
+    }
+
+    /// The retry budget the balancer draws from.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        self.shared.retry_budget()
+    }
+}
+
+impl fmt::Debug for BalanceHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BalanceHandle").field("name", &self.name()).finish()
+    }
+}

@@ -1,0 +1,82 @@
+//! Client-side load balancing: spread calls over the instances of a
+//! dependency, retry a failed call on another instance, and step around
+//! instances that keep failing (Netflix's Ribbon, with Envoy's outlier
+//! ejection and Finagle's power of two choices).
+//!
+//! - [`Endpoints`] come from a fixed list, a `tokio::sync::watch` channel
+//!   of lists (a registry feed), or a `tower::discover::Discover` stream;
+//!   removed endpoints finish the calls they have in flight.
+//! - A [`Rule`](rule::Rule) picks the endpoint for each attempt;
+//!   [`PowerOfTwoChoices`](rule::PowerOfTwoChoices) on peak-EWMA latency is
+//!   the default, O(1) and allocation-free.
+//! - Retries follow Ribbon: `retries_same` on the endpoint, then
+//!   `retries_next` other endpoints, never one that already failed the call
+//!   while another is available; only for requests and results the
+//!   [`Policy`] allows; each drawn from a shared
+//!   [`RetryBudget`](crate::retry::RetryBudget) after a jittered
+//!   [`Backoff`](crate::retry::Backoff).
+//! - Outlier ejection: after `eject_after` failures in a row an endpoint
+//!   is left out for `eject_for` (doubling up to a cap), never more than
+//!   `max_ejected` of the set, and not at all in panic mode.
+//!
+//! # Example
+//!
+//! ```
+//! use rampart::balance::{Balance, Endpoint, Endpoints};
+//! use tower::{service_fn, Service, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), rampart::BoxError> {
+//! // Three instances; the first refuses connections.
+//! let instance = |n: u32| service_fn(move |_: ()| async move {
+//!     if n == 0 {
+//!         Err::<u32, rampart::BoxError>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into())
+//!     } else {
+//!         Ok(n)
+//!     }
+//! });
+//! let mut client = Balance::builder("ratings")
+//!     .build(Endpoints::fixed((0..3).map(|n| Endpoint::new(n, instance(n)))))?;
+//!
+//! // Every call succeeds: one that lands on instance 0 is retried on another.
+//! for _ in 0..20 {
+//!     let answer = client.ready().await?.call(()).await?;
+//!     assert_ne!(answer, 0);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Making requests retryable
+//!
+//! Retries need `Req: Clone`. For HTTP, keep the body as [`bytes::Bytes`]
+//! (e.g. `http::Request<http_body_util::Full<Bytes>>`): cloning it copies a
+//! pointer, not the body.
+//!
+//! [`bytes::Bytes`]: https://docs.rs/bytes
+
+mod config;
+mod ejection;
+mod endpoint;
+mod error;
+mod ewma;
+mod future;
+mod handle;
+mod policy;
+pub mod rule;
+mod service;
+mod set;
+mod source;
+
+pub use config::{
+    Builder, DEFAULT_EJECT_AFTER, DEFAULT_EJECT_FOR, DEFAULT_EJECT_FOR_MAX, DEFAULT_INITIAL_LATENCY,
+    DEFAULT_LATENCY_DECAY, DEFAULT_MAX_EJECTED, DEFAULT_PANIC_THRESHOLD, DEFAULT_RETRIES_NEXT,
+    DEFAULT_RETRIES_SAME,
+};
+pub use endpoint::Endpoint;
+pub use error::NoHealthyEndpoint;
+pub use future::ResponseFuture;
+pub use handle::{BalanceHandle, EndpointStats};
+pub use policy::{DefaultPolicy, HttpPolicy, Policy};
+pub use service::Balance;
+pub use source::Endpoints;

@@ -1,0 +1,124 @@
+//! What counts as a failure, and what may be retried.
+
+use crate::circuit_breaker::Outcome;
+use crate::{BoxError, ErrorKind};
+use std::error::Error as StdError;
+use std::io;
+
+/// Decides, for a balancer, whether a result says the endpoint is healthy
+/// (for outlier ejection) and whether the call may be retried elsewhere.
+///
+/// [`DefaultPolicy`] suits any request type; [`HttpPolicy`] suits
+/// `http::Request`/`http::Response` clients. Implement it for your own.
+pub trait Policy<Req, Res>: Send + Sync + 'static {
+    /// Whether `result` counts against the endpoint's health. Default:
+    /// every `Err` is a failure.
+    fn outcome(&self, result: &Result<Res, BoxError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        }
+    }
+
+    /// Whether `request`, having ended in `result`, may be sent again.
+    fn is_retryable(&self, request: &Req, result: &Result<Res, BoxError>) -> bool;
+}
+
+/// Retries every request, but only after errors that say the request was
+/// not (or not fully) handled: connection refused, reset or aborted, a
+/// timeout, or a rejection by a breaker or bulkhead on the endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultPolicy;
+
+impl<Req, Res> Policy<Req, Res> for DefaultPolicy {
+    fn is_retryable(&self, _: &Req, result: &Result<Res, BoxError>) -> bool {
+        result.as_ref().err().is_some_and(is_retryable_error)
+    }
+}
+
+/// HTTP: 5xx responses and errors are failures; only idempotent requests
+/// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) are retried, after the errors
+/// [`DefaultPolicy`] retries or a 502, 503 or 504 response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpPolicy;
+
+impl<B, RB> Policy<http::Request<B>, http::Response<RB>> for HttpPolicy {
+    fn outcome(&self, result: &Result<http::Response<RB>, BoxError>) -> Outcome {
+        match result {
+            Ok(response) if response.status().is_server_error() => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        }
+    }
+
+    fn is_retryable(
+        &self,
+        request: &http::Request<B>,
+        result: &Result<http::Response<RB>, BoxError>,
+    ) -> bool {
+        if !request.method().is_idempotent() {
+            return false;
+        }
+        match result {
+            Ok(response) => matches!(response.status().as_u16(), 502..=504),
+            Err(e) => is_retryable_error(e),
+        }
+    }
+}
+
+/// Connection refused/reset/aborted anywhere in the chain, a timeout, or a
+/// rejection by a resilience layer on the endpoint.
+pub(crate) fn is_retryable_error(error: &BoxError) -> bool {
+    match ErrorKind::of(error) {
+        ErrorKind::Timeout | ErrorKind::CircuitOpen | ErrorKind::BulkheadFull => return true,
+        _ => {}
+    }
+    let mut next: Option<&(dyn StdError + 'static)> = Some(&**error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::NotConnected
+                    | io::ErrorKind::BrokenPipe
+            ) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_errors_anywhere_in_the_chain_are_retryable() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error")]
+        struct Wrapper(#[source] io::Error);
+        let refused: BoxError = Wrapper(io::Error::from(io::ErrorKind::ConnectionRefused)).into();
+        assert!(is_retryable_error(&refused));
+        let other: BoxError = io::Error::from(io::ErrorKind::InvalidData).into();
+        assert!(!is_retryable_error(&other));
+    }
+
+    #[test]
+    fn http_retries_idempotent_requests_on_503_only() {
+        let get = http::Request::get("/").body(()).unwrap();
+        let post = http::Request::post("/").body(()).unwrap();
+        let unavailable: Result<http::Response<()>, BoxError> =
+            Ok(http::Response::builder().status(503).body(()).unwrap());
+        let not_found: Result<http::Response<()>, BoxError> =
+            Ok(http::Response::builder().status(404).body(()).unwrap());
+        assert!(HttpPolicy.is_retryable(&get, &unavailable));
+        assert!(!HttpPolicy.is_retryable(&post, &unavailable));
+        assert!(!HttpPolicy.is_retryable(&get, &not_found));
+        assert_eq!(Policy::<http::Request<()>, _>::outcome(&HttpPolicy, &unavailable), Outcome::Failure);
+        assert_eq!(Policy::<http::Request<()>, _>::outcome(&HttpPolicy, &not_found), Outcome::Success);
+    }
+}

@@ -1,0 +1,185 @@
+//! The balancer service.
+
+use super::config::Builder;
+use super::future::ResponseFuture;
+use super::handle::{BalanceHandle, EndpointStats, Report};
+use super::policy::{DefaultPolicy, Policy};
+use super::rule::Rule;
+use super::set::EndpointSet;
+use crate::metrics::event_counter;
+use crate::retry::{Backoff, RetryBudget};
+use crate::shard::Lanes;
+use crate::BoxError;
+use metrics::Counter;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower_service::Service;
+
+const LAYER: &str = "balance";
+
+/// A client-side load balancer over the instances of one dependency, with
+/// retries across instances and outlier ejection (Ribbon's recipe).
+///
+/// Each call goes to an endpoint chosen by the [rule](super::rule) (power
+/// of two choices on peak-EWMA latency by default). If it fails in a way
+/// the [`Policy`] calls retryable, and the request may be retried, it is
+/// retried `retries_same` times on that endpoint and then on up to
+/// `retries_next` other endpoints, never one that already failed this call
+/// while another is available, each retry drawn from the retry budget and
+/// preceded by a jittered backoff. Endpoints that fail `eject_after` times
+/// in a row are left out for a while.
+///
+/// `poll_ready` applies discovery changes and is always ready; a call made
+/// when the set is empty fails with
+/// [`NoHealthyEndpoint`](super::NoHealthyEndpoint). Clones share everything.
+pub struct Balance<K, S, P = DefaultPolicy> {
+    shared: Arc<Lanes<Shared<K, S, P>>>,
+}
+
+/// Everything the balancer's clones and its calls in flight share.
+pub(crate) struct Shared<K, S, P> {
+    pub(crate) set: EndpointSet<K, S>,
+    pub(crate) rule: Arc<dyn Rule>,
+    pub(crate) policy: P,
+    pub(crate) retries_same: u32,
+    pub(crate) retries_next: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) budget: RetryBudget,
+    pub(crate) retried: Counter,
+    pub(crate) budget_exhausted: Counter,
+    pub(crate) no_endpoint: Counter,
+}
+
+impl<K, S, P> Shared<K, S, P> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: Arc<str>,
+        set: EndpointSet<K, S>,
+        rule: Arc<dyn Rule>,
+        policy: P,
+        retries_same: u32,
+        retries_next: u32,
+        backoff: Backoff,
+        budget: RetryBudget,
+    ) -> Self {
+        Shared {
+            retried: event_counter(LAYER, &name, "retry"),
+            budget_exhausted: event_counter(LAYER, &name, "retry_budget_exhausted"),
+            no_endpoint: event_counter(LAYER, &name, "no_endpoint"),
+            set,
+            rule,
+            policy,
+            retries_same,
+            retries_next,
+            backoff,
+            budget,
+        }
+    }
+}
+
+impl Balance<(), (), DefaultPolicy> {
+    /// Starts a balancer named `name` with Ribbon's and Envoy's defaults.
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder::new(name.into())
+    }
+}
+
+impl<K, S, P> Balance<K, S, P> {
+    pub(crate) fn from_shared(shared: Shared<K, S, P>) -> Self {
+        Balance {
+            shared: Arc::new(Lanes::new(Arc::new(shared))),
+        }
+    }
+}
+
+impl<K, S, P> Balance<K, S, P>
+where
+    K: fmt::Debug + Send + Sync + 'static,
+    S: Send + Sync + 'static,
+    P: Send + Sync + 'static,
+{
+    /// A handle to the balancer's endpoints and their statistics.
+    pub fn handle(&self) -> BalanceHandle {
+        BalanceHandle::new(self.shared.shared().clone())
+    }
+}
+
+impl<K, S, P> Report for Shared<K, S, P>
+where
+    K: fmt::Debug + Send + Sync,
+    S: Send + Sync,
+    P: Send + Sync,
+{
+    fn name(&self) -> &str {
+        &self.set.name
+    }
+
+    fn endpoints(&self) -> Vec<EndpointStats> {
+        let now = self.set.clock.now();
+        self.set
+            .snapshot()
+            .iter()
+            .map(|e| EndpointStats {
+                key: e.label.clone(),
+                zone: e.zone.as_deref().map(str::to_owned),
+                in_flight: e.in_flight.load(Ordering::Relaxed),
+                selected: e.selected.load(Ordering::Relaxed),
+                latency: Duration::from_micros(e.latency.estimate(now) as u64),
+                ejected: self.set.ejection.is_ejected(&e.health, &self.set.ejected, now),
+                ejections: e.health.ejections.load(Ordering::Relaxed),
+                consecutive_failures: e.health.consecutive_failures(),
+            })
+            .collect()
+    }
+
+    fn retry_budget(&self) -> &RetryBudget {
+        &self.budget
+    }
+}
+
+impl<K, S, P, Request> Service<Request> for Balance<K, S, P>
+where
+    K: PartialEq + fmt::Debug,
+    S: Service<Request> + Clone,
+    S::Error: Into<BoxError>,
+    P: Policy<Request, S::Response>,
+    Request: Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<K, S, Request, P>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.shared.shared().set.refresh(cx);
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        ResponseFuture::new(self.shared.pick(), request)
+    }
+}
+
+impl<K, S, P> Clone for Balance<K, S, P> {
+    fn clone(&self) -> Self {
+        Balance {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<K, S, P> fmt::Debug for Balance<K, S, P>
+where
+    K: PartialEq + fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = self.shared.shared();
+        f.debug_struct("Balance")
+            .field("name", &shared.set.name)
+            .field("endpoints", &shared.set.len())
+            .field("rule", &shared.rule)
+            .finish_non_exhaustive()
+    }
+}

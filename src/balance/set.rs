@@ -1,0 +1,278 @@
+//! The endpoint set: an immutable snapshot swapped atomically when
+//! discovery changes it, so selection never takes a lock.
+
+use super::ejection::{Ejected, Ejection};
+use super::endpoint::EndpointState;
+use super::rule::{Candidates, Rule, View};
+use super::source::{Change, Source};
+use crate::clock::{Clock, Micros};
+use arc_swap::ArcSwap;
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Context;
+
+pub(crate) type Snapshot<K, S> = Vec<Arc<EndpointState<K, S>>>;
+
+pub(crate) struct EndpointSet<K, S> {
+    pub(crate) name: Arc<str>,
+    snapshot: ArcSwap<Snapshot<K, S>>,
+    source: Mutex<Box<dyn Source<K, S>>>,
+    /// A fixed list, once loaded: nothing more to poll.
+    settled: AtomicBool,
+    pub(crate) ejected: Ejected,
+    pub(crate) ejection: Ejection,
+    next_id: AtomicU64,
+    pub(crate) clock: Clock,
+    /// The time of a recent completion, for decaying latency estimates
+    /// without reading the clock on every selection.
+    recent: AtomicU64,
+    initial_latency: f64,
+    decay: Micros,
+}
+
+/// Endpoint ids this call has tried (and seen fail).
+#[derive(Debug, Default)]
+pub(crate) struct Tried {
+    ids: smallvec_lite::SmallIds,
+}
+
+mod smallvec_lite {
+    /// Up to four ids inline; more spill to the heap (a call retried on
+    /// more than four endpoints is rare and already slow).
+    #[derive(Debug, Default)]
+    pub(crate) struct SmallIds {
+        inline: [u64; 4],
+        len: usize,
+        spill: Vec<u64>,
+    }
+
+    impl SmallIds {
+        pub(crate) fn push(&mut self, id: u64) {
+            if self.len < 4 {
+                self.inline[self.len] = id;
+                self.len += 1;
+            } else {
+                self.spill.push(id);
+            }
+        }
+
+        pub(crate) fn contains(&self, id: u64) -> bool {
+            self.inline[..self.len].contains(&id) || self.spill.contains(&id)
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+    }
+}
+
+impl Tried {
+    pub(crate) fn push(&mut self, id: u64) {
+        self.ids.push(id);
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        !self.ids.is_empty() && self.ids.contains(id)
+    }
+}
+
+impl<K, S> EndpointSet<K, S>
+where
+    K: PartialEq + fmt::Debug,
+{
+    pub(crate) fn new(
+        name: Arc<str>,
+        source: Box<dyn Source<K, S>>,
+        ejection: Ejection,
+        initial_latency: Micros,
+        decay: Micros,
+    ) -> Self {
+        EndpointSet {
+            name,
+            snapshot: ArcSwap::from_pointee(Vec::new()),
+            source: Mutex::new(source),
+            settled: AtomicBool::new(false),
+            ejected: Ejected::default(),
+            ejection,
+            next_id: AtomicU64::new(1),
+            clock: Clock::new(),
+            recent: AtomicU64::new(0),
+            initial_latency: initial_latency as f64,
+            decay,
+        }
+    }
+
+    /// Applies whatever discovery has delivered since last time.
+    pub(crate) fn refresh(&self, cx: &mut Context<'_>) {
+        if self.settled.load(Ordering::Acquire) {
+            return;
+        }
+        // One caller at a time polls the source; the others go on with the
+        // current snapshot.
+        let Ok(mut source) = self.source.try_lock() else {
+            return;
+        };
+        let mut changes = Vec::new();
+        source.poll_changes(cx, &mut changes);
+        if source.is_fixed() {
+            self.settled.store(true, Ordering::Release);
+        }
+        drop(source);
+        if !changes.is_empty() {
+            self.apply(changes);
+        }
+    }
+
+    fn apply(&self, changes: Vec<Change<K, S>>) {
+        let now = self.clock.now();
+        let mut next: Snapshot<K, S> = (**self.snapshot.load()).clone();
+        for change in changes {
+            match change {
+                Change::Insert(endpoint) => {
+                    if let Some(old) = next.iter().position(|e| e.key == endpoint.key) {
+                        let old = next.remove(old);
+                        self.ejection.removed(&old.health, &self.ejected);
+                    }
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    next.push(Arc::new(EndpointState::new(
+                        id,
+                        endpoint,
+                        &self.name,
+                        self.initial_latency,
+                        self.decay,
+                        now,
+                    )));
+                }
+                Change::Remove(key) => {
+                    if let Some(old) = next.iter().position(|e| e.key == key) {
+                        // Calls in flight hold their own pointer and finish.
+                        let old = next.remove(old);
+                        self.ejection.removed(&old.health, &self.ejected);
+                    }
+                }
+            }
+        }
+        tracing::debug!(balancer = &*self.name, endpoints = next.len(), "endpoint set changed");
+        self.snapshot.store(Arc::new(next));
+    }
+
+}
+
+impl<K, S> EndpointSet<K, S> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot<K, S>> {
+        self.snapshot.load_full()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.snapshot.load().len()
+    }
+
+    /// Notes that a response completed at `now`, for latency decay.
+    pub(crate) fn note_time(&self, now: Micros) {
+        // Written at most once per millisecond: a shared line stays shared.
+        if now >= self.recent.load(Ordering::Relaxed) + 1_000 {
+            self.recent.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Chooses an endpoint for an attempt, never one in `tried` while
+    /// another will do, and never an ejected one unless nothing else will.
+    pub(crate) fn pick(&self, rule: &dyn Rule, tried: &Tried) -> Option<Arc<EndpointState<K, S>>> {
+        let snapshot = self.snapshot.load();
+        if snapshot.is_empty() {
+            return None;
+        }
+        let mut view = SetView {
+            set: self,
+            endpoints: &snapshot,
+            tried: Some(tried),
+            respect_ejection: !self.panicking(&snapshot),
+            now: Cell::new(None),
+            recent: self.recent.load(Ordering::Relaxed),
+        };
+        if let Some(i) = rule.choose(&Candidates::new(&view)) {
+            return Some(snapshot[i].clone());
+        }
+        // Every endpoint is ejected or tried: first let ejected ones in,
+        // then tried ones, rather than fail a call that has somewhere to go.
+        view.respect_ejection = false;
+        if let Some(i) = rule.choose(&Candidates::new(&view)) {
+            return Some(snapshot[i].clone());
+        }
+        view.tried = None;
+        rule.choose(&Candidates::new(&view)).map(|i| snapshot[i].clone())
+    }
+
+    /// Envoy's panic mode: too few healthy endpoints to honour ejections.
+    fn panicking(&self, snapshot: &Snapshot<K, S>) -> bool {
+        let total = snapshot.len();
+        if !self.ejection.panicking(self.ejected.count(), total) {
+            return false;
+        }
+        // The count may include ejections that have run out but that no
+        // selection has looked at yet: end those, then count again.
+        let now = self.clock.now();
+        for e in snapshot.iter() {
+            self.ejection.is_ejected(&e.health, &self.ejected, now);
+        }
+        self.ejection.panicking(self.ejected.count(), total)
+    }
+}
+
+struct SetView<'a, K, S> {
+    set: &'a EndpointSet<K, S>,
+    endpoints: &'a Snapshot<K, S>,
+    tried: Option<&'a Tried>,
+    respect_ejection: bool,
+    /// Read from the clock only if an ejected endpoint is looked at.
+    now: Cell<Option<Micros>>,
+    recent: Micros,
+}
+
+impl<K, S> SetView<'_, K, S> {
+    fn now(&self) -> Micros {
+        self.now.get().unwrap_or_else(|| {
+            let now = self.set.clock.now();
+            self.now.set(Some(now));
+            now
+        })
+    }
+}
+
+impl<K, S> View for SetView<'_, K, S> {
+    fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    #[inline]
+    fn eligible(&self, i: usize) -> bool {
+        let e = &self.endpoints[i];
+        if self.tried.is_some_and(|t| t.contains(e.id)) {
+            return false;
+        }
+        !self.respect_ejection || !self.set.ejection.is_ejected_lazy(&e.health, &self.set.ejected, || self.now())
+    }
+
+    #[inline]
+    fn in_flight(&self, i: usize) -> usize {
+        self.endpoints[i].in_flight.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn latency(&self, i: usize) -> f64 {
+        self.endpoints[i].latency.estimate(self.recent)
+    }
+
+    fn zone(&self, i: usize) -> Option<&str> {
+        self.endpoints[i].zone.as_deref()
+    }
+
+    fn rejecting(&self, i: usize) -> bool {
+        self.endpoints[i]
+            .breaker
+            .as_ref()
+            .is_some_and(|b| b.state().rejects())
+    }
+}

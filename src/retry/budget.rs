@@ -1,0 +1,174 @@
+//! A retry budget shared by every client that holds it.
+
+use crate::clock::{micros, Clock};
+use crate::error::{ConfigError, Validator};
+use crate::window::{Category, Record, TimeWindow};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default share of recent requests that may be retried (Finagle, tower).
+pub const DEFAULT_RETRY_RATIO: f64 = 0.2;
+/// Default retries allowed per second whatever the traffic (Finagle, tower).
+pub const DEFAULT_MIN_RETRIES_PER_SEC: u32 = 10;
+/// Default span of "recent" (Finagle, tower).
+pub const DEFAULT_BUDGET_WINDOW: Duration = Duration::from_secs(10);
+
+/// Caps retries at a share of recent requests, plus a small floor.
+///
+/// # Why a budget and not only a maximum number of attempts
+///
+/// "Retry up to 3 times" multiplies load by 4 exactly when the dependency
+/// is failing and can least take it: a retry storm turns a partial outage
+/// into a full one. A budget lets retries through while they are rare (the
+/// floor, `min_per_sec`, covers quiet clients) and caps them at `ratio` of
+/// recent requests otherwise, so during an outage total attempts stay
+/// within `(1 + ratio) × requests + floor`.
+///
+/// Clone it into every client (every balancer) that should share it.
+///
+/// ```
+/// use rampart::retry::RetryBudget;
+/// use std::time::Duration;
+///
+/// let budget = RetryBudget::new(Duration::from_secs(10), 0, 0.5)?;
+/// for _ in 0..4 {
+///     budget.deposit(); // four requests
+/// }
+/// assert!(budget.try_withdraw());
+/// assert!(budget.try_withdraw());
+/// assert!(!budget.try_withdraw(), "50 % of 4 requests: two retries");
+/// # Ok::<(), rampart::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct RetryBudget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clock: Clock,
+    /// Deposits are tallied as successes, withdrawals as failures.
+    window: TimeWindow,
+    ratio: f64,
+    reserve: f64,
+}
+
+impl RetryBudget {
+    /// A budget over `window` allowing `min_per_sec` retries per second plus
+    /// `ratio` of the requests in the window.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] unless `window` is 1 s to 60 s (in whole seconds),
+    /// `ratio` is 0 to 10 and `min_per_sec` at most 1 000 000.
+    pub fn new(window: Duration, min_per_sec: u32, ratio: f64) -> Result<RetryBudget, ConfigError> {
+        let mut v = Validator::new("retry budget".into());
+        v.check(
+            window >= Duration::from_secs(1) && window <= Duration::from_secs(60) && window.subsec_nanos() == 0,
+            "window",
+            || format!("must be 1 to 60 whole seconds, got {window:?}"),
+        );
+        v.check((0.0..=10.0).contains(&ratio), "ratio", || format!("must be in [0, 10], got {ratio}"));
+        v.check(min_per_sec <= 1_000_000, "min_per_sec", || {
+            format!("must be at most 1000000, got {min_per_sec}")
+        });
+        v.finish()?;
+        let clock = Clock::new();
+        let buckets = window.as_secs() as usize;
+        Ok(RetryBudget {
+            inner: Arc::new(Inner {
+                window: TimeWindow::new(micros(Duration::from_secs(1)), buckets, clock.now()),
+                clock,
+                ratio,
+                reserve: f64::from(min_per_sec) * window.as_secs_f64(),
+            }),
+        })
+    }
+
+    /// Counts one request (not a retry): earns `ratio` of a retry.
+    pub fn deposit(&self) {
+        self.deposit_at(tokio::time::Instant::now());
+    }
+
+    /// As [`deposit`](Self::deposit), at a time the caller has read already.
+    pub(crate) fn deposit_at(&self, now: tokio::time::Instant) {
+        let inner = &self.inner;
+        inner.window.record(inner.clock.at(now), Record::tally(Category::Success));
+    }
+
+    /// Takes one retry from the budget, if there is one.
+    ///
+    /// Threads withdrawing at the same moment may each take the last retry:
+    /// the budget can be overdrawn by one retry per racing thread.
+    pub fn try_withdraw(&self) -> bool {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        if self.balance_at(now) < 1.0 {
+            return false;
+        }
+        inner.window.record(now, Record::tally(Category::Failure));
+        true
+    }
+
+    /// Retries left now.
+    pub fn balance(&self) -> f64 {
+        self.balance_at(self.inner.clock.now())
+    }
+
+    fn balance_at(&self, now: crate::clock::Micros) -> f64 {
+        let inner = &self.inner;
+        let counts = inner.window.counts(now);
+        inner.reserve + inner.ratio * counts.successes as f64 - counts.failures as f64
+    }
+}
+
+impl Default for RetryBudget {
+    /// 20 % of the last 10 s of requests plus 10 retries per second.
+    fn default() -> Self {
+        RetryBudget::new(DEFAULT_BUDGET_WINDOW, DEFAULT_MIN_RETRIES_PER_SEC, DEFAULT_RETRY_RATIO)
+            .expect("the defaults are valid")
+    }
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("ratio", &self.inner.ratio)
+            .field("reserve", &self.inner.reserve)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn floor_and_ratio_over_the_window() {
+        let budget = RetryBudget::new(Duration::from_secs(10), 1, 0.2).unwrap();
+        // No traffic: the floor gives 1/s over 10 s.
+        let mut retries = 0;
+        while budget.try_withdraw() {
+            retries += 1;
+        }
+        assert_eq!(retries, 10);
+        // 100 requests earn 20 more.
+        for _ in 0..100 {
+            budget.deposit();
+        }
+        let mut retries = 0;
+        while budget.try_withdraw() {
+            retries += 1;
+        }
+        assert_eq!(retries, 20);
+        // Ten seconds on, the window has forgotten both.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(budget.balance(), 10.0);
+    }
+
+    #[test]
+    fn bad_values_are_config_errors() {
+        assert!(RetryBudget::new(Duration::from_millis(500), 1, 0.2).unwrap_err().names("window"));
+        assert!(RetryBudget::new(Duration::from_secs(10), 1, -0.2).unwrap_err().names("ratio"));
+    }
+}

@@ -1,0 +1,26 @@
+//! Retries refused.
+
+use crate::BoxError;
+
+/// A call failed and could have been retried, but the retry budget was
+/// spent: the call's own error, with that noted.
+///
+/// [`ErrorKind::of`](crate::ErrorKind::of) reports
+/// [`ErrorKind::RetryBudgetExhausted`](crate::ErrorKind::RetryBudgetExhausted);
+/// the original error is its [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[error("retry budget exhausted; last attempt failed: {source}")]
+pub struct RetryBudgetExhausted {
+    source: BoxError,
+}
+
+impl RetryBudgetExhausted {
+    pub(crate) fn new(source: BoxError) -> Self {
+        RetryBudgetExhausted { source }
+    }
+
+    /// The last attempt's error.
+    pub fn last_error(&self) -> &BoxError {
+        &self.source
+    }
+}
