@@ -180,28 +180,54 @@ impl<P> Builder<P> {
     {
         let mut v = Validator::new(format!("balancer {:?}", self.name));
         v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        v.check(endpoints.fixed_len != Some(0), "endpoints", || "a fixed list must not be empty".into());
-        v.check(self.retries_same <= 10, "retries_same", || format!("must be at most 10, got {}", self.retries_same));
-        v.check(self.retries_next <= 100, "retries_next", || format!("must be at most 100, got {}", self.retries_next));
-        v.check((1..=1000).contains(&self.eject_after), "eject_after", || {
-            format!("must be from 1 to 1000, got {}", self.eject_after)
+        v.check(endpoints.fixed_len != Some(0), "endpoints", || {
+            "a fixed list must not be empty".into()
         });
+        v.check(self.retries_same <= 10, "retries_same", || {
+            format!("must be at most 10, got {}", self.retries_same)
+        });
+        v.check(self.retries_next <= 100, "retries_next", || {
+            format!("must be at most 100, got {}", self.retries_next)
+        });
+        v.check(
+            (1..=1000).contains(&self.eject_after),
+            "eject_after",
+            || format!("must be from 1 to 1000, got {}", self.eject_after),
+        );
         let hour = Duration::from_secs(3600);
         v.check(
-            self.eject_for >= Duration::from_millis(1) && self.eject_for <= self.eject_for_max && self.eject_for_max <= hour,
+            self.eject_for >= Duration::from_millis(1)
+                && self.eject_for <= self.eject_for_max
+                && self.eject_for_max <= hour,
             "eject_for",
-            || format!("must satisfy 1 ms <= first <= max <= 1 h, got {:?} and {:?}", self.eject_for, self.eject_for_max),
+            || {
+                format!(
+                    "must satisfy 1 ms <= first <= max <= 1 h, got {:?} and {:?}",
+                    self.eject_for, self.eject_for_max
+                )
+            },
         );
-        v.check((0.0..=1.0).contains(&self.max_ejected), "max_ejected", || {
-            format!("must be in [0, 1], got {}", self.max_ejected)
-        });
-        v.check((0.0..=1.0).contains(&self.panic_threshold), "panic_threshold", || {
-            format!("must be in [0, 1], got {}", self.panic_threshold)
-        });
+        v.check(
+            (0.0..=1.0).contains(&self.max_ejected),
+            "max_ejected",
+            || format!("must be in [0, 1], got {}", self.max_ejected),
+        );
+        v.check(
+            (0.0..=1.0).contains(&self.panic_threshold),
+            "panic_threshold",
+            || format!("must be in [0, 1], got {}", self.panic_threshold),
+        );
         let sane = |d: Duration| d >= Duration::from_micros(1) && d <= hour;
-        v.check(sane(self.initial_latency) && sane(self.latency_decay), "latency_estimate", || {
-            format!("must be from 1 µs to an hour, got {:?} and {:?}", self.initial_latency, self.latency_decay)
-        });
+        v.check(
+            sane(self.initial_latency) && sane(self.latency_decay),
+            "latency_estimate",
+            || {
+                format!(
+                    "must be from 1 µs to an hour, got {:?} and {:?}",
+                    self.initial_latency, self.latency_decay
+                )
+            },
+        );
         v.finish()?;
         let name: Arc<str> = self.name.into();
         let ejection = Ejection {
@@ -218,6 +244,9 @@ impl<P> Builder<P> {
             micros(self.initial_latency),
             micros(self.latency_decay),
         );
+        // Take in what the source has now (all of a fixed list), so the
+        // handle shows the endpoints before the first call.
+        set.refresh(&mut std::task::Context::from_waker(std::task::Waker::noop()));
         Ok(Balance::from_shared(Shared::new(
             name,
             set,

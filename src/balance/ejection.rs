@@ -82,7 +82,13 @@ impl Ejection {
 
     /// Records a failure; returns how long the endpoint is ejected for if
     /// this failure ejects it.
-    pub(crate) fn failed(&self, health: &Health, set: &Ejected, total: usize, now: Micros) -> Option<Micros> {
+    pub(crate) fn failed(
+        &self,
+        health: &Health,
+        set: &Ejected,
+        total: usize,
+        now: Micros,
+    ) -> Option<Micros> {
         let on_probation = health.probation.load(Ordering::Relaxed);
         let in_a_row = health.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         if !on_probation && in_a_row < self.consecutive_failures {
@@ -94,7 +100,9 @@ impl Ejection {
         // Take a place among the ejected, if the cap allows.
         let allowed = self.allowed(total);
         set.count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < allowed).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < allowed).then_some(n + 1)
+            })
             .ok()?;
         let n = health.times_ejected.fetch_add(1, Ordering::Relaxed) + 1;
         let duration = self.duration(n);
@@ -141,7 +149,12 @@ impl Ejection {
     /// As [`is_ejected`](Self::is_ejected), reading the time only if the
     /// endpoint is ejected at all.
     #[inline]
-    pub(crate) fn is_ejected_lazy(&self, health: &Health, set: &Ejected, now: impl FnOnce() -> Micros) -> bool {
+    pub(crate) fn is_ejected_lazy(
+        &self,
+        health: &Health,
+        set: &Ejected,
+        now: impl FnOnce() -> Micros,
+    ) -> bool {
         if health.ejected_until.load(Ordering::Relaxed) == 0 {
             return false;
         }

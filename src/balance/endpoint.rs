@@ -4,7 +4,9 @@ use super::ejection::Health;
 use super::ewma::PeakEwma;
 use crate::circuit_breaker::CircuitBreakerHandle;
 use crate::clock::Micros;
-use crate::metrics::{endpoint_counter, endpoint_histogram, ENDPOINT_EJECTIONS_TOTAL, ENDPOINT_SELECTED_TOTAL};
+use crate::metrics::{
+    endpoint_counter, endpoint_histogram, ENDPOINT_EJECTIONS_TOTAL, ENDPOINT_SELECTED_TOTAL,
+};
 use metrics::{Counter, Histogram};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -76,8 +76,14 @@ mod tests {
         e.record(0, 50_000);
         assert_eq!(e.estimate(0), 50_000.0, "a slow response counts at once");
         e.record(1_000, 1_000);
-        assert!(e.estimate(1_000) > 45_000.0, "one fast response barely moves it");
-        assert!(e.estimate(60_000_000) < 200.0, "a minute of silence forgets it");
+        assert!(
+            e.estimate(1_000) > 45_000.0,
+            "one fast response barely moves it"
+        );
+        assert!(
+            e.estimate(60_000_000) < 200.0,
+            "a minute of silence forgets it"
+        );
     }
 
     #[test]

@@ -158,7 +158,9 @@ where
                 } => {
                     let result = ready!(response.poll(cx)).map_err(Into::into);
                     let now = shared.set.clock.now();
-                    attempt.endpoint.record_latency(now, now.saturating_sub(*started));
+                    attempt
+                        .endpoint
+                        .record_latency(now, now.saturating_sub(*started));
                     shared.set.note_time(now);
                     (attempt.endpoint.clone(), result)
                 }
@@ -176,9 +178,12 @@ where
             match shared.policy.outcome(&result) {
                 Outcome::Success => set.ejection.succeeded(&endpoint.health),
                 Outcome::Failure => {
-                    if let Some(ejected_for) =
-                        set.ejection.failed(&endpoint.health, &set.ejected, set.len(), set.clock.now())
-                    {
+                    if let Some(ejected_for) = set.ejection.failed(
+                        &endpoint.health,
+                        &set.ejected,
+                        set.len(),
+                        set.clock.now(),
+                    ) {
                         endpoint.ejections_counter.increment(1);
                         tracing::warn!(
                             balancer = &*set.name,
@@ -199,7 +204,9 @@ where
             let again = if !retryable {
                 None
             } else if *this.on_endpoint <= shared.retries_same
-                && !set.ejection.is_ejected(&endpoint.health, &set.ejected, set.clock.now())
+                && !set
+                    .ejection
+                    .is_ejected(&endpoint.health, &set.ejected, set.clock.now())
             {
                 Some(Some(endpoint))
             } else if *this.endpoints <= shared.retries_next {

@@ -62,6 +62,8 @@ impl BalanceHandle {
 
 impl fmt::Debug for BalanceHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BalanceHandle").field("name", &self.name()).finish()
+        f.debug_struct("BalanceHandle")
+            .field("name", &self.name())
+            .finish()
     }
 }

@@ -118,7 +118,13 @@ mod tests {
         assert!(HttpPolicy.is_retryable(&get, &unavailable));
         assert!(!HttpPolicy.is_retryable(&post, &unavailable));
         assert!(!HttpPolicy.is_retryable(&get, &not_found));
-        assert_eq!(Policy::<http::Request<()>, _>::outcome(&HttpPolicy, &unavailable), Outcome::Failure);
-        assert_eq!(Policy::<http::Request<()>, _>::outcome(&HttpPolicy, &not_found), Outcome::Success);
+        assert_eq!(
+            Policy::<http::Request<()>, _>::outcome(&HttpPolicy, &unavailable),
+            Outcome::Failure
+        );
+        assert_eq!(
+            Policy::<http::Request<()>, _>::outcome(&HttpPolicy, &not_found),
+            Outcome::Success
+        );
     }
 }

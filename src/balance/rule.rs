@@ -142,7 +142,9 @@ impl<'a> Candidates<'a> {
 
 impl fmt::Debug for Candidates<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Candidates").field("len", &self.len()).finish()
+        f.debug_struct("Candidates")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -313,7 +315,11 @@ impl<R: Rule> ZoneAffinity<R> {
     /// The share of the zone's endpoints that must be eligible to stay in
     /// the zone, clamped to [0, 1].
     pub fn min_share(mut self, share: f64) -> Self {
-        self.min_share = if share.is_nan() { 0.5 } else { share.clamp(0.0, 1.0) };
+        self.min_share = if share.is_nan() {
+            0.5
+        } else {
+            share.clamp(0.0, 1.0)
+        };
         self
     }
 }
@@ -322,7 +328,9 @@ impl<R: Rule> Rule for ZoneAffinity<R> {
     fn choose(&self, c: &Candidates<'_>) -> Option<usize> {
         let in_zone = |i: usize| c.zone(i) == Some(&*self.zone);
         let members = (0..c.len()).filter(|&i| in_zone(i)).count();
-        let healthy = (0..c.len()).filter(|&i| in_zone(i) && c.eligible(i)).count();
+        let healthy = (0..c.len())
+            .filter(|&i| in_zone(i) && c.eligible(i))
+            .count();
         if healthy >= 1 && healthy as f64 >= self.min_share * members as f64 {
             if let Some(i) = self.inner.choose(&c.narrowed(&in_zone)) {
                 return Some(i);
@@ -390,7 +398,9 @@ mod tests {
         let mut f = Fake::new(4);
         f.eligible[2] = false;
         let rule = RoundRobin::new();
-        let picks: Vec<_> = (0..6).map(|_| rule.choose(&Candidates::new(&f)).unwrap()).collect();
+        let picks: Vec<_> = (0..6)
+            .map(|_| rule.choose(&Candidates::new(&f)).unwrap())
+            .collect();
         assert_eq!(picks, [0, 1, 3, 3, 0, 1]);
     }
 
@@ -400,7 +410,10 @@ mod tests {
         f.eligible[0] = false;
         let hits = f.tally(&Random, 30_000);
         assert_eq!(hits[0], 0);
-        assert!(hits[1..].iter().all(|&h| (9_000..11_000).contains(&h)), "{hits:?}");
+        assert!(
+            hits[1..].iter().all(|&h| (9_000..11_000).contains(&h)),
+            "{hits:?}"
+        );
     }
 
     #[test]
@@ -418,7 +431,10 @@ mod tests {
         let mut f = Fake::new(3);
         f.eligible = vec![false, true, false];
         assert_eq!(f.tally(&PowerOfTwoChoices, 10), [0, 10, 0]);
-        let none = Fake { eligible: vec![false; 3], ..Fake::new(3) };
+        let none = Fake {
+            eligible: vec![false; 3],
+            ..Fake::new(3)
+        };
         assert_eq!(PowerOfTwoChoices.choose(&Candidates::new(&none)), None);
     }
 
@@ -429,7 +445,10 @@ mod tests {
         assert_eq!(f.tally(&LeastConcurrent, 100), [0, 100, 0]);
         f.in_flight = vec![1, 1, 2];
         let hits = f.tally(&LeastConcurrent, 10_000);
-        assert!(hits[0] > 4_000 && hits[1] > 4_000 && hits[2] == 0, "ties split: {hits:?}");
+        assert!(
+            hits[0] > 4_000 && hits[1] > 4_000 && hits[2] == 0,
+            "ties split: {hits:?}"
+        );
     }
 
     #[test]

@@ -128,7 +128,10 @@ where
                 in_flight: e.in_flight.load(Ordering::Relaxed),
                 selected: e.selected.load(Ordering::Relaxed),
                 latency: Duration::from_micros(e.latency.estimate(now) as u64),
-                ejected: self.set.ejection.is_ejected(&e.health, &self.set.ejected, now),
+                ejected: self
+                    .set
+                    .ejection
+                    .is_ejected(&e.health, &self.set.ejected, now),
                 ejections: e.health.ejections.load(Ordering::Relaxed),
                 consecutive_failures: e.health.consecutive_failures(),
             })

@@ -154,10 +154,13 @@ where
                 }
             }
         }
-        tracing::debug!(balancer = &*self.name, endpoints = next.len(), "endpoint set changed");
+        tracing::debug!(
+            balancer = &*self.name,
+            endpoints = next.len(),
+            "endpoint set changed"
+        );
         self.snapshot.store(Arc::new(next));
     }
-
 }
 
 impl<K, S> EndpointSet<K, S> {
@@ -202,7 +205,8 @@ impl<K, S> EndpointSet<K, S> {
             return Some(snapshot[i].clone());
         }
         view.tried = None;
-        rule.choose(&Candidates::new(&view)).map(|i| snapshot[i].clone())
+        rule.choose(&Candidates::new(&view))
+            .map(|i| snapshot[i].clone())
     }
 
     /// Envoy's panic mode: too few healthy endpoints to honour ejections.
@@ -252,7 +256,11 @@ impl<K, S> View for SetView<'_, K, S> {
         if self.tried.is_some_and(|t| t.contains(e.id)) {
             return false;
         }
-        !self.respect_ejection || !self.set.ejection.is_ejected_lazy(&e.health, &self.set.ejected, || self.now())
+        !self.respect_ejection
+            || !self
+                .set
+                .ejection
+                .is_ejected_lazy(&e.health, &self.set.ejected, || self.now())
     }
 
     #[inline]

@@ -101,7 +101,9 @@ impl<K, S> Endpoints<K, S> {
 
 impl<K, S> fmt::Debug for Endpoints<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoints").field("fixed_len", &self.fixed_len).finish_non_exhaustive()
+        f.debug_struct("Endpoints")
+            .field("fixed_len", &self.fixed_len)
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,7 +159,11 @@ where
     D: Discover + Send,
     D::Error: fmt::Display,
 {
-    fn poll_changes(&mut self, cx: &mut Context<'_>, changes: &mut Vec<Change<D::Key, D::Service>>) {
+    fn poll_changes(
+        &mut self,
+        cx: &mut Context<'_>,
+        changes: &mut Vec<Change<D::Key, D::Service>>,
+    ) {
         while let Poll::Ready(Some(change)) = self.0.as_mut().poll_discover(cx) {
             match change {
                 Ok(DiscoverChange::Insert(key, service)) => {

@@ -38,10 +38,14 @@ impl Backoff {
     /// A [`ConfigError`] unless `0 < base <= max <= 1 hour`.
     pub fn exponential(base: Duration, max: Duration) -> Result<Backoff, ConfigError> {
         let mut v = Validator::new("backoff".into());
-        v.check(base > Duration::ZERO, "base", || format!("must be positive, got {base:?}"));
-        v.check(max >= base && max <= Duration::from_secs(3600), "max", || {
-            format!("must be from base ({base:?}) to an hour, got {max:?}")
+        v.check(base > Duration::ZERO, "base", || {
+            format!("must be positive, got {base:?}")
         });
+        v.check(
+            max >= base && max <= Duration::from_secs(3600),
+            "max",
+            || format!("must be from base ({base:?}) to an hour, got {max:?}"),
+        );
         v.finish()?;
         Ok(Backoff { base, max })
     }

@@ -64,11 +64,15 @@ impl RetryBudget {
     pub fn new(window: Duration, min_per_sec: u32, ratio: f64) -> Result<RetryBudget, ConfigError> {
         let mut v = Validator::new("retry budget".into());
         v.check(
-            window >= Duration::from_secs(1) && window <= Duration::from_secs(60) && window.subsec_nanos() == 0,
+            window >= Duration::from_secs(1)
+                && window <= Duration::from_secs(60)
+                && window.subsec_nanos() == 0,
             "window",
             || format!("must be 1 to 60 whole seconds, got {window:?}"),
         );
-        v.check((0.0..=10.0).contains(&ratio), "ratio", || format!("must be in [0, 10], got {ratio}"));
+        v.check((0.0..=10.0).contains(&ratio), "ratio", || {
+            format!("must be in [0, 10], got {ratio}")
+        });
         v.check(min_per_sec <= 1_000_000, "min_per_sec", || {
             format!("must be at most 1000000, got {min_per_sec}")
         });
@@ -93,7 +97,9 @@ impl RetryBudget {
     /// As [`deposit`](Self::deposit), at a time the caller has read already.
     pub(crate) fn deposit_at(&self, now: tokio::time::Instant) {
         let inner = &self.inner;
-        inner.window.record(inner.clock.at(now), Record::tally(Category::Success));
+        inner
+            .window
+            .record(inner.clock.at(now), Record::tally(Category::Success));
     }
 
     /// Takes one retry from the budget, if there is one.
@@ -125,8 +131,12 @@ impl RetryBudget {
 impl Default for RetryBudget {
     /// 20 % of the last 10 s of requests plus 10 retries per second.
     fn default() -> Self {
-        RetryBudget::new(DEFAULT_BUDGET_WINDOW, DEFAULT_MIN_RETRIES_PER_SEC, DEFAULT_RETRY_RATIO)
-            .expect("the defaults are valid")
+        RetryBudget::new(
+            DEFAULT_BUDGET_WINDOW,
+            DEFAULT_MIN_RETRIES_PER_SEC,
+            DEFAULT_RETRY_RATIO,
+        )
+        .expect("the defaults are valid")
     }
 }
 
@@ -168,7 +178,11 @@ mod tests {
 
     #[test]
     fn bad_values_are_config_errors() {
-        assert!(RetryBudget::new(Duration::from_millis(500), 1, 0.2).unwrap_err().names("window"));
-        assert!(RetryBudget::new(Duration::from_secs(10), 1, -0.2).unwrap_err().names("ratio"));
+        assert!(RetryBudget::new(Duration::from_millis(500), 1, 0.2)
+            .unwrap_err()
+            .names("window"));
+        assert!(RetryBudget::new(Duration::from_secs(10), 1, -0.2)
+            .unwrap_err()
+            .names("ratio"));
     }
 }
