@@ -16,6 +16,13 @@
 //! With a pool, the timeout runs on the caller's side of the pool, so a call
 //! that blocks its pool thread is still answered at its deadline.
 //!
+//! The fallback runs on errors. A response that the breaker's classifier
+//! calls a failure (say an HTTP 500) still counts against the breaker but
+//! reaches the caller as it is; to serve the fallback for it too, turn it
+//! into an error beneath the command (e.g. with `ServiceBuilder::and_then`).
+//! Plain `fn` items make good fallbacks: `fn popular_titles(cause: &Cause)
+//! -> Result<Titles, BoxError>` needs no type annotations.
+//!
 //! # Example
 //!
 //! ```
@@ -296,7 +303,6 @@ impl<FB, I: fmt::Debug, C> fmt::Debug for CommandBuilder<FB, I, C> {
 ///
 /// All services built from one `CommandLayer` (or its clones) share its
 /// breaker, bulkhead or pool, and fallback cap.
-#[derive(Clone)]
 pub struct CommandLayer<FB, L, C> {
     name: String,
     group: String,
@@ -304,6 +310,20 @@ pub struct CommandLayer<FB, L, C> {
     breaker: CircuitBreakerLayer<C>,
     isolation: L,
     timeout: TimeoutLayer,
+}
+
+// By hand: the fallback is shared, so it need not be `Clone`.
+impl<FB, L: Clone, C: Clone> Clone for CommandLayer<FB, L, C> {
+    fn clone(&self) -> Self {
+        CommandLayer {
+            name: self.name.clone(),
+            group: self.group.clone(),
+            fallback: self.fallback.clone(),
+            breaker: self.breaker.clone(),
+            isolation: self.isolation.clone(),
+            timeout: self.timeout.clone(),
+        }
+    }
 }
 
 impl<FB, L, C> CommandLayer<FB, L, C> {

@@ -20,6 +20,10 @@
 //!
 //! let e: BoxError = "connection reset".into();
 //! assert_eq!(ErrorKind::of(&e), ErrorKind::Inner);
+//!
+//! // tower's own errors are recognised too.
+//! let e: BoxError = tower::load_shed::error::Overloaded::new().into();
+//! assert_eq!(ErrorKind::of(&e), ErrorKind::BulkheadFull);
 //! ```
 
 use std::error::Error as StdError;
@@ -40,8 +44,8 @@ pub enum ErrorKind {
     /// A circuit breaker was open (or its half-open probes were taken) and
     /// short-circuited the call: the dependency was not called.
     CircuitOpen,
-    /// A bulkhead was full and rejected the call: the dependency was not
-    /// called.
+    /// A bulkhead was full and rejected the call (or tower's load shedding
+    /// did): the dependency was not called.
     BulkheadFull,
     /// A retry was warranted but the retry budget was spent; the last
     /// attempt's error is the source.
@@ -74,6 +78,10 @@ impl ErrorKind {
             }
             #[cfg(feature = "bulkhead")]
             if e.is::<crate::bulkhead::BulkheadFull>() {
+                return ErrorKind::BulkheadFull;
+            }
+            // tower's load shedding rejects for the same reason.
+            if e.is::<tower::load_shed::error::Overloaded>() {
                 return ErrorKind::BulkheadFull;
             }
             if is_timeout(e) {

@@ -1,31 +1,45 @@
 //! # rampart
 //!
-//! Fault tolerance for [tower] services: the Netflix recipe (Hystrix's
-//! circuit breaker around every dependency call) as composable, lock-free,
-//! allocation-free layers.
+//! Fault tolerance for [tower] services: the Netflix recipe as composable,
+//! lock-free, allocation-free layers. Every call to a dependency goes
+//! through a circuit breaker with a timeout, a concurrency limit and a
+//! fallback (Hystrix); every client spreads calls over instances, retries on
+//! another instance when one fails, and steps around unhealthy ones (Ribbon).
 //!
 //! | module | what it gives |
 //! |---|---|
 //! | [`circuit_breaker`] | a rolling-window circuit breaker: failure-rate, slow-call and consecutive-failure rules, half-open probes, manual control |
-//! | [`window`] | the rolling statistics beneath it: counts and latency percentiles |
+//! | [`bulkhead`] | concurrency isolation: a semaphore bulkhead with an optional bounded wait, and [`bulkhead::pool`] (calls on threads of their own) |
+//! | [`timeout`] | per-call deadlines with a typed error |
+//! | [`fallback`] | sync or async fallback closures, told why they run |
+//! | [`Command`] | the Hystrix-style facade: one validated builder for all of the above |
+//! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
+//! | [`retry`] | exponential backoff with jitter, and retry budgets |
+//! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //!
-//! Bulkheads, timeouts, fallbacks, the Hystrix-style `Command` facade, retries
-//! and load balancing are not in this release yet; see the README's roadmap.
+//! Not yet here: the hystrix.stream dashboard endpoint.
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack; [`ErrorKind::of`] tells a rejection from a timeout from the
-//! dependency's own failure. All time comes from `tokio::time`, so tests run
-//! on a paused clock.
+//! dependency's own failure. Every builder validates its options and returns
+//! a [`ConfigError`] naming each bad one. All time comes from `tokio::time`,
+//! so tests run on a paused clock.
 //!
 //! ```
-//! use rampart::circuit_breaker::CircuitBreakerLayer;
+//! use rampart::Command;
+//! use std::time::Duration;
 //! use tower::ServiceBuilder;
-//! # let inner = tower::service_fn(|_: ()| async { Ok::<_, rampart::BoxError>(()) });
+//! # let inner = tower::service_fn(|_: ()| async { Ok::<_, rampart::BoxError>("titles") });
 //!
-//! let breaker = CircuitBreakerLayer::builder("recommendations").build()?;
-//! let service = ServiceBuilder::new().layer(breaker).service(inner);
+//! let recommendations = Command::builder("RecommendationsGet")
+//!     .timeout(Duration::from_millis(300))
+//!     .bulkhead(10)
+//!     .breaker(|b| b.failure_rate(0.5).min_calls(20))
+//!     .fallback_sync(|_cause| Ok("popular titles"))
+//!     .build()?;
+//! let service = ServiceBuilder::new().layer(recommendations).service(inner);
 //! # Ok::<(), rampart::ConfigError>(())
 //! ```
 //!

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 /// Wraps services in a [`Fallback`].
-#[derive(Clone)]
 pub struct FallbackLayer<FB> {
     shared: Arc<Lanes<Shared<FB>>>,
 }
@@ -32,6 +31,15 @@ impl<FB> FallbackLayer<FB> {
     /// A handle to read how often fallbacks ran, failed or were rejected.
     pub fn handle(&self) -> FallbackHandle {
         FallbackHandle::new(self.shared.shared().stats.clone())
+    }
+}
+
+// By hand: the fallback sits behind an `Arc`, so it need not be `Clone`.
+impl<FB> Clone for FallbackLayer<FB> {
+    fn clone(&self) -> Self {
+        FallbackLayer {
+            shared: self.shared.clone(),
+        }
     }
 }
 

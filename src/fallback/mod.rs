@@ -7,6 +7,11 @@
 //! instead, or an error. When the fallback fails too, the call fails with
 //! [`FallbackFailed`], which carries both errors.
 //!
+//! The fallback runs when the call ends in an error. A response the
+//! dependency sent (an HTTP 500, say) is not an error to this layer, even
+//! when a circuit breaker beneath counts it as a failure: map such
+//! responses to errors beneath the fallback if it should serve them too.
+//!
 //! At most [`max_concurrent`](Builder::max_concurrent) fallbacks run at once
 //! (Hystrix's default: 10), so a slow fallback cannot pile up either; over
 //! the cap, the call fails with [`FallbackRejected`].
