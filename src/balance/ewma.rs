@@ -13,7 +13,8 @@ pub(crate) struct PeakEwma {
     estimate: AtomicU64,
     /// When the estimate was last updated.
     updated: AtomicU64,
-    decay: f64,
+    /// `1 / decay`, so the hot path multiplies instead of dividing.
+    per_decay: f64,
 }
 
 /// `e^-x` for `x >= 0`. Between two responses a few milliseconds apart `x`
@@ -23,7 +24,7 @@ pub(crate) struct PeakEwma {
 #[inline]
 fn decay_factor(x: f64) -> f64 {
     if x < 0.1 {
-        1.0 - x + 0.5 * x * x - x * x * x / 6.0
+        1.0 - x + 0.5 * x * x - x * x * x * (1.0 / 6.0)
     } else {
         (-x).exp()
     }
@@ -36,7 +37,7 @@ impl PeakEwma {
         PeakEwma {
             estimate: AtomicU64::new(initial.to_bits()),
             updated: AtomicU64::new(now),
-            decay: decay.max(1) as f64,
+            per_decay: 1.0 / decay.max(1) as f64,
         }
     }
 
@@ -49,7 +50,7 @@ impl PeakEwma {
             rtt
         } else {
             let elapsed = now.saturating_sub(self.updated.load(Ordering::Relaxed)) as f64;
-            let w = decay_factor(elapsed / self.decay);
+            let w = decay_factor(elapsed * self.per_decay);
             estimate * w + rtt * (1.0 - w)
         };
         self.estimate.store(next.to_bits(), Ordering::Relaxed);
@@ -62,7 +63,7 @@ impl PeakEwma {
     pub(crate) fn estimate(&self, now: Micros) -> f64 {
         let estimate = f64::from_bits(self.estimate.load(Ordering::Relaxed));
         let elapsed = now.saturating_sub(self.updated.load(Ordering::Relaxed)) as f64;
-        estimate * decay_factor(elapsed / self.decay)
+        estimate * decay_factor(elapsed * self.per_decay)
     }
 }
 

@@ -11,7 +11,7 @@
 //! | [`Random`] | RandomRule | O(1) amortised |
 //! | [`LeastConcurrent`] | BestAvailableRule | O(n) |
 //! | [`WeightedResponseTime`] | WeightedResponseTimeRule | O(n) |
-//! | [`AvailabilityFilter`] | AvailabilityFilteringRule | its inner rule's |
+//! | [`AvailabilityFilter`] | AvailabilityFilteringRule | its inner rule's (twice when all are filtered out) |
 //! | [`ZoneAffinity`] | ZoneAvoidanceRule (simplified) | O(n) |
 
 use crate::rng;
@@ -56,11 +56,17 @@ pub(crate) trait View {
 pub struct Candidates<'a> {
     view: &'a dyn View,
     only: Option<&'a dyn Fn(usize) -> bool>,
+    /// The candidates this view narrows: their filters apply too.
+    outer: Option<&'a Candidates<'a>>,
 }
 
 impl<'a> Candidates<'a> {
     pub(crate) fn new(view: &'a dyn View) -> Self {
-        Candidates { view, only: None }
+        Candidates {
+            view,
+            only: None,
+            outer: None,
+        }
     }
 
     /// How many endpoints there are (eligible or not).
@@ -77,7 +83,10 @@ impl<'a> Candidates<'a> {
     /// by this call, and not excluded by an enclosing rule.
     #[inline]
     pub fn eligible(&self, i: usize) -> bool {
-        self.view.eligible(i) && self.only.is_none_or(|only| only(i))
+        match self.outer {
+            Some(outer) => outer.eligible(i) && self.only.is_none_or(|only| only(i)),
+            None => self.view.eligible(i) && self.only.is_none_or(|only| only(i)),
+        }
     }
 
     /// Calls in flight to endpoint `i`.
@@ -102,7 +111,8 @@ impl<'a> Candidates<'a> {
         self.view.rejecting(i)
     }
 
-    /// The same candidates, narrowed to those `only` accepts.
+    /// The same candidates, narrowed further to those `only` accepts (every
+    /// enclosing rule's narrowing still applies).
     pub fn narrowed<'b>(&'b self, only: &'b dyn Fn(usize) -> bool) -> Candidates<'b>
     where
         'a: 'b,
@@ -110,6 +120,7 @@ impl<'a> Candidates<'a> {
         Candidates {
             view: self.view,
             only: Some(only),
+            outer: Some(self),
         }
     }
 
@@ -470,6 +481,21 @@ mod tests {
         // Everything filtered: fall back to all rather than fail.
         f.rejecting = vec![true; 3];
         assert_eq!(f.tally(&rule, 100).iter().sum::<usize>(), 100);
+    }
+
+    #[test]
+    fn nested_rules_keep_every_narrowing() {
+        // Zone affinity over an availability filter: the inner filter must
+        // not undo the zone preference, nor the zone the filter.
+        let mut f = Fake::new(6);
+        f.zone = vec!["a", "a", "a", "b", "b", "b"];
+        f.rejecting[0] = true;
+        let only_1_and_2 =
+            |hits: Vec<usize>| hits[0] == 0 && hits[3..] == [0, 0, 0] && hits[1] > 0 && hits[2] > 0;
+        let rule = ZoneAffinity::new("a", AvailabilityFilter::new(RoundRobin::new()));
+        assert!(only_1_and_2(f.tally(&rule, 60)));
+        let rule = AvailabilityFilter::new(ZoneAffinity::new("a", RoundRobin::new()));
+        assert!(only_1_and_2(f.tally(&rule, 60)));
     }
 
     #[test]

@@ -211,8 +211,12 @@ impl<K, S> EndpointSet<K, S> {
 
     /// Envoy's panic mode: too few healthy endpoints to honour ejections.
     fn panicking(&self, snapshot: &Snapshot<K, S>) -> bool {
+        let ejected = self.ejected.count();
+        if ejected == 0 {
+            return false;
+        }
         let total = snapshot.len();
-        if !self.ejection.panicking(self.ejected.count(), total) {
+        if !self.ejection.panicking(ejected, total) {
             return false;
         }
         // The count may include ejections that have run out but that no
