@@ -459,3 +459,32 @@ fn every_bad_option_is_a_config_error_naming_its_field() {
         .unwrap_err()
         .names("endpoints"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_slow_to_be_ready_is_one_attempt() {
+    // The endpoint's service is not ready for a while (its own limit is
+    // full); however often the call is polled meanwhile, it is one attempt.
+    let (mock, mut handle) = tower_test::mock::pair::<(), u32>();
+    handle.allow(0);
+    let mut lb = Balance::builder("ready")
+        .retries_same(1)
+        .retries_next(0)
+        .backoff(Backoff::none())
+        .build(Endpoints::fixed([Endpoint::new(1, mock)]))
+        .unwrap();
+    lb.ready().await.unwrap();
+    let mut call = tokio_test::task::spawn(lb.call(()));
+    for _ in 0..3 {
+        assert!(call.poll().is_pending());
+    }
+    handle.allow(1);
+    assert!(call.poll().is_pending());
+    let (_, reply) = handle.next_request().await.unwrap();
+    reply.send_error(io::Error::from(io::ErrorKind::ConnectionReset));
+    // The failure is retried on the same endpoint (retries_same = 1).
+    handle.allow(1);
+    assert!(call.poll().is_pending());
+    let (_, reply) = handle.next_request().await.unwrap();
+    reply.send_response(9);
+    assert_eq!(call.await.unwrap(), 9);
+}

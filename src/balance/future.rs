@@ -122,8 +122,11 @@ where
                     continue;
                 }
                 StateProj::Ready { endpoint, service } => {
+                    let ready = ready!(service.poll_ready(cx));
+                    // Counted once the endpoint answers: a service that is
+                    // pending for a while is still one attempt.
                     *this.on_endpoint += 1;
-                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                    if let Err(e) = ready {
                         // The endpoint could not take a call: an attempt
                         // that failed before it began.
                         (endpoint.clone(), Err(e.into()))
