@@ -66,6 +66,7 @@ fn classify(r: &Result<u16, BoxError>) -> Outcome {
 
 struct Rig {
     svc: Svc,
+    make: Box<dyn Fn() -> Svc>,
     handle: CircuitBreakerHandle,
     reached: Arc<AtomicUsize>,
     changes: Arc<Mutex<Vec<(State, State, TransitionReason)>>>,
@@ -83,9 +84,12 @@ impl Rig {
             .build()
             .expect("valid config");
         let reached = Arc::new(AtomicUsize::new(0));
+        let r = reached.clone();
+        let l = layer.clone();
         Rig {
             handle: layer.handle(),
             svc: Svc::new(layer.layer(dependency(reached.clone()))),
+            make: Box::new(move || Svc::new(l.layer(dependency(r.clone())))),
             reached,
             changes,
         }
@@ -111,6 +115,11 @@ impl Rig {
             before,
             "a rejected call reached the dependency"
         );
+    }
+
+    /// Another service sharing the breaker (a fresh admission).
+    fn svc_clone(&self) -> Svc {
+        (self.make)()
     }
 
     fn reached(&self) -> usize {
@@ -878,4 +887,92 @@ fn defaults_are_hystrix_defaults() {
     ] {
         assert!(b.contains(expected), "{b} lacks {expected}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_place_taken_by_poll_ready_and_never_used_is_given_back() {
+    let mut rig = tripped(|b| b).await;
+    advance(Duration::from_secs(5)).await;
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    // A clone polled ready takes the only probe place, then goes away.
+    let mut polled = rig.svc_clone();
+    assert!(polled.poll_ready(&mut cx).is_ready());
+    assert_eq!(rig.handle.state(), State::HalfOpen);
+    rig.assert_rejected().await;
+    drop(polled);
+    // The place is free again: the next call is the probe, and closes it.
+    rig.call(Req::Ok).await.unwrap();
+    assert_eq!(rig.handle.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bulkhead_beneath_is_not_asked_for_a_slot_for_a_rejected_call() {
+    use rampart::bulkhead::BulkheadLayer;
+    let breaker = CircuitBreakerLayer::builder("b")
+        .min_calls(1)
+        .build()
+        .unwrap();
+    let bulkhead = BulkheadLayer::builder("b")
+        .max_concurrent(1)
+        .build()
+        .unwrap();
+    let slots = bulkhead.handle();
+    let failing = tower::service_fn(|_: ()| async { Err::<(), BoxError>("down".into()) });
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(breaker)
+        .layer(bulkhead)
+        .service(failing);
+    svc.ready().await.unwrap().call(()).await.unwrap_err();
+    // Open: poll_ready is ready without touching the bulkhead.
+    let waker = futures::task::noop_waker();
+    assert!(svc.poll_ready(&mut Context::from_waker(&waker)).is_ready());
+    assert_eq!(slots.in_flight(), 0);
+    let err = svc.call(()).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
+    assert_eq!(slots.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_admitted_probe_holds_a_bulkhead_slot_while_half_open() {
+    use rampart::bulkhead::BulkheadLayer;
+    let breaker = CircuitBreakerLayer::builder("b")
+        .min_calls(1)
+        .build()
+        .unwrap();
+    let handle = breaker.handle();
+    let bulkhead = BulkheadLayer::builder("b")
+        .max_concurrent(5)
+        .build()
+        .unwrap();
+    let slots = bulkhead.handle();
+    let dependency = tower::service_fn(|ok: bool| async move {
+        if ok {
+            Ok(())
+        } else {
+            Err::<(), BoxError>("down".into())
+        }
+    });
+    let stack = tower::ServiceBuilder::new()
+        .layer(breaker)
+        .layer(bulkhead)
+        .service(dependency);
+    let mut first = stack.clone();
+    first.ready().await.unwrap().call(false).await.unwrap_err();
+    assert_eq!(handle.state(), State::Open);
+    advance(Duration::from_secs(5)).await;
+
+    // Two callers get ready while half-open with one probe place: only the
+    // one admitted as the probe takes a slot in the bulkhead beneath.
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let (mut a, mut b) = (stack.clone(), stack.clone());
+    assert!(a.poll_ready(&mut cx).is_ready());
+    assert!(b.poll_ready(&mut cx).is_ready());
+    assert_eq!(slots.in_flight(), 1, "the rejected caller holds no slot");
+    let err = b.call(true).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
+    a.call(true).await.unwrap();
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(slots.in_flight(), 0);
 }

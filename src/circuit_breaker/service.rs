@@ -14,17 +14,47 @@ use tower_service::Service;
 /// Rejects calls to a failing dependency so it can recover and callers fail
 /// fast; made by [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
 ///
-/// `poll_ready` never fails because the breaker is open (tower treats a
-/// readiness error as fatal). While the breaker rejects calls, `poll_ready`
-/// is ready at once without waiting on the inner service, and the next
-/// `call` resolves to [`CircuitOpen`](super::CircuitOpen).
+/// `poll_ready` is where the breaker admits the next call: when it rejects,
+/// `poll_ready` is ready at once without waiting on the inner service (it
+/// never fails because the breaker is open: tower treats a readiness error
+/// as fatal), and the next `call` resolves to
+/// [`CircuitOpen`](super::CircuitOpen). When it admits, `poll_ready` waits
+/// for the inner service, so a bulkhead beneath is only asked for a slot
+/// for a call that will be made. A half-open probe place taken by a
+/// service that is dropped before its call is given back.
 pub struct CircuitBreaker<S, C = DefaultClassifier> {
     inner: S,
     breaker: Arc<Lanes<Breaker>>,
     classify: C,
-    /// `poll_ready` saw the breaker rejecting and did not wait for `inner`:
-    /// the next call is rejected.
-    reject_next: bool,
+    admission: Admission,
+}
+
+/// What `poll_ready` decided for the next call.
+enum Admission {
+    Idle,
+    Admitted(Permit),
+    Probe(ProbePlace),
+    Rejected,
+}
+
+/// A half-open probe place, given back if dropped unused.
+struct ProbePlace {
+    breaker: Arc<Breaker>,
+    permit: Option<Permit>,
+}
+
+impl ProbePlace {
+    fn take(mut self) -> Permit {
+        self.permit.take().expect("taken once")
+    }
+}
+
+impl Drop for ProbePlace {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.release(permit);
+        }
+    }
 }
 
 // ===== impl CircuitBreaker =====
@@ -35,7 +65,7 @@ impl<S, C> CircuitBreaker<S, C> {
             inner,
             breaker,
             classify,
-            reject_next: false,
+            admission: Admission::Idle,
         }
     }
 
@@ -72,21 +102,32 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.breaker.shared().would_reject() {
-            self.reject_next = true;
-            return Poll::Ready(Ok(()));
+        if let Admission::Idle = self.admission {
+            let breaker = self.breaker.shared();
+            self.admission = match breaker.acquire() {
+                None => Admission::Rejected,
+                Some(permit @ Permit::Probe { .. }) => Admission::Probe(ProbePlace {
+                    breaker: breaker.clone(),
+                    permit: Some(permit),
+                }),
+                Some(permit) => Admission::Admitted(permit),
+            };
         }
-        self.reject_next = false;
-        self.inner.poll_ready(cx).map_err(Into::into)
+        match self.admission {
+            Admission::Rejected => Poll::Ready(Ok(())),
+            _ => self.inner.poll_ready(cx).map_err(Into::into),
+        }
     }
 
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         let breaker = self.breaker.shared();
-        let permit = if std::mem::take(&mut self.reject_next) {
-            None
-        } else {
-            breaker.acquire()
+        let permit = match std::mem::replace(&mut self.admission, Admission::Idle) {
+            Admission::Admitted(permit) => Some(permit),
+            Admission::Probe(place) => Some(place.take()),
+            Admission::Rejected => None,
+            // `call` without `poll_ready`: decide now.
+            Admission::Idle => breaker.acquire(),
         };
         match permit {
             None => {
@@ -110,7 +151,7 @@ where
 
 impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
     fn clone(&self) -> Self {
-        // A clone has not been polled ready: it must not inherit a rejection.
+        // A clone has not been polled ready: it inherits no admission.
         CircuitBreaker::new(
             self.inner.clone(),
             self.breaker.clone(),

@@ -201,30 +201,6 @@ impl Breaker {
 
     // ===== admission =====
 
-    /// Whether a call made now would be rejected, without taking a probe
-    /// place. Cheap: one load, plus a clock read when open or half-open.
-    #[inline]
-    pub(crate) fn would_reject(&self) -> bool {
-        let w = self.word.0.load(Ordering::Acquire);
-        match tag(w) {
-            CLOSED | FORCED_CLOSED | METRICS_ONLY | DISABLED => false,
-            OPEN => self.clock.now() < deadline(w),
-            FORCED_OPEN => true,
-            _ => {
-                if admitted(w) < self.settings.probes {
-                    return false;
-                }
-                // Every probe place is taken: give up on probes that have
-                // run past the probe timeout.
-                let now = self.clock.now();
-                if now >= self.probe_deadline.load(Ordering::Relaxed) {
-                    let _ = self.open(w, TransitionReason::ProbeTimedOut, now);
-                }
-                true
-            }
-        }
-    }
-
     /// Admits a call, or returns `None` to reject it. An open breaker whose
     /// open time has passed turns half-open here, admitting this call as
     /// its first probe.
@@ -261,6 +237,12 @@ impl Breaker {
                 }
                 _ => {
                     if admitted(w) >= self.settings.probes {
+                        // Every probe place is taken: give up on probes that
+                        // have run past the probe timeout.
+                        let now = self.clock.now();
+                        if now >= self.probe_deadline.load(Ordering::Relaxed) {
+                            let _ = self.open(w, TransitionReason::ProbeTimedOut, now);
+                        }
                         return None;
                     }
                     (
@@ -282,6 +264,21 @@ impl Breaker {
                     }
                     return Some(permit);
                 }
+                Err(current) => w = current,
+            }
+        }
+    }
+
+    /// Gives back a probe place that was taken but never used (the service
+    /// holding it was dropped before its call).
+    pub(crate) fn release(&self, permit: Permit) {
+        let Permit::Probe { generation: g } = permit else {
+            return;
+        };
+        let mut w = self.word.0.load(Ordering::Acquire);
+        while tag(w) == HALF_OPEN && generation(w) == g && admitted(w) > 0 {
+            match self.swap(w, w - ADMITTED_ONE) {
+                Ok(()) => return,
                 Err(current) => w = current,
             }
         }
