@@ -1,5 +1,6 @@
 //! The Netflix story: a home page that keeps serving while its dependencies
-//! fail, each behind its own [`rampart::Command`].
+//! fail, each behind its own [`rampart::Command`], one of them spread over
+//! several instances by a [`rampart::balance::Balance`].
 //!
 //! ```text
 //! cargo run --example demo
@@ -17,6 +18,16 @@
 //! | `ratings`         | 250 ms  | 4        | no ratings shown               |
 //! | `bookmarks`       | 200 ms  | 10       | "continue watching" hidden     |
 //!
+//! `bookmarks` runs as three instances (`b1`–`b3`, three servers), and its
+//! command wraps a balancer over them (Ribbon inside Hystrix:
+//! `ServiceBuilder::new().layer(command).service(balance)`): each call goes
+//! to the next instance in turn (round robin, Ribbon's default rule, so the
+//! shares are easy to read; `examples/balance.rs` shows rampart's default,
+//! power of two choices on latency); a call that fails there without an
+//! answer (refused, cut off) is retried once on another instance, within the
+//! command's timeout; an instance that fails 5 times in a row is ejected for
+//! 2 s, then 4 s, 8 s while the probe after each ejection fails.
+//!
 //! The client turns an answer other than `2xx` into an error: the fallback
 //! only ever sees errors, so a `500` must be one to be replaced.
 //!
@@ -31,8 +42,8 @@
 //! |---------|------------------------------------------------------------------|
 //! | 4–13 s  | `recommendations` fails: 80 % of its answers are `500`s          |
 //! | 11–20 s | `ratings` turns slow: answers take 1–1.5 s, far over its timeout |
-//! | 22 s    | `bookmarks`' server is killed: listener closed, connections cut  |
-//! | 27 s    | `bookmarks`' server is restarted on the same port                |
+//! | 22 s    | `bookmarks`' instance `b2` is killed (listener, connections cut) |
+//! | 27 s    | `b2` is restarted on the same port                               |
 //!
 //! Otherwise every server answers in 2–15 ms, with the odd `500` (1 %).
 //!
@@ -50,24 +61,35 @@
 //!    once (`r`). Timeouts and rejections trip the breaker; the probes time
 //!    out until the server is fast again. The slowest page never takes much
 //!    more than the longest timeout: a slow dependency cannot hold the page.
-//! 3. **bookmarks** (outage): calls fail at once with connection errors
-//!    (`c`), the breaker trips, a probe is refused, and the first probe after
-//!    the restart closes it.
+//! 3. **bookmarks** (one instance down): the calls sent to `b2` are refused
+//!    and retried on `b1` or `b3` (`retried`), so every bookmarks call is
+//!    still answered by the dependency: no `c`, no fallback, and the breaker
+//!    never notices. After 5 refusals in a row the `>>` line says `b2` is
+//!    ejected (`*`) and it gets no more calls; 2 s later it is let back on
+//!    probation, its probe is refused and it is ejected again, for 4 s; by
+//!    then it has been restarted, so its next probe is answered and it is
+//!    back in rotation.
 //!
 //! One line is printed per second: pages served (and how many of them used at
 //! least one fallback), the most pages in flight at once, the slowest page,
 //! then per dependency the calls answered by it (`ok`), the calls answered by
 //! its fallback (`fb`) and why (`f` HTTP 500, `c` connection error, `t` timed
 //! out, `r` rejected by the bulkhead, `s` short-circuited by the breaker), and
-//! the breaker's state at the end of that second. `>>` lines show the
-//! breakers' state changes as they happen.
+//! the breaker's state at the end of that second; last, the requests each
+//! `bookmarks` instance received (`*` while the balancer has it ejected) and
+//! the attempts the balancer retried on another instance. `>>` lines show
+//! the breakers' state changes, and the balancer's ejections and
+//! readmissions, as they happen.
 //!
 //! The summary shows a page from each part of the story, then counts every
 //! call by how it was answered: by the dependency, or by its fallback and why.
 //! `calls lost` is computed, not assumed: calls made minus calls answered
 //! (any call that ended in an error would also print a `!!` line). It comes
 //! out 0, and no page fails. rampart's own fallback counters are checked
-//! against the demo's.
+//! against the demo's. A last table shows each `bookmarks` instance: the
+//! attempts the balancer sent it, the requests it saw, its ejections; then
+//! the retries (attempts − calls that reached the balancer), and whether
+//! killing `b2` cost any page its bookmarks.
 //!
 //! The servers' failures and latencies come from random generators with fixed
 //! seeds, so runs look alike; as the calls run concurrently on real time,
@@ -83,6 +105,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rampart::balance::rule::RoundRobin;
+use rampart::balance::{Balance, BalanceHandle, Endpoint, EndpointStats, Endpoints, Policy};
 use rampart::bulkhead::{BulkheadHandle, BulkheadLayer};
 use rampart::circuit_breaker::{
     Builder as BreakerBuilder, CircuitBreakerHandle, State, StateChange, TransitionReason, Window,
@@ -111,8 +135,17 @@ const RUN_FOR: Duration = secs(34);
 const RECS_FAILING: Range<Duration> = secs(4)..secs(13);
 /// `ratings` answers far too late.
 const RATINGS_SLOW: Range<Duration> = secs(11)..secs(20);
-/// `bookmarks`' server is gone.
+/// One of `bookmarks`' instances is gone.
 const BOOKMARKS_DOWN: Range<Duration> = secs(22)..secs(27);
+/// `bookmarks` runs as this many instances behind a balancer, and this one
+/// (`b2`) is the one killed.
+const BOOKMARKS_INSTANCES: usize = 3;
+const BOOKMARKS_KILLED: usize = 1;
+/// The balancer's outlier ejection: failures in a row, then ejected for
+/// 2 s, doubling to 8 s while each probe fails (Ribbon: 10 s up to 30 s).
+const EJECT_AFTER: u32 = 5;
+const EJECT_FOR: Duration = secs(2);
+const EJECT_FOR_MAX: Duration = secs(8);
 
 /// The share of `500`s while failing, and otherwise.
 const FAILING_ERROR_RATE: f64 = 0.8;
@@ -349,6 +382,24 @@ impl fmt::Display for HttpStatus {
 
 impl std::error::Error for HttpStatus {}
 
+/// What `bookmarks`' balancer resends to another instance: every failed
+/// attempt but a `500` (each call is a `GET`, safe to resend). Errors count
+/// against the instance's health, `500`s included, as by default.
+///
+/// rampart's [`DefaultPolicy`](rampart::balance::DefaultPolicy) retries only
+/// errors with a refused, reset or aborted connection in their chain; an
+/// instance that dies mid-answer makes hyper report "connection closed
+/// before message completed", which has none, so that call would go to the
+/// fallback.
+#[derive(Debug, Clone, Copy)]
+struct RetryUnanswered;
+
+impl Policy<(), Section> for RetryUnanswered {
+    fn is_retryable(&self, _: &(), result: &Result<Section, BoxError>) -> bool {
+        result.as_ref().is_err_and(|e| !e.is::<HttpStatus>())
+    }
+}
+
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
 /// One `GET`, body read in full, so the timeout covers the whole answer.
@@ -564,7 +615,7 @@ fn trip_rule<C>(breaker: BreakerBuilder<C>, dep: &Arc<Dep>) -> BreakerBuilder<C>
 }
 
 /// When to keep a page to show in the summary: all healthy; recommendations
-/// and ratings down; bookmarks down.
+/// and ratings down; a bookmarks instance down (the page is whole).
 const SAMPLES_AT: [Duration; 3] = [secs(2), Duration::from_millis(12_500), secs(24)];
 
 /// Pages served, and how.
@@ -649,6 +700,122 @@ async fn render_page<R, T, B>(
     pages.slowest.fetch_max(took, Ordering::Relaxed);
 }
 
+// ===== bookmarks' instances =====
+
+/// `bookmarks`' instances, and the balancer in front of them.
+struct Fleet {
+    servers: Vec<Server>,
+    handle: BalanceHandle,
+    /// Calls that reached the balancer: past the breaker and the bulkhead.
+    calls: Arc<AtomicU64>,
+}
+
+impl Fleet {
+    fn name(n: usize) -> String {
+        format!("b{}", n + 1)
+    }
+
+    /// Each instance's statistics, in the servers' order. The handle names
+    /// an endpoint by its key's `Debug` form.
+    fn stats(&self) -> Vec<Option<EndpointStats>> {
+        let stats = self.handle.endpoints();
+        self.servers
+            .iter()
+            .map(|s| {
+                let key = format!("{:?}", s.addr);
+                stats.iter().find(|e| e.key == key).cloned()
+            })
+            .collect()
+    }
+
+    /// Attempts the balancer made, and the retries among them.
+    fn attempts_and_retries(&self) -> (u64, u64) {
+        let attempts: u64 = self.stats().iter().flatten().map(|e| e.selected).sum();
+        let calls = self.calls.load(Ordering::Relaxed);
+        (attempts, attempts.saturating_sub(calls))
+    }
+
+    fn received(&self) -> Vec<u64> {
+        self.servers
+            .iter()
+            .map(|s| s.upstream.received.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// What the ejection watcher remembers of one instance.
+#[derive(Debug, Clone, Default)]
+struct Watched {
+    ejected: bool,
+    ejections: u64,
+    /// Ejections since it last answered: the next one lasts twice as long.
+    in_a_row: u32,
+    since: Option<Instant>,
+    /// Back from an ejection, and the requests its server had seen by then.
+    probation: Option<u64>,
+}
+
+/// Prints a `>>` line whenever `bookmarks`' balancer ejects or readmits an
+/// instance, polling its handle: `ejections` going up is an ejection (even
+/// one that ended and began again between two polls), `ejected` going
+/// false is the end of one.
+async fn watch_ejections(
+    started: Instant,
+    handle: BalanceHandle,
+    instances: Vec<(SocketAddr, Arc<Upstream>)>,
+) {
+    let mut watched = vec![Watched::default(); instances.len()];
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        ticks.tick().await;
+        let stats = handle.endpoints();
+        for (n, ((addr, upstream), w)) in instances.iter().zip(&mut watched).enumerate() {
+            let key = format!("{addr:?}");
+            let Some(s) = stats.iter().find(|e| e.key == key) else {
+                continue;
+            };
+            let say = |what: String| {
+                println!(
+                    "   >> {:5.2}s  {:<15}  {what}",
+                    started.elapsed().as_secs_f64(),
+                    format!("bookmarks {}", Fleet::name(n))
+                )
+            };
+            let received = upstream.received.load(Ordering::Relaxed);
+            if s.ejections > w.ejections {
+                let out_for = (EJECT_FOR * 2u32.pow(w.in_a_row.min(10))).min(EJECT_FOR_MAX);
+                let why = if w.in_a_row > 0 {
+                    "its probe failed".to_string()
+                } else {
+                    format!("{EJECT_AFTER} failed attempts in a row")
+                };
+                say(format!(
+                    "ejected by the balancer: {why}; left out for {}s",
+                    out_for.as_secs()
+                ));
+                w.in_a_row += 1;
+                w.since = Some(Instant::now());
+                w.probation = None;
+            } else if w.ejected && !s.ejected {
+                let out = w.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+                say(format!(
+                    "back on probation after {out:.1}s out: its next answer decides"
+                ));
+                w.probation = Some(received);
+            }
+            if let Some(before) = w.probation {
+                if !s.ejected && received > before {
+                    say("answered on probation: back in rotation".into());
+                    w.probation = None;
+                    w.in_a_row = 0;
+                }
+            }
+            w.ejected = s.ejected;
+            w.ejections = s.ejections;
+        }
+    }
+}
+
 // ===== the per-second lines =====
 
 /// Prints the per-second lines and plays the incidents at their times.
@@ -658,6 +825,10 @@ struct Reporter {
     pages: Arc<Pages>,
     last: [Tally; 3],
     last_pages: (u64, u64, u64),
+    fleet: Fleet,
+    /// Requests each bookmarks instance had seen, and the balancer's
+    /// retries, at the last line.
+    last_fleet: (Vec<u64>, u64),
 }
 
 impl Reporter {
@@ -671,6 +842,12 @@ impl Reporter {
             top += &format!(" │ {:<29}", dep.name);
             columns += &format!(" │ {:>3} {:>3} {:<11} {:<9}", "ok", "fb", "why", "breaker");
         }
+        top += " │ bookmarks' instances";
+        columns += " │";
+        for n in 0..self.fleet.servers.len() {
+            columns += &format!(" {:>3} ", Fleet::name(n));
+        }
+        columns += " retried";
         println!("{}", top.trim_end());
         println!("{}", columns.trim_end());
     }
@@ -715,6 +892,21 @@ impl Reporter {
                 dep.handles().breaker.state().as_str()
             );
         }
+        // bookmarks' instances: requests each received, `*` if ejected now.
+        let received = self.fleet.received();
+        let (_, retries) = self.fleet.attempts_and_retries();
+        let stats = self.fleet.stats();
+        line += " │";
+        for (n, now) in received.iter().enumerate() {
+            let ejected = stats[n].as_ref().is_some_and(|e| e.ejected);
+            line += &format!(
+                " {:>3}{}",
+                now - self.last_fleet.0[n],
+                if ejected { '*' } else { ' ' }
+            );
+        }
+        line += &format!(" {:>7}", retries - self.last_fleet.1);
+        self.last_fleet = (received, retries);
         println!("{}", line.trim_end());
     }
 
@@ -726,7 +918,7 @@ impl Reporter {
     }
 
     /// A line every second, and the incidents at their times.
-    async fn run(mut self, mut bookmarks: Server) -> Result<(Reporter, Server), BoxError> {
+    async fn run(mut self) -> Result<Reporter, BoxError> {
         for second in 1..=RUN_FOR.as_secs() {
             tokio::time::sleep_until(self.started + secs(second)).await;
             self.line(&format!("{second}s"));
@@ -745,22 +937,25 @@ impl Reporter {
             if at == RATINGS_SLOW.end {
                 self.say("ratings is fast again");
             }
+            let b = BOOKMARKS_KILLED;
             if at == BOOKMARKS_DOWN.start {
-                bookmarks.kill().await;
+                self.fleet.servers[b].kill().await;
                 self.say(&format!(
-                    "bookmarks' server is killed: listener on {} closed, connections cut",
-                    bookmarks.addr
+                    "bookmarks' instance {} is killed: listener on {} closed, connections cut",
+                    Fleet::name(b),
+                    self.fleet.servers[b].addr
                 ));
             }
             if at == BOOKMARKS_DOWN.end {
-                bookmarks.restart()?;
+                self.fleet.servers[b].restart()?;
                 self.say(&format!(
-                    "bookmarks' server is restarted on {}",
-                    bookmarks.addr
+                    "bookmarks' instance {} is restarted on {}",
+                    Fleet::name(b),
+                    self.fleet.servers[b].addr
                 ));
             }
         }
-        Ok((self, bookmarks))
+        Ok(self)
     }
 }
 
@@ -776,12 +971,22 @@ async fn main() -> Result<(), BoxError> {
     recs_upstream.failing = Some(RECS_FAILING);
     let mut ratings_upstream = Upstream::new("4.6 stars", std_started, 2);
     ratings_upstream.slow = Some(RATINGS_SLOW);
-    let bookmarks_upstream = Upstream::new("Continue watching: episode 3", std_started, 3);
     let recs_server = Server::start(Arc::new(recs_upstream)).await?;
     let ratings_server = Server::start(Arc::new(ratings_upstream)).await?;
-    let bookmarks_server = Server::start(Arc::new(bookmarks_upstream)).await?;
-    let servers = [&recs_server, &ratings_server, &bookmarks_server];
-    let upstreams = servers.map(|s| s.upstream.clone());
+    // bookmarks: several instances of the same server.
+    let mut bookmarks_servers = Vec::new();
+    for n in 0..BOOKMARKS_INSTANCES {
+        let upstream = Upstream::new("Continue watching: episode 3", std_started, 3 + n as u64);
+        bookmarks_servers.push(Server::start(Arc::new(upstream)).await?);
+    }
+    let upstreams: [Vec<Arc<Upstream>>; 3] = [
+        vec![recs_server.upstream.clone()],
+        vec![ratings_server.upstream.clone()],
+        bookmarks_servers
+            .iter()
+            .map(|s| s.upstream.clone())
+            .collect(),
+    ];
 
     let recs = Dep::new("recommendations", std_started);
     let ratings = Dep::new("ratings", std_started);
@@ -826,9 +1031,39 @@ async fn main() -> Result<(), BoxError> {
     let ratings_service = ServiceBuilder::new()
         .layer(ratings_command.clone())
         .service_fn(get(ratings_server.addr, "/ratings")?);
+
+    // bookmarks: the command wraps a balancer over the instances, which
+    // retries a failed call on another instance and ejects a failing one.
+    let instances = bookmarks_servers
+        .iter()
+        .map(|s| {
+            Ok(Endpoint::new(
+                s.addr,
+                tower::service_fn(get(s.addr, "/bookmarks")?),
+            ))
+        })
+        .collect::<Result<Vec<_>, BoxError>>()?;
+    let bookmarks_balance = Balance::builder("bookmarks")
+        .rule(RoundRobin::new())
+        .retries_next(1)
+        .eject_after(EJECT_AFTER)
+        .eject_for(EJECT_FOR, EJECT_FOR_MAX)
+        .policy(RetryUnanswered)
+        .build(Endpoints::fixed(instances))?;
+    let bookmarks_handle = bookmarks_balance.handle();
+    // Counts the calls that reach the balancer, to tell its retries apart.
+    let balanced_calls = Arc::new(AtomicU64::new(0));
+    let count_call = {
+        let calls = balanced_calls.clone();
+        move |request: ()| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            request
+        }
+    };
     let bookmarks_service = ServiceBuilder::new()
         .layer(bookmarks_command.clone())
-        .service_fn(get(bookmarks_server.addr, "/bookmarks")?);
+        .map_request(count_call)
+        .service(bookmarks_balance);
 
     println!(
         "home page service: {PAGES_PER_SECOND} pages/s for {}s; each page calls, at once:",
@@ -837,9 +1072,17 @@ async fn main() -> Result<(), BoxError> {
     for (server, command) in [
         (&recs_server, recs_command.name()),
         (&ratings_server, ratings_command.name()),
-        (&bookmarks_server, bookmarks_command.name()),
     ] {
         println!("  http://{}  through command {command}", server.addr);
+    }
+    for (n, server) in bookmarks_servers.iter().enumerate() {
+        println!(
+            "  http://{}  through command {} and balancer {:?}: instance {}",
+            server.addr,
+            bookmarks_command.name(),
+            bookmarks_handle.name(),
+            Fleet::name(n)
+        );
     }
     println!(
         "each command: timeout, bulkhead, breaker (trips at >= {:.0}% failed of >= {MIN_CALLS} calls in the last {}s, open {}s, 1 probe), fallback",
@@ -854,7 +1097,18 @@ async fn main() -> Result<(), BoxError> {
         "         per dependency: ok = answered by it, fb = by its fallback, why: f HTTP 500, c connection error,"
     );
     println!(
-        "         t timed out, r rejected by the bulkhead, s short-circuited; breaker = state at the end of the second\n"
+        "         t timed out, r rejected by the bulkhead, s short-circuited; breaker = state at the end of the second;"
+    );
+    println!(
+        "         bookmarks' instances: requests each received (* = ejected by the balancer at the end of the second),"
+    );
+    println!(
+        "         retried = attempts the balancer sent to another instance after one failed (round robin, 1 retry,"
+    );
+    println!(
+        "         ejection after {EJECT_AFTER} failures in a row for {}s, doubling up to {}s)\n",
+        EJECT_FOR.as_secs(),
+        EJECT_FOR_MAX.as_secs()
     );
 
     let deps = [recs.clone(), ratings.clone(), bookmarks.clone()];
@@ -865,9 +1119,25 @@ async fn main() -> Result<(), BoxError> {
         pages: pages.clone(),
         last: Default::default(),
         last_pages: (0, 0, 0),
+        last_fleet: (vec![0; bookmarks_servers.len()], 0),
+        fleet: Fleet {
+            servers: bookmarks_servers,
+            handle: bookmarks_handle.clone(),
+            calls: balanced_calls,
+        },
     };
     reporter.header();
-    let reporting = tokio::spawn(reporter.run(bookmarks_server));
+    let watcher = tokio::spawn(watch_ejections(
+        std_started,
+        bookmarks_handle.clone(),
+        reporter
+            .fleet
+            .servers
+            .iter()
+            .map(|s| (s.addr, s.upstream.clone()))
+            .collect(),
+    ));
+    let reporting = tokio::spawn(reporter.run());
 
     // The home page: a page every 1/30 s, each on its own task.
     let deps = Arc::new(deps);
@@ -888,12 +1158,13 @@ async fn main() -> Result<(), BoxError> {
     while let Some(page) = in_flight.join_next().await {
         page?;
     }
-    let (mut reporter, mut bookmarks_server) = reporting.await??;
+    let mut reporter = reporting.await??;
     // The pages still in flight when the last full second ended.
     if reporter.has_news() {
         reporter.line("end");
     }
-    bookmarks_server.kill().await;
+    watcher.abort();
+    let mut fleet = reporter.fleet;
 
     // ===== the summary =====
     let served = pages.served.load(Ordering::Relaxed);
@@ -952,7 +1223,10 @@ async fn main() -> Result<(), BoxError> {
             &fb(Why::Rejected),
             &fb(Why::ShortCircuited),
             &t.lost,
-            &upstream.received.load(Ordering::Relaxed),
+            &upstream
+                .iter()
+                .map(|u| u.received.load(Ordering::Relaxed))
+                .sum::<u64>(),
             &format!("{opened}/{half_open}/{closed}"),
         ]);
     }
@@ -966,6 +1240,59 @@ async fn main() -> Result<(), BoxError> {
         "short-circ: the open breaker answered at once. The last two never reached a server: {spared} calls spared."
     );
     println!("breaker o/h/c: times the breaker opened / turned half-open to probe / closed again.");
+
+    // bookmarks' instances, as the balancer and their servers saw them.
+    println!(
+        "\nbookmarks' instances, behind balancer {:?} inside command {}:",
+        fleet.handle.name(),
+        bookmarks_command.name()
+    );
+    println!(
+        "{:<8}  {:<16}  {:>8}  {:>10}  {:>9}  {:>11}",
+        "instance", "address", "attempts", "server saw", "ejections", "latency now"
+    );
+    let stats = fleet.stats();
+    let received = fleet.received();
+    for (n, server) in fleet.servers.iter().enumerate() {
+        let e = stats[n].as_ref();
+        println!(
+            "{:<8}  {:<16}  {:>8}  {:>10}  {:>9}  {:>11}",
+            Fleet::name(n),
+            server.addr.to_string(),
+            e.map_or(0, |e| e.selected),
+            received[n],
+            e.map_or(0, |e| e.ejections),
+            e.map_or("?".into(), |e| format!(
+                "{:.1}ms",
+                e.latency.as_secs_f64() * 1e3
+            )),
+        );
+    }
+    let (attempts, retries) = fleet.attempts_and_retries();
+    let balanced = fleet.calls.load(Ordering::Relaxed);
+    let saw: u64 = received.iter().sum();
+    println!(
+        "{balanced} calls reached the balancer; {attempts} attempts = {balanced} calls + {retries} retries on another instance;"
+    );
+    println!(
+        "the instances saw {saw} requests: {} attempts found {} dead (connection refused).",
+        attempts.saturating_sub(saw),
+        Fleet::name(BOOKMARKS_KILLED)
+    );
+    let b = bookmarks.tally();
+    let conn_errors = b.fallbacks[Why::Connection as usize];
+    let opened = bookmarks.transitions[0].load(Ordering::Relaxed);
+    if conn_errors == 0 && opened == 0 {
+        println!(
+            "killing {} cost no page its \"continue watching\": no bookmarks call fell back on a connection error, its breaker never opened.",
+            Fleet::name(BOOKMARKS_KILLED)
+        );
+    } else {
+        println!(
+            "killing {} cost {conn_errors} bookmarks calls their section (connection errors); its breaker opened {opened} times.",
+            Fleet::name(BOOKMARKS_KILLED)
+        );
+    }
     let lost = calls - by_deps - by_fallbacks;
     println!(
         "\ncalls made {calls} - answered by the dependencies {by_deps} - answered by fallbacks {by_fallbacks} = calls lost = {lost}"
@@ -988,5 +1315,8 @@ async fn main() -> Result<(), BoxError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    for server in &mut fleet.servers {
+        server.kill().await;
+    }
     Ok(())
 }
