@@ -488,3 +488,46 @@ async fn an_endpoint_slow_to_be_ready_is_one_attempt() {
     reply.send_response(9);
     assert_eq!(call.await.unwrap(), 9);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_back_from_ejection_starts_from_the_initial_latency() {
+    // Nobody calls an ejected endpoint, so its estimate decays toward zero;
+    // were it kept, the returning endpoint would look the fastest of all
+    // and draw every call at once.
+    let fleet = Fleet::new(2);
+    fleet.down(0, true);
+    let mut lb = Balance::builder("back")
+        .rule(RoundRobin::new())
+        .max_ejected(0.5)
+        .latency_estimate(Duration::from_millis(30), Duration::from_secs(10))
+        .build(fleet.endpoints())
+        .unwrap();
+    for _ in 0..10 {
+        call(&mut lb).await.unwrap();
+    }
+    advance(Duration::from_secs(10)).await;
+    let stats = lb.handle().endpoints();
+    let latency = |key: &str| stats.iter().find(|e| e.key == key).unwrap().latency;
+    assert!(!stats[0].ejected, "its ejection is over");
+    assert_eq!(latency("0"), Duration::from_millis(30), "back: starts over");
+    assert!(
+        latency("1") < Duration::from_millis(15),
+        "the other decayed: {:?}",
+        latency("1")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_attempts_do_not_feed_the_latency_estimate() {
+    let slow_failure = tower::service_fn(|_: ()| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Err::<u32, BoxError>(io::Error::from(io::ErrorKind::InvalidData).into())
+    });
+    let mut lb = Balance::builder("fails")
+        .latency_estimate(Duration::from_millis(30), Duration::from_secs(10))
+        .build(Endpoints::fixed([Endpoint::new(1, slow_failure)]))
+        .unwrap();
+    call(&mut lb).await.unwrap_err();
+    let latency = lb.handle().endpoints()[0].latency;
+    assert!(latency <= Duration::from_millis(30), "{latency:?}");
+}

@@ -39,6 +39,17 @@ pub(crate) struct Health {
     pub(crate) ejections: AtomicU64,
 }
 
+/// What [`Ejection::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// In the set (not ejected).
+    In,
+    /// Ejected now.
+    Ejected,
+    /// Its ejection ended just now: it is back, on probation.
+    Returned,
+}
+
 /// The set-wide count of ejected endpoints.
 #[derive(Debug, Default)]
 pub(crate) struct Ejected {
@@ -125,14 +136,20 @@ impl Ejection {
 
     /// Whether the endpoint is ejected at `now`; an ejection that has run
     /// its time ends here, putting the endpoint on probation.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn is_ejected(&self, health: &Health, set: &Ejected, now: Micros) -> bool {
+        self.check(health, set, now) == Check::Ejected
+    }
+
+    /// Whether the endpoint is ejected at `now`, telling apart an ejection
+    /// that ends with this very check (the endpoint is back, on probation).
+    pub(crate) fn check(&self, health: &Health, set: &Ejected, now: Micros) -> Check {
         let until = health.ejected_until.load(Ordering::Relaxed);
         if until == 0 {
-            return false;
+            return Check::In;
         }
         if now < until {
-            return true;
+            return Check::Ejected;
         }
         if health
             .ejected_until
@@ -142,23 +159,24 @@ impl Ejection {
             health.probation.store(true, Ordering::Relaxed);
             health.consecutive.store(0, Ordering::Relaxed);
             set.count.fetch_sub(1, Ordering::AcqRel);
+            return Check::Returned;
         }
-        false
+        Check::In
     }
 
-    /// As [`is_ejected`](Self::is_ejected), reading the time only if the
-    /// endpoint is ejected at all.
+    /// As [`check`](Self::check), reading the time only if the endpoint is
+    /// ejected at all.
     #[inline]
-    pub(crate) fn is_ejected_lazy(
+    pub(crate) fn check_lazy(
         &self,
         health: &Health,
         set: &Ejected,
         now: impl FnOnce() -> Micros,
-    ) -> bool {
+    ) -> Check {
         if health.ejected_until.load(Ordering::Relaxed) == 0 {
-            return false;
+            return Check::In;
         }
-        self.is_ejected(health, set, now())
+        self.check(health, set, now())
     }
 
     /// The endpoint leaves the set: give back its ejected place, if any.

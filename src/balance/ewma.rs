@@ -57,6 +57,13 @@ impl PeakEwma {
         self.updated.store(now, Ordering::Relaxed);
     }
 
+    /// Starts over at `initial` µs (an endpoint back from ejection: whatever
+    /// it learned before, and the silence since, say nothing of it now).
+    pub(crate) fn reset(&self, initial: f64, now: Micros) {
+        self.estimate.store(initial.to_bits(), Ordering::Relaxed);
+        self.updated.store(now, Ordering::Relaxed);
+    }
+
     /// The estimate at `now`, decayed since the last response so that an
     /// endpoint nobody picks because it was slow is tried again in time.
     #[inline]

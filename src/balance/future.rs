@@ -99,8 +99,9 @@ where
         let mut this = self.project();
         let shared: &Shared<K, S, P> = this.shared;
         loop {
-            // The outcome of an attempt (or of readying its endpoint).
-            let (endpoint, result) = match this.state.as_mut().project() {
+            // The outcome of an attempt (or of readying its endpoint), and
+            // when it ended and took, if it was sent.
+            let (endpoint, result, timing) = match this.state.as_mut().project() {
                 StateProj::Pick { again } => {
                     let endpoint = match again.take() {
                         Some(endpoint) => endpoint,
@@ -129,7 +130,7 @@ where
                     if let Err(e) = ready {
                         // The endpoint could not take a call: an attempt
                         // that failed before it began.
-                        (endpoint.clone(), Err(e.into()))
+                        (endpoint.clone(), Err(e.into()), None)
                     } else {
                         let last = *this.on_endpoint > shared.retries_same
                             && *this.endpoints > shared.retries_next;
@@ -161,11 +162,8 @@ where
                 } => {
                     let result = ready!(response.poll(cx)).map_err(Into::into);
                     let now = shared.set.clock.now();
-                    attempt
-                        .endpoint
-                        .record_latency(now, now.saturating_sub(*started));
-                    shared.set.note_time(now);
-                    (attempt.endpoint.clone(), result)
+                    let rtt = now.saturating_sub(*started);
+                    (attempt.endpoint.clone(), result, Some((now, rtt)))
                 }
                 StateProj::Backoff { sleep, again } => {
                     ready!(sleep.poll(cx));
@@ -178,7 +176,17 @@ where
 
             // Health first: every attempt's outcome counts toward ejection.
             let set = &shared.set;
-            match shared.policy.outcome(&result) {
+            let outcome = shared.policy.outcome(&result);
+            if let Some((now, rtt)) = timing {
+                // Failures say nothing of how fast the endpoint answers (a
+                // refused connection fails in no time): only the others
+                // feed the latency estimate.
+                if outcome != Outcome::Failure {
+                    endpoint.record_latency(now, rtt);
+                }
+                set.note_time(now);
+            }
+            match outcome {
                 Outcome::Success => set.ejection.succeeded(&endpoint.health),
                 Outcome::Failure => {
                     if let Some(ejected_for) = set.ejection.failed(
@@ -207,9 +215,7 @@ where
             let again = if !retryable {
                 None
             } else if *this.on_endpoint <= shared.retries_same
-                && !set
-                    .ejection
-                    .is_ejected(&endpoint.health, &set.ejected, set.clock.now())
+                && !set.check(&endpoint, set.clock.now())
             {
                 Some(Some(endpoint))
             } else if *this.endpoints <= shared.retries_next {

@@ -37,8 +37,9 @@ impl<Req, Res> Policy<Req, Res> for DefaultPolicy {
 }
 
 /// HTTP: 5xx responses and errors are failures; only idempotent requests
-/// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) are retried, after the errors
-/// [`DefaultPolicy`] retries or a 502, 503 or 504 response.
+/// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) are retried: after any error
+/// (no response came back, e.g. the connection closed mid-answer; sending an
+/// idempotent request again is safe) or a 502, 503 or 504 response.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpPolicy;
 
@@ -61,7 +62,7 @@ impl<B, RB> Policy<http::Request<B>, http::Response<RB>> for HttpPolicy {
         }
         match result {
             Ok(response) => matches!(response.status().as_u16(), 502..=504),
-            Err(e) => is_retryable_error(e),
+            Err(_) => true,
         }
     }
 }
@@ -118,6 +119,12 @@ mod tests {
         assert!(HttpPolicy.is_retryable(&get, &unavailable));
         assert!(!HttpPolicy.is_retryable(&post, &unavailable));
         assert!(!HttpPolicy.is_retryable(&get, &not_found));
+        // No response at all (the connection closed mid-answer): a GET may
+        // be sent again, whatever the error says.
+        let cut_off: Result<http::Response<()>, BoxError> =
+            Err("connection closed before message completed".into());
+        assert!(HttpPolicy.is_retryable(&get, &cut_off));
+        assert!(!HttpPolicy.is_retryable(&post, &cut_off));
         assert_eq!(
             Policy::<http::Request<()>, _>::outcome(&HttpPolicy, &unavailable),
             Outcome::Failure

@@ -122,18 +122,20 @@ where
         self.set
             .snapshot()
             .iter()
-            .map(|e| EndpointStats {
-                key: e.label.clone(),
-                zone: e.zone.as_deref().map(str::to_owned),
-                in_flight: e.in_flight.load(Ordering::Relaxed),
-                selected: e.selected.load(Ordering::Relaxed),
-                latency: Duration::from_micros(e.latency.estimate(now) as u64),
-                ejected: self
-                    .set
-                    .ejection
-                    .is_ejected(&e.health, &self.set.ejected, now),
-                ejections: e.health.ejections.load(Ordering::Relaxed),
-                consecutive_failures: e.health.consecutive_failures(),
+            .map(|e| {
+                // First: an ejection that has run out ends here, and resets
+                // the latency estimate read below.
+                let ejected = self.set.check(e, now);
+                EndpointStats {
+                    key: e.label.clone(),
+                    zone: e.zone.as_deref().map(str::to_owned),
+                    in_flight: e.in_flight.load(Ordering::Relaxed),
+                    selected: e.selected.load(Ordering::Relaxed),
+                    latency: Duration::from_micros(e.latency.estimate(now) as u64),
+                    ejected,
+                    ejections: e.health.ejections.load(Ordering::Relaxed),
+                    consecutive_failures: e.health.consecutive_failures(),
+                }
             })
             .collect()
     }

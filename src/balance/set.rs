@@ -1,7 +1,7 @@
 //! The endpoint set: an immutable snapshot swapped atomically when
 //! discovery changes it, so selection never takes a lock.
 
-use super::ejection::{Ejected, Ejection};
+use super::ejection::{Check, Ejected, Ejection};
 use super::endpoint::EndpointState;
 use super::rule::{Candidates, Rule, View};
 use super::source::{Change, Source};
@@ -172,6 +172,26 @@ impl<K, S> EndpointSet<K, S> {
         self.snapshot.load().len()
     }
 
+    /// Whether endpoint `e` is ejected at `now` (ending its ejection if its
+    /// time is up).
+    pub(crate) fn check(&self, e: &EndpointState<K, S>, now: Micros) -> bool {
+        match self.ejection.check(&e.health, &self.ejected, now) {
+            Check::Ejected => true,
+            Check::Returned => {
+                self.returned(e, now);
+                false
+            }
+            Check::In => false,
+        }
+    }
+
+    /// An endpoint back from ejection starts from the initial latency
+    /// estimate: its old one has decayed toward zero while nobody called
+    /// it, and would draw every call to it at once.
+    fn returned(&self, e: &EndpointState<K, S>, now: Micros) {
+        e.latency.reset(self.initial_latency, now);
+    }
+
     /// Notes that a response completed at `now`, for latency decay.
     pub(crate) fn note_time(&self, now: Micros) {
         // Written at most once per millisecond: a shared line stays shared.
@@ -223,7 +243,7 @@ impl<K, S> EndpointSet<K, S> {
         // selection has looked at yet: end those, then count again.
         let now = self.clock.now();
         for e in snapshot.iter() {
-            self.ejection.is_ejected(&e.health, &self.ejected, now);
+            self.check(e, now);
         }
         self.ejection.panicking(self.ejected.count(), total)
     }
@@ -260,11 +280,17 @@ impl<K, S> View for SetView<'_, K, S> {
         if self.tried.is_some_and(|t| t.contains(e.id)) {
             return false;
         }
-        !self.respect_ejection
-            || !self
-                .set
-                .ejection
-                .is_ejected_lazy(&e.health, &self.set.ejected, || self.now())
+        if !self.respect_ejection {
+            return true;
+        }
+        let check = self
+            .set
+            .ejection
+            .check_lazy(&e.health, &self.set.ejected, || self.now());
+        if check == Check::Returned {
+            self.set.returned(e, self.now());
+        }
+        check != Check::Ejected
     }
 
     #[inline]
