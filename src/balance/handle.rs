@@ -9,7 +9,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EndpointStats {
-    /// The endpoint's key, in its `Debug` form.
+    /// The endpoint's key, in its `Debug` form (a `&str` key `"a"` reads
+    /// `"\"a\""`), the same text as the `endpoint` metric label.
     pub key: String,
     /// Its zone, if it has one.
     pub zone: Option<String>,
@@ -49,7 +50,8 @@ impl BalanceHandle {
         self.shared.name()
     }
 
-    /// Every endpoint in the set now, with its statistics.
+    /// Every endpoint in the set now, with its statistics. Reading them
+    /// ends ejections whose time is up, as choosing an endpoint would.
     pub fn endpoints(&self) -> Vec<EndpointStats> {
         self.shared.endpoints()
     }

@@ -47,6 +47,16 @@
 //! # }
 //! ```
 //!
+//! # Endpoint services
+//!
+//! Each endpoint's service is cloned for every attempt and shared between
+//! threads, so it must be `Clone + Send + Sync` (hyper's and reqwest's
+//! clients are). To erase its type, prefer returning `impl Service<..,
+//! Future: Send> + Clone + Send + Sync` to `BoxCloneSyncService`: with the
+//! latter, today's rustc cannot prove a future awaiting the balancer inside
+//! `tokio::spawn` is `Send` ("implementation of `From` is not general
+//! enough"), as it cannot for tower's own layers over that type.
+//!
 //! # Making requests retryable
 //!
 //! Retries need `Req: Clone`. For HTTP, keep the body as [`bytes::Bytes`]
