@@ -68,6 +68,7 @@ pub(crate) mod rng;
 pub(crate) mod shard;
 #[cfg(any(feature = "bulkhead", feature = "fallback"))]
 pub(crate) mod slots;
+pub(crate) mod sync;
 #[cfg(feature = "timeout")]
 pub mod timeout;
 pub mod window;

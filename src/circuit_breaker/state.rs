@@ -19,8 +19,8 @@ use super::config::{Listener, WindowKind};
 use super::events::{State, StateChange, TransitionReason};
 use super::telemetry::Telemetry;
 use crate::clock::{Clock, Micros};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Category, CountWindow, Counts, LatencySnapshot, Record, TimeWindow};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -577,4 +577,103 @@ fn is_failed(category: Category) -> bool {
         category,
         Category::Failure | Category::Timeout | Category::Rejected
     )
+}
+
+/// Model-checked races on the state word (run with `--cfg rampart_loom`).
+#[cfg(all(test, rampart_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    fn breaker(probes: u32, listener: Option<Listener>) -> Breaker {
+        let settings = Settings {
+            window: WindowKind::Count { calls: 4 },
+            min_calls: 1,
+            failure_rate: Some(0.5),
+            slow_call: None,
+            consecutive_failures: None,
+            open_for: 1_000,
+            open_for_max: None,
+            open_for_jitter: 0.0,
+            probes,
+            probe_timeout: 10_000_000,
+        };
+        Breaker::new("loom".into(), settings, listener.into_iter().collect())
+    }
+
+    /// Open, with its open time already over.
+    fn expired_open(b: &Breaker) {
+        b.word.0.store(OPEN | 1 << GEN_SHIFT, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn exactly_one_caller_wins_the_only_probe_place() {
+        loom::model(|| {
+            let b = Arc::new(breaker(1, None));
+            expired_open(&b);
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = b.clone();
+                    thread::spawn(move || b.acquire())
+                })
+                .collect();
+            let probes = racers
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|p| matches!(p, Some(Permit::Probe { .. })))
+                .count();
+            assert_eq!(probes, 1);
+            assert_eq!(b.state(), State::HalfOpen);
+        });
+    }
+
+    #[test]
+    fn two_successful_probes_close_the_breaker_exactly_once() {
+        loom::model(|| {
+            let closes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let seen = closes.clone();
+            let listener: Listener = std::sync::Arc::new(move |c: &StateChange| {
+                if c.to == State::Closed {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            let b = Arc::new(breaker(2, Some(listener)));
+            expired_open(&b);
+            let permits = [b.acquire().unwrap(), b.acquire().unwrap()];
+            let probes: Vec<_> = permits
+                .into_iter()
+                .map(|permit| {
+                    let b = b.clone();
+                    thread::spawn(move || b.complete(permit, Category::Success, 0))
+                })
+                .collect();
+            for p in probes {
+                p.join().unwrap();
+            }
+            assert_eq!(b.state(), State::Closed);
+            assert_eq!(closes.load(std::sync::atomic::Ordering::SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn a_failed_probe_racing_a_successful_one_leaves_the_breaker_open() {
+        loom::model(|| {
+            let b = Arc::new(breaker(2, None));
+            expired_open(&b);
+            let ok = b.acquire().unwrap();
+            let failed = b.acquire().unwrap();
+            let t1 = {
+                let b = b.clone();
+                thread::spawn(move || b.complete(ok, Category::Success, 0))
+            };
+            let t2 = {
+                let b = b.clone();
+                thread::spawn(move || b.complete(failed, Category::Failure, 0))
+            };
+            t1.join().unwrap();
+            t2.join().unwrap();
+            assert_eq!(b.state(), State::Open, "one failed probe re-opens it");
+        });
+    }
 }
