@@ -51,132 +51,25 @@
 //! bookkeeping (a thread-local read) per allocation, so the contenders that
 //! allocate run a little slower here than they would otherwise.
 
-// The counting allocator needs `unsafe impl GlobalAlloc`; unsafe code stays
-// forbidden in the library itself (src/lib.rs).
-#![allow(unsafe_code)]
+mod support;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, BenchmarkGroup, Criterion};
-use futures::task::noop_waker_ref;
 use rampart::balance::rule::{
     AvailabilityFilter, LeastConcurrent, PowerOfTwoChoices, Random, RoundRobin,
     WeightedResponseTime, ZoneAffinity,
 };
 use rampart::balance::{Balance, Endpoint, Endpoints};
 use rampart::BoxError;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::future::{poll_fn, ready, Future, Ready};
-use std::hint::black_box;
-use std::path::PathBuf;
-use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+use support::{
+    allocs, allocs_per_call, cell, drive, figures, noop, print_head, print_row, time_calls,
+    Estimates,
+};
 use tower::discover::ServiceList;
 use tower::load::{CompleteOnResponse, PeakEwma, PendingRequests};
-use tower::{service_fn, Service};
-
-// ===== counting allocator =====
-
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Const-initialised, no destructor: reading it never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-impl CountingAllocator {
-    #[inline]
-    fn note(&self) {
-        if COUNTING.try_with(Cell::get).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees carry over; the bookkeeping only reads
-// a const-initialised thread-local and bumps an atomic, and never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Runs `f` with this thread's allocations counted.
-fn counting<R>(f: impl FnOnce() -> R) -> R {
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    r
-}
-
-// ===== services and the call driver =====
-
-type Res = Result<(), BoxError>;
-
-/// The no-op service behind every endpoint, and the baseline.
-fn noop(
-) -> impl Service<(), Response = (), Error = BoxError, Future = Ready<Res>> + Clone + Send + Sync + 'static
-{
-    service_fn(|_: ()| ready(Ok::<_, BoxError>(())))
-}
-
-/// One call: `poll_ready`, `call`, and the response polled to completion.
-#[inline]
-fn drive<S: Service<()>>(svc: &mut S) -> Result<S::Response, S::Error> {
-    let mut cx = Context::from_waker(noop_waker_ref());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(e)) => return Err(e),
-        Poll::Pending => wait(pin!(poll_fn(|cx| svc.poll_ready(cx))), &mut cx)?,
-    }
-    let mut response = pin!(svc.call(()));
-    match response.as_mut().poll(&mut cx) {
-        Poll::Ready(result) => result,
-        Poll::Pending => wait(response, &mut cx),
-    }
-}
-
-/// Re-polls to completion a future that was pending: spinning first, then
-/// parked in `block_on`. Out of line: nothing here is expected to get here.
-#[cold]
-#[inline(never)]
-fn wait<F: Future>(mut future: Pin<&mut F>, cx: &mut Context<'_>) -> F::Output {
-    for _ in 0..10_000 {
-        std::hint::spin_loop();
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return output;
-        }
-    }
-    futures::executor::block_on(future)
-}
+use tower::Service;
 
 // ===== the contenders =====
 
@@ -289,44 +182,29 @@ fn group_name(n: usize) -> String {
 
 // ===== timing =====
 
-struct Timing<'g, 'c> {
-    group: &'g mut BenchmarkGroup<'c, WallTime>,
-}
-
-impl Contenders for Timing<'_, '_> {
+impl Contenders for BenchmarkGroup<'_, WallTime> {
     fn one<S: Service<()>>(&mut self, name: &'static str, mut svc: S) {
         check(name, &mut svc);
-        self.group
-            .bench_function(name, |b| b.iter(|| drive(&mut svc)));
+        time_calls(self, name, svc);
     }
 }
 
 fn balance(c: &mut Criterion) {
     for n in ENDPOINTS {
         let mut g = c.benchmark_group(group_name(n));
-        contenders(n, &mut Timing { group: &mut g });
+        contenders(n, &mut g);
         g.finish();
     }
 }
 
-fn config() -> Criterion {
-    // 40 cases: short runs keep the whole bench to about two minutes.
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_millis(1500))
-        .without_plots()
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    // 40 cases: short runs keep the whole bench to about two minutes.
+    config = support::config(Duration::from_millis(700), Duration::from_millis(1500));
     targets = balance
 }
 
 // ===== allocations =====
-
-const ALLOC_CALLS: usize = 10_000;
-const WARM_UP_CALLS: usize = 100;
 
 /// Allocations per call for every (endpoint count, contender).
 struct Counting {
@@ -335,24 +213,10 @@ struct Counting {
 }
 
 impl Contenders for Counting {
-    fn one<S: Service<()>>(&mut self, name: &'static str, svc: S) {
-        self.rows.push((self.n, name, allocs_per_call(name, svc)));
+    fn one<S: Service<()>>(&mut self, name: &'static str, mut svc: S) {
+        check(name, &mut svc);
+        self.rows.push((self.n, name, allocs_per_call(svc)));
     }
-}
-
-/// Allocations per call on this thread, after a warm-up.
-fn allocs_per_call<S: Service<()>>(name: &str, mut svc: S) -> f64 {
-    check(name, &mut svc);
-    for _ in 0..WARM_UP_CALLS {
-        black_box(drive(&mut svc).is_ok());
-    }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    counting(|| {
-        for _ in 0..ALLOC_CALLS {
-            black_box(drive(&mut svc).is_ok());
-        }
-    });
-    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / ALLOC_CALLS as f64
 }
 
 fn count_allocations() -> Vec<(usize, &'static str, f64)> {
@@ -369,109 +233,27 @@ fn count_allocations() -> Vec<(usize, &'static str, f64)> {
 
 // ===== the table =====
 
-/// Where criterion writes its results, found the way criterion finds it.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
-        let out = std::process::Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .ok()?;
-        let json = String::from_utf8(out.stdout).ok()?;
-        json_string_after(&json, "\"target_directory\":").map(PathBuf::from)
-    });
-    from_metadata
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("criterion")
-}
-
-/// The JSON string value following `key`, unescaped (enough for a path).
-fn json_string_after(json: &str, key: &str) -> Option<String> {
-    let rest = json[json.find(key)? + key.len()..]
-        .trim_start()
-        .strip_prefix('"')?;
-    let mut value = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(value),
-            '\\' => value.push(chars.next()?),
-            c => value.push(c),
-        }
-    }
-    None
-}
-
-/// The mean (ns) criterion estimated for `group/function` in this run.
-fn mean_ns(dir: &std::path::Path, group: &str, function: &str, since: SystemTime) -> Option<f64> {
-    let path = dir
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
-    if !fresh {
-        return None;
-    }
-    let json = std::fs::read_to_string(&path).ok()?;
-    let mean = &json[json.find("\"mean\"")?..];
-    let value = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find([',', '}'])?;
-    value[..end].trim().parse().ok()
-}
-
-fn print_table(since: SystemTime, allocations: &[(usize, &str, f64)]) {
-    let dir = criterion_dir();
-    let fmt = |v: Option<f64>, digits: usize, suffix: &str| match v {
-        Some(v) => format!("{v:.digits$}{suffix}"),
-        None => "n/a".to_string(),
-    };
-    let mean = |n: usize, name: &str| mean_ns(&dir, &group_name(n), name, since);
+fn print_table(estimates: &Estimates, allocations: &[(usize, &str, f64)]) {
+    let mean = |n: usize, name: &str| estimates.mean(&group_name(n), name);
     let over = |n: usize, name: &str| mean(n, name).zip(mean(n, BARE)).map(|(t, b)| t - b);
 
-    println!();
-    println!("Mean time per call (criterion mean; poll_ready + call + response polled to completion), overhead over the bare no-op service, and ratios to rampart's P2C (the default rule).");
-    println!("Allocations per call: {ALLOC_CALLS} calls after {WARM_UP_CALLS} warm-up calls, outside timing.");
-    println!();
-    println!("| endpoints | contender | ns/call | over bare (ns) | × rampart_p2c (time) | × rampart_p2c (overhead) | allocs/call |");
-    println!("|---:|---|---:|---:|---:|---:|---:|");
+    print_head(
+        &["Mean time per call (criterion mean; poll_ready + call + response polled to completion), overhead over the bare no-op service, and ratios to rampart's P2C (the default rule)."],
+        "endpoints",
+        "---:",
+        P2C,
+    );
     for n in ENDPOINTS {
-        let p2c = mean(n, P2C);
-        let p2c_over = over(n, P2C);
+        let (bare, p2c) = (mean(n, BARE), mean(n, P2C));
         for name in CONTENDERS {
-            let ns = mean(n, name);
-            let is_baseline = name == BARE;
-            let (ratio, over_ratio) = if is_baseline || name == P2C {
-                (None, None)
-            } else {
-                (
-                    ns.zip(p2c).map(|(t, p)| t / p),
-                    over(n, name)
-                        .zip(p2c_over)
-                        .filter(|(_, p)| *p > 0.0)
-                        .map(|(o, p)| o / p),
-                )
+            let f = match name {
+                BARE => figures(mean(n, name), None, None),
+                P2C => figures(mean(n, name), bare, None),
+                _ => figures(mean(n, name), bare, p2c),
             };
-            let allocs = allocations
-                .iter()
-                .find(|(m, c, _)| *m == n && *c == name)
-                .map(|a| a.2);
-            println!(
-                "| {n} | {name} | {} | {} | {} | {} | {} |",
-                fmt(ns, 1, ""),
-                fmt(if is_baseline { None } else { over(n, name) }, 1, ""),
-                fmt(ratio, 2, "×"),
-                fmt(over_ratio, 2, "×"),
-                fmt(allocs, 2, ""),
-            );
+            print_row(n, name, &f, allocs(allocations, n, name));
         }
     }
-
     println!();
     println!("Overhead over bare (ns) by endpoint count: O(1) rules stay flat.");
     println!();
@@ -481,7 +263,7 @@ fn print_table(since: SystemTime, allocations: &[(usize, &str, f64)]) {
     for name in CONTENDERS.into_iter().filter(|&c| c != BARE) {
         let cells: Vec<String> = ENDPOINTS
             .iter()
-            .map(|&n| fmt(over(n, name), 1, ""))
+            .map(|&n| cell(over(n, name), 1, ""))
             .collect();
         let growth = over(1000, name)
             .zip(over(3, name))
@@ -490,7 +272,7 @@ fn print_table(since: SystemTime, allocations: &[(usize, &str, f64)]) {
         println!(
             "| {name} | {} | {} |",
             cells.join(" | "),
-            fmt(growth, 2, "×")
+            cell(growth, 2, "×")
         );
     }
     println!();
@@ -501,24 +283,10 @@ fn main() {
     // rampart's latency estimates and tower's PeakEwma read the tokio
     // clock: stay in a runtime's context for the whole run (nothing is
     // ever spawned on it).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a current-thread runtime");
+    let runtime = support::timer_runtime();
     let _runtime = runtime.enter();
 
-    let started = SystemTime::now();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-
-    // As criterion decides: without `--bench` (cargo test --benches), or
-    // with `--test` or `--list`, nothing was timed; with `--profile-time`
-    // (under a profiler) nothing was analysed, and the profile should hold
-    // the chosen case alone.
-    let has = |flag: &str| std::env::args().any(|a| a == flag);
-    let timing = has("--bench") && !has("--test") && !has("--list") && !has("--profile-time");
-    if timing {
-        let allocations = count_allocations();
-        print_table(started, &allocations);
-    }
+    support::run(benches, |estimates| {
+        print_table(estimates, &count_allocations())
+    });
 }

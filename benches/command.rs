@@ -68,152 +68,23 @@
 //! allocation, so the contenders that allocate run a little slower here
 //! than they would otherwise.
 
-// The counting allocator needs `unsafe impl GlobalAlloc`; unsafe code stays
-// forbidden in the library itself (src/lib.rs).
-#![allow(unsafe_code)]
+mod support;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, BenchmarkGroup, Criterion, SamplingMode};
-use futures::task::noop_waker_ref;
 use rampart::circuit_breaker::State;
 use rampart::{BoxError, Command};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::fmt;
-use std::future::{poll_fn, ready, Future, Ready};
-use std::hint::black_box;
-use std::path::PathBuf;
-use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Barrier;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
-use tokio::runtime::Handle;
+use std::future::ready;
+use std::time::Duration;
+use support::{
+    allocs, allocs_per_call, allocs_per_call_two_threads, drive, failing, figures, noop,
+    print_head, print_row, time_calls, time_two_threads, Estimates, Res,
+};
 use tower::layer::util::{Identity, Stack};
-use tower::{service_fn, Layer, Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder};
 use tower_resilience::bulkhead as trb;
 use tower_resilience::circuitbreaker as trc;
 use tower_resilience::timelimiter as trt;
-
-// ===== counting allocator =====
-
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Const-initialised, no destructor: reading it never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-impl CountingAllocator {
-    #[inline]
-    fn note(&self) {
-        if COUNTING.try_with(Cell::get).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees carry over; the bookkeeping only reads
-// a const-initialised thread-local and bumps an atomic, and never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Runs `f` with this thread's allocations counted.
-fn counting<R>(f: impl FnOnce() -> R) -> R {
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    r
-}
-
-// ===== services and the call driver =====
-
-type Res = Result<(), BoxError>;
-
-/// The no-op inner service every contender wraps.
-fn noop(
-) -> impl Service<(), Response = (), Error = BoxError, Future = Ready<Res>> + Clone + Send + Sync + 'static
-{
-    service_fn(|_: ()| ready(Ok::<_, BoxError>(())))
-}
-
-/// A zero-sized error: boxing it allocates nothing, so a failing call costs
-/// no allocation of its own.
-#[derive(Debug)]
-struct Refused;
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection refused")
-    }
-}
-
-impl std::error::Error for Refused {}
-
-/// Fails every call, without allocating.
-fn failing(
-) -> impl Service<(), Response = (), Error = BoxError, Future = Ready<Res>> + Clone + Send + Sync + 'static
-{
-    service_fn(|_: ()| ready(Err::<(), BoxError>(Box::new(Refused))))
-}
-
-/// One call: `poll_ready`, `call`, and the response polled to completion.
-#[inline]
-fn drive<S: Service<()>>(svc: &mut S) -> Result<S::Response, S::Error> {
-    let mut cx = Context::from_waker(noop_waker_ref());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(e)) => return Err(e),
-        Poll::Pending => wait(pin!(poll_fn(|cx| svc.poll_ready(cx))), &mut cx)?,
-    }
-    let mut response = pin!(svc.call(()));
-    match response.as_mut().poll(&mut cx) {
-        Poll::Ready(result) => result,
-        Poll::Pending => wait(response, &mut cx),
-    }
-}
-
-/// Re-polls to completion a future that was pending: spinning first, then
-/// parked in `block_on`. Out of line: only a contended lock gets here.
-#[cold]
-#[inline(never)]
-fn wait<F: Future>(mut future: Pin<&mut F>, cx: &mut Context<'_>) -> F::Output {
-    for _ in 0..10_000 {
-        std::hint::spin_loop();
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return output;
-        }
-    }
-    futures::executor::block_on(future)
-}
 
 // ===== the contenders =====
 
@@ -396,67 +267,31 @@ fn check<S: Service<()>>(name: &str, svc: &mut S) {
 
 // ===== timing =====
 
-struct Timing<'g, 'c> {
-    group: &'g mut BenchmarkGroup<'c, WallTime>,
-}
-
-impl Contenders for Timing<'_, '_> {
+impl Contenders for BenchmarkGroup<'_, WallTime> {
     fn one<S: Service<()>>(&mut self, name: &'static str, mut svc: S) {
         check(name, &mut svc);
-        self.group
-            .bench_function(name, |b| b.iter(|| drive(&mut svc)));
+        time_calls(self, name, svc);
     }
 
     fn two<S: Service<()> + Send>(&mut self, name: &'static str, make: impl Fn() -> S) {
         check(name, &mut make());
-        let runtime = Handle::current();
-        self.group.bench_function(name, |b| {
-            b.iter_custom(|iters| two_threads_wall(&runtime, [make(), make()], iters))
-        });
+        time_two_threads(self, name, make);
     }
 }
 
-/// Both services called `iters` times at once on their own threads (inside
-/// `runtime`'s context); returns half the wall time, so that criterion's
-/// per-iteration figure is the wall time per call.
-fn two_threads_wall<S: Service<()> + Send>(
-    runtime: &Handle,
-    services: [S; 2],
-    iters: u64,
-) -> Duration {
-    let barrier = Barrier::new(2);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
-        let threads: Vec<_> = services
-            .into_iter()
-            .map(|mut svc| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let _runtime = runtime.enter();
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(drive(&mut svc).is_ok());
-                    }
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        threads.into_iter().map(|t| t.join().unwrap()).collect()
-    });
-    let start = spans.iter().map(|s| s.0).min().unwrap();
-    let end = spans.iter().map(|s| s.1).max().unwrap();
-    (end - start) / 2
-}
-
 /// Times a group's contenders.
-fn timed(c: &mut Criterion, group: &str, contenders: impl FnOnce(&mut Timing<'_, '_>)) {
+fn timed(
+    c: &mut Criterion,
+    group: &str,
+    contenders: impl FnOnce(&mut BenchmarkGroup<'_, WallTime>),
+) {
     let mut g = c.benchmark_group(group);
     if group.ends_with("two_threads") {
         // Every sample runs the same number of calls: fewer, longer samples
         // amortise the thread start-up that each sample pays.
         g.sampling_mode(SamplingMode::Flat);
     }
-    contenders(&mut Timing { group: &mut g });
+    contenders(&mut g);
     g.finish();
 }
 
@@ -482,23 +317,13 @@ fn command_two_threads(c: &mut Criterion) {
     });
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots()
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = support::config(Duration::from_secs(1), Duration::from_secs(2));
     targets = bulkhead, timeout, fallback, command, command_two_threads
 }
 
 // ===== allocations =====
-
-const ALLOC_CALLS: usize = 10_000;
-const WARM_UP_CALLS: usize = 100;
 
 /// Allocations per call for every (group, contender).
 struct Counting {
@@ -507,56 +332,16 @@ struct Counting {
 }
 
 impl Contenders for Counting {
-    fn one<S: Service<()>>(&mut self, name: &'static str, svc: S) {
-        self.rows
-            .push((self.group, name, allocs_per_call(name, svc)));
+    fn one<S: Service<()>>(&mut self, name: &'static str, mut svc: S) {
+        check(name, &mut svc);
+        self.rows.push((self.group, name, allocs_per_call(svc)));
     }
 
     fn two<S: Service<()> + Send>(&mut self, name: &'static str, make: impl Fn() -> S) {
-        let allocs = allocs_per_call_two_threads(name, make);
+        check(name, &mut make());
+        let allocs = allocs_per_call_two_threads(make);
         self.rows.push((self.group, name, allocs));
     }
-}
-
-/// Allocations per call on this thread, after a warm-up.
-fn allocs_per_call<S: Service<()>>(name: &str, mut svc: S) -> f64 {
-    check(name, &mut svc);
-    for _ in 0..WARM_UP_CALLS {
-        black_box(drive(&mut svc).is_ok());
-    }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    counting(|| {
-        for _ in 0..ALLOC_CALLS {
-            black_box(drive(&mut svc).is_ok());
-        }
-    });
-    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / ALLOC_CALLS as f64
-}
-
-/// Allocations per call over two threads sharing a command, half the calls each.
-fn allocs_per_call_two_threads<S: Service<()> + Send>(name: &str, make: impl Fn() -> S) -> f64 {
-    check(name, &mut make());
-    let runtime = Handle::current();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let barrier = Barrier::new(2);
-    std::thread::scope(|scope| {
-        for mut svc in [make(), make()] {
-            let (barrier, runtime) = (&barrier, &runtime);
-            scope.spawn(move || {
-                let _runtime = runtime.enter();
-                for _ in 0..WARM_UP_CALLS {
-                    black_box(drive(&mut svc).is_ok());
-                }
-                barrier.wait();
-                counting(|| {
-                    for _ in 0..ALLOC_CALLS / 2 {
-                        black_box(drive(&mut svc).is_ok());
-                    }
-                });
-            });
-        }
-    });
-    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / ALLOC_CALLS as f64
 }
 
 fn count_allocations() -> Vec<(&'static str, &'static str, f64)> {
@@ -633,108 +418,26 @@ const TABLE: [(&str, &[Row]); 5] = [
     ),
 ];
 
-/// Where criterion writes its results, found the way criterion finds it.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
-        let out = std::process::Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .ok()?;
-        let json = String::from_utf8(out.stdout).ok()?;
-        json_string_after(&json, "\"target_directory\":").map(PathBuf::from)
-    });
-    from_metadata
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("criterion")
-}
-
-/// The JSON string value following `key`, unescaped (enough for a path).
-fn json_string_after(json: &str, key: &str) -> Option<String> {
-    let rest = json[json.find(key)? + key.len()..]
-        .trim_start()
-        .strip_prefix('"')?;
-    let mut value = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(value),
-            '\\' => value.push(chars.next()?),
-            c => value.push(c),
-        }
-    }
-    None
-}
-
-/// The mean (ns) criterion estimated for `group/function` in this run.
-fn mean_ns(dir: &std::path::Path, group: &str, function: &str, since: SystemTime) -> Option<f64> {
-    let path = dir
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
-    if !fresh {
-        return None;
-    }
-    let json = std::fs::read_to_string(&path).ok()?;
-    let mean = &json[json.find("\"mean\"")?..];
-    let value = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find([',', '}'])?;
-    value[..end].trim().parse().ok()
-}
-
-fn print_table(since: SystemTime, allocations: &[(&str, &str, f64)]) {
-    let dir = criterion_dir();
-    let fmt = |v: Option<f64>, digits: usize, suffix: &str| match v {
-        Some(v) => format!("{v:.digits$}{suffix}"),
-        None => "n/a".to_string(),
-    };
-    println!();
-    println!("Mean time per call (criterion mean), overhead over the bare service, and ratios to rampart.");
-    println!("`_err` rows: the inner service fails (a boxed zero-sized error) and the fallback serves a value; measured from `bare_err`, compared with `rampart_err`.");
-    println!("command_two_threads: wall time per call, two threads sharing one command.");
-    println!("Allocations per call: {ALLOC_CALLS} calls after {WARM_UP_CALLS} warm-up calls, outside timing.");
-    println!();
-    println!("| group | contender | ns/call | over bare (ns) | × rampart (time) | × rampart (overhead) | allocs/call |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
+    print_head(
+        &[
+            "Mean time per call (criterion mean), overhead over the bare service, and ratios to rampart.",
+            "`_err` rows: the inner service fails (a boxed zero-sized error) and the fallback serves a value; measured from `bare_err`, compared with `rampart_err`.",
+            "command_two_threads: wall time per call, two threads sharing one command.",
+        ],
+        "group",
+        "---",
+        RAMPART,
+    );
     for (group, rows) in TABLE {
-        let mean = |name| mean_ns(&dir, group, name, since);
+        let mean = |name| estimates.mean(group, name);
         for r in rows {
-            let ns = mean(r.name);
-            let bare = mean(r.baseline);
-            let over = ns.zip(bare).map(|(n, b)| n - b);
-            let is_baseline = r.name == r.baseline;
-            let (ratio, over_ratio) = if is_baseline {
-                (None, None)
+            let f = if r.name == r.baseline {
+                figures(mean(r.name), None, None)
             } else {
-                let rampart = mean(r.rampart);
-                let rampart_over = rampart.zip(bare).map(|(r, b)| r - b);
-                (
-                    ns.zip(rampart).map(|(n, r)| n / r),
-                    over.zip(rampart_over)
-                        .filter(|(_, r)| *r > 0.0)
-                        .map(|(o, r)| o / r),
-                )
+                figures(mean(r.name), mean(r.baseline), mean(r.rampart))
             };
-            let allocs = allocations
-                .iter()
-                .find(|(g, n, _)| *g == group && *n == r.name)
-                .map(|a| a.2);
-            println!(
-                "| {group} | {} | {} | {} | {} | {} | {} |",
-                r.name,
-                fmt(ns, 1, ""),
-                fmt(if is_baseline { None } else { over }, 1, ""),
-                fmt(ratio, 2, "×"),
-                fmt(over_ratio, 2, "×"),
-                fmt(allocs, 2, ""),
-            );
+            print_row(group, r.name, &f, allocs(allocations, group, r.name));
         }
     }
     println!();
@@ -746,22 +449,10 @@ fn print_table(since: SystemTime, allocations: &[(&str, &str, f64)]) {
 fn main() {
     // Timeouts make tokio `Sleep`s, which need a runtime with a timer: stay
     // in one's context for the whole run (nothing is ever spawned on it).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a current-thread runtime");
+    let runtime = support::timer_runtime();
     let _runtime = runtime.enter();
 
-    let started = SystemTime::now();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-
-    // As criterion decides: without `--bench` (cargo test --benches), or
-    // with `--test` or `--list`, nothing was timed.
-    let has = |flag: &str| std::env::args().any(|a| a == flag);
-    let timing = has("--bench") && !has("--test") && !has("--list");
-    if timing {
-        let allocations = count_allocations();
-        print_table(started, &allocations);
-    }
+    support::run(benches, |estimates| {
+        print_table(estimates, &count_allocations())
+    });
 }
