@@ -24,9 +24,9 @@
 //! which nothing signals, is a bounded loop that reads the balancer's
 //! handle every few milliseconds ([`poll_until`]).
 //!
-//! Two tests are `#[ignore]`d, each next to a control that passes: they
-//! reproduce bugs in the balancer, and fail until those are fixed
-//! (`cargo test --test balance_hyper -- --ignored`).
+//! Two tests, each next to a control, reproduce bugs these tests found (a
+//! removed endpoint leaking an ejection place; a readmitted endpoint
+//! starved under P2C); they guard the fixes.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -681,7 +681,6 @@ async fn a_failing_instance_is_ejected_readmitted_and_serves_again_once_healthy(
 /// pure decay (seconds to tens of seconds). Its probation never begins; it
 /// is, in effect, ejected for much longer than `eject_for`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rampart bug: under P2C a readmitted endpoint gets no call while nothing is in flight"]
 async fn a_failing_instance_is_readmitted_under_the_default_rule() {
     eject_readmit_recover(PowerOfTwoChoices).await;
 }
@@ -1122,7 +1121,6 @@ async fn a_removed_instance_answering_its_call_in_flight_leaves_the_ejection_cap
 /// one endpoint, so no endpoint can ever be ejected again; with a higher
 /// panic threshold the phantom could also hold the balancer in panic mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rampart bug: a removed endpoint whose call in flight fails leaks an ejection place"]
 async fn a_removed_instance_failing_its_call_in_flight_leaves_the_ejection_cap_alone() {
     bounded(async {
         let (one, requests) = removal_then_a_failing_instance(true).await;

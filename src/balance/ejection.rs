@@ -36,6 +36,8 @@ pub(crate) struct Health {
     ejected_until: AtomicU64,
     times_ejected: AtomicU32,
     probation: AtomicBool,
+    /// Out of the set: a call still in flight to it must not eject it.
+    removed: AtomicBool,
     pub(crate) ejections: AtomicU64,
 }
 
@@ -105,6 +107,9 @@ impl Ejection {
         if !on_probation && in_a_row < self.consecutive_failures {
             return None;
         }
+        if health.removed.load(Ordering::SeqCst) {
+            return None;
+        }
         if health.ejected_until.load(Ordering::Relaxed) != 0 {
             return None;
         }
@@ -126,6 +131,14 @@ impl Ejection {
             // Another thread ejected it first.
             set.count.fetch_sub(1, Ordering::AcqRel);
             health.times_ejected.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        if health.removed.load(Ordering::SeqCst) {
+            // Removed while we ejected it: `removed` may have run before our
+            // swap, so give the place back here (once, whoever gets there).
+            if health.ejected_until.swap(0, Ordering::AcqRel) != 0 {
+                set.count.fetch_sub(1, Ordering::AcqRel);
+            }
             return None;
         }
         health.consecutive.store(0, Ordering::Relaxed);
@@ -181,6 +194,7 @@ impl Ejection {
 
     /// The endpoint leaves the set: give back its ejected place, if any.
     pub(crate) fn removed(&self, health: &Health, set: &Ejected) {
+        health.removed.store(true, Ordering::SeqCst);
         let until = health.ejected_until.swap(0, Ordering::AcqRel);
         if until != 0 {
             set.count.fetch_sub(1, Ordering::AcqRel);
@@ -265,6 +279,21 @@ mod tests {
         assert!(!e.panicking(5, 10));
         assert!(e.panicking(6, 10));
         assert!(!e.panicking(0, 0));
+    }
+
+    #[test]
+    fn a_removed_endpoint_is_never_ejected_again() {
+        let e = envoy();
+        let (h, set) = (Health::default(), Ejected::default());
+        e.removed(&h, &set);
+        for _ in 0..10 {
+            assert_eq!(e.failed(&h, &set, 10, 0), None);
+        }
+        assert_eq!(
+            set.count(),
+            0,
+            "no place taken for an endpoint out of the set"
+        );
     }
 
     #[test]

@@ -185,11 +185,25 @@ impl<K, S> EndpointSet<K, S> {
         }
     }
 
-    /// An endpoint back from ejection starts from the initial latency
-    /// estimate: its old one has decayed toward zero while nobody called
-    /// it, and would draw every call to it at once.
+    /// An endpoint back from ejection starts level with the others: the
+    /// mean of their latency estimates now (the initial estimate if it is
+    /// alone). Its own old estimate has decayed toward zero while nobody
+    /// called it and would draw every call to it at once; the initial
+    /// estimate, above the others' decayed ones, would draw none.
     fn returned(&self, e: &EndpointState<K, S>, now: Micros) {
-        e.latency.reset(self.initial_latency, now);
+        let snapshot = self.snapshot.load();
+        let (sum, n) = snapshot
+            .iter()
+            .filter(|other| other.id != e.id)
+            .fold((0.0, 0u32), |(sum, n), other| {
+                (sum + other.latency.estimate(now), n + 1)
+            });
+        let level = if n == 0 {
+            self.initial_latency
+        } else {
+            sum / f64::from(n)
+        };
+        e.latency.reset(level, now);
     }
 
     /// Notes that a response completed at `now`, for latency decay.
