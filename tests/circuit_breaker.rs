@@ -976,3 +976,18 @@ async fn only_the_admitted_probe_holds_a_bulkhead_slot_while_half_open() {
     assert_eq!(handle.state(), State::Closed);
     assert_eq!(slots.in_flight(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_decided_in_poll_ready_is_reconsidered_when_polled_again() {
+    let mut rig = tripped(|b| b).await;
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    // Polled ready while open (as an idle Buffer worker would be)...
+    assert!(rig.svc.poll_ready(&mut cx).is_ready());
+    advance(Duration::from_secs(5)).await;
+    // ...and again once the open time is over: now it admits a probe.
+    assert!(rig.svc.poll_ready(&mut cx).is_ready());
+    assert_eq!(rig.handle.state(), State::HalfOpen);
+    rig.svc.call(Req::Ok).await.unwrap();
+    assert_eq!(rig.handle.state(), State::Closed);
+}

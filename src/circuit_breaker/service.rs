@@ -102,7 +102,9 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if let Admission::Idle = self.admission {
+        // A rejection is looked at again on every poll: the open time may
+        // have run out since (a Buffer worker polls long before it calls).
+        if let Admission::Idle | Admission::Rejected = self.admission {
             let breaker = self.breaker.shared();
             self.admission = match breaker.acquire() {
                 None => Admission::Rejected,
