@@ -991,3 +991,33 @@ async fn a_rejection_decided_in_poll_ready_is_reconsidered_when_polled_again() {
     rig.svc.call(Req::Ok).await.unwrap();
     assert_eq!(rig.handle.state(), State::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn calls_from_before_a_reset_stay_out_of_the_fresh_window() {
+    let mut rig = Rig::new(|b| b.window(Window::count(10)).min_calls(10));
+    let slow: Vec<_> = (0..5).map(|_| rig.start(Req::Slow(1_000))).collect();
+    rig.handle.reset();
+    for call in slow {
+        call.await.unwrap();
+    }
+    assert_eq!(
+        rig.handle.counts(),
+        Default::default(),
+        "the old calls are not in the new window"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_admitted_before_the_breaker_opened_is_decided_again() {
+    let mut rig = Rig::new(|b| b.min_calls(1));
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    // Polled ready while closed...
+    assert!(rig.svc.poll_ready(&mut cx).is_ready());
+    // ...then the breaker opens before the call is made.
+    rig.handle.force_open();
+    let before = rig.reached();
+    let err = rig.svc.call(Req::Ok).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
+    assert_eq!(rig.reached(), before);
+}

@@ -149,3 +149,17 @@ fn bad_options_are_config_errors_naming_their_field() {
         assert!(err.names(field), "{err}");
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_outlives_the_service_that_made_it() {
+    // `oneshot` drops the service right after `call`: the pool must live on
+    // until the call is answered.
+    let pool = PoolLayer::builder("oneshot").size(1).build().unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(pool)
+        .service(tower::service_fn(|n: u32| async move {
+            tokio::task::yield_now().await;
+            Ok::<_, BoxError>(n + 1)
+        }));
+    assert_eq!(svc.oneshot(41).await.unwrap(), 42);
+}

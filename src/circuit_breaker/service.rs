@@ -125,6 +125,9 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let breaker = self.breaker.shared();
         let permit = match std::mem::replace(&mut self.admission, Admission::Idle) {
+            // Admitted when polled, but the breaker has changed state since
+            // (a Buffer worker polls long before it calls): decide again.
+            Admission::Admitted(permit) if !breaker.is_current(permit) => breaker.acquire(),
             Admission::Admitted(permit) => Some(permit),
             Admission::Probe(place) => Some(place.take()),
             Admission::Rejected => None,

@@ -284,6 +284,18 @@ impl Breaker {
         }
     }
 
+    /// Whether a permit taken earlier still belongs to the current period.
+    #[inline]
+    pub(crate) fn is_current(&self, permit: Permit) -> bool {
+        let w = self.word.0.load(Ordering::Acquire);
+        match permit {
+            Permit::Counted { generation: g } | Permit::Probe { generation: g } => {
+                generation(w) == g
+            }
+            Permit::Uncounted => tag(w) == DISABLED,
+        }
+    }
+
     /// Counts a call rejected without reaching the dependency.
     #[inline]
     pub(crate) fn reject(&self) {
@@ -303,6 +315,14 @@ impl Breaker {
             .is_some_and(|(bound, _)| latency >= bound);
         let record = Record::call(category, slow, latency);
         self.telemetry.call(&record);
+        // A call admitted in an earlier period (before a trip, a close or a
+        // reset) is reported, but stays out of the windows the current
+        // period decides on.
+        if let Permit::Counted { generation: g } = permit {
+            if generation(self.word.0.load(Ordering::Acquire)) != g {
+                return;
+            }
+        }
         let bucket = self.stats.record(now, record);
         if let Some(decisions) = &self.decisions {
             decisions.record(record);

@@ -1,9 +1,11 @@
 //! The pool's response future.
 
+use super::state::Shared;
 use crate::bulkhead::BulkheadFull;
 use crate::BoxError;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::task::JoinHandle;
 
@@ -18,11 +20,14 @@ use tokio::task::JoinHandle;
 pub struct ResponseFuture<T> {
     // `None` when the pool was full.
     job: Option<JoinHandle<T>>,
+    // Keeps the pool's threads alive while the call runs, even if every
+    // service was dropped (as `ServiceExt::oneshot` does right after `call`).
+    _pool: Arc<Shared>,
 }
 
 impl<T> ResponseFuture<T> {
-    pub(crate) fn new(job: Option<JoinHandle<T>>) -> Self {
-        ResponseFuture { job }
+    pub(crate) fn new(job: Option<JoinHandle<T>>, pool: Arc<Shared>) -> Self {
+        ResponseFuture { job, _pool: pool }
     }
 }
 

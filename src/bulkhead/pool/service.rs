@@ -69,7 +69,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let job = self.inner.call(request);
-        ResponseFuture::new(self.shared.submit(job))
+        ResponseFuture::new(self.shared.submit(job), self.shared.clone())
     }
 }
 
