@@ -532,3 +532,21 @@ async fn failed_attempts_do_not_feed_the_latency_estimate() {
     let latency = lb.handle().endpoints()[0].latency;
     assert!(latency <= Duration::from_millis(30), "{latency:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rule_choosing_out_of_range_fails_the_call_instead_of_panicking() {
+    #[derive(Debug)]
+    struct OffByOne;
+    impl rampart::balance::rule::Rule for OffByOne {
+        fn choose(&self, candidates: &rampart::balance::rule::Candidates<'_>) -> Option<usize> {
+            Some(candidates.len())
+        }
+    }
+    let fleet = Fleet::new(2);
+    let mut lb = Balance::builder("bad-rule")
+        .rule(OffByOne)
+        .build(fleet.endpoints())
+        .unwrap();
+    let err = call(&mut lb).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::NoHealthyEndpoint);
+}

@@ -249,3 +249,26 @@ fn every_bad_option_is_a_config_error_naming_its_field() {
         assert_eq!(err.violations().len(), 1, "{err}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_decided_in_poll_ready_is_reconsidered_when_polled_again() {
+    let layer = BulkheadLayer::builder("repoll")
+        .max_concurrent(1)
+        .build()
+        .unwrap();
+    let (mut svc, mut dep) = mock::spawn_layer::<u32, u32, _>(layer);
+    dep.allow(10);
+    tokio_test::assert_ready_ok!(svc.poll_ready());
+    let first = svc.call(1);
+    let (_, reply) = dep.next_request().await.unwrap();
+    // Full: an idle worker polled now is ready to reject...
+    let mut worker = svc.clone();
+    tokio_test::assert_ready_ok!(worker.poll_ready());
+    // ...but once the slot is free, polling it again admits its call.
+    reply.send_response(1);
+    first.await.unwrap();
+    tokio_test::assert_ready_ok!(worker.poll_ready());
+    let second = worker.call(2);
+    assert_request_eq!(dep, 2).send_response(2);
+    assert_eq!(second.await.unwrap(), 2);
+}

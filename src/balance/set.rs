@@ -229,18 +229,22 @@ impl<K, S> EndpointSet<K, S> {
             now: Cell::new(None),
             recent: self.recent.load(Ordering::Relaxed),
         };
-        if let Some(i) = rule.choose(&Candidates::new(&view)) {
-            return Some(snapshot[i].clone());
+        // A rule is user code: an index out of range counts as no choice.
+        let choose = |view: &SetView<'_, K, S>| {
+            rule.choose(&Candidates::new(view))
+                .and_then(|i| snapshot.get(i).cloned())
+        };
+        if let Some(endpoint) = choose(&view) {
+            return Some(endpoint);
         }
         // Every endpoint is ejected or tried: first let ejected ones in,
         // then tried ones, rather than fail a call that has somewhere to go.
         view.respect_ejection = false;
-        if let Some(i) = rule.choose(&Candidates::new(&view)) {
-            return Some(snapshot[i].clone());
+        if let Some(endpoint) = choose(&view) {
+            return Some(endpoint);
         }
         view.tried = None;
-        rule.choose(&Candidates::new(&view))
-            .map(|i| snapshot[i].clone())
+        choose(&view)
     }
 
     /// Envoy's panic mode: too few healthy endpoints to honour ejections.

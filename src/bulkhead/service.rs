@@ -94,6 +94,11 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let shared = self.shared.shared();
+        // A rejection is looked at again on every poll: slots may have been
+        // freed since (a Buffer worker polls long before it calls).
+        if let Admission::Rejected = self.admission {
+            self.admission = Admission::Idle;
+        }
         loop {
             match &mut self.admission {
                 Admission::Admitted(_) => return self.inner.poll_ready(cx).map_err(Into::into),
@@ -108,10 +113,7 @@ where
                                 deadline: Box::pin(sleep(max_wait)),
                             });
                         }
-                        _ => {
-                            shared.reject();
-                            self.admission = Admission::Rejected;
-                        }
+                        _ => self.admission = Admission::Rejected,
                     },
                 },
                 Admission::Waiting(wait) => {
@@ -124,7 +126,6 @@ where
                         // A slot was freed but taken by someone else: wait again.
                         wait.freed.set(shared.slots.freed());
                     } else if wait.deadline.as_mut().poll(cx).is_ready() {
-                        shared.reject();
                         self.admission = Admission::Rejected;
                     } else {
                         return Poll::Pending;
@@ -139,7 +140,12 @@ where
             Admission::Admitted(permit) => {
                 ResponseFuture::admitted(self.inner.call(request), permit)
             }
-            Admission::Rejected => ResponseFuture::rejected(),
+            Admission::Rejected => {
+                // Counted here, for a call that was made: a service dropped
+                // after poll_ready rejected nothing.
+                self.shared.shared().reject();
+                ResponseFuture::rejected()
+            }
             Admission::Idle | Admission::Waiting(_) => {
                 panic!("Bulkhead::call before poll_ready returned Ready: poll_ready must be called first")
             }

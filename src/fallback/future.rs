@@ -75,21 +75,22 @@ where
                         Err(e) => e.into(),
                     };
                     let cause = Cause::new(error);
+                    // Without a fallback the error passes through untouched;
+                    // only a fallback that will run takes a place under the
+                    // cap.
+                    let Some(fallback) = this.shared.fallback.recover(&cause) else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(cause.into_error()));
+                    };
                     let Some(running) = this.shared.stats.enter() else {
                         this.state.set(State::Done);
                         return Poll::Ready(Err(FallbackRejected::new(cause.into_error()).into()));
                     };
-                    match this.shared.fallback.recover(&cause) {
-                        Some(fallback) => this.state.set(State::Recovering {
-                            fallback,
-                            cause: Some(cause),
-                            running: Some(running),
-                        }),
-                        None => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(cause.into_error()));
-                        }
-                    }
+                    this.state.set(State::Recovering {
+                        fallback,
+                        cause: Some(cause),
+                        running: Some(running),
+                    });
                 }
                 StateProj::Recovering {
                     fallback,
