@@ -462,15 +462,19 @@ impl Breaker {
     }
 
     fn close(&self, from: u64, reason: TransitionReason, now: Micros) -> Result<(), u64> {
+        // Emptied before the new period is published, so that no call of the
+        // new period is ever weighed against the old one's counts. Should the
+        // swap fail, nothing is lost: half-open windows hold only probes.
+        self.empty_windows(now);
         let to = next_word(from, CLOSED, 0);
         self.swap(from, to)?;
-        self.fresh_start(now);
+        self.trips.store(0, Ordering::Relaxed);
         self.announce(from, to, reason, None);
         Ok(())
     }
 
-    /// Empties the windows and forgets past trips.
-    fn fresh_start(&self, now: Micros) {
+    /// Empties the windows and the running counts the trip rules read.
+    fn empty_windows(&self, now: Micros) {
         self.stats.reset(now);
         if let Some(decisions) = &self.decisions {
             decisions.reset();
@@ -478,7 +482,6 @@ impl Breaker {
         self.consecutive.0.store(0, Ordering::Relaxed);
         self.armed.store(false, Ordering::Relaxed);
         self.would_open.store(false, Ordering::Relaxed);
-        self.trips.store(0, Ordering::Relaxed);
         self.evaluated_bucket
             .store(now / self.stats.bucket_len(), Ordering::Relaxed);
     }
@@ -539,12 +542,13 @@ impl Breaker {
 
     /// Back to Closed with empty windows, whatever the state.
     pub(crate) fn reset(&self) {
+        self.empty_windows(self.clock.now());
         let mut w = self.word.0.load(Ordering::Acquire);
         loop {
             let to = next_word(w, CLOSED, 0);
             match self.swap(w, to) {
                 Ok(()) => {
-                    self.fresh_start(self.clock.now());
+                    self.trips.store(0, Ordering::Relaxed);
                     if tag(w) != CLOSED {
                         self.announce(w, to, TransitionReason::Manual, None);
                     }

@@ -38,6 +38,9 @@ pub(crate) struct TimeWindow {
     bucket_len: Micros,
     /// The latest bucket anyone has started (bucket number = time / bucket_len).
     current: AtomicU64,
+    /// The latest bucket whose marks are all written: readers start their
+    /// window from this one, never from a bucket still being marked.
+    published: AtomicU64,
     shards: Box<[Shard]>,
     /// `marks[b % len]` holds the totals at the start of bucket `b`.
     marks: Box<[Mark]>,
@@ -51,6 +54,7 @@ impl TimeWindow {
         TimeWindow {
             bucket_len,
             current: AtomicU64::new(now / bucket_len),
+            published: AtomicU64::new(now / bucket_len),
             shards: (0..shard_count())
                 .map(|_| Shard {
                     tallies: zeros(),
@@ -141,10 +145,12 @@ impl TimeWindow {
     }
 
     /// The mark at the start of the window: that of the oldest bucket still
-    /// in it, `current - len + 1`, which shares a slot with `current + 1`.
+    /// in it, `published - len + 1`, which shares a slot with `published + 1`.
+    /// While another thread is still marking a newer bucket, the window
+    /// ends one bucket early: never a mark half written.
     fn start_index(&self) -> usize {
-        let current = self.current.load(Ordering::Acquire);
-        ((current + 1) % self.marks.len() as u64) as usize
+        let published = self.published.load(Ordering::Acquire);
+        ((published + 1) % self.marks.len() as u64) as usize
     }
 
     /// Moves the window to `bucket`, marking the buckets that start on the way.
@@ -176,6 +182,7 @@ impl TimeWindow {
         for b in first..=bucket {
             store(&self.marks[(b % len) as usize], &totals);
         }
+        self.published.fetch_max(bucket, Ordering::AcqRel);
     }
 
     fn totals(&self) -> Totals {
