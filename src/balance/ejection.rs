@@ -177,21 +177,6 @@ impl Ejection {
         Check::In
     }
 
-    /// As [`check`](Self::check), reading the time only if the endpoint is
-    /// ejected at all.
-    #[inline]
-    pub(crate) fn check_lazy(
-        &self,
-        health: &Health,
-        set: &Ejected,
-        now: impl FnOnce() -> Micros,
-    ) -> Check {
-        if health.ejected_until.load(Ordering::Relaxed) == 0 {
-            return Check::In;
-        }
-        self.check(health, set, now())
-    }
-
     /// The endpoint leaves the set: give back its ejected place, if any.
     pub(crate) fn removed(&self, health: &Health, set: &Ejected) {
         health.removed.store(true, Ordering::SeqCst);
@@ -203,6 +188,13 @@ impl Ejection {
 }
 
 impl Health {
+    /// Whether an ejection is recorded (perhaps one whose time is up):
+    /// a cheap test before reading the clock.
+    #[inline]
+    pub(crate) fn is_ejected_at_all(&self) -> bool {
+        self.ejected_until.load(Ordering::Relaxed) != 0
+    }
+
     pub(crate) fn consecutive_failures(&self) -> u32 {
         self.consecutive.load(Ordering::Relaxed)
     }

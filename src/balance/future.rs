@@ -177,6 +177,8 @@ where
             // Health first: every attempt's outcome counts toward ejection.
             let set = &shared.set;
             let outcome = shared.policy.outcome(&result);
+            // One clock read per attempt end: the one taken for its latency.
+            let now = timing.map_or_else(|| set.clock.now(), |(now, _)| now);
             if let Some((now, rtt)) = timing {
                 // Failures say nothing of how fast the endpoint answers (a
                 // refused connection fails in no time): only the others
@@ -189,12 +191,10 @@ where
             match outcome {
                 Outcome::Success => set.ejection.succeeded(&endpoint.health),
                 Outcome::Failure => {
-                    if let Some(ejected_for) = set.ejection.failed(
-                        &endpoint.health,
-                        &set.ejected,
-                        set.len(),
-                        set.clock.now(),
-                    ) {
+                    if let Some(ejected_for) =
+                        set.ejection
+                            .failed(&endpoint.health, &set.ejected, set.len(), now)
+                    {
                         endpoint.ejections_counter.increment(1);
                         tracing::warn!(
                             balancer = &*set.name,
@@ -214,9 +214,7 @@ where
             // Same endpoint again, another endpoint, or no more attempts.
             let again = if !retryable {
                 None
-            } else if *this.on_endpoint <= shared.retries_same
-                && !set.check(&endpoint, set.clock.now())
-            {
+            } else if *this.on_endpoint <= shared.retries_same && !set.check(&endpoint, now) {
                 Some(Some(endpoint))
             } else if *this.endpoints <= shared.retries_next {
                 this.tried.push(endpoint.id);

@@ -301,14 +301,8 @@ impl<K, S> View for SetView<'_, K, S> {
         if !self.respect_ejection {
             return true;
         }
-        let check = self
-            .set
-            .ejection
-            .check_lazy(&e.health, &self.set.ejected, || self.now());
-        if check == Check::Returned {
-            self.set.returned(e, self.now());
-        }
-        check != Check::Ejected
+        // The time is read only if the endpoint is ejected at all.
+        !e.health.is_ejected_at_all() || !self.set.check(e, self.now())
     }
 
     #[inline]

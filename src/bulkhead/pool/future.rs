@@ -42,7 +42,8 @@ where
             return Poll::Ready(Err(BulkheadFull::new().into()));
         };
         let output = ready!(Pin::new(job).poll(cx));
-        self.job = None;
+        // Left in place (a finished handle aborts nothing on drop): polled
+        // again, it is tokio's to say the task is gone, not "bulkhead full".
         Poll::Ready(match output {
             Ok(result) => result.map_err(Into::into),
             // The job panicked: the caller gets the panic as an error.
