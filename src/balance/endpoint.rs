@@ -108,14 +108,16 @@ impl<K: fmt::Debug, S> EndpointState<K, S> {
 }
 
 impl<K, S> EndpointState<K, S> {
-    /// Counts a new attempt on this endpoint; the guard ends it.
+    /// Counts a new attempt on this endpoint; the guard ends it. Takes the
+    /// caller's pointer rather than cloning it: the count behind an `Arc`
+    /// is shared by every thread calling this endpoint.
     #[inline]
-    pub(crate) fn start(self: &Arc<Self>) -> InFlight<K, S> {
+    pub(crate) fn start(self: Arc<Self>) -> InFlight<K, S> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.selected.fetch_add(1, Ordering::Relaxed);
         self.selected_counter.increment(1);
         InFlight {
-            endpoint: self.clone(),
+            endpoint: Some(self),
         }
     }
 
@@ -128,11 +130,22 @@ impl<K, S> EndpointState<K, S> {
 /// An attempt in progress on an endpoint: counted in its in-flight load
 /// until dropped.
 pub(crate) struct InFlight<K, S> {
-    pub(crate) endpoint: Arc<EndpointState<K, S>>,
+    endpoint: Option<Arc<EndpointState<K, S>>>,
+}
+
+impl<K, S> InFlight<K, S> {
+    /// Ends the attempt, handing back the pointer to the endpoint.
+    pub(crate) fn finish(&mut self) -> Arc<EndpointState<K, S>> {
+        let endpoint = self.endpoint.take().expect("finished once");
+        endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        endpoint
+    }
 }
 
 impl<K, S> Drop for InFlight<K, S> {
     fn drop(&mut self) {
-        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }

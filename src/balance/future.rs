@@ -51,7 +51,8 @@ pin_project! {
         // Choose an endpoint, or go back to `again`.
         Pick { again: Option<Arc<EndpointState<K, S>>> },
         // Wait for the endpoint's service to be ready.
-        Ready { endpoint: Arc<EndpointState<K, S>>, service: S },
+        // `endpoint` is moved on to the attempt (`None` only in passing).
+        Ready { endpoint: Option<Arc<EndpointState<K, S>>>, service: S },
         Calling {
             #[pin]
             response: F,
@@ -119,18 +120,22 @@ where
                         },
                     };
                     let service = endpoint.service.clone();
-                    this.state.set(State::Ready { endpoint, service });
+                    this.state.set(State::Ready {
+                        endpoint: Some(endpoint),
+                        service,
+                    });
                     continue;
                 }
                 StateProj::Ready { endpoint, service } => {
                     let ready = ready!(service.poll_ready(cx));
+                    let endpoint = endpoint.take().expect("present while ready");
                     // Counted once the endpoint answers: a service that is
                     // pending for a while is still one attempt.
                     *this.on_endpoint += 1;
                     if let Err(e) = ready {
                         // The endpoint could not take a call: an attempt
                         // that failed before it began.
-                        (endpoint.clone(), Err(e.into()), None)
+                        (endpoint, Err(e.into()), None)
                     } else {
                         let last = *this.on_endpoint > shared.retries_same
                             && *this.endpoints > shared.retries_next;
@@ -163,7 +168,7 @@ where
                     let result = ready!(response.poll(cx)).map_err(Into::into);
                     let now = shared.set.clock.now();
                     let rtt = now.saturating_sub(*started);
-                    (attempt.endpoint.clone(), result, Some((now, rtt)))
+                    (attempt.finish(), result, Some((now, rtt)))
                 }
                 StateProj::Backoff { sleep, again } => {
                     ready!(sleep.poll(cx));
