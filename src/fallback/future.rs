@@ -3,7 +3,7 @@
 use super::cause::Cause;
 use super::error::{FallbackFailed, FallbackRejected};
 use super::function::FallbackFn;
-use super::stats::{Running, Shared};
+use super::stats::Shared;
 use crate::shard::Lane;
 use crate::BoxError;
 use pin_project_lite::pin_project;
@@ -23,14 +23,25 @@ pin_project! {
     /// fallback's place under the cap.
     pub struct ResponseFuture<F, FB, G> {
         #[pin]
-        state: State<F, G>,
+        state: State<F, G, FB>,
         shared: Arc<Lane<Shared<FB>>>,
+    }
+}
+
+/// A fallback in progress: frees its place under the cap when dropped.
+struct Running<FB> {
+    shared: Arc<Lane<Shared<FB>>>,
+}
+
+impl<FB> Drop for Running<FB> {
+    fn drop(&mut self) {
+        self.shared.stats.leave();
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, G> {
+    enum State<F, G, FB> {
         Calling {
             #[pin]
             response: F,
@@ -39,7 +50,7 @@ pin_project! {
             #[pin]
             fallback: G,
             cause: Option<Cause>,
-            running: Option<Running>,
+            running: Option<Running<FB>>,
         },
         Done,
     }
@@ -82,9 +93,14 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(cause.into_error()));
                     };
-                    let Some(running) = this.shared.stats.enter() else {
+                    if !this.shared.stats.enter() {
                         this.state.set(State::Done);
                         return Poll::Ready(Err(FallbackRejected::new(cause.into_error()).into()));
+                    }
+                    // The place is held by the future's own per-shard lane:
+                    // no clone of a count every thread shares.
+                    let running = Running {
+                        shared: this.shared.clone(),
                     };
                     this.state.set(State::Recovering {
                         fallback,

@@ -41,18 +41,23 @@ impl Stats {
         }
     }
 
-    /// A place to run a fallback in, or `None` when the cap is reached.
-    pub(crate) fn enter(self: &Arc<Self>) -> Option<Running> {
+    /// Takes a place to run a fallback in; `false` when the cap is reached.
+    pub(crate) fn enter(&self) -> bool {
         if let Some(cap) = &self.cap {
             if !cap.try_acquire() {
                 self.rejections.fetch_add(1, Ordering::Relaxed);
                 self.rejection_counter.increment(1);
-                return None;
+                return false;
             }
         }
-        Some(Running {
-            stats: self.clone(),
-        })
+        true
+    }
+
+    /// Gives back a place taken by [`enter`](Self::enter).
+    pub(crate) fn leave(&self) {
+        if let Some(cap) = &self.cap {
+            cap.release();
+        }
     }
 
     pub(crate) fn succeeded(&self) {
@@ -76,19 +81,5 @@ impl Stats {
     }
     pub(crate) fn running(&self) -> usize {
         self.cap.as_ref().map_or(0, Slots::in_flight)
-    }
-}
-
-/// A fallback in progress: frees its place under the cap when dropped.
-#[derive(Debug)]
-pub(crate) struct Running {
-    stats: Arc<Stats>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(cap) = &self.stats.cap {
-            cap.release();
-        }
     }
 }
