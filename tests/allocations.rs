@@ -1,10 +1,9 @@
 //! rampart's per-call paths do not allocate.
 //!
-//! A counting global allocator wraps the system allocator and counts the
-//! allocations made by the current thread while its `COUNTING` flag is set,
-//! so the test harness's other threads (and other tests running in parallel)
-//! are never counted. Tests that count are serialized by `SERIAL` because the
-//! counter itself is shared.
+//! A counting global allocator (`benches/support/alloc.rs`, shared with the
+//! benches) counts the allocations made by the current thread only, so the
+//! test harness's other threads are never counted. Tests that count are
+//! serialized by `SERIAL` because the counter itself is shared.
 //!
 //! Calls are driven synchronously: `poll_ready`, `call`, and one poll of the
 //! response future with a no-op waker (the no-op inner service is always
@@ -18,86 +17,21 @@
 //! Set `RAMPART_ALLOC_BACKTRACE=1` to print a backtrace for every counted
 //! allocation.
 
-// The counting allocator needs `unsafe impl GlobalAlloc`; unsafe code stays
-// forbidden in the library itself (src/lib.rs).
-#![allow(unsafe_code)]
+// The counting allocator, shared with the benches.
+#[path = "../benches/support/alloc.rs"]
+mod alloc;
 
 use futures::task::noop_waker_ref;
 use rampart::circuit_breaker::{CircuitBreakerLayer, State};
 use rampart::{BoxError, ErrorKind};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::backtrace::Backtrace;
-use std::cell::Cell;
 use std::future::{ready, Future};
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::{service_fn, Layer, Service};
 
-// ===== the counting allocator =====
-
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Const-initialised and without destructors: reading them never
-    // allocates, so they are safe to use inside the allocator.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static BACKTRACE: Cell<bool> = const { Cell::new(false) };
-}
-
-impl CountingAllocator {
-    #[inline]
-    fn note(&self) {
-        if COUNTING.try_with(Cell::get).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-            if BACKTRACE.try_with(Cell::get).unwrap_or(false) {
-                // Capturing and printing allocate: stop counting meanwhile.
-                COUNTING.with(|c| c.set(false));
-                eprintln!("counted allocation:\n{}", Backtrace::force_capture());
-                COUNTING.with(|c| c.set(true));
-            }
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees carry over; the bookkeeping around it
-// only touches an atomic and const-initialised thread-locals, and never
-// allocates itself (the debug backtrace runs with counting switched off, so
-// its own allocations go straight to `System`).
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Serializes the tests that count: `ALLOCATIONS` is shared.
+/// Serializes the tests that count: the allocation counter is shared.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -105,16 +39,7 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Allocations made by this thread while running `f`.
-fn allocations_in(f: impl FnOnce()) -> usize {
-    let backtrace = std::env::var_os("RAMPART_ALLOC_BACKTRACE").is_some();
-    BACKTRACE.with(|b| b.set(backtrace));
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.load(Ordering::SeqCst) - before
-}
+use alloc::allocations_in;
 
 // ===== driving calls =====
 

@@ -6,11 +6,8 @@
 //!
 //! Each bench includes this module with `mod support;` (cargo does not take
 //! `benches/support/mod.rs` for a bench of its own), so each gets its own
-//! copy, and the counting allocator as its global allocator.
-
-// The counting allocator needs `unsafe impl GlobalAlloc`; unsafe code stays
-// forbidden in the library itself (src/lib.rs).
-#![allow(unsafe_code)]
+//! copy, and the counting allocator (`alloc.rs`, shared with
+//! `tests/allocations.rs`) as its global allocator.
 // Not every bench uses every helper (balance has no failing service and no
 // two-thread case).
 #![allow(dead_code)]
@@ -19,14 +16,11 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use futures::task::noop_waker_ref;
 use rampart::BoxError;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::fmt;
 use std::future::{poll_fn, ready, Future, Ready};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -35,62 +29,8 @@ use tower::{service_fn, Service};
 
 // ===== counting allocator =====
 
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Const-initialised, no destructor: reading it never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-impl CountingAllocator {
-    #[inline]
-    fn note(&self) {
-        if COUNTING.try_with(Cell::get).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees carry over; the bookkeeping only reads
-// a const-initialised thread-local and bumps an atomic, and never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        self.note();
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Runs `f` with this thread's allocations counted.
-fn counting<R>(f: impl FnOnce() -> R) -> R {
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    r
-}
+mod alloc;
+use alloc::{counting, total};
 
 // ===== services and the call driver =====
 
@@ -213,13 +153,13 @@ pub fn allocs_per_call<S: Service<()>>(mut svc: S) -> f64 {
     for _ in 0..WARM_UP_CALLS {
         black_box(drive(&mut svc).is_ok());
     }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = total();
     counting(|| {
         for _ in 0..ALLOC_CALLS {
             black_box(drive(&mut svc).is_ok());
         }
     });
-    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / ALLOC_CALLS as f64
+    (total() - before) as f64 / ALLOC_CALLS as f64
 }
 
 /// Allocations per call over two services from `make` called at once on two
@@ -227,7 +167,7 @@ pub fn allocs_per_call<S: Service<()>>(mut svc: S) -> f64 {
 /// half the calls each.
 pub fn allocs_per_call_two_threads<S: Service<()> + Send>(make: impl Fn() -> S) -> f64 {
     let runtime = Handle::try_current().ok();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = total();
     let barrier = Barrier::new(2);
     std::thread::scope(|scope| {
         for mut svc in [make(), make()] {
@@ -246,7 +186,7 @@ pub fn allocs_per_call_two_threads<S: Service<()> + Send>(make: impl Fn() -> S) 
             });
         }
     });
-    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / ALLOC_CALLS as f64
+    (total() - before) as f64 / ALLOC_CALLS as f64
 }
 
 /// The allocations per call counted for `name` in the group keyed `key`.
