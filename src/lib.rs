@@ -54,21 +54,15 @@ pub mod balance;
 pub mod bulkhead;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
-pub(crate) mod clock;
 #[cfg(feature = "command")]
 pub mod command;
 pub mod error;
 #[cfg(feature = "fallback")]
 pub mod fallback;
+pub(crate) mod internal;
 pub mod metrics;
 #[cfg(feature = "retry")]
 pub mod retry;
-#[cfg(feature = "retry")]
-pub(crate) mod rng;
-pub(crate) mod shard;
-#[cfg(any(feature = "bulkhead", feature = "fallback"))]
-pub(crate) mod slots;
-pub(crate) mod sync;
 #[cfg(feature = "timeout")]
 pub mod timeout;
 pub mod window;

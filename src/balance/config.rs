@@ -6,7 +6,7 @@ use super::rule::{PowerOfTwoChoices, Rule};
 use super::service::{Balance, Shared};
 use super::set::EndpointSet;
 use super::source::Endpoints;
-use crate::clock::micros;
+use crate::internal::clock::micros;
 use crate::error::{ConfigError, Validator};
 use crate::retry::{Backoff, RetryBudget};
 use std::fmt;

@@ -15,7 +15,7 @@
 //! (Envoy's panic mode): better to spread load over sick endpoints than to
 //! pile it onto the few left.
 
-use crate::clock::Micros;
+use crate::internal::clock::Micros;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Ejection settings, validated by the balancer's builder.

@@ -3,7 +3,7 @@
 use super::ejection::Health;
 use super::ewma::PeakEwma;
 use crate::circuit_breaker::CircuitBreakerHandle;
-use crate::clock::Micros;
+use crate::internal::clock::Micros;
 use crate::metrics::{
     endpoint_counter, endpoint_histogram, ENDPOINT_EJECTIONS_TOTAL, ENDPOINT_SELECTED_TOTAL,
 };

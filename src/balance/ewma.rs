@@ -4,7 +4,7 @@
 //! in two atomics. Concurrent updates race benignly (the last writer wins),
 //! which only blurs an estimate that is an estimate anyway.
 
-use crate::clock::Micros;
+use crate::internal::clock::Micros;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug)]

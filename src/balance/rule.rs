@@ -14,7 +14,7 @@
 //! | [`AvailabilityFilter`] | AvailabilityFilteringRule | its inner rule's (twice when all are filtered out) |
 //! | [`ZoneAffinity`] | ZoneAvoidanceRule (simplified) | O(n) |
 
-use crate::rng;
+use crate::internal::rng;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

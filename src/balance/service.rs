@@ -8,7 +8,7 @@ use super::rule::Rule;
 use super::set::EndpointSet;
 use crate::metrics::event_counter;
 use crate::retry::{Backoff, RetryBudget};
-use crate::shard::Lanes;
+use crate::internal::shard::Lanes;
 use crate::BoxError;
 use metrics::Counter;
 use std::fmt;

@@ -5,7 +5,7 @@ use super::ejection::{Check, Ejected, Ejection};
 use super::endpoint::EndpointState;
 use super::rule::{Candidates, Rule, View};
 use super::source::{Change, Source};
-use crate::clock::{Clock, Micros};
+use crate::internal::clock::{Clock, Micros};
 use arc_swap::ArcSwap;
 use std::cell::Cell;
 use std::fmt;

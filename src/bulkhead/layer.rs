@@ -4,7 +4,7 @@ use super::config::Builder;
 use super::handle::BulkheadHandle;
 use super::service::Bulkhead;
 use super::state::Shared;
-use crate::shard::Lanes;
+use crate::internal::shard::Lanes;
 use std::sync::Arc;
 use tower_layer::Layer;
 

@@ -3,7 +3,7 @@
 use super::future::ResponseFuture;
 use super::handle::BulkheadHandle;
 use super::state::{Permit, Shared};
-use crate::shard::Lanes;
+use crate::internal::shard::Lanes;
 use crate::BoxError;
 use std::fmt;
 use std::future::Future;

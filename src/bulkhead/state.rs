@@ -1,8 +1,8 @@
 //! What every service built from one bulkhead layer shares.
 
 use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT};
-use crate::shard::{Lane, Lanes};
-use crate::slots::Slots;
+use crate::internal::shard::{Lane, Lanes};
+use crate::internal::slots::Slots;
 use metrics::{Counter, Gauge};
 use std::sync::Arc;
 use std::time::Duration;

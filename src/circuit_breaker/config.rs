@@ -4,7 +4,7 @@ use super::classify::DefaultClassifier;
 use super::events::StateChange;
 use super::layer::CircuitBreakerLayer;
 use super::state::{Breaker, Settings};
-use crate::clock::micros;
+use crate::internal::clock::micros;
 use crate::error::{ConfigError, Validator};
 use std::fmt;
 use std::sync::Arc;

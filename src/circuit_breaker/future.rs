@@ -3,8 +3,8 @@
 use super::classify::{Classify, Outcome};
 use super::error::CircuitOpen;
 use super::state::{Breaker, Permit};
-use crate::clock::Micros;
-use crate::shard::Lane;
+use crate::internal::clock::Micros;
+use crate::internal::shard::Lane;
 use crate::window::Category;
 use crate::{BoxError, ErrorKind};
 use pin_project_lite::pin_project;

@@ -5,7 +5,7 @@ use super::config::Builder;
 use super::handle::CircuitBreakerHandle;
 use super::service::CircuitBreaker;
 use super::state::Breaker;
-use crate::shard::Lanes;
+use crate::internal::shard::Lanes;
 use std::fmt;
 use std::sync::Arc;
 use tower_layer::Layer;

@@ -4,7 +4,7 @@ use super::classify::{Classify, DefaultClassifier};
 use super::future::ResponseFuture;
 use super::handle::CircuitBreakerHandle;
 use super::state::{Breaker, Permit};
-use crate::shard::Lanes;
+use crate::internal::shard::Lanes;
 use crate::BoxError;
 use std::fmt;
 use std::sync::Arc;

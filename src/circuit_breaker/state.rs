@@ -18,8 +18,8 @@
 use super::config::{Listener, WindowKind};
 use super::events::{State, StateChange, TransitionReason};
 use super::telemetry::Telemetry;
-use crate::clock::{Clock, Micros};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::internal::clock::{Clock, Micros};
+use crate::internal::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Category, CountWindow, Counts, LatencySnapshot, Record, TimeWindow};
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,7 +163,7 @@ impl Breaker {
         let clock = Clock::new();
         let (bucket_len, buckets) = match settings.window {
             WindowKind::Time { length, buckets } => (
-                crate::clock::micros(length) / u64::from(buckets),
+                crate::internal::clock::micros(length) / u64::from(buckets),
                 buckets as usize,
             ),
             // Dashboards still get Hystrix's rolling 10 s of counts.

@@ -4,7 +4,7 @@ use super::cause::Cause;
 use super::error::{FallbackFailed, FallbackRejected};
 use super::function::FallbackFn;
 use super::stats::Shared;
-use crate::shard::Lane;
+use crate::internal::shard::Lane;
 use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;

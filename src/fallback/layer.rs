@@ -4,7 +4,7 @@ use super::config::{Builder, Unset};
 use super::handle::FallbackHandle;
 use super::service::Fallback;
 use super::stats::{Shared, Stats};
-use crate::shard::Lanes;
+use crate::internal::shard::Lanes;
 use std::fmt;
 use std::sync::Arc;
 use tower_layer::Layer;

@@ -3,7 +3,7 @@
 use super::function::FallbackFn;
 use super::future::ResponseFuture;
 use super::stats::Shared;
-use crate::shard::Lanes;
+use crate::internal::shard::Lanes;
 use crate::BoxError;
 use std::fmt;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! What fallbacks did: counts, and the cap on concurrent fallbacks.
 
 use crate::metrics::event_counter;
-use crate::slots::Slots;
+use crate::internal::slots::Slots;
 use metrics::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

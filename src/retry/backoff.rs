@@ -66,7 +66,7 @@ impl Backoff {
         let factor = 2f64.powi(retry.saturating_sub(1).min(62) as i32);
         let bound = self.base.as_secs_f64() * factor;
         let bound = bound.min(self.max.as_secs_f64());
-        Duration::from_secs_f64(bound * crate::rng::unit())
+        Duration::from_secs_f64(bound * crate::internal::rng::unit())
     }
 }
 

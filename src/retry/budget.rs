@@ -1,6 +1,6 @@
 //! A retry budget shared by every client that holds it.
 
-use crate::clock::{micros, Clock};
+use crate::internal::clock::{micros, Clock};
 use crate::error::{ConfigError, Validator};
 use crate::window::{Category, Record, TimeWindow};
 use std::fmt;
@@ -121,7 +121,7 @@ impl RetryBudget {
         self.balance_at(self.inner.clock.now())
     }
 
-    fn balance_at(&self, now: crate::clock::Micros) -> f64 {
+    fn balance_at(&self, now: crate::internal::clock::Micros) -> f64 {
         let inner = &self.inner;
         let counts = inner.window.counts(now);
         inner.reserve + inner.ratio * counts.successes as f64 - counts.failures as f64

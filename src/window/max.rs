@@ -1,7 +1,7 @@
 //! The largest value seen over a rolling time window (Hystrix's "rolling
 //! max active threads").
 
-use crate::clock::Micros;
+use crate::internal::clock::Micros;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Each bucket packs the bucket number it belongs to (high 32 bits, wrapping)

@@ -2,8 +2,8 @@
 
 use super::histogram::{bucket_of, AtomicHistogram, BUCKETS};
 use super::{Counts, LatencySnapshot, Record, LATENCY_SUM, SLOW, TALLIES};
-use crate::clock::Micros;
-use crate::shard::{shard_count, thread_hint};
+use crate::internal::clock::Micros;
+use crate::internal::shard::{shard_count, thread_hint};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Totals since creation, for the threads that map to one shard.

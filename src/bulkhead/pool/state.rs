@@ -1,6 +1,6 @@
 //! The pool: its own runtime, its admission count, and its statistics.
 
-use crate::clock::Clock;
+use crate::internal::clock::Clock;
 use crate::metrics::{event_counter, named_gauge, POOL_ACTIVE, POOL_QUEUED};
 use crate::window::RollingMax;
 use metrics::{Counter, Gauge};

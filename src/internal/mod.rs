@@ -1,0 +1,11 @@
+//! The shared internals every layer builds on, in one place: the clock,
+//! per-thread shards, lock-free slots, the atomics loom model-checks, and
+//! a fast random source. Nothing here is public.
+
+pub(crate) mod clock;
+#[cfg(feature = "retry")]
+pub(crate) mod rng;
+pub(crate) mod shard;
+#[cfg(any(feature = "bulkhead", feature = "fallback"))]
+pub(crate) mod slots;
+pub(crate) mod sync;
