@@ -2,6 +2,7 @@
 //! per-thread shards, lock-free slots, the atomics loom model-checks, and
 //! a fast random source. Nothing here is public.
 
+pub(crate) mod cancel;
 pub(crate) mod clock;
 #[cfg(feature = "retry")]
 pub(crate) mod rng;

@@ -66,7 +66,10 @@ where
         match sleep.poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => {
-                this.response.set(None);
+                // Cancelled as a timeout, so layers beneath (a balancer's
+                // attempt, a breaker's probe) can tell it from a caller
+                // walking away.
+                crate::internal::cancel::timed_out(|| this.response.set(None));
                 this.timed_out.increment(1);
                 Poll::Ready(Err(Elapsed::new().into()))
             }
