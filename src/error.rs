@@ -44,8 +44,8 @@ pub enum ErrorKind {
     /// A circuit breaker was open (or its half-open probes were taken) and
     /// short-circuited the call: the dependency was not called.
     CircuitOpen,
-    /// A bulkhead was full and rejected the call (or tower's load shedding
-    /// did): the dependency was not called.
+    /// A bulkhead or a pool was full and rejected the call (or tower's load
+    /// shedding did): the dependency was not called.
     BulkheadFull,
     /// A retry was warranted but the retry budget was spent; the last
     /// attempt's error is the source.
@@ -54,6 +54,12 @@ pub enum ErrorKind {
     NoHealthyEndpoint,
     /// A timeout elapsed before the inner service answered.
     Timeout,
+    /// The dependency (or a fallback) panicked and the panic was contained
+    /// by [`CatchPanic`](crate::catch_panic::CatchPanic).
+    Panicked,
+    /// A fallback would have run, but as many as its cap allows were
+    /// already running; the call's own error is the source.
+    FallbackRejected,
     /// Any other error: the inner service's own failure.
     Inner,
 }
@@ -77,12 +83,20 @@ impl ErrorKind {
                 return ErrorKind::NoHealthyEndpoint;
             }
             #[cfg(feature = "bulkhead")]
-            if e.is::<crate::bulkhead::BulkheadFull>() {
+            if e.is::<crate::bulkhead::BulkheadFull>() || e.is::<crate::bulkhead::pool::PoolFull>()
+            {
                 return ErrorKind::BulkheadFull;
             }
             // tower's load shedding rejects for the same reason.
             if e.is::<tower::load_shed::error::Overloaded>() {
                 return ErrorKind::BulkheadFull;
+            }
+            if e.is::<crate::catch_panic::Panicked>() {
+                return ErrorKind::Panicked;
+            }
+            #[cfg(feature = "fallback")]
+            if e.is::<crate::fallback::FallbackRejected>() {
+                return ErrorKind::FallbackRejected;
             }
             if is_timeout(e) {
                 return ErrorKind::Timeout;
@@ -107,6 +121,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::RetryBudgetExhausted => "retry budget exhausted",
             ErrorKind::NoHealthyEndpoint => "no healthy endpoint",
             ErrorKind::Timeout => "timed out",
+            ErrorKind::Panicked => "panicked",
+            ErrorKind::FallbackRejected => "fallback rejected",
             ErrorKind::Inner => "inner service failed",
         })
     }

@@ -12,6 +12,7 @@
 //! | [`bulkhead`] | concurrency isolation: a semaphore bulkhead with an optional bounded wait, and [`bulkhead::pool`] (calls on threads of their own) |
 //! | [`timeout`] | per-call deadlines with a typed error |
 //! | [`fallback`] | sync or async fallback closures, told why they run |
+//! | [`catch_panic`] | a panicking dependency turned into an error the breaker counts and the fallback serves |
 //! | [`Command`] | the Hystrix-style facade: one validated builder for all of the above |
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
 //! | [`retry`] | exponential backoff with jitter, and retry budgets |
@@ -52,6 +53,7 @@
 pub mod balance;
 #[cfg(feature = "bulkhead")]
 pub mod bulkhead;
+pub mod catch_panic;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 #[cfg(feature = "command")]
