@@ -4,8 +4,8 @@ use super::classify::DefaultClassifier;
 use super::events::StateChange;
 use super::layer::CircuitBreakerLayer;
 use super::state::{Breaker, Settings};
-use crate::internal::clock::micros;
 use crate::error::{ConfigError, Validator};
+use crate::internal::clock::micros;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -248,6 +248,11 @@ impl<C> Builder<C> {
         }
     }
 
+    /// Whether the window is still the default one.
+    pub(crate) fn window_is_default(&self) -> bool {
+        self.window == Window::default()
+    }
+
     /// The slow-call bound, when the slow-call rule is on.
     pub(crate) fn slow_call_bound(&self) -> Option<Duration> {
         self.slow_call.map(|(bound, _)| bound)
@@ -337,17 +342,34 @@ impl<C> Builder<C> {
                 "must be at least 1, got 0".into()
             });
         }
+        v.check(
+            self.failure_rate.is_some()
+                || self.slow_call.is_some()
+                || self.consecutive_failures.is_some(),
+            "failure_rate",
+            || {
+                "no trip rule is on (failure_rate, slow_call and consecutive_failures \
+                 are all off), so the breaker could never open; turn one on, or \
+                 disable the breaker through its handle"
+                    .into()
+            },
+        );
         let in_range = |d: Duration| d >= Duration::from_millis(1) && d <= MAX_DURATION;
         v.check(in_range(self.open_for), "open_for", || {
             format!("must be from 1 ms to a year, got {:?}", self.open_for)
         });
         if let Some(max) = self.open_for_max {
+            // Checked on its own too: with open_for itself out of range,
+            // comparing the two alone would let a bad cap through unnamed.
+            v.check(in_range(max), "open_for_max", || {
+                format!("must be from 1 ms to a year, got {max:?}")
+            });
             v.check(
-                max >= self.open_for && max <= MAX_DURATION,
+                !in_range(max) || max >= self.open_for,
                 "open_for_max",
                 || {
                     format!(
-                        "must be from open_for ({:?}) to a year, got {max:?}",
+                        "must be at least open_for ({:?}), got {max:?}",
                         self.open_for
                     )
                 },

@@ -3,6 +3,7 @@
 use super::classify::{Classify, Outcome};
 use super::error::CircuitOpen;
 use super::state::{Breaker, Permit};
+use crate::internal::cancel;
 use crate::internal::clock::Micros;
 use crate::internal::shard::Lane;
 use crate::window::Category;
@@ -20,22 +21,40 @@ pin_project! {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it before it finishes records nothing for an ordinary call.
-    /// A half-open probe dropped this way counts as a failed probe and
-    /// re-opens the breaker (most often a timeout above the breaker fired),
-    /// so an abandoned probe cannot hold the breaker half-open.
+    /// Dropping it before it finishes records nothing for an ordinary call
+    /// (the caller walked away), unless rampart's own
+    /// [`Timeout`](crate::timeout::Timeout) above the breaker cut the call
+    /// off: that counts as a timeout. A half-open probe dropped for any
+    /// reason counts as a failed probe and re-opens the breaker, so an
+    /// abandoned probe cannot hold the breaker half-open.
+    ///
+    /// # Panics
+    ///
+    /// When the inner future panics, the call counts as a failure before the
+    /// panic goes on unwinding (also when the panic is caught and the future
+    /// dropped later, as tokio does with a task).
     pub struct ResponseFuture<F, C> {
         // `None` when the call was rejected.
         #[pin]
         response: Option<F>,
         // `None` when nothing is measured, or once the outcome is recorded.
         call: Option<InFlight<C>>,
+        // Set while the inner future is being polled: still set when the
+        // future is dropped, the poll unwound.
+        polling: bool,
     }
 
     impl<F, C> PinnedDrop for ResponseFuture<F, C> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(call) = this.project().call.take() {
-                call.breaker.abandon(call.permit);
+            let this = this.project();
+            if let Some(call) = this.call.take() {
+                if *this.polling {
+                    call.breaker.complete(call.permit, Category::Failure, call.started);
+                } else if cancel::is_timing_out() {
+                    call.breaker.complete(call.permit, Category::Timeout, call.started);
+                } else {
+                    call.breaker.abandon(call.permit);
+                }
             }
         }
     }
@@ -54,6 +73,7 @@ impl<F, C> ResponseFuture<F, C> {
         ResponseFuture {
             response: None,
             call: None,
+            polling: false,
         }
     }
 
@@ -61,6 +81,7 @@ impl<F, C> ResponseFuture<F, C> {
         ResponseFuture {
             response: Some(response),
             call: None,
+            polling: false,
         }
     }
 
@@ -79,6 +100,7 @@ impl<F, C> ResponseFuture<F, C> {
                 started,
                 classify,
             }),
+            polling: false,
         }
     }
 }
@@ -97,7 +119,10 @@ where
         let Some(response) = this.response.as_pin_mut() else {
             return Poll::Ready(Err(CircuitOpen::new().into()));
         };
-        let result = ready!(response.poll(cx));
+        *this.polling = true;
+        let result = response.poll(cx);
+        *this.polling = false;
+        let result = ready!(result);
         let Some(call) = this.call.take() else {
             return Poll::Ready(result.map_err(Into::into));
         };

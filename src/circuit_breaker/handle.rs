@@ -37,13 +37,25 @@ impl CircuitBreakerHandle {
         self.breaker.name()
     }
 
-    /// The current state.
+    /// The current state, as the next call would meet it.
     ///
-    /// An open breaker turns half-open when a call arrives after its open
-    /// time, so with no traffic it reads `Open` past that time; see
-    /// [`retry_after`](Self::retry_after).
+    /// An open breaker whose open time has passed reads
+    /// [`State::HalfOpen`]: reading it moves the breaker to half-open (the
+    /// transition is announced then, with reason
+    /// [`OpenElapsed`](super::TransitionReason::OpenElapsed)), so a gauge,
+    /// a dashboard or an availability filter never waits for a call that
+    /// it would itself have to send.
     pub fn state(&self) -> State {
         self.breaker.state()
+    }
+
+    /// Whether a call made now would be let through (Hystrix's
+    /// `allowRequest`, without taking a place): `false` while open before
+    /// its open time has passed, forced open, or half-open with every probe
+    /// place taken. For whoever decides where to send a call, such as
+    /// the balancer's `AvailabilityFilter`.
+    pub fn is_call_permitted(&self) -> bool {
+        self.breaker.is_call_permitted()
     }
 
     /// Rejects every call until [`reset`](Self::reset) or another forced
@@ -107,7 +119,7 @@ impl CircuitBreakerHandle {
     }
 
     /// When open: how long until the next call is let through as a probe.
-    /// `None` in every other state (a forced-open breaker waits for a
+    /// `None` in every other state (half-open once the open time has passed) (a forced-open breaker waits for a
     /// person, not a clock).
     pub fn retry_after(&self) -> Option<Duration> {
         self.breaker.retry_after()

@@ -4,11 +4,16 @@ use super::classify::{Classify, DefaultClassifier};
 use super::future::ResponseFuture;
 use super::handle::CircuitBreakerHandle;
 use super::state::{Breaker, Permit};
+use crate::internal::clock::Micros;
 use crate::internal::shard::Lanes;
+use crate::window::Category;
 use crate::BoxError;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tokio::sync::futures::OwnedNotified;
 use tower_service::Service;
 
 /// Rejects calls to a failing dependency so it can recover and callers fail
@@ -22,11 +27,38 @@ use tower_service::Service;
 /// for the inner service, so a bulkhead beneath is only asked for a slot
 /// for a call that will be made. A half-open probe place taken by a
 /// service that is dropped before its call is given back.
+///
+/// # A decision holds only while the breaker does not change
+///
+/// Between `poll_ready` and `call` (or while `poll_ready` waits on the inner
+/// service) the breaker may be forced open, reset, or tripped by other
+/// calls. `call` then decides again, and a service still waiting beneath is
+/// woken to decide again. When the new decision is a rejection, whatever
+/// the inner service reserved when it was made ready (a bulkhead slot, a
+/// `Buffer` place, a place in a queue) is given back by replacing it with a
+/// fresh clone of itself: tower has no way to "un-ready" a service, and a
+/// clone holds no reservation (true of tower's and rampart's layers). This
+/// is why the inner service must be `Clone`.
+///
+/// # Panics in the inner service
+///
+/// A panic in the inner service's `call` or in its response future counts
+/// as a failure (Hystrix counts every exception), a half-open probe
+/// included, and then unwinds to the caller as before. To turn panics into
+/// errors a fallback can serve, put
+/// [`CatchPanicLayer`](crate::panic::CatchPanicLayer) beneath the breaker
+/// (`Command`: [`contain_panics`](crate::command::CommandBuilder::contain_panics)).
 pub struct CircuitBreaker<S, C = DefaultClassifier> {
     inner: S,
     breaker: Arc<Lanes<Breaker>>,
     classify: C,
     admission: Admission,
+    /// Whether `inner.poll_ready` was called since the inner's last `call`:
+    /// the inner may then hold a reservation for a call.
+    inner_armed: bool,
+    /// Set while an admitted call waits on the inner service: completes
+    /// at the breaker's next transition.
+    changed: Option<Pin<Box<OwnedNotified>>>,
 }
 
 /// What `poll_ready` decided for the next call.
@@ -34,7 +66,8 @@ enum Admission {
     Idle,
     Admitted(Permit),
     Probe(ProbePlace),
-    Rejected,
+    /// Rejected at this time.
+    Rejected(Micros),
 }
 
 /// A half-open probe place, given back if dropped unused.
@@ -57,6 +90,22 @@ impl Drop for ProbePlace {
     }
 }
 
+/// Counts a call whose inner `call` panicked as a failure.
+struct CallGuard<'a> {
+    breaker: &'a Breaker,
+    permit: Permit,
+    started: Micros,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        // Only reached by unwinding: `call` forgets the guard once the
+        // inner `call` has returned.
+        self.breaker
+            .complete(self.permit, Category::Failure, self.started);
+    }
+}
+
 // ===== impl CircuitBreaker =====
 
 impl<S, C> CircuitBreaker<S, C> {
@@ -66,6 +115,8 @@ impl<S, C> CircuitBreaker<S, C> {
             breaker,
             classify,
             admission: Admission::Idle,
+            inner_armed: false,
+            changed: None,
         }
     }
 
@@ -88,11 +139,34 @@ impl<S, C> CircuitBreaker<S, C> {
     pub fn into_inner(self) -> S {
         self.inner
     }
+
+    fn decide(&mut self) {
+        let breaker = self.breaker.shared();
+        self.admission = match breaker.acquire() {
+            Err(now) => Admission::Rejected(now),
+            Ok(permit @ Permit::Probe { .. }) => Admission::Probe(ProbePlace {
+                breaker: breaker.clone(),
+                permit: Some(permit),
+            }),
+            Ok(permit) => Admission::Admitted(permit),
+        };
+    }
+}
+
+impl<S: Clone, C> CircuitBreaker<S, C> {
+    /// Gives back whatever the inner service reserved when it was made
+    /// ready, for a call that will not be made (see the type's docs).
+    fn disarm(&mut self) {
+        if std::mem::take(&mut self.inner_armed) {
+            self.inner = self.inner.clone();
+        }
+        self.changed = None;
+    }
 }
 
 impl<S, C, Request> Service<Request> for CircuitBreaker<S, C>
 where
-    S: Service<Request>,
+    S: Service<Request> + Clone,
     S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error> + Clone,
 {
@@ -102,22 +176,47 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // A rejection is looked at again on every poll: the open time may
-        // have run out since (a Buffer worker polls long before it calls).
-        if let Admission::Idle | Admission::Rejected = self.admission {
-            let breaker = self.breaker.shared();
-            self.admission = match breaker.acquire() {
-                None => Admission::Rejected,
-                Some(permit @ Permit::Probe { .. }) => Admission::Probe(ProbePlace {
-                    breaker: breaker.clone(),
-                    permit: Some(permit),
-                }),
-                Some(permit) => Admission::Admitted(permit),
+        loop {
+            // A rejection is looked at again on every poll: the open time may
+            // have run out since (a Buffer worker polls long before it calls).
+            if let Admission::Idle | Admission::Rejected(_) = self.admission {
+                self.decide();
+            }
+            let permit = match &self.admission {
+                Admission::Rejected(_) => {
+                    self.disarm();
+                    return Poll::Ready(Ok(()));
+                }
+                Admission::Admitted(permit) => *permit,
+                Admission::Probe(place) => place.permit.expect("held until call"),
+                Admission::Idle => unreachable!("decided above"),
             };
-        }
-        match self.admission {
-            Admission::Rejected => Poll::Ready(Ok(())),
-            _ => self.inner.poll_ready(cx).map_err(Into::into),
+            self.inner_armed = true;
+            if let Poll::Ready(ready) = self.inner.poll_ready(cx) {
+                self.changed = None;
+                return Poll::Ready(ready.map_err(Into::into));
+            }
+            // Waiting on the inner service (a bulkhead's queue, a buffer):
+            // learn of a transition meanwhile. Registered before looking, so
+            // a transition in between is not missed.
+            let breaker = self.breaker.shared();
+            let changed = self
+                .changed
+                .get_or_insert_with(|| Box::pin(breaker.changed()));
+            changed.as_mut().enable();
+            if breaker.is_current(permit) {
+                if changed.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // A transition: look again with a fresh registration.
+                self.changed = None;
+                if breaker.is_current(permit) {
+                    continue;
+                }
+            }
+            // Decide again; a probe place not used is given back on drop.
+            self.changed = None;
+            self.admission = Admission::Idle;
         }
     }
 
@@ -125,25 +224,40 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let breaker = self.breaker.shared();
         let permit = match std::mem::replace(&mut self.admission, Admission::Idle) {
+            Admission::Admitted(permit) if breaker.is_current(permit) => Ok(permit),
+            Admission::Probe(place) if breaker.is_current(place.permit.expect("held")) => {
+                Ok(place.take())
+            }
+            Admission::Rejected(now) => Err(now),
             // Admitted when polled, but the breaker has changed state since
-            // (a Buffer worker polls long before it calls): decide again.
-            Admission::Admitted(permit) if !breaker.is_current(permit) => breaker.acquire(),
-            Admission::Admitted(permit) => Some(permit),
-            Admission::Probe(place) => Some(place.take()),
-            Admission::Rejected => None,
-            // `call` without `poll_ready`: decide now.
-            Admission::Idle => breaker.acquire(),
+            // (a force, a reset, a trip; or a Buffer worker that polls long
+            // before it calls): decide again. A stale probe place is no
+            // longer counted by the breaker, so dropping it gives back
+            // nothing. Or `call` without `poll_ready`: decide now.
+            Admission::Admitted(_) | Admission::Probe(_) | Admission::Idle => breaker.acquire(),
         };
         match permit {
-            None => {
-                breaker.reject();
+            Err(now) => {
+                breaker.reject(now);
+                self.disarm();
                 ResponseFuture::rejected()
             }
-            Some(Permit::Uncounted) => ResponseFuture::uncounted(self.inner.call(request)),
-            Some(permit) => {
+            Ok(Permit::Uncounted) => {
+                self.inner_armed = false;
+                ResponseFuture::uncounted(self.inner.call(request))
+            }
+            Ok(permit) => {
+                self.inner_armed = false;
                 let started = breaker.now();
+                let guard = CallGuard {
+                    breaker,
+                    permit,
+                    started,
+                };
+                let response = self.inner.call(request);
+                std::mem::forget(guard);
                 ResponseFuture::admitted(
-                    self.inner.call(request),
+                    response,
                     self.breaker.pick(),
                     permit,
                     started,

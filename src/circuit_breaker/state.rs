@@ -23,6 +23,8 @@ use crate::internal::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Category, CountWindow, Counts, LatencySnapshot, Record, TimeWindow};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::Notify;
 
 const CLOSED: u64 = 0;
 const OPEN: u64 = 1;
@@ -146,6 +148,10 @@ pub(crate) struct Breaker {
     decisions: Option<CountWindow>,
     telemetry: Telemetry,
     listeners: Box<[Listener]>,
+    /// Woken on every transition: a service whose call was admitted but
+    /// waits on a layer beneath (a bulkhead's queue) learns of a force, a
+    /// reset or a trip while it waits.
+    changed: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Breaker {
@@ -188,6 +194,7 @@ impl Breaker {
             settings,
             clock,
             listeners,
+            changed: Arc::new(Notify::new()),
         }
     }
 
@@ -201,32 +208,28 @@ impl Breaker {
 
     // ===== admission =====
 
-    /// Admits a call, or returns `None` to reject it. An open breaker whose
-    /// open time has passed turns half-open here, admitting this call as
-    /// its first probe.
+    /// Admits a call, or rejects it with the time of the rejection (a
+    /// rejection always knows the time: it is recorded in the window as a
+    /// short-circuit). An open breaker whose open time has passed turns
+    /// half-open here, admitting this call as its first probe.
     #[inline]
-    pub(crate) fn acquire(&self) -> Option<Permit> {
+    pub(crate) fn acquire(&self) -> Result<Permit, Micros> {
         let mut w = self.word.0.load(Ordering::Acquire);
         loop {
             let (next, permit) = match tag(w) {
                 CLOSED | FORCED_CLOSED | METRICS_ONLY => {
-                    return Some(Permit::Counted {
+                    return Ok(Permit::Counted {
                         generation: generation(w),
                     })
                 }
-                DISABLED => return Some(Permit::Uncounted),
-                FORCED_OPEN => return None,
+                DISABLED => return Ok(Permit::Uncounted),
+                FORCED_OPEN => return Err(self.clock.now()),
                 OPEN => {
                     let now = self.clock.now();
                     if now < deadline(w) {
-                        return None;
+                        return Err(now);
                     }
-                    // Written before the swap: racing threads write almost
-                    // the same value, and none reads it until half-open.
-                    self.probe_deadline.store(
-                        now.saturating_add(self.settings.probe_timeout),
-                        Ordering::Relaxed,
-                    );
+                    self.start_probe_clock(now);
                     let next = next_word(w, HALF_OPEN, 0) + ADMITTED_ONE;
                     (
                         next,
@@ -243,7 +246,12 @@ impl Breaker {
                         if now >= self.probe_deadline.load(Ordering::Relaxed) {
                             let _ = self.open(w, TransitionReason::ProbeTimedOut, now);
                         }
-                        return None;
+                        return Err(now);
+                    }
+                    if admitted(w) == 0 {
+                        // The first probe of a half-open period entered by a
+                        // reader (see `current_word`) starts the probe clock.
+                        self.start_probe_clock(self.clock.now());
                     }
                     (
                         w + ADMITTED_ONE,
@@ -262,11 +270,56 @@ impl Breaker {
                     if tag(w) == OPEN {
                         self.announce(w, next, TransitionReason::OpenElapsed, None);
                     }
-                    return Some(permit);
+                    return Ok(permit);
                 }
                 Err(current) => w = current,
             }
         }
+    }
+
+    /// Written before the swap that admits the first probe: racing threads
+    /// write almost the same value, and none reads it until a probe is in.
+    fn start_probe_clock(&self, now: Micros) {
+        self.probe_deadline.store(
+            now.saturating_add(self.settings.probe_timeout),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The state word as a call would meet it: an open breaker whose open
+    /// time has passed is moved to half-open (no probe admitted yet), so
+    /// that whoever reads the state to decide (a handle, an availability
+    /// filter, a gauge, the dashboard) sees what a call would meet, even
+    /// when no call comes.
+    fn current_word(&self) -> u64 {
+        let mut w = self.word.0.load(Ordering::Acquire);
+        while tag(w) == OPEN && self.clock.now() >= deadline(w) {
+            let next = next_word(w, HALF_OPEN, 0);
+            match self.swap(w, next) {
+                Ok(()) => {
+                    self.announce(w, next, TransitionReason::OpenElapsed, None);
+                    return next;
+                }
+                Err(current) => w = current,
+            }
+        }
+        w
+    }
+
+    /// Whether a call made now would be let through: closed (in any of its
+    /// forms), or half-open with a probe place free. Takes no place.
+    pub(crate) fn is_call_permitted(&self) -> bool {
+        let w = self.current_word();
+        match tag(w) {
+            OPEN | FORCED_OPEN => false,
+            HALF_OPEN => admitted(w) < self.settings.probes,
+            _ => true,
+        }
+    }
+
+    /// A future that completes at the next transition.
+    pub(crate) fn changed(&self) -> OwnedNotified {
+        self.changed.clone().notified_owned()
     }
 
     /// Gives back a probe place that was taken but never used (the service
@@ -296,10 +349,13 @@ impl Breaker {
         }
     }
 
-    /// Counts a call rejected without reaching the dependency.
+    /// Counts a call rejected at `now` without reaching the dependency.
+    /// Recorded at its time, moving the window forward first: a
+    /// short-circuit after a quiet gap longer than the window would
+    /// otherwise land in a bucket that has already rolled out.
     #[inline]
-    pub(crate) fn reject(&self) {
-        self.stats.record_in_latest_bucket(Record::short_circuit());
+    pub(crate) fn reject(&self, now: Micros) {
+        self.stats.record(now, Record::short_circuit());
         self.telemetry.short_circuit();
     }
 
@@ -315,10 +371,10 @@ impl Breaker {
             .is_some_and(|(bound, _)| latency >= bound);
         let record = Record::call(category, slow, latency);
         self.telemetry.call(&record);
-        // A call admitted in an earlier period (before a trip, a close or a
-        // reset) is reported, but stays out of the windows the current
-        // period decides on.
-        if let Permit::Counted { generation: g } = permit {
+        // A call admitted in an earlier period (before a trip, a close, a
+        // force or a reset), probes included, is reported, but stays out of
+        // the windows the current period decides on.
+        if let Permit::Counted { generation: g } | Permit::Probe { generation: g } = permit {
             if generation(self.word.0.load(Ordering::Acquire)) != g {
                 return;
             }
@@ -501,6 +557,7 @@ impl Breaker {
     }
 
     fn announce(&self, from: u64, to: u64, reason: TransitionReason, open_for: Option<Duration>) {
+        self.changed.notify_waiters();
         let (from, to) = (state_of(from), state_of(to));
         self.telemetry
             .transition(&self.name, from, to, reason, open_for);
@@ -521,7 +578,7 @@ impl Breaker {
     // ===== the handle's view =====
 
     pub(crate) fn state(&self) -> State {
-        state_of(self.word.0.load(Ordering::Acquire))
+        state_of(self.current_word())
     }
 
     /// Moves to `state` (any but Closed, Open and HalfOpen), by hand.
@@ -590,7 +647,7 @@ impl Breaker {
 
     /// How long until an open breaker lets a probe through.
     pub(crate) fn retry_after(&self) -> Option<Duration> {
-        let w = self.word.0.load(Ordering::Acquire);
+        let w = self.current_word();
         (tag(w) == OPEN)
             .then(|| Duration::from_micros(deadline(w).saturating_sub(self.clock.now())))
     }
@@ -645,7 +702,7 @@ mod loom_tests {
             let probes = racers
                 .into_iter()
                 .map(|t| t.join().unwrap())
-                .filter(|p| matches!(p, Some(Permit::Probe { .. })))
+                .filter(|p| matches!(p, Ok(Permit::Probe { .. })))
                 .count();
             assert_eq!(probes, 1);
             assert_eq!(b.state(), State::HalfOpen);

@@ -85,14 +85,6 @@ impl TimeWindow {
         bucket
     }
 
-    /// Records one event in the latest bucket anyone has started, without
-    /// reading the time: for short-circuits, which must stay cheaper than a
-    /// call. At worst it is credited to the bucket before the right one.
-    #[inline]
-    pub(crate) fn record_in_latest_bucket(&self, record: Record) {
-        self.tally(record);
-    }
-
     #[inline]
     fn tally(&self, record: Record) {
         let shard = &self.shards[thread_hint() & (self.shards.len() - 1)];
