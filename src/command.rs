@@ -3,8 +3,8 @@
 //! a dependency, in the order that gives Hystrix's accounting.
 //!
 //! ```text
-//!  caller → Fallback → CircuitBreaker → Bulkhead → Timeout → dependency
-//!                                      (or: Timeout → Pool → dependency)
+//!  caller → Fallback → CircuitBreaker → Bulkhead → Timeout → CatchPanic → dependency
+//!                                      (or: Timeout → Pool → CatchPanic → dependency)
 //! ```
 //!
 //! - the breaker's short-circuits skip the call and are not counted as
@@ -15,6 +15,11 @@
 //!
 //! With a pool, the timeout runs on the caller's side of the pool, so a call
 //! that blocks its pool thread is still answered at its deadline.
+//!
+//! A dependency that panics counts as failing; with
+//! [`contain_panics`](CommandBuilder::contain_panics) the panic becomes a
+//! [`Panicked`](crate::catch_panic::Panicked) error that the fallback
+//! serves, instead of unwinding to the caller.
 //!
 //! The fallback runs on errors. A response that the breaker's classifier
 //! calls a failure (say an HTTP 500) still counts against the breaker but
@@ -49,6 +54,7 @@
 
 use crate::bulkhead::pool::{Pool, PoolHandle, PoolLayer};
 use crate::bulkhead::{Bulkhead, BulkheadHandle, BulkheadLayer};
+use crate::catch_panic::{CatchPanic, CatchPanicLayer};
 use crate::circuit_breaker::{
     Builder as BreakerBuilder, CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer,
     DefaultClassifier,
@@ -86,6 +92,7 @@ impl Command {
             },
             fallback: NoFallback,
             fallback_max_concurrent: Some(crate::fallback::DEFAULT_MAX_CONCURRENT),
+            contain_panics: false,
             name,
         }
     }
@@ -113,9 +120,22 @@ pub struct CommandBuilder<FB = NoFallback, I = Semaphore, C = DefaultClassifier>
     breaker: BreakerBuilder<C>,
     fallback: FB,
     fallback_max_concurrent: Option<usize>,
+    contain_panics: bool,
 }
 
 impl<FB, I, C> CommandBuilder<FB, I, C> {
+    /// Turns a panic in the dependency (its `call` or its future) or in the
+    /// fallback into an error instead of letting it unwind to the caller:
+    /// [`Panicked`](crate::catch_panic::Panicked), of
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked). The breaker
+    /// counts it as a failure and the fallback serves it, as Hystrix does
+    /// with any exception. Default: off; a panic still counts as a failure
+    /// and frees every slot, but unwinds to the caller.
+    pub fn contain_panics(mut self) -> Self {
+        self.contain_panics = true;
+        self
+    }
+
     /// The group the command belongs to on dashboards (Hystrix's group
     /// key); by default the command's name. Also names its pool.
     pub fn group(mut self, group: impl Into<String>) -> Self {
@@ -156,6 +176,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             breaker: configure(self.breaker),
             fallback: self.fallback,
             fallback_max_concurrent: self.fallback_max_concurrent,
+            contain_panics: self.contain_panics,
         }
     }
 
@@ -191,6 +212,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             breaker: self.breaker,
             fallback: self.fallback,
             fallback_max_concurrent: self.fallback_max_concurrent,
+            contain_panics: self.contain_panics,
         }
     }
 
@@ -203,6 +225,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             breaker: self.breaker,
             fallback,
             fallback_max_concurrent: self.fallback_max_concurrent,
+            contain_panics: self.contain_panics,
         }
     }
 
@@ -219,9 +242,15 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
         }
         if let Some(window) = self.breaker.window_length() {
             v.check(window >= self.timeout, "window", || {
+                let which = if self.breaker.window_is_default() {
+                    "the breaker's default window of"
+                } else {
+                    "the breaker's window of"
+                };
                 format!(
-                    "length {window:?} must be at least the timeout ({:?}): \
-                     a timed-out call would be counted after its window had passed",
+                    "{which} {window:?} must be at least the timeout ({:?}): \
+                     a timed-out call would be counted after its window had passed; \
+                     lengthen it with `.breaker(|b| b.window(Window::time(length, buckets)))`",
                     self.timeout
                 )
             });
@@ -259,10 +288,15 @@ macro_rules! build_command {
                         Ok(CommandLayer {
                             name: self.name,
                             group: $group,
-                            fallback: FallbackLayer::from_parts(self.fallback, stats),
+                            fallback: FallbackLayer::from_parts(
+                                self.fallback,
+                                stats,
+                                self.contain_panics,
+                            ),
                             breaker,
                             isolation,
                             timeout,
+                            catch_panic: CatchPanicLayer::contain(self.contain_panics),
                         })
                     }
                     _ => unreachable!("a part that failed to build left a violation"),
@@ -310,6 +344,7 @@ pub struct CommandLayer<FB, L, C> {
     breaker: CircuitBreakerLayer<C>,
     isolation: L,
     timeout: TimeoutLayer,
+    catch_panic: CatchPanicLayer,
 }
 
 // By hand: the fallback is shared, so it need not be `Clone`.
@@ -322,6 +357,7 @@ impl<FB, L: Clone, C: Clone> Clone for CommandLayer<FB, L, C> {
             breaker: self.breaker.clone(),
             isolation: self.isolation.clone(),
             timeout: self.timeout.clone(),
+            catch_panic: self.catch_panic,
         }
     }
 }
@@ -368,20 +404,20 @@ impl<FB, C> CommandLayer<FB, PoolLayer, C> {
 }
 
 impl<S, FB, C: Clone> Layer<S> for CommandLayer<FB, BulkheadLayer, C> {
-    type Service = Fallback<CircuitBreaker<Bulkhead<Timeout<S>>, C>, FB>;
+    type Service = Fallback<CircuitBreaker<Bulkhead<Timeout<CatchPanic<S>>>, C>, FB>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let timed = self.timeout.layer(inner);
+        let timed = self.timeout.layer(self.catch_panic.layer(inner));
         let isolated = self.isolation.layer(timed);
         self.fallback.layer(self.breaker.layer(isolated))
     }
 }
 
 impl<S, FB, C: Clone> Layer<S> for CommandLayer<FB, PoolLayer, C> {
-    type Service = Fallback<CircuitBreaker<Timeout<Pool<S>>, C>, FB>;
+    type Service = Fallback<CircuitBreaker<Timeout<Pool<CatchPanic<S>>>, C>, FB>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let isolated = self.isolation.layer(inner);
+        let isolated = self.isolation.layer(self.catch_panic.layer(inner));
         let timed = self.timeout.layer(isolated);
         self.fallback.layer(self.breaker.layer(timed))
     }

@@ -1,8 +1,8 @@
 //! The bulkhead's own failure.
 
 /// The bulkhead was full: the call was rejected without reaching the
-/// dependency (at once, or after waiting `max_wait` for a slot), or the
-/// pool and its queue were full.
+/// dependency (at once, or after waiting `max_wait` for a slot). A full
+/// pool answers [`PoolFull`](super::pool::PoolFull) instead, naming it.
 ///
 /// Zero-sized, so rejecting never allocates. Recognise it in a boxed error
 /// with [`ErrorKind::of`](crate::ErrorKind::of).

@@ -1,8 +1,8 @@
 //! What every service built from one bulkhead layer shares.
 
-use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT};
 use crate::internal::shard::{Lane, Lanes};
 use crate::internal::slots::Slots;
+use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT};
 use metrics::{Counter, Gauge};
 use std::sync::Arc;
 use std::time::Duration;

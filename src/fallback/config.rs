@@ -23,6 +23,7 @@ pub struct Unset;
 pub struct Builder<FB = Unset> {
     name: String,
     max_concurrent: Option<usize>,
+    contain_panics: bool,
     fallback: FB,
 }
 
@@ -31,6 +32,7 @@ impl Builder<Unset> {
         Builder {
             name,
             max_concurrent: Some(DEFAULT_MAX_CONCURRENT),
+            contain_panics: false,
             fallback: Unset,
         }
     }
@@ -59,6 +61,7 @@ impl Builder<Unset> {
         Builder {
             name: self.name,
             max_concurrent: self.max_concurrent,
+            contain_panics: self.contain_panics,
             fallback,
         }
     }
@@ -74,6 +77,16 @@ impl<FB> Builder<FB> {
         self.max_concurrent = max.into();
         self
     }
+
+    /// A fallback that panics (in its closure or its future) fails with
+    /// [`FallbackFailed`](super::FallbackFailed) whose fallback error is
+    /// [`Panicked`](crate::catch_panic::Panicked), instead of unwinding to
+    /// the caller. Either way the panic counts as a fallback failure and
+    /// frees its place under the cap. Default: off (the panic unwinds).
+    pub fn contain_panics(mut self) -> Self {
+        self.contain_panics = true;
+        self
+    }
 }
 
 macro_rules! build {
@@ -86,7 +99,11 @@ macro_rules! build {
             /// A [`ConfigError`] listing each option outside its valid range.
             pub fn build(self) -> Result<FallbackLayer<$ty<F>>, ConfigError> {
                 let stats = stats_for(&self.name, self.max_concurrent)?;
-                Ok(FallbackLayer::from_parts(self.fallback, stats))
+                Ok(FallbackLayer::from_parts(
+                    self.fallback,
+                    stats,
+                    self.contain_panics,
+                ))
             }
         }
     };

@@ -3,12 +3,14 @@
 use super::cause::Cause;
 use super::error::{FallbackFailed, FallbackRejected};
 use super::function::FallbackFn;
-use super::stats::Shared;
+use super::stats::{Shared, Stats};
+use crate::catch_panic::Panicked;
 use crate::internal::shard::Lane;
 use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -28,13 +30,18 @@ pin_project! {
     }
 }
 
-/// A fallback in progress: frees its place under the cap when dropped.
+/// A fallback in progress: frees its place under the cap when dropped,
+/// and counts a fallback whose poll unwound as failed.
 struct Running<FB> {
     shared: Arc<Lane<Shared<FB>>>,
+    polling: bool,
 }
 
 impl<FB> Drop for Running<FB> {
     fn drop(&mut self) {
+        if self.polling {
+            self.shared.stats.failed();
+        }
         self.shared.stats.leave();
     }
 }
@@ -89,9 +96,18 @@ where
                     // Without a fallback the error passes through untouched;
                     // only a fallback that will run takes a place under the
                     // cap.
-                    let Some(fallback) = this.shared.fallback.recover(&cause) else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(cause.into_error()));
+                    let fallback = match recover(this.shared, &cause) {
+                        Ok(Some(fallback)) => fallback,
+                        Ok(None) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(cause.into_error()));
+                        }
+                        Err(panicked) => {
+                            this.shared.stats.failed();
+                            this.state.set(State::Done);
+                            let error = FallbackFailed::new(cause.into_error(), panicked);
+                            return Poll::Ready(Err(error.into()));
+                        }
                     };
                     if !this.shared.stats.enter() {
                         this.state.set(State::Done);
@@ -101,6 +117,7 @@ where
                     // no clone of a count every thread shares.
                     let running = Running {
                         shared: this.shared.clone(),
+                        polling: false,
                     };
                     this.state.set(State::Recovering {
                         fallback,
@@ -113,7 +130,14 @@ where
                     cause,
                     running,
                 } => {
-                    let result = ready!(fallback.poll(cx));
+                    let contain = this.shared.contain_panics;
+                    let result = {
+                        let place = running.as_mut().expect("held while running");
+                        place.polling = true;
+                        let result = poll_fallback(fallback, cx, contain);
+                        place.polling = false;
+                        ready!(result)
+                    };
                     running.take();
                     let cause = cause.take().expect("taken only here");
                     this.state.set(State::Done);
@@ -132,6 +156,44 @@ where
             }
         }
     }
+}
+
+/// Starts the fallback; a panic in the closure is an error when contained,
+/// and counted as a failed fallback when it unwinds.
+fn recover<FB: FallbackFn<T>, T>(
+    shared: &Shared<FB>,
+    cause: &Cause,
+) -> Result<Option<FB::Future>, BoxError> {
+    if shared.contain_panics {
+        return catch_unwind(AssertUnwindSafe(|| shared.fallback.recover(cause)))
+            .map_err(|payload| Panicked::from_payload(&*payload).into());
+    }
+    struct Unwinding<'a>(&'a Stats);
+    impl Drop for Unwinding<'_> {
+        fn drop(&mut self) {
+            self.0.failed();
+        }
+    }
+    let unwinding = Unwinding(&shared.stats);
+    let fallback = shared.fallback.recover(cause);
+    std::mem::forget(unwinding);
+    Ok(fallback)
+}
+
+/// Polls the fallback; a panic is an error when contained.
+fn poll_fallback<G, T>(
+    fallback: Pin<&mut G>,
+    cx: &mut Context<'_>,
+    contain: bool,
+) -> Poll<Result<T, BoxError>>
+where
+    G: Future<Output = Result<T, BoxError>>,
+{
+    if !contain {
+        return fallback.poll(cx);
+    }
+    catch_unwind(AssertUnwindSafe(|| fallback.poll(cx)))
+        .unwrap_or_else(|payload| Poll::Ready(Err(Panicked::from_payload(&*payload).into())))
 }
 
 impl<F, FB, G> fmt::Debug for ResponseFuture<F, FB, G> {

@@ -22,9 +22,13 @@ impl FallbackLayer<Unset> {
 }
 
 impl<FB> FallbackLayer<FB> {
-    pub(crate) fn from_parts(fallback: FB, stats: Arc<Stats>) -> Self {
+    pub(crate) fn from_parts(fallback: FB, stats: Arc<Stats>, contain_panics: bool) -> Self {
         FallbackLayer {
-            shared: Arc::new(Lanes::new(Arc::new(Shared { fallback, stats }))),
+            shared: Arc::new(Lanes::new(Arc::new(Shared {
+                fallback,
+                stats,
+                contain_panics,
+            }))),
         }
     }
 

@@ -1,7 +1,7 @@
 //! What fallbacks did: counts, and the cap on concurrent fallbacks.
 
-use crate::metrics::event_counter;
 use crate::internal::slots::Slots;
+use crate::metrics::event_counter;
 use metrics::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +13,9 @@ const LAYER: &str = "fallback";
 pub(crate) struct Shared<FB> {
     pub(crate) fallback: FB,
     pub(crate) stats: Arc<Stats>,
+    /// Whether a panicking fallback becomes an error (see
+    /// [`Builder::contain_panics`](super::Builder::contain_panics)).
+    pub(crate) contain_panics: bool,
 }
 
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! A retry budget shared by every client that holds it.
 
-use crate::internal::clock::{micros, Clock};
 use crate::error::{ConfigError, Validator};
+use crate::internal::clock::{micros, Clock};
 use crate::window::{Category, Record, TimeWindow};
 use std::fmt;
 use std::sync::Arc;

@@ -6,9 +6,24 @@ use std::sync::Arc;
 
 /// A cloneable view of one pool's statistics (what Hystrix's dashboard
 /// shows for a thread pool).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PoolHandle {
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PoolHandle {
+    // What an operator wants to see, not the runtime's internals.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolHandle")
+            .field("name", &self.name())
+            .field("size", &self.size())
+            .field("queue", &self.shared.queue)
+            .field("active", &self.active())
+            .field("queued", &self.queued())
+            .field("completed", &self.completed())
+            .field("rejected", &self.rejected())
+            .finish()
+    }
 }
 
 impl PoolHandle {

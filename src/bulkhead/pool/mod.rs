@@ -26,6 +26,7 @@
 //! ```
 
 mod config;
+mod error;
 mod future;
 mod handle;
 mod layer;
@@ -33,6 +34,7 @@ mod service;
 mod state;
 
 pub use config::{Builder, DEFAULT_QUEUE, DEFAULT_SIZE};
+pub use error::PoolFull;
 pub use future::ResponseFuture;
 pub use handle::PoolHandle;
 pub use layer::PoolLayer;

@@ -16,7 +16,8 @@ use tower_service::Service;
 /// The inner service is called on the caller's task; the future it returns
 /// runs on the pool. At most `size` run at once and `queue` wait; a call
 /// beyond that resolves to [`BulkheadFull`](crate::bulkhead::BulkheadFull)
-/// at once. Readiness is the inner service's.
+/// at once, without handing the request to the inner service. Readiness is
+/// the inner service's.
 ///
 /// Isolation has a price the semaphore [`Bulkhead`](crate::bulkhead::Bulkhead)
 /// does not pay: the future must be `Send + 'static`, and each call spawns a
@@ -68,8 +69,13 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        // Rejected before the request reaches the inner service: a client
+        // that starts its work in `call` must not have started it.
+        let Some(place) = self.shared.admit() else {
+            return ResponseFuture::new(None, self.shared.clone());
+        };
         let job = self.inner.call(request);
-        ResponseFuture::new(self.shared.submit(job), self.shared.clone())
+        ResponseFuture::new(Some(self.shared.spawn(place, job)), self.shared.clone())
     }
 }
 

@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 
 const LAYER: &str = "pool";
 
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) name: Arc<str>,
     /// Taken out and shut down in the background on drop: a runtime may not
@@ -72,12 +71,10 @@ impl Shared {
         }
     }
 
-    /// Runs `job` on the pool if it has a thread or a queue place for it.
-    pub(crate) fn submit<F>(self: &Arc<Self>, job: F) -> Option<JoinHandle<F::Output>>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
+    /// Takes a thread or a queue place for a job, if one is free. Decided
+    /// before the request is handed to the dependency's service: many
+    /// clients start their work inside `call`.
+    pub(crate) fn admit(&self) -> Option<Place> {
         let limit = self.size + self.queue;
         let admitted = self
             .stats
@@ -96,20 +93,38 @@ impl Shared {
         // The job holds only the stats: were it to hold `Shared`, the last
         // reference could drop on a pool thread and shut the runtime down
         // from inside itself.
-        let mut place = Place {
+        Some(Place {
             stats: self.stats.clone(),
             active: false,
-        };
+        })
+    }
+
+    /// Runs `job` on the pool in the place [`admit`](Self::admit) gave.
+    pub(crate) fn spawn<F>(&self, mut place: Place, job: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let running = self.running.clone();
         let runtime = self.runtime.as_ref().expect("present until dropped");
-        Some(runtime.spawn(async move {
+        runtime.spawn(async move {
             let _thread = running.acquire_owned().await.expect("never closed");
             place.start();
             let output = job.await;
             place.stats.completed.fetch_add(1, Ordering::Relaxed);
             drop(place);
             output
-        }))
+        })
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,8 +137,8 @@ impl Drop for Shared {
 }
 
 /// A job's place in the pool: queued, then active; given back when the job
-/// ends or is aborted.
-struct Place {
+/// ends or is aborted (or, when the inner `call` panics, never started).
+pub(crate) struct Place {
     stats: Arc<Stats>,
     active: bool,
 }
