@@ -46,7 +46,7 @@ use tower_service::Service;
 /// as a failure (Hystrix counts every exception), a half-open probe
 /// included, and then unwinds to the caller as before. To turn panics into
 /// errors a fallback can serve, put
-/// [`CatchPanicLayer`](crate::panic::CatchPanicLayer) beneath the breaker
+/// [`CatchPanicLayer`](crate::catch_panic::CatchPanicLayer) beneath the breaker
 /// (`Command`: [`contain_panics`](crate::command::CommandBuilder::contain_panics)).
 pub struct CircuitBreaker<S, C = DefaultClassifier> {
     inner: S,
