@@ -64,6 +64,7 @@ use crate::fallback::{
     stats_for, AsyncFallback, Cause, Fallback, FallbackHandle, FallbackLayer, NoFallback,
     SyncFallback,
 };
+use crate::registry::{CommandParts, Registry};
 use crate::timeout::{Timeout, TimeoutLayer, DEFAULT_TIMEOUT};
 use crate::BoxError;
 use std::fmt;
@@ -93,6 +94,7 @@ impl Command {
             fallback: NoFallback,
             fallback_max_concurrent: Some(crate::fallback::DEFAULT_MAX_CONCURRENT),
             contain_panics: false,
+            registry: None,
             name,
         }
     }
@@ -121,6 +123,7 @@ pub struct CommandBuilder<FB = NoFallback, I = Semaphore, C = DefaultClassifier>
     fallback: FB,
     fallback_max_concurrent: Option<usize>,
     contain_panics: bool,
+    registry: Option<Registry>,
 }
 
 impl<FB, I, C> CommandBuilder<FB, I, C> {
@@ -133,6 +136,13 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
     /// and frees every slot, but unwinds to the caller.
     pub fn contain_panics(mut self) -> Self {
         self.contain_panics = true;
+        self
+    }
+
+    /// The [`Registry`] to list the command and its parts in (where the
+    /// stream and dashboards find them). Default: [`Registry::global`].
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -177,6 +187,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             fallback: self.fallback,
             fallback_max_concurrent: self.fallback_max_concurrent,
             contain_panics: self.contain_panics,
+            registry: self.registry,
         }
     }
 
@@ -213,6 +224,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             fallback: self.fallback,
             fallback_max_concurrent: self.fallback_max_concurrent,
             contain_panics: self.contain_panics,
+            registry: self.registry,
         }
     }
 
@@ -226,6 +238,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             fallback,
             fallback_max_concurrent: self.fallback_max_concurrent,
             contain_panics: self.contain_panics,
+            registry: self.registry,
         }
     }
 
@@ -272,6 +285,7 @@ macro_rules! build_command {
             pub fn build(self) -> Result<CommandLayer<FB, $layer, C>, ConfigError> {
                 let mut v = Validator::new(format!("command {:?}", self.name));
                 self.check_across(&mut v);
+                let registry = self.registry.clone().unwrap_or_else(Registry::global);
                 let $this = &self;
                 let $group = self.group.clone().unwrap_or_else(|| self.name.clone());
                 let isolation = v.absorb($build_isolation);
@@ -280,11 +294,23 @@ macro_rules! build_command {
                         .timeout(self.timeout)
                         .build(),
                 );
-                let fallback = v.absorb(stats_for(&self.name, self.fallback_max_concurrent));
-                let breaker = v.absorb(self.breaker.build());
+                let fallback = v.absorb(stats_for(
+                    &self.name,
+                    self.fallback_max_concurrent,
+                    Some(&registry),
+                ));
+                let breaker = v.absorb(self.breaker.registry(&registry).build());
                 v.finish()?;
                 match (isolation, timeout, fallback, breaker) {
                     (Some(isolation), Some(timeout), Some(stats), Some(breaker)) => {
+                        registry.register_command(CommandParts {
+                            name: &self.name,
+                            group: &$group,
+                            timeout: self.timeout,
+                            breaker: breaker.shared(),
+                            isolation: isolation.shared(),
+                            fallback: &stats,
+                        });
                         Ok(CommandLayer {
                             name: self.name,
                             group: $group,
@@ -308,12 +334,14 @@ macro_rules! build_command {
 
 build_command!(Semaphore, BulkheadLayer, |this, _group| {
     BulkheadLayer::builder(this.name.clone())
+        .registry(this.registry.as_ref().unwrap_or(&Registry::global()))
         .max_concurrent(this.isolation.max_concurrent)
         .build()
 });
 build_command!(Threads, PoolLayer, |this, group| PoolLayer::builder(
     group.clone()
 )
+.registry(this.registry.as_ref().unwrap_or(&Registry::global()))
 .size(this.isolation.size)
 .queue(this.isolation.queue)
 .build());

@@ -17,6 +17,7 @@
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
 //! | [`retry`] | exponential backoff with jitter, and retry budgets |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
+//! | [`registry`] | every component built, listed for dashboards and admin endpoints |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //!
@@ -63,6 +64,7 @@ pub mod error;
 pub mod fallback;
 pub(crate) mod internal;
 pub mod metrics;
+pub mod registry;
 #[cfg(feature = "retry")]
 pub mod retry;
 #[cfg(feature = "timeout")]

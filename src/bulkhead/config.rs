@@ -23,6 +23,7 @@ pub struct Builder {
     max_concurrent: usize,
     max_wait: Option<Duration>,
     max_waiting: Option<usize>,
+    registry: Option<crate::registry::Registry>,
 }
 
 impl Builder {
@@ -32,7 +33,15 @@ impl Builder {
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             max_wait: None,
             max_waiting: None,
+            registry: None,
         }
+    }
+
+    /// The [`Registry`](crate::registry::Registry) to list this component
+    /// in. Default: [`Registry::global`](crate::registry::Registry::global).
+    pub fn registry(mut self, registry: &crate::registry::Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
     }
 
     /// Calls allowed in flight at once. Default 10; valid from 1 to 2^24.
@@ -99,6 +108,10 @@ impl Builder {
             self.max_wait,
             self.max_waiting.unwrap_or(self.max_concurrent),
         );
-        Ok(BulkheadLayer::from_shared(Arc::new(shared)))
+        let shared = Arc::new(shared);
+        self.registry
+            .unwrap_or_else(crate::registry::Registry::global)
+            .register(&shared);
+        Ok(BulkheadLayer::from_shared(shared))
     }
 }

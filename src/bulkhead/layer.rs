@@ -21,6 +21,10 @@ impl BulkheadLayer {
         Builder::new(name.into())
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        self.shared.shared()
+    }
+
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
         BulkheadLayer {
             shared: Arc::new(Lanes::new(shared)),

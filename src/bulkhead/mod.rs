@@ -55,3 +55,4 @@ pub use future::ResponseFuture;
 pub use handle::BulkheadHandle;
 pub use layer::BulkheadLayer;
 pub use service::Bulkhead;
+pub(crate) use state::Shared;

@@ -100,6 +100,7 @@ pub struct Builder<C = DefaultClassifier> {
     probe_timeout: Duration,
     classify: C,
     listeners: Vec<Listener>,
+    registry: Option<crate::registry::Registry>,
 }
 
 impl Builder<DefaultClassifier> {
@@ -118,6 +119,7 @@ impl Builder<DefaultClassifier> {
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             classify: DefaultClassifier,
             listeners: Vec::new(),
+            registry: None,
         }
     }
 }
@@ -226,6 +228,7 @@ impl<C> Builder<C> {
             probe_timeout: self.probe_timeout,
             classify,
             listeners: self.listeners,
+            registry: self.registry,
         }
     }
 
@@ -237,6 +240,13 @@ impl<C> Builder<C> {
         listener: impl Fn(&StateChange) + Send + Sync + 'static,
     ) -> Self {
         self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// The [`Registry`](crate::registry::Registry) to list this component
+    /// in. Default: [`Registry::global`](crate::registry::Registry::global).
+    pub fn registry(mut self, registry: &crate::registry::Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -278,11 +288,15 @@ impl<C> Builder<C> {
             probes: self.probes,
             probe_timeout: micros(self.probe_timeout),
         };
-        let breaker = Breaker::new(self.name.into(), settings, self.listeners.into());
-        Ok(CircuitBreakerLayer::from_parts(
-            Arc::new(breaker),
-            self.classify,
-        ))
+        let breaker = Arc::new(Breaker::new(
+            self.name.into(),
+            settings,
+            self.listeners.into(),
+        ));
+        self.registry
+            .unwrap_or_else(crate::registry::Registry::global)
+            .register(&breaker);
+        Ok(CircuitBreakerLayer::from_parts(breaker, self.classify))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

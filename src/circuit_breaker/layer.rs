@@ -37,6 +37,10 @@ impl<C> CircuitBreakerLayer<C> {
         }
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Breaker> {
+        self.breaker.shared()
+    }
+
     /// A handle to the shared breaker: read its state and rates, or force it.
     pub fn handle(&self) -> CircuitBreakerHandle {
         CircuitBreakerHandle::new(self.breaker.shared().clone())

@@ -82,3 +82,4 @@ pub use future::ResponseFuture;
 pub use handle::CircuitBreakerHandle;
 pub use layer::CircuitBreakerLayer;
 pub use service::CircuitBreaker;
+pub(crate) use state::Breaker;

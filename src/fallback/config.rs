@@ -24,6 +24,7 @@ pub struct Builder<FB = Unset> {
     name: String,
     max_concurrent: Option<usize>,
     contain_panics: bool,
+    registry: Option<crate::registry::Registry>,
     fallback: FB,
 }
 
@@ -33,6 +34,7 @@ impl Builder<Unset> {
             name,
             max_concurrent: Some(DEFAULT_MAX_CONCURRENT),
             contain_panics: false,
+            registry: None,
             fallback: Unset,
         }
     }
@@ -62,6 +64,7 @@ impl Builder<Unset> {
             name: self.name,
             max_concurrent: self.max_concurrent,
             contain_panics: self.contain_panics,
+            registry: self.registry,
             fallback,
         }
     }
@@ -75,6 +78,13 @@ impl<FB> Builder<FB> {
     /// Default 10; valid from 1.
     pub fn max_concurrent(mut self, max: impl Into<Option<usize>>) -> Self {
         self.max_concurrent = max.into();
+        self
+    }
+
+    /// The [`Registry`](crate::registry::Registry) to list this component
+    /// in. Default: [`Registry::global`](crate::registry::Registry::global).
+    pub fn registry(mut self, registry: &crate::registry::Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -98,7 +108,7 @@ macro_rules! build {
             ///
             /// A [`ConfigError`] listing each option outside its valid range.
             pub fn build(self) -> Result<FallbackLayer<$ty<F>>, ConfigError> {
-                let stats = stats_for(&self.name, self.max_concurrent)?;
+                let stats = stats_for(&self.name, self.max_concurrent, self.registry.as_ref())?;
                 Ok(FallbackLayer::from_parts(
                     self.fallback,
                     stats,
@@ -115,6 +125,7 @@ build!(SyncFallback);
 pub(crate) fn stats_for(
     name: &str,
     max_concurrent: Option<usize>,
+    registry: Option<&crate::registry::Registry>,
 ) -> Result<Arc<Stats>, ConfigError> {
     let mut v = Validator::new(format!("fallback {name:?}"));
     v.check(!name.is_empty(), "name", || "must not be empty".into());
@@ -124,5 +135,10 @@ pub(crate) fn stats_for(
         });
     }
     v.finish()?;
-    Ok(Arc::new(Stats::new(name.into(), max_concurrent)))
+    let stats = Arc::new(Stats::new(name.into(), max_concurrent));
+    match registry {
+        Some(registry) => registry.register(&stats),
+        None => crate::registry::Registry::global().register(&stats),
+    }
+    Ok(stats)
 }

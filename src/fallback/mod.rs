@@ -59,3 +59,4 @@ pub use future::ResponseFuture;
 pub use handle::FallbackHandle;
 pub use layer::FallbackLayer;
 pub use service::Fallback;
+pub(crate) use stats::Stats;

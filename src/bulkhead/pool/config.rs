@@ -19,6 +19,7 @@ pub struct Builder {
     name: String,
     size: usize,
     queue: usize,
+    registry: Option<crate::registry::Registry>,
 }
 
 impl Builder {
@@ -27,7 +28,15 @@ impl Builder {
             name,
             size: DEFAULT_SIZE,
             queue: DEFAULT_QUEUE,
+            registry: None,
         }
+    }
+
+    /// The [`Registry`](crate::registry::Registry) to list this component
+    /// in. Default: [`Registry::global`](crate::registry::Registry::global).
+    pub fn registry(mut self, registry: &crate::registry::Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
     }
 
     /// Threads in the pool, and calls running at once. Default 10; valid
@@ -76,6 +85,10 @@ impl Builder {
             }
         };
         let shared = Shared::new(self.name.into(), self.size, self.queue, runtime);
-        Ok(PoolLayer::from_shared(Arc::new(shared)))
+        let shared = Arc::new(shared);
+        self.registry
+            .unwrap_or_else(crate::registry::Registry::global)
+            .register(&shared);
+        Ok(PoolLayer::from_shared(shared))
     }
 }

@@ -20,6 +20,10 @@ impl PoolLayer {
         Builder::new(name.into())
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
         PoolLayer { shared }
     }

@@ -39,3 +39,4 @@ pub use future::ResponseFuture;
 pub use handle::PoolHandle;
 pub use layer::PoolLayer;
 pub use service::Pool;
+pub(crate) use state::Shared;

@@ -1,0 +1,279 @@
+//! Every component built, listed without wiring: for dashboards, streams,
+//! admin endpoints and live configuration.
+//!
+//! Each breaker, bulkhead, pool, fallback and command registers itself when
+//! built, in the process-wide [`Registry::global`] unless its builder was
+//! given another with `.registry(&registry)`. The registry holds weak
+//! references only: a component whose layers, services and handles are all
+//! dropped leaves it, and holding a registry keeps nothing alive.
+//!
+//! Reading the registry never touches a call's path: a call neither reads
+//! nor writes it. Registration takes a lock once, at build time; listing
+//! takes it once per read and returns handles, whose reads are the same
+//! atomic loads the handles always do.
+//!
+//! ```
+//! use rampart::registry::Registry;
+//! use rampart::Command;
+//!
+//! let registry = Registry::new(); // or leave it out: Registry::global()
+//! let command = Command::builder("RatingsGet").registry(&registry).build()?;
+//! let listed = registry.commands();
+//! assert_eq!(listed.len(), 1);
+//! assert_eq!(listed[0].name(), "RatingsGet");
+//! assert_eq!(registry.breakers()[0].name(), "RatingsGet");
+//!
+//! // No service was built from it: once the layer and the handles listed
+//! // above are dropped, it leaves the registry.
+//! drop((command, listed));
+//! assert!(registry.commands().is_empty());
+//! # Ok::<(), rampart::ConfigError>(())
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+
+type Erased = dyn Any + Send + Sync;
+
+/// A list of the components built in a process (or in a part of it).
+///
+/// Cloning a `Registry` gives another handle to the same list.
+#[derive(Clone, Default)]
+pub struct Registry {
+    inner: Arc<Mutex<Entries>>,
+}
+
+#[derive(Default)]
+struct Entries {
+    components: Vec<Weak<Erased>>,
+    commands: Vec<CommandEntry>,
+}
+
+/// A command is alive while its breaker is: services built from it hold
+/// the breaker, not the layer.
+struct CommandEntry {
+    name: Arc<str>,
+    group: Arc<str>,
+    timeout: Duration,
+    breaker: Weak<Erased>,
+    isolation: Weak<Erased>,
+    fallback: Weak<Erased>,
+}
+
+impl Registry {
+    /// An empty registry of its own, for a part of a process (or a test)
+    /// that should not share the global list.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// The process-wide registry every builder uses unless told otherwise.
+    pub fn global() -> Registry {
+        static GLOBAL: OnceLock<Registry> = OnceLock::new();
+        GLOBAL.get_or_init(Registry::new).clone()
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // Nothing here can be left half-written by a panic: a poisoned
+        // lock still holds a consistent list.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lists `component`; dropped components are swept out on the way.
+    pub(crate) fn register<T: Send + Sync + 'static>(&self, component: &Arc<T>) {
+        let erased: Arc<Erased> = component.clone();
+        let mut entries = self.entries();
+        entries.components.retain(|c| c.strong_count() > 0);
+        entries.components.push(Arc::downgrade(&erased));
+    }
+
+    /// Lists a command made of already registered parts.
+    pub(crate) fn register_command<B, I, F>(&self, command: CommandParts<'_, B, I, F>)
+    where
+        B: Send + Sync + 'static,
+        I: Send + Sync + 'static,
+        F: Send + Sync + 'static,
+    {
+        let erase = |c: Arc<Erased>| Arc::downgrade(&c);
+        let mut entries = self.entries();
+        entries.commands.retain(|c| c.breaker.strong_count() > 0);
+        entries.commands.push(CommandEntry {
+            name: command.name.into(),
+            group: command.group.into(),
+            timeout: command.timeout,
+            breaker: erase(command.breaker.clone()),
+            isolation: erase(command.isolation.clone()),
+            fallback: erase(command.fallback.clone()),
+        });
+    }
+
+    /// Every live component of type `T`, in the order they were built.
+    fn live<T: Send + Sync + 'static>(&self) -> Vec<Arc<T>> {
+        self.entries()
+            .components
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|c| c.downcast::<T>().ok())
+            .collect()
+    }
+
+    /// Every circuit breaker built and still in use, those inside
+    /// commands included (see [`CommandInfo::breaker`]).
+    #[cfg(feature = "circuit-breaker")]
+    pub fn breakers(&self) -> Vec<crate::circuit_breaker::CircuitBreakerHandle> {
+        self.live::<crate::circuit_breaker::Breaker>()
+            .into_iter()
+            .map(crate::circuit_breaker::CircuitBreakerHandle::new)
+            .collect()
+    }
+
+    /// Every semaphore bulkhead built and still in use.
+    #[cfg(feature = "bulkhead")]
+    pub fn bulkheads(&self) -> Vec<crate::bulkhead::BulkheadHandle> {
+        self.live::<crate::bulkhead::Shared>()
+            .into_iter()
+            .map(crate::bulkhead::BulkheadHandle::new)
+            .collect()
+    }
+
+    /// Every pool built and still in use.
+    #[cfg(feature = "bulkhead")]
+    pub fn pools(&self) -> Vec<crate::bulkhead::pool::PoolHandle> {
+        self.live::<crate::bulkhead::pool::Shared>()
+            .into_iter()
+            .map(crate::bulkhead::pool::PoolHandle::new)
+            .collect()
+    }
+
+    /// Every fallback layer built and still in use.
+    #[cfg(feature = "fallback")]
+    pub fn fallbacks(&self) -> Vec<crate::fallback::FallbackHandle> {
+        self.live::<crate::fallback::Stats>()
+            .into_iter()
+            .map(crate::fallback::FallbackHandle::new)
+            .collect()
+    }
+
+    /// Every command built whose breaker is still in use.
+    #[cfg(feature = "command")]
+    pub fn commands(&self) -> Vec<CommandInfo> {
+        use crate::bulkhead::pool::PoolHandle;
+        use crate::bulkhead::BulkheadHandle;
+        let entries = self.entries();
+        entries
+            .commands
+            .iter()
+            .filter_map(|c| {
+                let breaker = c.breaker.upgrade()?.downcast().ok()?;
+                let isolation = c.isolation.upgrade()?;
+                let isolation = match isolation.downcast() {
+                    Ok(bulkhead) => Isolation::Semaphore(BulkheadHandle::new(bulkhead)),
+                    Err(other) => Isolation::Pool(PoolHandle::new(other.downcast().ok()?)),
+                };
+                Some(CommandInfo {
+                    name: c.name.clone(),
+                    group: c.group.clone(),
+                    timeout: c.timeout,
+                    breaker: crate::circuit_breaker::CircuitBreakerHandle::new(breaker),
+                    isolation,
+                    fallback: crate::fallback::FallbackHandle::new(
+                        c.fallback.upgrade()?.downcast().ok()?,
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
+/// What a command registers: its parts, each already registered alone.
+pub(crate) struct CommandParts<'a, B, I, F> {
+    pub(crate) name: &'a str,
+    pub(crate) group: &'a str,
+    pub(crate) timeout: Duration,
+    pub(crate) breaker: &'a Arc<B>,
+    pub(crate) isolation: &'a Arc<I>,
+    pub(crate) fallback: &'a Arc<F>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries = self.entries();
+        f.debug_struct("Registry")
+            .field(
+                "components",
+                &entries
+                    .components
+                    .iter()
+                    .filter(|c| c.strong_count() > 0)
+                    .count(),
+            )
+            .field(
+                "commands",
+                &entries
+                    .commands
+                    .iter()
+                    .filter(|c| c.breaker.strong_count() > 0)
+                    .count(),
+            )
+            .finish()
+    }
+}
+
+/// A command as listed by [`Registry::commands`]: its names, its timeout
+/// and handles to its parts.
+#[cfg(feature = "command")]
+#[derive(Debug, Clone)]
+pub struct CommandInfo {
+    name: Arc<str>,
+    group: Arc<str>,
+    timeout: Duration,
+    breaker: crate::circuit_breaker::CircuitBreakerHandle,
+    isolation: Isolation,
+    fallback: crate::fallback::FallbackHandle,
+}
+
+/// How a listed command isolates its calls.
+#[cfg(feature = "command")]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Isolation {
+    /// A semaphore bulkhead (Hystrix's `SEMAPHORE`).
+    Semaphore(crate::bulkhead::BulkheadHandle),
+    /// A pool of threads of its own (Hystrix's `THREAD`).
+    Pool(crate::bulkhead::pool::PoolHandle),
+}
+
+#[cfg(feature = "command")]
+impl CommandInfo {
+    /// The command's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The command's group (its name unless set).
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The per-call deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The command's circuit breaker (also listed by [`Registry::breakers`]).
+    pub fn breaker(&self) -> &crate::circuit_breaker::CircuitBreakerHandle {
+        &self.breaker
+    }
+
+    /// The command's bulkhead or pool.
+    pub fn isolation(&self) -> &Isolation {
+        &self.isolation
+    }
+
+    /// What the command's fallback did.
+    pub fn fallback(&self) -> &crate::fallback::FallbackHandle {
+        &self.fallback
+    }
+}
