@@ -13,16 +13,18 @@
 //!    while open, forced open, or half-open with every probe place taken);
 //! 2. the bulkhead's `in_flight()` equals the slots the model says are held
 //!    (readied clones plus calls in flight), and is 0 once all is dropped;
-//! 3. `counts()` holds exactly the outcomes of calls admitted in the current
-//!    period (a period ends at every transition), never a late outcome of an
-//!    earlier one; the breaker's own rejections show up in `rolling_counts()`
-//!    at the time they happen;
+//! 3. `counts()` holds exactly the outcomes of calls admitted since the last
+//!    close or reset (Hystrix's rule: a trip or a force keeps the window, so
+//!    dashboards still show why it opened), and never a late outcome of a call
+//!    admitted in an earlier period (a period ends at every transition); the
+//!    breaker's own rejections show up in `rolling_counts()` at the time they
+//!    happen;
 //! 4. `state()` is the model's, and an open breaker past its open time reads
 //!    `HalfOpen`;
 //!
 //! and each call's immediate result (pending, `CircuitOpen`, `BulkheadFull`)
-//! and final result are the model's. The intended semantics encoded here,
-//! which today's code does not all follow yet:
+//! and final result are the model's. The semantics encoded here (issue 8;
+//! each failed before its fix, with the sequences proptest shrank to):
 //!
 //! - (a) a decision taken in `poll_ready` is taken again at `call` if the
 //!   breaker moved to another period since (a probe place included), and a
@@ -33,12 +35,7 @@
 //!   happens, even after a quiet gap longer than the window;
 //! - (d) a panic in the dependency (in `call` or in its future) counts as a
 //!   failure, and a panicking probe re-opens the breaker at once;
-//! - (e) the outcome of a probe from an earlier period is never counted;
-//! - (w) every transition starts a period with empty windows (invariant 3).
-//!
-//! To see what else fails while some of these are still to come, run with
-//! `RAMPART_MODEL_TODAY=a,b,...` (see [`Today`]): the model then follows
-//! today's code for those letters.
+//! - (e) the outcome of a probe from an earlier period is never counted.
 //!
 //! Not modelled: time-based windows as the trip rules' window (every config
 //! uses a count window of 4 calls; the 10 s rolling window is only checked for
@@ -250,44 +247,9 @@ struct Rejection {
     closed_epoch: u64,
 }
 
-/// For triage: which of the intended semantics the model gives up, to
-/// follow today's code instead, so that a run shows what else fails.
-/// Set with `RAMPART_MODEL_TODAY=a,b,c,d,e,w` (the letters of the module
-/// docs' list; `a` is `a-slot` and `a-probe`; `w`: only a close or a reset
-/// empties the window).
-#[derive(Debug, Default, Clone, Copy)]
-struct Today {
-    /// A rejection at `call` leaves the readied inner service its slot.
-    a_slot: bool,
-    /// A probe place taken in `poll_ready` is used at `call` whatever happened since.
-    a_probe: bool,
-    b: bool,
-    c: bool,
-    d: bool,
-    e: bool,
-    w: bool,
-}
-
-impl Today {
-    fn from_env() -> Today {
-        let set = std::env::var("RAMPART_MODEL_TODAY").unwrap_or_default();
-        let has = |c: &str| set.split(',').any(|s| s.trim() == c);
-        Today {
-            a_slot: has("a") || has("a-slot"),
-            a_probe: has("a") || has("a-probe"),
-            b: has("b"),
-            c: has("c"),
-            d: has("d"),
-            e: has("e"),
-            w: has("w"),
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Model {
     cfg: Cfg,
-    today: Today,
     now: u64,
     state: St,
     /// +1 at every transition.
@@ -297,10 +259,6 @@ struct Model {
     /// The current period's last `WINDOW` outcomes (ignored ones are not kept).
     window: VecDeque<(Cat, bool)>,
     consecutive: u32,
-    /// Today (`e`): whether a success or an ignored call makes the breaker
-    /// look at its window (it does only while the window is short of
-    /// `min_calls` and holds a failure); the model looks after every call.
-    armed: bool,
     clones: [Caller; CLONES],
     calls: Vec<Call>,
     slots: usize,
@@ -309,17 +267,15 @@ struct Model {
 }
 
 impl Model {
-    fn new(cfg: Cfg, today: Today) -> Self {
+    fn new(cfg: Cfg) -> Self {
         Model {
             cfg,
-            today,
             now: 0,
             state: St::Closed,
             period: 0,
             closed_epoch: 0,
             window: VecDeque::new(),
             consecutive: 0,
-            armed: false,
             clones: [Caller::default(); CLONES],
             calls: Vec::new(),
             slots: 0,
@@ -352,16 +308,13 @@ impl Model {
                 let slot = std::mem::take(&mut self.clones[k].slot);
                 // Decided again if the breaker moved to another period since.
                 let adm = match adm {
-                    Adm::Probe(p) if p != self.period && self.today.a_probe => adm,
                     Adm::Counted(p) | Adm::Probe(p) if p != self.period => self.acquire(),
                     Adm::Uncounted if self.state != St::Disabled => self.acquire(),
                     adm => adm,
                 };
                 if adm == Adm::Rejected {
-                    if slot && self.today.a_slot {
-                        // Today: the readied inner service keeps its slot.
-                        self.clones[k].slot = true;
-                    } else if slot {
+                    // A rejection gives back the slot the readied inner held.
+                    if slot {
                         self.slots -= 1;
                     }
                     self.rejections.push(Rejection {
@@ -378,10 +331,7 @@ impl Model {
                 self.reached += 1;
                 if let Op::CallPanics(_) = op {
                     self.slots -= 1;
-                    // Today: nothing is counted, a probe's place is lost.
-                    if !self.today.d {
-                        self.complete(adm, Cat::Failure, 0);
-                    }
+                    self.complete(adm, Cat::Failure, 0);
                     return Seen::Panicked;
                 }
                 self.calls.push(Call {
@@ -405,13 +355,6 @@ impl Model {
                     Verdict::BadRequest => (Cat::Ignored, Seen::Err("bad request")),
                     Verdict::Panic => (Cat::Failure, Seen::Panicked),
                 };
-                if verdict == Verdict::Panic && self.today.d {
-                    // Today: a panicking future is dropped like any other.
-                    if call.adm == Adm::Probe(self.period) {
-                        self.trip();
-                    }
-                    return seen;
-                }
                 self.complete(call.adm, cat, self.now - call.started);
                 seen
             }
@@ -467,9 +410,8 @@ impl Model {
     fn transition(&mut self, to: St) {
         self.state = to;
         self.period += 1;
-        self.armed = false;
-        // Today: only a close or a reset empties the window.
-        if !self.today.w || to == St::Closed {
+        // Only a close or a reset empties the window (Hystrix's rule).
+        if to == St::Closed {
             self.window.clear();
             self.consecutive = 0;
         }
@@ -511,8 +453,6 @@ impl Model {
         let slow = self.cfg.slow_rate.is_some() && latency >= SLOW && cat != Cat::Ignored;
         let failed = matches!(cat, Cat::Failure | Cat::Rejected);
         match adm {
-            // Today: a probe's outcome is, whatever its period.
-            Adm::Probe(p) if p != self.period && self.today.e => self.record(cat, slow),
             // Outcomes of an earlier period are never counted.
             Adm::Counted(p) | Adm::Probe(p) if p != self.period => {}
             Adm::Uncounted | Adm::Rejected => {}
@@ -526,11 +466,6 @@ impl Model {
                     Cat::Ignored => {}
                     Cat::Failure | Cat::Rejected => self.consecutive += 1,
                 }
-                if self.today.e && !(slow || failed || self.armed) {
-                    return;
-                }
-                let c = self.counts();
-                self.armed = c.calls() < self.cfg.min_calls && (c.failed() > 0 || c.slow > 0);
                 if self.state == St::Closed && self.should_trip() {
                     self.trip();
                 }
@@ -602,7 +537,7 @@ impl Model {
     fn state(&self) -> State {
         match self.state {
             St::Closed => State::Closed,
-            St::Open { until } if self.now < until || self.today.b => State::Open,
+            St::Open { until } if self.now < until => State::Open,
             St::Open { .. } | St::HalfOpen { .. } => State::HalfOpen,
             St::ForcedOpen => State::ForcedOpen,
             St::ForcedClosed => State::ForcedClosed,
@@ -626,8 +561,6 @@ impl Model {
             .clone()
             .filter(|r| r.period == self.period)
             .count();
-        // Today: a rejection after a quiet gap is credited to a stale bucket.
-        let low = if self.today.c { 0 } else { low };
         let high = in_window
             .filter(|r| r.closed_epoch == self.closed_epoch)
             .count();
@@ -928,10 +861,10 @@ fn check(op: Op, model: &Model, real: &Real, expected: Seen, got: Seen) -> Resul
 }
 
 fn run(cfg: Cfg, ops: &[Op]) -> Result<(), TestCaseError> {
-    run_sequence(cfg, Today::from_env(), ops).map_err(TestCaseError::fail)
+    run_sequence(cfg, ops).map_err(TestCaseError::fail)
 }
 
-fn run_sequence(cfg: Cfg, today: Today, ops: &[Op]) -> Result<(), String> {
+fn run_sequence(cfg: Cfg, ops: &[Op]) -> Result<(), String> {
     quiet_dependency_panics();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -940,7 +873,7 @@ fn run_sequence(cfg: Cfg, today: Today, ops: &[Op]) -> Result<(), String> {
         .unwrap();
     let _entered = rt.enter();
     let mut real = Real::new(&rt, cfg);
-    let mut model = Model::new(cfg, today);
+    let mut model = Model::new(cfg);
     let mut step = |op: Op| {
         let expected = model.step(op);
         let got = real.step(op);

@@ -66,8 +66,7 @@ enum Admission {
     Idle,
     Admitted(Permit),
     Probe(ProbePlace),
-    /// Rejected at this time.
-    Rejected(Micros),
+    Rejected,
 }
 
 /// A half-open probe place, given back if dropped unused.
@@ -143,7 +142,7 @@ impl<S, C> CircuitBreaker<S, C> {
     fn decide(&mut self) {
         let breaker = self.breaker.shared();
         self.admission = match breaker.acquire() {
-            Err(now) => Admission::Rejected(now),
+            Err(_) => Admission::Rejected,
             Ok(permit @ Permit::Probe { .. }) => Admission::Probe(ProbePlace {
                 breaker: breaker.clone(),
                 permit: Some(permit),
@@ -179,11 +178,11 @@ where
         loop {
             // A rejection is looked at again on every poll: the open time may
             // have run out since (a Buffer worker polls long before it calls).
-            if let Admission::Idle | Admission::Rejected(_) = self.admission {
+            if let Admission::Idle | Admission::Rejected = self.admission {
                 self.decide();
             }
             let permit = match &self.admission {
-                Admission::Rejected(_) => {
+                Admission::Rejected => {
                     self.disarm();
                     return Poll::Ready(Ok(()));
                 }
@@ -228,7 +227,9 @@ where
             Admission::Probe(place) if breaker.is_current(place.permit.expect("held")) => {
                 Ok(place.take())
             }
-            Admission::Rejected(now) => Err(now),
+            // Recorded at the time of the call, which may come long after
+            // the poll (a Buffer worker): a rejection is counted when made.
+            Admission::Rejected => Err(breaker.now()),
             // Admitted when polled, but the breaker has changed state since
             // (a force, a reset, a trip; or a Buffer worker that polls long
             // before it calls): decide again. A stale probe place is no
