@@ -6,8 +6,8 @@ use super::rule::{PowerOfTwoChoices, Rule};
 use super::service::{Balance, Shared};
 use super::set::EndpointSet;
 use super::source::Endpoints;
-use crate::internal::clock::micros;
 use crate::error::{ConfigError, Validator};
+use crate::internal::clock::micros;
 use crate::retry::{Backoff, RetryBudget};
 use std::fmt;
 use std::sync::Arc;
@@ -45,6 +45,7 @@ pub struct Builder<P = DefaultPolicy> {
     eject_for_max: Duration,
     max_ejected: f64,
     panic_threshold: f64,
+    failure_accrual: bool,
     initial_latency: Duration,
     latency_decay: Duration,
     policy: P,
@@ -64,6 +65,7 @@ impl Builder {
             eject_for_max: DEFAULT_EJECT_FOR_MAX,
             max_ejected: DEFAULT_MAX_EJECTED,
             panic_threshold: DEFAULT_PANIC_THRESHOLD,
+            failure_accrual: true,
             initial_latency: DEFAULT_INITIAL_LATENCY,
             latency_decay: DEFAULT_LATENCY_DECAY,
             policy: DefaultPolicy,
@@ -125,16 +127,37 @@ impl<P> Builder<P> {
     }
 
     /// The largest share of endpoints ejected at once (at least one is
-    /// always allowed). Default 0.1; valid in [0, 1].
+    /// always allowed). Default 0.1; valid in [0, 1]. Failing endpoints
+    /// past the cap are marked dead instead, unless
+    /// [`failure_accrual`](Self::failure_accrual) is off.
     pub fn max_ejected(mut self, share: f64) -> Self {
         self.max_ejected = share;
         self
     }
 
     /// Below this healthy share, ejections are ignored (panic mode).
-    /// Default 0.5; valid in [0, 1].
+    /// Default 0.5; valid in [0, 1]. Endpoints marked dead by failure
+    /// accrual are not ejected and take no part in it.
     pub fn panic_threshold(mut self, share: f64) -> Self {
         self.panic_threshold = share;
+        self
+    }
+
+    /// Failure accrual (Finagle's), on by default: an endpoint that fails
+    /// `eject_after` times in a row when the ejection cap
+    /// ([`max_ejected`](Self::max_ejected)) has no place left is *marked
+    /// dead* instead, on the same schedule (`eject_for`, doubling; on
+    /// probation after). A dead endpoint is passed over while any endpoint
+    /// neither ejected nor dead will do, whatever the panic threshold, and
+    /// takes no place under the cap; when nothing else will do, it is used.
+    ///
+    /// Each endpoint is, in effect, its own circuit breaker: with two of
+    /// three instances dead, the cap ejects one and accrual keeps calls
+    /// off the other. Off, failing endpoints past the cap keep their share
+    /// of calls (Envoy's behaviour), steered away from only by their
+    /// raised load estimate.
+    pub fn failure_accrual(mut self, on: bool) -> Self {
+        self.failure_accrual = on;
         self
     }
 
@@ -162,6 +185,7 @@ impl<P> Builder<P> {
             eject_for_max: self.eject_for_max,
             max_ejected: self.max_ejected,
             panic_threshold: self.panic_threshold,
+            failure_accrual: self.failure_accrual,
             initial_latency: self.initial_latency,
             latency_decay: self.latency_decay,
             policy,
@@ -236,6 +260,7 @@ impl<P> Builder<P> {
             max: micros(self.eject_for_max),
             max_ejected: self.max_ejected,
             panic_threshold: self.panic_threshold,
+            accrual: self.failure_accrual,
         };
         let set = EndpointSet::new(
             name.clone(),
@@ -272,6 +297,7 @@ impl<P> fmt::Debug for Builder<P> {
             .field("eject_for", &(self.eject_for, self.eject_for_max))
             .field("max_ejected", &self.max_ejected)
             .field("panic_threshold", &self.panic_threshold)
+            .field("failure_accrual", &self.failure_accrual)
             .finish_non_exhaustive()
     }
 }

@@ -1,14 +1,16 @@
 //! The balancer service.
 
 use super::config::Builder;
+use super::ejection::Check;
+use super::endpoint::Ended;
 use super::future::ResponseFuture;
 use super::handle::{BalanceHandle, EndpointStats, Report};
 use super::policy::{DefaultPolicy, Policy};
 use super::rule::Rule;
 use super::set::EndpointSet;
+use crate::internal::shard::Lanes;
 use crate::metrics::event_counter;
 use crate::retry::{Backoff, RetryBudget};
-use crate::internal::shard::Lanes;
 use crate::BoxError;
 use metrics::Counter;
 use std::fmt;
@@ -123,18 +125,25 @@ where
             .snapshot()
             .iter()
             .map(|e| {
-                // First: an ejection that has run out ends here, and resets
+                // First: a spell out that has run out ends here, and resets
                 // the latency estimate read below.
-                let ejected = self.set.check(e, now);
+                let status = self.set.status(e, now);
                 EndpointStats {
                     key: e.label.clone(),
                     zone: e.zone.as_deref().map(str::to_owned),
                     in_flight: e.in_flight.load(Ordering::Relaxed),
                     selected: e.selected.load(Ordering::Relaxed),
                     latency: Duration::from_micros(e.latency.estimate(now) as u64),
-                    ejected,
+                    ejected: status == Check::Ejected,
                     ejections: e.health.ejections.load(Ordering::Relaxed),
+                    marked_dead: status == Check::MarkedDead,
+                    times_marked_dead: e.health.marked_dead.load(Ordering::Relaxed),
                     consecutive_failures: e.health.consecutive_failures(),
+                    successes: e.count(Ended::Success),
+                    failures: e.count(Ended::Failure),
+                    timeouts: e.count(Ended::Timeout),
+                    ignored: e.count(Ended::Ignored),
+                    cancelled: e.count(Ended::Cancelled),
                 }
             })
             .collect()
