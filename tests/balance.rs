@@ -783,6 +783,49 @@ async fn failed_and_timed_out_attempts_are_measured_with_their_outcome() {
     );
 }
 
+// ===== visible outcomes =====
+
+/// Two instances answering 503 to `GET`s, under `HttpPolicy` with the
+/// given retry budget; returns the response to one call.
+async fn a_503_with_budget(budget: RetryBudget) -> http::Response<()> {
+    let unavailable = tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, BoxError>(http::Response::builder().status(503).body(()).unwrap())
+    });
+    let mut lb = Balance::builder("marked")
+        .policy(HttpPolicy)
+        .retry_budget(budget)
+        .build(Endpoints::fixed([
+            Endpoint::new(1, unavailable),
+            Endpoint::new(2, unavailable),
+        ]))
+        .unwrap();
+    let get = http::Request::get("/").body(()).unwrap();
+    lb.ready().await.unwrap().call(get).await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_503_whose_retry_the_budget_refused_says_so() {
+    use rampart::retry::RetryBudgetExhaustedMarker;
+    let empty = RetryBudget::new(Duration::from_secs(10), 0, 0.0).unwrap();
+    let refused = a_503_with_budget(empty).await;
+    assert_eq!(refused.status(), 503);
+    assert!(
+        refused
+            .extensions()
+            .get::<RetryBudgetExhaustedMarker>()
+            .is_some(),
+        "the retry was refused: the response says so"
+    );
+    // Retried once on the other instance, which answered 503 too: the call
+    // ran out of attempts, not of budget.
+    let retried = a_503_with_budget(RetryBudget::default()).await;
+    assert_eq!(retried.status(), 503);
+    assert!(retried
+        .extensions()
+        .get::<RetryBudgetExhaustedMarker>()
+        .is_none());
+}
+
 // ===== panics and isolation =====
 
 /// An endpoint whose service panics in `call` (`in_call`) or in its future.

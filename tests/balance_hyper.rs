@@ -38,7 +38,7 @@ use rampart::balance::{
     Balance, BalanceHandle, Endpoint, EndpointStats, Endpoints, HttpPolicy, Policy,
 };
 use rampart::circuit_breaker::Outcome;
-use rampart::retry::{Backoff, RetryBudget, RetryBudgetExhausted};
+use rampart::retry::{Backoff, RetryBudget, RetryBudgetExhausted, RetryBudgetExhaustedMarker};
 use rampart::{BoxError, ErrorKind};
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -870,11 +870,19 @@ async fn the_retry_budget_caps_requests_when_every_instance_answers_503() {
         let results = load(lb, REQUESTS as usize, 4, |_| {}).await;
         print_stats("outage-503", &fleet, &handle);
         // A 503 is a response, not an error: the call that cannot retry
-        // returns it as it is (there is no error to mark as
-        // RetryBudgetExhausted).
+        // returns it as it is, marked (it once came back unmarked, and the
+        // caller could not tell). No call can make its 15 attempts (the
+        // budget never holds 14 retries), so every call ends refused.
         for result in results {
             let response = result.expect("a 503 is a response");
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(
+                response
+                    .extensions()
+                    .get::<RetryBudgetExhaustedMarker>()
+                    .is_some(),
+                "the refused retry is marked"
+            );
         }
         let total: u64 = fleet.all_received().iter().sum();
         let cap = outage_cap(REQUESTS);

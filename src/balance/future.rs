@@ -281,7 +281,15 @@ where
             if !shared.budget.try_withdraw() {
                 shared.budget_exhausted.increment(1);
                 this.state.set(State::Done);
-                return Poll::Ready(result.map_err(|e| RetryBudgetExhausted::new(e).into()));
+                // Say so: on an error by wrapping it, on a response through
+                // the policy (`HttpPolicy` marks it in its extensions).
+                return Poll::Ready(match result {
+                    Ok(mut response) => {
+                        shared.policy.on_retry_budget_exhausted(&mut response);
+                        Ok(response)
+                    }
+                    Err(e) => Err(RetryBudgetExhausted::new(e).into()),
+                });
             }
             shared.retried.increment(1);
             *this.retries += 1;
