@@ -826,6 +826,22 @@ async fn a_503_whose_retry_the_budget_refused_says_so() {
         .is_none());
 }
 
+#[test]
+fn a_fixed_list_naming_a_key_twice_is_a_config_error_naming_the_key() {
+    let fleet = Fleet::new(3);
+    let endpoints = Endpoints::fixed([
+        Endpoint::new("a", fleet.instances[0].service()),
+        Endpoint::new("b", fleet.instances[1].service()),
+        Endpoint::new("a", fleet.instances[2].service()),
+        Endpoint::new("a", fleet.instances[2].service()),
+    ]);
+    let err = Balance::builder("dup").build(endpoints).unwrap_err();
+    assert!(err.names("endpoints"), "{err}");
+    assert_eq!(err.violations().len(), 1, "the key is named once: {err}");
+    assert!(err.to_string().contains("\"a\""), "{err}");
+    assert!(!err.to_string().contains("\"b\""), "{err}");
+}
+
 // ===== panics and isolation =====
 
 /// An endpoint whose service panics in `call` (`in_call`) or in its future.

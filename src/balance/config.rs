@@ -196,17 +196,31 @@ impl<P> Builder<P> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] listing each option outside its valid range, or an
-    /// empty fixed list of endpoints.
+    /// A [`ConfigError`] listing each option outside its valid range, and
+    /// a fixed list of endpoints that is empty or names a key twice
+    /// (`endpoints`).
     pub fn build<K, S>(self, endpoints: Endpoints<K, S>) -> Result<Balance<K, S, P>, ConfigError>
     where
         K: PartialEq + fmt::Debug,
     {
         let mut v = Validator::new(format!("balancer {:?}", self.name));
         v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        v.check(endpoints.fixed_len != Some(0), "endpoints", || {
-            "a fixed list must not be empty".into()
-        });
+        if let Some(fixed) = endpoints.source.fixed() {
+            v.check(!fixed.is_empty(), "endpoints", || {
+                "a fixed list must not be empty".into()
+            });
+            // Build time only: quadratic, but no `Hash` or `Ord` asked of keys.
+            for (i, e) in fixed.iter().enumerate() {
+                let first = fixed.iter().position(|other| other.key == e.key) == Some(i);
+                let again = fixed[i + 1..].iter().any(|other| other.key == e.key);
+                v.check(!(first && again), "endpoints", || {
+                    format!(
+                        "a fixed list must name each key once, got {:?} twice",
+                        e.key
+                    )
+                });
+            }
+        }
         v.check(self.retries_same <= 10, "retries_same", || {
             format!("must be at most 10, got {}", self.retries_same)
         });

@@ -23,6 +23,11 @@ pub(crate) trait Source<K, S>: Send {
         false
     }
 
+    /// A fixed list not yet loaded, for the builder to check.
+    fn fixed(&self) -> Option<&[Endpoint<K, S>]> {
+        None
+    }
+
     /// Every change ready now, oldest first.
     fn poll_changes(&mut self, cx: &mut Context<'_>, changes: &mut Vec<Change<K, S>>);
 }
@@ -47,11 +52,12 @@ pub(crate) trait Source<K, S>: Send {
 /// ```
 pub struct Endpoints<K, S> {
     pub(crate) source: Box<dyn Source<K, S>>,
-    pub(crate) fixed_len: Option<usize>,
 }
 
 impl<K, S> Endpoints<K, S> {
-    /// A fixed list of endpoints.
+    /// A fixed list of endpoints. The balancer's
+    /// [`build`](super::Builder::build) rejects an empty list, and a list
+    /// that names a key twice.
     pub fn fixed(endpoints: impl IntoIterator<Item = Endpoint<K, S>>) -> Self
     where
         K: Send + 'static,
@@ -59,7 +65,6 @@ impl<K, S> Endpoints<K, S> {
     {
         let endpoints: Vec<_> = endpoints.into_iter().collect();
         Endpoints {
-            fixed_len: Some(endpoints.len()),
             source: Box::new(Fixed(Some(endpoints))),
         }
     }
@@ -74,7 +79,6 @@ impl<K, S> Endpoints<K, S> {
         F: Fn(&K) -> Endpoint<K, S> + Send + 'static,
     {
         Endpoints {
-            fixed_len: None,
             source: Box::new(Watched {
                 feed,
                 make,
@@ -93,7 +97,6 @@ impl<K, S> Endpoints<K, S> {
         S: Send + 'static,
     {
         Endpoints {
-            fixed_len: None,
             source: Box::new(Discovered(Box::pin(discover))),
         }
     }
@@ -102,7 +105,7 @@ impl<K, S> Endpoints<K, S> {
 impl<K, S> fmt::Debug for Endpoints<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoints")
-            .field("fixed_len", &self.fixed_len)
+            .field("fixed_len", &self.source.fixed().map(<[_]>::len))
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +115,10 @@ struct Fixed<K, S>(Option<Vec<Endpoint<K, S>>>);
 impl<K: Send, S: Send> Source<K, S> for Fixed<K, S> {
     fn is_fixed(&self) -> bool {
         true
+    }
+
+    fn fixed(&self) -> Option<&[Endpoint<K, S>]> {
+        self.0.as_deref()
     }
 
     fn poll_changes(&mut self, _: &mut Context<'_>, changes: &mut Vec<Change<K, S>>) {
