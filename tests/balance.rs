@@ -235,14 +235,16 @@ async fn retries_visit_each_instance_once_before_repeating() {
 
 #[tokio::test(start_paused = true)]
 async fn retries_same_tries_the_same_instance_first() {
-    // An instance that fails every other call.
+    // An instance that refuses every other call. (This test once used a
+    // connection reset, which `DefaultPolicy` no longer retries: the
+    // instance may have received the request.)
     let flips = Arc::new(AtomicUsize::new(0));
     let f = flips.clone();
     let flaky = tower::service_fn(move |_: ()| {
         let n = f.fetch_add(1, Ordering::SeqCst);
         async move {
             if n % 2 == 0 {
-                Err::<u32, BoxError>(io::Error::from(io::ErrorKind::ConnectionReset).into())
+                Err::<u32, BoxError>(io::Error::from(io::ErrorKind::ConnectionRefused).into())
             } else {
                 Ok(7)
             }
@@ -497,7 +499,7 @@ async fn an_endpoint_slow_to_be_ready_is_one_attempt() {
     handle.allow(1);
     assert!(call.poll().is_pending());
     let (_, reply) = handle.next_request().await.unwrap();
-    reply.send_error(io::Error::from(io::ErrorKind::ConnectionReset));
+    reply.send_error(io::Error::from(io::ErrorKind::ConnectionRefused));
     // The failure is retried on the same endpoint (retries_same = 1).
     handle.allow(1);
     assert!(call.poll().is_pending());
@@ -904,4 +906,32 @@ async fn a_panic_in_a_spawned_call_is_caught_by_tokio_and_counted() {
     }
     let e = &handle.endpoints()[0];
     assert_eq!((e.in_flight, e.failures, e.cancelled), (0, 3, 0), "{e:?}");
+}
+
+/// `DefaultPolicy` knows nothing of the request: it retries only errors
+/// that prove the endpoint never got it.
+#[tokio::test(start_paused = true)]
+async fn the_default_policy_never_resends_a_request_the_endpoint_may_have_received() {
+    for (kind, retried) in [
+        (io::ErrorKind::ConnectionRefused, true),
+        (io::ErrorKind::ConnectionReset, false),
+        (io::ErrorKind::ConnectionAborted, false),
+        (io::ErrorKind::BrokenPipe, false),
+    ] {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let a = attempts.clone();
+        let fails = tower::service_fn(move |_: ()| {
+            a.fetch_add(1, Ordering::SeqCst);
+            async move { Err::<u32, BoxError>(io::Error::from(kind).into()) }
+        });
+        let mut lb = Balance::builder("default")
+            .build(Endpoints::fixed([
+                Endpoint::new(1, fails.clone()),
+                Endpoint::new(2, fails),
+            ]))
+            .unwrap();
+        call(&mut lb).await.unwrap_err();
+        let want = if retried { 2 } else { 1 };
+        assert_eq!(attempts.load(Ordering::SeqCst), want, "{kind:?}");
+    }
 }

@@ -48,9 +48,14 @@ pub trait Policy<Req, Res>: Send + Sync + 'static {
     }
 }
 
-/// Retries every request, but only after errors that say the request was
-/// not (or not fully) handled: connection refused, reset or aborted, a
-/// timeout, or a rejection by a breaker or bulkhead on the endpoint.
+/// Retries every request, but only after errors that say the endpoint never
+/// received it: a refused connection, a connection that was never made, or
+/// a rejection by a breaker or bulkhead on the endpoint.
+///
+/// It knows nothing of the request, so it never retries an error after
+/// which the endpoint may have received and acted on it: a connection reset
+/// or aborted mid-call, a broken pipe, a timeout. Use a policy that knows
+/// which requests are idempotent ([`HttpPolicy`]) to retry those.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultPolicy;
 
@@ -109,23 +114,20 @@ impl<B, RB> Policy<http::Request<B>, http::Response<RB>> for HttpPolicy {
     }
 }
 
-/// Connection refused/reset/aborted anywhere in the chain, a timeout, or a
-/// rejection by a resilience layer on the endpoint.
+/// Errors that prove the endpoint never received the request: a refused
+/// or never-made connection anywhere in the chain, or a rejection by a
+/// resilience layer on the endpoint. (A reset, an abort, a broken pipe or a
+/// timeout may come after the endpoint received the request.)
 pub(crate) fn is_retryable_error(error: &BoxError) -> bool {
-    match ErrorKind::of(error) {
-        ErrorKind::Timeout | ErrorKind::CircuitOpen | ErrorKind::BulkheadFull => return true,
-        _ => {}
+    if ErrorKind::of(error).is_rejection() {
+        return true;
     }
     let mut next: Option<&(dyn StdError + 'static)> = Some(&**error);
     while let Some(e) = next {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             if matches!(
                 io.kind(),
-                io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::NotConnected
-                    | io::ErrorKind::BrokenPipe
+                io::ErrorKind::ConnectionRefused | io::ErrorKind::NotConnected
             ) {
                 return true;
             }
@@ -148,6 +150,18 @@ mod tests {
         assert!(is_retryable_error(&refused));
         let other: BoxError = io::Error::from(io::ErrorKind::InvalidData).into();
         assert!(!is_retryable_error(&other));
+        // The endpoint may have received the request before these.
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::TimedOut,
+        ] {
+            let maybe_received: BoxError = Wrapper(io::Error::from(kind)).into();
+            assert!(!is_retryable_error(&maybe_received), "{kind:?}");
+        }
+        let timed_out: BoxError = tower::timeout::error::Elapsed::new().into();
+        assert!(!is_retryable_error(&timed_out));
     }
 
     #[test]
