@@ -935,3 +935,28 @@ async fn the_default_policy_never_resends_a_request_the_endpoint_may_have_receiv
         assert_eq!(attempts.load(Ordering::SeqCst), want, "{kind:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_feed_whose_make_panicked_goes_on_feeding_the_set() {
+    use futures::FutureExt;
+    let (registry, feed) = tokio::sync::watch::channel(vec![1u32]);
+    let fleet = Fleet::new(4);
+    let services: Vec<_> = fleet.instances.iter().map(Instance::service).collect();
+    let make = move |id: &u32| {
+        assert_ne!(*id, 3, "make panicked on 3");
+        Endpoint::new(*id, services[*id as usize].clone())
+    };
+    let mut lb = Balance::builder("feed")
+        .build(Endpoints::watch(feed, make))
+        .unwrap();
+    assert_eq!(call(&mut lb).await.unwrap(), 1);
+    registry.send(vec![1, 3]).unwrap();
+    let unwound = std::panic::AssertUnwindSafe(lb.ready())
+        .catch_unwind()
+        .await;
+    assert!(unwound.is_err());
+    registry.send(vec![2]).unwrap();
+    for _ in 0..5 {
+        assert_eq!(call(&mut lb).await.unwrap(), 2, "the feed still feeds");
+    }
+}

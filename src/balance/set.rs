@@ -12,7 +12,7 @@ use metrics::Counter;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::task::Context;
 
 pub(crate) type Snapshot<K, S> = Vec<Arc<EndpointState<K, S>>>;
@@ -114,9 +114,14 @@ where
             return;
         }
         // One caller at a time polls the source; the others go on with the
-        // current snapshot.
-        let Ok(mut source) = self.source.try_lock() else {
-            return;
+        // current snapshot. A source that panicked (user code: a `Discover`
+        // stream, a feed's `make`) poisoned the lock but left itself
+        // consistent: polling it again is safe, and refusing to would stop
+        // discovery for good.
+        let mut source = match self.source.try_lock() {
+            Ok(source) => source,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
         };
         let mut changes = Vec::new();
         source.poll_changes(cx, &mut changes);

@@ -83,7 +83,7 @@ impl<K, S> Endpoints<K, S> {
                 feed,
                 make,
                 known: HashSet::new(),
-                first: true,
+                stale: true,
             }),
         }
     }
@@ -132,7 +132,8 @@ struct Watched<K, F> {
     feed: watch::Receiver<Vec<K>>,
     make: F,
     known: HashSet<K>,
-    first: bool,
+    /// The latest list is not applied yet (at first, and after a panic).
+    stale: bool,
 }
 
 impl<K, S, F> Source<K, S> for Watched<K, F>
@@ -144,10 +145,12 @@ where
         // The balancer is ready whatever the feed does, so no waker is
         // needed: every poll_ready looks for a newer list.
         let changed = self.feed.has_changed().unwrap_or(false);
-        if !changed && !std::mem::take(&mut self.first) {
+        if !changed && !self.stale {
             return;
         }
-        self.first = false;
+        // Stays set if `make` panics below, so the next poll does this
+        // list again rather than wait for the next one.
+        self.stale = true;
         let latest: HashSet<K> = self.feed.borrow_and_update().iter().cloned().collect();
         for gone in self.known.difference(&latest) {
             changes.push(Change::Remove(gone.clone()));
@@ -156,6 +159,7 @@ where
             changes.push(Change::Insert((self.make)(new)));
         }
         self.known = latest;
+        self.stale = false;
     }
 }
 
