@@ -32,7 +32,9 @@ const LAYER: &str = "balance";
 /// `retries_next` other endpoints, never one that already failed this call
 /// while another is available, each retry drawn from the retry budget and
 /// preceded by a jittered backoff. Endpoints that fail `eject_after` times
-/// in a row are left out for a while.
+/// in a row are left out for a while (ejected, or past the ejection cap
+/// marked dead), and every failure raises the failing endpoint's load
+/// estimate.
 ///
 /// `poll_ready` applies discovery changes and is always ready; a call made
 /// when the set is empty fails with
