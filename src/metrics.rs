@@ -18,7 +18,7 @@
 //! | `rampart_pool_queued` | gauge | `name` | calls queued for a pool's threads |
 //! | `rampart_endpoint_selected_total` | counter | `name`, `endpoint` | attempts sent to an endpoint |
 //! | `rampart_endpoint_ejections_total` | counter | `name`, `endpoint` | times an endpoint was ejected |
-//! | `rampart_endpoint_duration_seconds` | histogram | `name`, `endpoint` | an endpoint's response times |
+//! | `rampart_endpoint_duration_seconds` | histogram | `name`, `endpoint`, `outcome` | how long an endpoint's attempts took, by how they ended |
 //!
 //! `event` values for `layer="circuit_breaker"` follow Hystrix's event types:
 //! `success`, `failure`, `timeout`, `rejected` (by a bulkhead beneath the
@@ -27,7 +27,14 @@
 //! `rejected`; `layer="pool"`: `rejected`; `layer="timeout"`: `timeout`;
 //! `layer="fallback"`: `fallback_success`, `fallback_failure`,
 //! `fallback_rejected`; `layer="balance"`: `retry`,
-//! `retry_budget_exhausted`, `no_endpoint`.
+//! `retry_budget_exhausted`, `no_endpoint`, `marked_dead` (an endpoint
+//! marked dead by failure accrual; ejections have their own counter).
+//!
+//! `outcome` values of `rampart_endpoint_duration_seconds`: `success`,
+//! `failure` (as the balancer's policy says; a panic in the endpoint counts
+//! too), `timeout` (a timeout beneath the balancer, or one above it cutting
+//! the attempt off), `ignored` (neither, by the policy), `cancelled` (the
+//! caller dropped the call; the time until then).
 
 use metrics::{Counter, Gauge, Histogram};
 
@@ -56,10 +63,14 @@ pub const POOL_QUEUED: &str = "rampart_pool_queued";
 pub const ENDPOINT_SELECTED_TOTAL: &str = "rampart_endpoint_selected_total";
 /// Counter of an endpoint's ejections, labelled `name`, `endpoint`.
 pub const ENDPOINT_EJECTIONS_TOTAL: &str = "rampart_endpoint_ejections_total";
-/// Histogram of an endpoint's response times, labelled `name`, `endpoint`.
+/// Histogram of how long an endpoint's attempts took, in seconds, labelled
+/// `name`, `endpoint`, `outcome`.
 pub const ENDPOINT_DURATION_SECONDS: &str = "rampart_endpoint_duration_seconds";
 /// Label: an endpoint's key (its `Debug` form).
 pub const LABEL_ENDPOINT: &str = "endpoint";
+/// Label: how an attempt ended (`success`, `failure`, `timeout`, `ignored`,
+/// `cancelled`).
+pub const LABEL_OUTCOME: &str = "outcome";
 
 /// Label: which kind of layer (`circuit_breaker`, ...).
 pub const LABEL_LAYER: &str = "layer";
@@ -86,8 +97,8 @@ pub(crate) fn endpoint_counter(metric: &'static str, name: &str, endpoint: &str)
 
 /// A per-endpoint latency histogram of a balancer.
 #[cfg(feature = "balance")]
-pub(crate) fn endpoint_histogram(name: &str, endpoint: &str) -> Histogram {
-    metrics::histogram!(ENDPOINT_DURATION_SECONDS, LABEL_NAME => name.to_owned(), LABEL_ENDPOINT => endpoint.to_owned())
+pub(crate) fn endpoint_histogram(name: &str, endpoint: &str, outcome: &'static str) -> Histogram {
+    metrics::histogram!(ENDPOINT_DURATION_SECONDS, LABEL_NAME => name.to_owned(), LABEL_ENDPOINT => endpoint.to_owned(), LABEL_OUTCOME => outcome)
 }
 
 /// A gauge labelled with a layer instance's name.

@@ -223,3 +223,77 @@ fn closed_calls_across_buckets_do_not_allocate() {
         "20 calls, each in a new bucket, allocated {allocations} times"
     );
 }
+
+// ===== the balancer =====
+
+/// An endpoint that answers at once (`Some(true)`), fails at once with a
+/// zero-sized error (`Some(false)`; boxing it does not allocate), or never
+/// answers (`None`). One function, so every endpoint has one type.
+fn instance(
+    mode: Option<bool>,
+) -> impl Service<(), Response = (), Error = BoxError, Future: Send> + Clone + Send + Sync {
+    #[derive(Debug)]
+    struct Refused;
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("refused")
+        }
+    }
+    impl std::error::Error for Refused {}
+    service_fn(move |_: ()| match mode {
+        Some(true) => futures::future::Either::Left(ready(Ok(()))),
+        Some(false) => futures::future::Either::Left(ready(Err(Box::new(Refused) as BoxError))),
+        None => futures::future::Either::Right(futures::future::pending()),
+    })
+}
+
+#[test]
+fn balanced_calls_do_not_allocate_whether_they_succeed_fail_or_are_cut_off() {
+    use rampart::balance::{Balance, Endpoint, Endpoints};
+    let _serial = serial();
+    let rt = paused_runtime();
+    let _time = rt.enter();
+    let balancer = |name: &str, mode: Option<bool>| {
+        Balance::builder(name)
+            .build(Endpoints::fixed(
+                (0..3).map(|id| Endpoint::new(id, instance(mode))),
+            ))
+            .unwrap()
+    };
+
+    // Successes, and failures (which raise the estimate, eject one
+    // endpoint and mark the others dead).
+    for (name, mode) in [("alloc-ok", Some(true)), ("alloc-failing", Some(false))] {
+        let mut lb = balancer(name, mode);
+        for _ in 0..WARM_UP {
+            let _ = call(&mut lb);
+        }
+        let allocations = allocations_in(|| {
+            for _ in 0..CALLS {
+                assert_eq!(call(&mut lb).is_ok(), mode == Some(true));
+            }
+        });
+        assert_eq!(
+            allocations, 0,
+            "{name}: {CALLS} calls allocated {allocations} times"
+        );
+    }
+
+    // Attempts in flight dropped (the drop path: a cancellation here; a
+    // timeout, under rampart's Timeout, differs only in how it is counted).
+    // The futures are boxed before counting, to be dropped while counting.
+    let mut lb = balancer("alloc-dropped", None);
+    let mut dropped = || {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(lb.poll_ready(&mut cx).is_ready());
+        let mut response = Box::pin(lb.call(()));
+        assert!(response.as_mut().poll(&mut cx).is_pending());
+        response
+    };
+    let held: Vec<_> = (0..CALLS).map(|_| dropped()).collect();
+    let allocations = allocations_in(|| drop(held));
+    assert_eq!(
+        allocations, 0,
+        "{CALLS} dropped calls allocated {allocations} times"
+    );
+}

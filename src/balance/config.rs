@@ -45,6 +45,7 @@ pub struct Builder<P = DefaultPolicy> {
     eject_for_max: Duration,
     max_ejected: f64,
     panic_threshold: f64,
+    failure_accrual: bool,
     initial_latency: Duration,
     latency_decay: Duration,
     policy: P,
@@ -64,6 +65,7 @@ impl Builder {
             eject_for_max: DEFAULT_EJECT_FOR_MAX,
             max_ejected: DEFAULT_MAX_EJECTED,
             panic_threshold: DEFAULT_PANIC_THRESHOLD,
+            failure_accrual: true,
             initial_latency: DEFAULT_INITIAL_LATENCY,
             latency_decay: DEFAULT_LATENCY_DECAY,
             policy: DefaultPolicy,
@@ -125,16 +127,37 @@ impl<P> Builder<P> {
     }
 
     /// The largest share of endpoints ejected at once (at least one is
-    /// always allowed). Default 0.1; valid in [0, 1].
+    /// always allowed). Default 0.1; valid in [0, 1]. Failing endpoints
+    /// past the cap are marked dead instead, unless
+    /// [`failure_accrual`](Self::failure_accrual) is off.
     pub fn max_ejected(mut self, share: f64) -> Self {
         self.max_ejected = share;
         self
     }
 
     /// Below this healthy share, ejections are ignored (panic mode).
-    /// Default 0.5; valid in [0, 1].
+    /// Default 0.5; valid in [0, 1]. Endpoints marked dead by failure
+    /// accrual are not ejected and take no part in it.
     pub fn panic_threshold(mut self, share: f64) -> Self {
         self.panic_threshold = share;
+        self
+    }
+
+    /// Failure accrual (Finagle's), on by default: an endpoint that fails
+    /// `eject_after` times in a row when the ejection cap
+    /// ([`max_ejected`](Self::max_ejected)) has no place left is *marked
+    /// dead* instead, on the same schedule (`eject_for`, doubling; on
+    /// probation after). A dead endpoint is passed over while any endpoint
+    /// neither ejected nor dead will do, whatever the panic threshold, and
+    /// takes no place under the cap; when nothing else will do, it is used.
+    ///
+    /// Each endpoint is, in effect, its own circuit breaker: with two of
+    /// three instances dead, the cap ejects one and accrual keeps calls
+    /// off the other. Off, failing endpoints past the cap keep their share
+    /// of calls (Envoy's behaviour), steered away from only by their
+    /// raised load estimate.
+    pub fn failure_accrual(mut self, on: bool) -> Self {
+        self.failure_accrual = on;
         self
     }
 
@@ -162,6 +185,7 @@ impl<P> Builder<P> {
             eject_for_max: self.eject_for_max,
             max_ejected: self.max_ejected,
             panic_threshold: self.panic_threshold,
+            failure_accrual: self.failure_accrual,
             initial_latency: self.initial_latency,
             latency_decay: self.latency_decay,
             policy,
@@ -172,17 +196,31 @@ impl<P> Builder<P> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] listing each option outside its valid range, or an
-    /// empty fixed list of endpoints.
+    /// A [`ConfigError`] listing each option outside its valid range, and
+    /// a fixed list of endpoints that is empty or names a key twice
+    /// (`endpoints`).
     pub fn build<K, S>(self, endpoints: Endpoints<K, S>) -> Result<Balance<K, S, P>, ConfigError>
     where
         K: PartialEq + fmt::Debug,
     {
         let mut v = Validator::new(format!("balancer {:?}", self.name));
         v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        v.check(endpoints.fixed_len != Some(0), "endpoints", || {
-            "a fixed list must not be empty".into()
-        });
+        if let Some(fixed) = endpoints.source.fixed() {
+            v.check(!fixed.is_empty(), "endpoints", || {
+                "a fixed list must not be empty".into()
+            });
+            // Build time only: quadratic, but no `Hash` or `Ord` asked of keys.
+            for (i, e) in fixed.iter().enumerate() {
+                let first = fixed.iter().position(|other| other.key == e.key) == Some(i);
+                let again = fixed[i + 1..].iter().any(|other| other.key == e.key);
+                v.check(!(first && again), "endpoints", || {
+                    format!(
+                        "a fixed list must name each key once, got {:?} twice",
+                        e.key
+                    )
+                });
+            }
+        }
         v.check(self.retries_same <= 10, "retries_same", || {
             format!("must be at most 10, got {}", self.retries_same)
         });
@@ -236,6 +274,7 @@ impl<P> Builder<P> {
             max: micros(self.eject_for_max),
             max_ejected: self.max_ejected,
             panic_threshold: self.panic_threshold,
+            accrual: self.failure_accrual,
         };
         let set = EndpointSet::new(
             name.clone(),
@@ -272,6 +311,7 @@ impl<P> fmt::Debug for Builder<P> {
             .field("eject_for", &(self.eject_for, self.eject_for_max))
             .field("max_ejected", &self.max_ejected)
             .field("panic_threshold", &self.panic_threshold)
+            .field("failure_accrual", &self.failure_accrual)
             .finish_non_exhaustive()
     }
 }

@@ -1,19 +1,33 @@
-//! Outlier ejection: step around an endpoint that keeps failing.
+//! Outlier ejection and failure accrual: step around an endpoint that
+//! keeps failing.
 //!
 //! A plain state machine over atomics, tested on its own:
 //!
 //! ```text
-//!  healthy --K failures in a row--> ejected for base × 2^(n-1) (capped)
-//!  ejected --time passes---------> probation
-//!  probation --one failure-------> ejected again, for twice as long
+//!  healthy --K failures in a row--> out for base × 2^(n-1) (capped):
+//!                                   ejected if the cap has room, else
+//!                                   marked dead (failure accrual)
+//!  out --time passes-------------> probation
+//!  probation --one failure-------> out again, for twice as long
 //!  probation --one success-------> healthy (the count n starts over)
 //! ```
 //!
 //! At most `max_ejected` of the set (at least one endpoint) is ejected at
-//! once; past that, failing endpoints stay in. Selection ignores ejections
-//! altogether when fewer than `panic_threshold` of the set is healthy
-//! (Envoy's panic mode): better to spread load over sick endpoints than to
-//! pile it onto the few left.
+//! once, and selection ignores ejections altogether when fewer than
+//! `panic_threshold` of the set is healthy (Envoy's outlier ejection and
+//! panic mode: better to spread load over sick endpoints than to pile it
+//! onto the few left).
+//!
+//! A failing endpoint the cap leaves no place for is *marked dead* instead
+//! (Finagle's failure accrual: each endpoint its own breaker, uncapped): it
+//! is passed over while any endpoint that is neither ejected nor marked
+//! dead will do, whatever the panic threshold, and takes no place under
+//! the cap. Without it, two dead endpoints of three (one ejected, the
+//! other kept in by the cap) would go on taking calls.
+//!
+//! Both kinds of spell live in one word, `out_until`: 0 when in, else the
+//! end of the spell in µs, odd for a dead mark and even (never 0) for an
+//! ejection, so that the kind and the end change together.
 
 use crate::internal::clock::Micros;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -26,30 +40,50 @@ pub(crate) struct Ejection {
     pub(crate) max: Micros,
     pub(crate) max_ejected: f64,
     pub(crate) panic_threshold: f64,
+    /// Mark dead the failing endpoints the cap keeps in.
+    pub(crate) accrual: bool,
 }
 
 /// One endpoint's health.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     consecutive: AtomicU32,
-    /// 0 when not ejected; else when the ejection ends (µs, never 0).
-    ejected_until: AtomicU64,
+    /// 0 when in; else when the spell out ends (µs): odd when marked dead,
+    /// even (and never 0) when ejected.
+    out_until: AtomicU64,
     times_ejected: AtomicU32,
     probation: AtomicBool,
     /// Out of the set: a call still in flight to it must not eject it.
     removed: AtomicBool,
     pub(crate) ejections: AtomicU64,
+    pub(crate) marked_dead: AtomicU64,
+}
+
+/// Whether a spell out (`out_until`, not 0) is an ejection, holding a place
+/// under the cap.
+#[inline]
+fn is_ejection(until: u64) -> bool {
+    until & 1 == 0
 }
 
 /// What [`Ejection::check`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Check {
-    /// In the set (not ejected).
+    /// In the set (not out).
     In,
     /// Ejected now.
     Ejected,
+    /// Marked dead now (failure accrual).
+    MarkedDead,
     /// Its ejection ended just now: it is back, on probation.
     Returned,
+}
+
+/// A failure that put an endpoint out, and for how long (µs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Out {
+    Ejected(Micros),
+    MarkedDead(Micros),
 }
 
 /// The set-wide count of ejected endpoints.
@@ -93,15 +127,15 @@ impl Ejection {
         }
     }
 
-    /// Records a failure; returns how long the endpoint is ejected for if
-    /// this failure ejects it.
+    /// Records a failure; returns how long the endpoint is out for, and
+    /// how, if this failure puts it out.
     pub(crate) fn failed(
         &self,
         health: &Health,
         set: &Ejected,
         total: usize,
         now: Micros,
-    ) -> Option<Micros> {
+    ) -> Option<Out> {
         let on_probation = health.probation.load(Ordering::Relaxed);
         let in_a_row = health.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         if !on_probation && in_a_row < self.consecutive_failures {
@@ -110,41 +144,61 @@ impl Ejection {
         if health.removed.load(Ordering::SeqCst) {
             return None;
         }
-        if health.ejected_until.load(Ordering::Relaxed) != 0 {
+        if health.out_until.load(Ordering::Relaxed) != 0 {
             return None;
         }
-        // Take a place among the ejected, if the cap allows.
+        // Take a place among the ejected, if the cap allows; else mark it
+        // dead, if accrual is on.
         let allowed = self.allowed(total);
-        set.count
+        let ejected = set
+            .count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < allowed).then_some(n + 1)
             })
-            .ok()?;
+            .is_ok();
+        if !ejected && !self.accrual {
+            return None;
+        }
         let n = health.times_ejected.fetch_add(1, Ordering::Relaxed) + 1;
         let duration = self.duration(n);
-        let until = now.saturating_add(duration).max(1);
+        let until = now.saturating_add(duration);
+        let until = if ejected {
+            (until & !1).max(2)
+        } else {
+            until | 1
+        };
         if health
-            .ejected_until
+            .out_until
             .compare_exchange(0, until, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
-            // Another thread ejected it first.
-            set.count.fetch_sub(1, Ordering::AcqRel);
+            // Another thread put it out first.
+            if ejected {
+                set.count.fetch_sub(1, Ordering::AcqRel);
+            }
             health.times_ejected.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
         if health.removed.load(Ordering::SeqCst) {
-            // Removed while we ejected it: `removed` may have run before our
+            // Removed while we put it out: `removed` may have run before our
             // swap, so give the place back here (once, whoever gets there).
-            if health.ejected_until.swap(0, Ordering::AcqRel) != 0 {
+            let was = health.out_until.swap(0, Ordering::AcqRel);
+            if was != 0 && is_ejection(was) {
                 set.count.fetch_sub(1, Ordering::AcqRel);
             }
             return None;
         }
-        health.consecutive.store(0, Ordering::Relaxed);
         health.probation.store(false, Ordering::Relaxed);
-        health.ejections.fetch_add(1, Ordering::Relaxed);
-        Some(duration)
+        if ejected {
+            health.consecutive.store(0, Ordering::Relaxed);
+            health.ejections.fetch_add(1, Ordering::Relaxed);
+            Some(Out::Ejected(duration))
+        } else {
+            // The failures in a row stay visible: the cap, not the
+            // endpoint, kept it from being ejected.
+            health.marked_dead.fetch_add(1, Ordering::Relaxed);
+            Some(Out::MarkedDead(duration))
+        }
     }
 
     /// Whether the endpoint is ejected at `now`; an ejection that has run
@@ -154,24 +208,31 @@ impl Ejection {
         self.check(health, set, now) == Check::Ejected
     }
 
-    /// Whether the endpoint is ejected at `now`, telling apart an ejection
-    /// that ends with this very check (the endpoint is back, on probation).
+    /// Whether the endpoint is out at `now`, and how, telling apart a
+    /// spell that ends with this very check (the endpoint is back, on
+    /// probation).
     pub(crate) fn check(&self, health: &Health, set: &Ejected, now: Micros) -> Check {
-        let until = health.ejected_until.load(Ordering::Relaxed);
+        let until = health.out_until.load(Ordering::Relaxed);
         if until == 0 {
             return Check::In;
         }
         if now < until {
-            return Check::Ejected;
+            return if is_ejection(until) {
+                Check::Ejected
+            } else {
+                Check::MarkedDead
+            };
         }
         if health
-            .ejected_until
+            .out_until
             .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
             health.probation.store(true, Ordering::Relaxed);
             health.consecutive.store(0, Ordering::Relaxed);
-            set.count.fetch_sub(1, Ordering::AcqRel);
+            if is_ejection(until) {
+                set.count.fetch_sub(1, Ordering::AcqRel);
+            }
             return Check::Returned;
         }
         Check::In
@@ -180,19 +241,19 @@ impl Ejection {
     /// The endpoint leaves the set: give back its ejected place, if any.
     pub(crate) fn removed(&self, health: &Health, set: &Ejected) {
         health.removed.store(true, Ordering::SeqCst);
-        let until = health.ejected_until.swap(0, Ordering::AcqRel);
-        if until != 0 {
+        let until = health.out_until.swap(0, Ordering::AcqRel);
+        if until != 0 && is_ejection(until) {
             set.count.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
 impl Health {
-    /// Whether an ejection is recorded (perhaps one whose time is up):
-    /// a cheap test before reading the clock.
+    /// Whether a spell out is recorded (perhaps one whose time is up): a
+    /// cheap test before reading the clock.
     #[inline]
-    pub(crate) fn is_ejected_at_all(&self) -> bool {
-        self.ejected_until.load(Ordering::Relaxed) != 0
+    pub(crate) fn is_out_at_all(&self) -> bool {
+        self.out_until.load(Ordering::Relaxed) != 0
     }
 
     pub(crate) fn consecutive_failures(&self) -> u32 {
@@ -213,6 +274,14 @@ mod tests {
             max: 30 * S,
             max_ejected: 0.1,
             panic_threshold: 0.5,
+            accrual: false,
+        }
+    }
+
+    fn ejected(out: Option<Out>) -> Option<Micros> {
+        match out {
+            Some(Out::Ejected(d)) => Some(d),
+            _ => None,
         }
     }
 
@@ -227,23 +296,23 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(e.failed(&h, &set, 10, 0), None);
         }
-        assert_eq!(e.failed(&h, &set, 10, 0), Some(10 * S));
+        assert_eq!(e.failed(&h, &set, 10, 0), Some(Out::Ejected(10 * S)));
         assert!(e.is_ejected(&h, &set, 10 * S - 1));
         assert!(!e.is_ejected(&h, &set, 10 * S), "back after 10 s");
         assert_eq!(set.count(), 0);
         // On probation: one failure ejects again, for 20 s, then 30 s (cap).
-        assert_eq!(e.failed(&h, &set, 10, 10 * S), Some(20 * S));
+        assert_eq!(ejected(e.failed(&h, &set, 10, 10 * S)), Some(20 * S));
         assert!(!e.is_ejected(&h, &set, 30 * S));
-        assert_eq!(e.failed(&h, &set, 10, 30 * S), Some(30 * S));
+        assert_eq!(ejected(e.failed(&h, &set, 10, 30 * S)), Some(30 * S));
         assert!(!e.is_ejected(&h, &set, 60 * S));
-        assert_eq!(e.failed(&h, &set, 10, 60 * S), Some(30 * S));
+        assert_eq!(ejected(e.failed(&h, &set, 10, 60 * S)), Some(30 * S));
         // A success on probation makes it healthy: the schedule starts over.
         assert!(!e.is_ejected(&h, &set, 90 * S));
         e.succeeded(&h);
         for _ in 0..4 {
             assert_eq!(e.failed(&h, &set, 10, 90 * S), None);
         }
-        assert_eq!(e.failed(&h, &set, 10, 90 * S), Some(10 * S));
+        assert_eq!(ejected(e.failed(&h, &set, 10, 90 * S)), Some(10 * S));
     }
 
     #[test]
@@ -263,6 +332,45 @@ mod tests {
             .filter(|h| (0..5).filter_map(|_| e.failed(h, &set, 3, 0)).count() == 1)
             .count();
         assert_eq!(ejected, 1, "at least one, even of 3");
+    }
+
+    #[test]
+    fn past_the_cap_failing_endpoints_are_marked_dead_uncapped() {
+        let e = Ejection {
+            accrual: true,
+            ..envoy()
+        };
+        let set = Ejected::default();
+        let hs: Vec<Health> = (0..3).map(|_| Health::default()).collect();
+        let outs: Vec<Option<Out>> = hs
+            .iter()
+            .map(|h| (0..5).find_map(|_| e.failed(h, &set, 3, 0)))
+            .collect();
+        assert_eq!(
+            outs,
+            [
+                Some(Out::Ejected(10 * S)),
+                Some(Out::MarkedDead(10 * S)),
+                Some(Out::MarkedDead(10 * S))
+            ]
+        );
+        assert_eq!(set.count(), 1, "marks take no place under the cap");
+        assert_eq!(e.check(&hs[1], &set, S), Check::MarkedDead);
+        assert_eq!(hs[1].consecutive_failures(), 5, "still visible");
+        // Back on probation after its spell; a failure marks it again, for
+        // twice as long; its return gives back no place it never took. (A
+        // mark ends a microsecond late: its end is odd.)
+        assert_eq!(e.check(&hs[1], &set, 10 * S + 1), Check::Returned);
+        assert_eq!(set.count(), 1);
+        assert_eq!(
+            e.failed(&hs[1], &set, 3, 10 * S + 1),
+            Some(Out::MarkedDead(20 * S))
+        );
+        // Removal of a marked endpoint gives back nothing either.
+        e.removed(&hs[1], &set);
+        assert_eq!(set.count(), 1);
+        e.removed(&hs[0], &set);
+        assert_eq!(set.count(), 0);
     }
 
     #[test]

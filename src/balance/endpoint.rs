@@ -62,6 +62,50 @@ impl<K: fmt::Debug, S> fmt::Debug for Endpoint<K, S> {
     }
 }
 
+/// How an attempt on an endpoint ended, for its health, its load
+/// estimate, its counts and the `outcome` label of its latency histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The policy called it a success.
+    Success,
+    /// The policy called it a failure (an error or, say, a 503); also a
+    /// panic in the endpoint's service or future.
+    Failure,
+    /// A failure that was a timeout: the endpoint's own, beneath the
+    /// balancer, or a timeout above the balancer cutting the attempt off.
+    Timeout,
+    /// The policy ignored it (not the endpoint's fault).
+    Ignored,
+    /// The caller dropped the call before the endpoint answered.
+    Cancelled,
+}
+
+impl Ended {
+    const ALL: [Ended; 5] = [
+        Ended::Success,
+        Ended::Failure,
+        Ended::Timeout,
+        Ended::Ignored,
+        Ended::Cancelled,
+    ];
+
+    /// The value of the `outcome` label.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            Ended::Success => "success",
+            Ended::Failure => "failure",
+            Ended::Timeout => "timeout",
+            Ended::Ignored => "ignored",
+            Ended::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether it counts against the endpoint's health.
+    pub(crate) const fn is_failure(self) -> bool {
+        matches!(self, Ended::Failure | Ended::Timeout)
+    }
+}
+
 /// An endpoint in the set, with its live statistics.
 pub(crate) struct EndpointState<K, S> {
     pub(crate) id: u64,
@@ -74,9 +118,12 @@ pub(crate) struct EndpointState<K, S> {
     pub(crate) latency: PeakEwma,
     pub(crate) health: Health,
     pub(crate) selected: AtomicU64,
+    /// Attempts ended, by [`Ended`] (in the order of `Ended::ALL`).
+    ended: [AtomicU64; 5],
     selected_counter: Counter,
     pub(crate) ejections_counter: Counter,
-    duration: Histogram,
+    /// Latency histograms, by [`Ended`].
+    duration: [Histogram; 5],
 }
 
 impl<K: fmt::Debug, S> EndpointState<K, S> {
@@ -93,7 +140,7 @@ impl<K: fmt::Debug, S> EndpointState<K, S> {
             id,
             selected_counter: endpoint_counter(ENDPOINT_SELECTED_TOTAL, balancer, &label),
             ejections_counter: endpoint_counter(ENDPOINT_EJECTIONS_TOTAL, balancer, &label),
-            duration: endpoint_histogram(balancer, &label),
+            duration: Ended::ALL.map(|e| endpoint_histogram(balancer, &label, e.label())),
             label,
             key: endpoint.key,
             zone: endpoint.zone,
@@ -103,6 +150,7 @@ impl<K: fmt::Debug, S> EndpointState<K, S> {
             latency: PeakEwma::new(initial_latency, decay, now),
             health: Health::default(),
             selected: AtomicU64::new(0),
+            ended: Default::default(),
         }
     }
 }
@@ -121,9 +169,32 @@ impl<K, S> EndpointState<K, S> {
         }
     }
 
-    pub(crate) fn record_latency(&self, now: Micros, rtt: u64) {
-        self.latency.record(now, rtt);
-        self.duration.record(rtt as f64 / 1e6);
+    /// Records how an attempt ended, and after how long (µs) if it was
+    /// sent: a failure raises the load estimate, a success or an ignored
+    /// result feeds it, and a cancellation counts only as a lower bound.
+    pub(crate) fn record(&self, ended: Ended, now: Micros, rtt: Option<u64>) {
+        self.ended[ended as usize].fetch_add(1, Ordering::Relaxed);
+        match ended {
+            Ended::Success | Ended::Ignored => {
+                if let Some(rtt) = rtt {
+                    self.latency.record(now, rtt);
+                }
+            }
+            Ended::Failure | Ended::Timeout => self.latency.penalize(now, rtt.unwrap_or(0)),
+            Ended::Cancelled => {
+                if let Some(rtt) = rtt {
+                    self.latency.at_least(now, rtt);
+                }
+            }
+        }
+        if let Some(rtt) = rtt {
+            self.duration[ended as usize].record(rtt as f64 / 1e6);
+        }
+    }
+
+    /// Attempts that ended so.
+    pub(crate) fn count(&self, ended: Ended) -> u64 {
+        self.ended[ended as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -134,11 +205,12 @@ pub(crate) struct InFlight<K, S> {
 }
 
 impl<K, S> InFlight<K, S> {
-    /// Ends the attempt, handing back the pointer to the endpoint.
-    pub(crate) fn finish(&mut self) -> Arc<EndpointState<K, S>> {
-        let endpoint = self.endpoint.take().expect("finished once");
+    /// Ends the attempt, handing back the pointer to the endpoint (`None`
+    /// if it has ended already).
+    pub(crate) fn finish(&mut self) -> Option<Arc<EndpointState<K, S>>> {
+        let endpoint = self.endpoint.take()?;
         endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
-        endpoint
+        Some(endpoint)
     }
 }
 

@@ -7,6 +7,11 @@
 use crate::internal::clock::Micros;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// A failure at least doubles the estimate.
+const FAILURE_PENALTY: f64 = 2.0;
+/// ... up to a minute (a longer observed latency still counts in full).
+const MAX_PENALTY: f64 = 60e6;
+
 #[derive(Debug)]
 pub(crate) struct PeakEwma {
     /// The estimate in µs, as `f64` bits.
@@ -57,6 +62,28 @@ impl PeakEwma {
         self.updated.store(now, Ordering::Relaxed);
     }
 
+    /// Folds in a failure (or a timeout) after `rtt` µs: evidence that the
+    /// endpoint is bad, never that it is fast. The estimate becomes a peak
+    /// of at least `rtt` and at least [`FAILURE_PENALTY`] times what it was
+    /// (capped at [`MAX_PENALTY`] µs), so each failure in a row raises it
+    /// further and no failure lowers it.
+    pub(crate) fn penalize(&self, now: Micros, rtt: u64) {
+        let estimate = self.estimate(now);
+        let penalized = (estimate * FAILURE_PENALTY).min(MAX_PENALTY).max(estimate);
+        let next = penalized.max(rtt as f64);
+        self.estimate.store(next.to_bits(), Ordering::Relaxed);
+        self.updated.store(now, Ordering::Relaxed);
+    }
+
+    /// Folds in an attempt cancelled after `elapsed` µs without an answer:
+    /// a lower bound on its latency, so it counts only if it is above the
+    /// estimate (an attempt cut short sooner says nothing).
+    pub(crate) fn at_least(&self, now: Micros, elapsed: u64) {
+        if elapsed as f64 > self.estimate(now) {
+            self.record(now, elapsed);
+        }
+    }
+
     /// Starts over at `initial` µs (an endpoint back from ejection: whatever
     /// it learned before, and the silence since, say nothing of it now).
     pub(crate) fn reset(&self, initial: f64, now: Micros) {
@@ -92,6 +119,25 @@ mod tests {
             e.estimate(60_000_000) < 200.0,
             "a minute of silence forgets it"
         );
+    }
+
+    #[test]
+    fn a_failure_raises_the_estimate_and_never_lowers_it() {
+        let e = PeakEwma::new(30_000.0, 10_000_000, 0);
+        e.penalize(0, 100);
+        assert_eq!(e.estimate(0), 60_000.0, "a fast failure doubles it");
+        e.penalize(0, 500_000);
+        assert_eq!(e.estimate(0), 500_000.0, "a slow one counts in full");
+        for _ in 0..100 {
+            e.penalize(0, 0);
+        }
+        assert_eq!(e.estimate(0), MAX_PENALTY, "capped");
+        // A cancelled attempt is a lower bound: only above the estimate.
+        let e = PeakEwma::new(30_000.0, 10_000_000, 0);
+        e.at_least(0, 10_000);
+        assert_eq!(e.estimate(0), 30_000.0);
+        e.at_least(0, 200_000);
+        assert_eq!(e.estimate(0), 200_000.0);
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! The balancer's response future: choose, call, and retry elsewhere.
 
-use super::endpoint::{EndpointState, InFlight};
+use super::endpoint::{Ended, EndpointState, InFlight};
 use super::error::NoHealthyEndpoint;
 use super::policy::Policy;
 use super::service::Shared;
 use super::set::Tried;
 use crate::circuit_breaker::Outcome;
+use crate::internal::cancel;
 use crate::internal::clock::Micros;
 use crate::internal::shard::Lane;
 use crate::retry::RetryBudgetExhausted;
-use crate::BoxError;
+use crate::{BoxError, ErrorKind};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -25,8 +26,25 @@ pin_project! {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it drops the attempt in flight; the endpoint's load count
-    /// goes back down and no outcome is recorded for it.
+    /// Dropping it drops the attempt in flight, and the endpoint's load
+    /// count goes back down. What the drop says of the endpoint depends on
+    /// who drops it:
+    ///
+    /// - rampart's [`Timeout`](crate::timeout::Timeout) (or a `Command`)
+    ///   above the balancer cutting the call off: a timeout for the
+    ///   endpoint, counted against its health like any failure;
+    /// - anyone else (the caller walking away, or a timeout that is not
+    ///   rampart's, such as `tokio::time::timeout`): a cancellation, not
+    ///   held against the endpoint; only if the attempt had already run
+    ///   longer than the endpoint's latency estimate does that time raise
+    ///   the estimate (it is a lower bound on the endpoint's latency).
+    ///
+    /// # Panics
+    ///
+    /// A panic in the endpoint's service (`poll_ready`, `call`) or in its
+    /// future unwinds through this future; when it is then dropped (by the
+    /// unwinding, or by tokio after catching the panic), the attempt counts
+    /// as a failure for the endpoint and leaves no load count behind.
     pub struct ResponseFuture<K, S, Req, P>
     where
         S: Service<Req>,
@@ -40,8 +58,42 @@ pin_project! {
         endpoints: u32,
         retries: u32,
         deposited: bool,
+        // Set while the endpoint's own code runs (its `poll_ready`, `call`
+        // or future): still set when the future is dropped, that code
+        // panicked.
+        in_endpoint: bool,
         #[pin]
         state: State<K, S, S::Future>,
+    }
+
+    impl<K, S, Req, P> PinnedDrop for ResponseFuture<K, S, Req, P>
+    where
+        S: Service<Req>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let set = &this.shared.set;
+            let (endpoint, started) = match this.state.project() {
+                StateProj::Calling { attempt, started, .. } => match attempt.finish() {
+                    Some(endpoint) => (endpoint, Some(*started)),
+                    None => return,
+                },
+                // A panic in the endpoint's `poll_ready` or `call`.
+                StateProj::Ready { endpoint: Some(endpoint), .. } if *this.in_endpoint => {
+                    (endpoint.clone(), None)
+                }
+                _ => return,
+            };
+            let ended = if *this.in_endpoint {
+                Ended::Failure
+            } else if cancel::is_timing_out() {
+                Ended::Timeout
+            } else {
+                Ended::Cancelled
+            };
+            let now = set.clock.now();
+            set.ended(&endpoint, ended, now, started.map(|t| now.saturating_sub(t)));
+        }
     }
 }
 
@@ -81,6 +133,7 @@ where
             endpoints: 0,
             retries: 0,
             deposited: false,
+            in_endpoint: false,
             state: State::Pick { again: None },
         }
     }
@@ -127,14 +180,17 @@ where
                     continue;
                 }
                 StateProj::Ready { endpoint, service } => {
-                    let ready = ready!(service.poll_ready(cx));
-                    let endpoint = endpoint.take().expect("present while ready");
+                    *this.in_endpoint = true;
+                    let ready = service.poll_ready(cx);
+                    *this.in_endpoint = false;
+                    let ready = ready!(ready);
                     // Counted once the endpoint answers: a service that is
                     // pending for a while is still one attempt.
                     *this.on_endpoint += 1;
                     if let Err(e) = ready {
                         // The endpoint could not take a call: an attempt
                         // that failed before it began.
+                        let endpoint = endpoint.take().expect("present while ready");
                         (endpoint, Err(e.into()), None)
                     } else {
                         let last = *this.on_endpoint > shared.retries_same
@@ -145,11 +201,16 @@ where
                             this.request.clone()
                         };
                         let request = request.expect("a request is kept while attempts remain");
+                        *this.in_endpoint = true;
+                        let response = service.call(request);
+                        *this.in_endpoint = false;
+                        // Only now, the request handed over: a `call` that
+                        // panicked leaves no deposit and no load behind.
+                        let endpoint = endpoint.take().expect("present while ready");
                         let now = Instant::now();
                         if !std::mem::replace(this.deposited, true) {
                             shared.budget.deposit_at(now);
                         }
-                        let response = service.call(request);
                         let attempt = endpoint.start();
                         let started = shared.set.clock.at(now);
                         this.state.set(State::Calling {
@@ -165,10 +226,14 @@ where
                     attempt,
                     started,
                 } => {
-                    let result = ready!(response.poll(cx)).map_err(Into::into);
+                    *this.in_endpoint = true;
+                    let result = response.poll(cx);
+                    *this.in_endpoint = false;
+                    let result = ready!(result).map_err(Into::into);
                     let now = shared.set.clock.now();
                     let rtt = now.saturating_sub(*started);
-                    (attempt.finish(), result, Some((now, rtt)))
+                    let endpoint = attempt.finish().expect("an attempt ends once");
+                    (endpoint, result, Some((now, rtt)))
                 }
                 StateProj::Backoff { sleep, again } => {
                     ready!(sleep.poll(cx));
@@ -179,38 +244,20 @@ where
                 StateProj::Done => panic!("balancer ResponseFuture polled after completion"),
             };
 
-            // Health first: every attempt's outcome counts toward ejection.
+            // Health first: every attempt's outcome counts toward ejection,
+            // and a failure raises the endpoint's load estimate.
             let set = &shared.set;
-            let outcome = shared.policy.outcome(&result);
+            let ended = match shared.policy.outcome(&result) {
+                Outcome::Success => Ended::Success,
+                Outcome::Ignored => Ended::Ignored,
+                Outcome::Failure => match &result {
+                    Err(e) if ErrorKind::of(e) == ErrorKind::Timeout => Ended::Timeout,
+                    _ => Ended::Failure,
+                },
+            };
             // One clock read per attempt end: the one taken for its latency.
             let now = timing.map_or_else(|| set.clock.now(), |(now, _)| now);
-            if let Some((now, rtt)) = timing {
-                // Failures say nothing of how fast the endpoint answers (a
-                // refused connection fails in no time): only the others
-                // feed the latency estimate.
-                if outcome != Outcome::Failure {
-                    endpoint.record_latency(now, rtt);
-                }
-                set.note_time(now);
-            }
-            match outcome {
-                Outcome::Success => set.ejection.succeeded(&endpoint.health),
-                Outcome::Failure => {
-                    if let Some(ejected_for) =
-                        set.ejection
-                            .failed(&endpoint.health, &set.ejected, set.len(), now)
-                    {
-                        endpoint.ejections_counter.increment(1);
-                        tracing::warn!(
-                            balancer = &*set.name,
-                            endpoint = %endpoint.label,
-                            ejected_for = ?std::time::Duration::from_micros(ejected_for),
-                            "endpoint ejected"
-                        );
-                    }
-                }
-                Outcome::Ignored => {}
-            }
+            set.ended(&endpoint, ended, now, timing.map(|(_, rtt)| rtt));
 
             let retryable = match this.request.as_ref() {
                 Some(request) => shared.policy.is_retryable(request, &result),
@@ -219,7 +266,7 @@ where
             // Same endpoint again, another endpoint, or no more attempts.
             let again = if !retryable {
                 None
-            } else if *this.on_endpoint <= shared.retries_same && !set.check(&endpoint, now) {
+            } else if *this.on_endpoint <= shared.retries_same && !set.is_out(&endpoint, now) {
                 Some(Some(endpoint))
             } else if *this.endpoints <= shared.retries_next {
                 this.tried.push(endpoint.id);
@@ -234,7 +281,15 @@ where
             if !shared.budget.try_withdraw() {
                 shared.budget_exhausted.increment(1);
                 this.state.set(State::Done);
-                return Poll::Ready(result.map_err(|e| RetryBudgetExhausted::new(e).into()));
+                // Say so: on an error by wrapping it, on a response through
+                // the policy (`HttpPolicy` marks it in its extensions).
+                return Poll::Ready(match result {
+                    Ok(mut response) => {
+                        shared.policy.on_retry_budget_exhausted(&mut response);
+                        Ok(response)
+                    }
+                    Err(e) => Err(RetryBudgetExhausted::new(e).into()),
+                });
             }
             shared.retried.increment(1);
             *this.retries += 1;

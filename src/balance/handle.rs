@@ -24,8 +24,26 @@ pub struct EndpointStats {
     pub ejected: bool,
     /// How many times it was ejected.
     pub ejections: u64,
-    /// Failures in a row so far.
+    /// Whether it is marked dead now (failure accrual: failing, but the
+    /// ejection cap had no place for it).
+    pub marked_dead: bool,
+    /// How many times it was marked dead.
+    pub times_marked_dead: u64,
+    /// Failures in a row so far (back to 0 when it is ejected).
     pub consecutive_failures: u32,
+    /// Attempts on it that succeeded, by the balancer's policy.
+    pub successes: u64,
+    /// Attempts on it that failed, by the policy (timeouts apart; a panic
+    /// in the endpoint counts here).
+    pub failures: u64,
+    /// Attempts on it that timed out: its own timeout's error, or a
+    /// timeout above the balancer cutting the attempt off.
+    pub timeouts: u64,
+    /// Attempts on it whose result the policy ignored.
+    pub ignored: u64,
+    /// Attempts on it that the caller cancelled (dropped) before it
+    /// answered; not held against it.
+    pub cancelled: u64,
 }
 
 pub(crate) trait Report: Send + Sync {

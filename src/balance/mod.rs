@@ -12,12 +12,46 @@
 //! - Retries follow Ribbon: `retries_same` on the endpoint, then
 //!   `retries_next` other endpoints, never one that already failed the call
 //!   while another is available; only for requests and results the
-//!   [`Policy`] allows; each drawn from a shared
+//!   [`Policy`] allows ([`DefaultPolicy`]: only errors that prove the
+//!   endpoint never received the request); each drawn from a shared
 //!   [`RetryBudget`](crate::retry::RetryBudget) after a jittered
 //!   [`Backoff`](crate::retry::Backoff).
 //! - Outlier ejection: after `eject_after` failures in a row an endpoint
 //!   is left out for `eject_for` (doubling up to a cap), never more than
 //!   `max_ejected` of the set, and not at all in panic mode.
+//! - Failure accrual: a failing endpoint the ejection cap has no place for
+//!   is marked dead on the same schedule, and passed over while any other
+//!   endpoint will do (uncapped, whatever the panic threshold; see
+//!   [`Builder::failure_accrual`]).
+//!
+//! # Failure awareness
+//!
+//! A failed or timed-out attempt is evidence that the endpoint is bad,
+//! never that it is fast:
+//!
+//! - it counts toward ejection and failure accrual, and raises the
+//!   endpoint's load estimate (at least doubling it; a failure never lowers
+//!   it), so the default rule steers calls away from it at once;
+//! - an attempt cut off by rampart's [`Timeout`](crate::timeout::Timeout)
+//!   (or a [`Command`](crate::Command)) *above* the balancer counts as a
+//!   timeout for its endpoint; a caller's own cancellation does not, though
+//!   its time, if already longer than the estimate, raises the estimate;
+//! - a panic in an endpoint's service or future counts as a failure, and
+//!   leaves no load count behind;
+//! - [`EndpointStats`] counts each endpoint's successes, failures,
+//!   timeouts, ignored results and cancellations, and
+//!   `rampart_endpoint_duration_seconds` is labelled by `outcome`.
+//!
+//! # When the retry budget says no
+//!
+//! A call that could have been retried but for the budget returns its last
+//! attempt's result, marked: an error is wrapped in
+//! [`RetryBudgetExhausted`](crate::retry::RetryBudgetExhausted)
+//! ([`ErrorKind::RetryBudgetExhausted`](crate::ErrorKind::RetryBudgetExhausted));
+//! a response (say a 503) goes through
+//! [`Policy::on_retry_budget_exhausted`], with which [`HttpPolicy`] inserts
+//! a [`RetryBudgetExhaustedMarker`](crate::retry::RetryBudgetExhaustedMarker)
+//! into its extensions.
 //!
 //! # Example
 //!

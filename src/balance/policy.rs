@@ -1,6 +1,7 @@
 //! What counts as a failure, and what may be retried.
 
 use crate::circuit_breaker::Outcome;
+use crate::retry::RetryBudgetExhaustedMarker;
 use crate::{BoxError, ErrorKind};
 use std::error::Error as StdError;
 use std::io;
@@ -10,6 +11,21 @@ use std::io;
 ///
 /// [`DefaultPolicy`] suits any request type; [`HttpPolicy`] suits
 /// `http::Request`/`http::Response` clients. Implement it for your own.
+///
+/// # When the retry budget says no
+///
+/// A call whose last attempt could have been retried but for the retry
+/// budget ends with that attempt's result, told apart so:
+///
+/// - an error comes back wrapped in
+///   [`RetryBudgetExhausted`](crate::retry::RetryBudgetExhausted)
+///   ([`ErrorKind::of`] says
+///   [`ErrorKind::RetryBudgetExhausted`]; the attempt's own error is its
+///   source);
+/// - a response (say a 503) comes back as it is, after
+///   [`on_retry_budget_exhausted`](Policy::on_retry_budget_exhausted) has
+///   had a chance to mark it: [`HttpPolicy`] inserts a
+///   [`RetryBudgetExhaustedMarker`] into its extensions.
 pub trait Policy<Req, Res>: Send + Sync + 'static {
     /// Whether `result` counts against the endpoint's health. Default:
     /// every `Err` is a failure.
@@ -22,11 +38,24 @@ pub trait Policy<Req, Res>: Send + Sync + 'static {
 
     /// Whether `request`, having ended in `result`, may be sent again.
     fn is_retryable(&self, request: &Req, result: &Result<Res, BoxError>) -> bool;
+
+    /// Called on a response that [`is_retryable`](Policy::is_retryable)
+    /// allowed to retry but that the retry budget kept from it, just before
+    /// it is returned to the caller: mark it here if the caller should be
+    /// able to tell. Default: does nothing.
+    fn on_retry_budget_exhausted(&self, response: &mut Res) {
+        let _ = response;
+    }
 }
 
-/// Retries every request, but only after errors that say the request was
-/// not (or not fully) handled: connection refused, reset or aborted, a
-/// timeout, or a rejection by a breaker or bulkhead on the endpoint.
+/// Retries every request, but only after errors that say the endpoint never
+/// received it: a refused connection, a connection that was never made, or
+/// a rejection by a breaker or bulkhead on the endpoint.
+///
+/// It knows nothing of the request, so it never retries an error after
+/// which the endpoint may have received and acted on it: a connection reset
+/// or aborted mid-call, a broken pipe, a timeout. Use a policy that knows
+/// which requests are idempotent ([`HttpPolicy`]) to retry those.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultPolicy;
 
@@ -40,6 +69,18 @@ impl<Req, Res> Policy<Req, Res> for DefaultPolicy {
 /// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) are retried: after any error
 /// (no response came back, e.g. the connection closed mid-answer; sending an
 /// idempotent request again is safe) or a 502, 503 or 504 response.
+///
+/// A 502, 503 or 504 that the retry budget kept from being retried comes
+/// back with a [`RetryBudgetExhaustedMarker`] in its extensions:
+///
+/// ```
+/// use rampart::retry::RetryBudgetExhaustedMarker;
+/// # let response = http::Response::new(());
+/// if response.extensions().get::<RetryBudgetExhaustedMarker>().is_some() {
+///     // A retry was warranted, and refused: the dependency is failing
+///     // widely, or this client retries too much.
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpPolicy;
 
@@ -65,25 +106,28 @@ impl<B, RB> Policy<http::Request<B>, http::Response<RB>> for HttpPolicy {
             Err(_) => true,
         }
     }
+
+    /// Inserts a [`RetryBudgetExhaustedMarker`] into the response's
+    /// extensions (which may allocate their map, on this path only).
+    fn on_retry_budget_exhausted(&self, response: &mut http::Response<RB>) {
+        response.extensions_mut().insert(RetryBudgetExhaustedMarker);
+    }
 }
 
-/// Connection refused/reset/aborted anywhere in the chain, a timeout, or a
-/// rejection by a resilience layer on the endpoint.
+/// Errors that prove the endpoint never received the request: a refused
+/// or never-made connection anywhere in the chain, or a rejection by a
+/// resilience layer on the endpoint. (A reset, an abort, a broken pipe or a
+/// timeout may come after the endpoint received the request.)
 pub(crate) fn is_retryable_error(error: &BoxError) -> bool {
-    match ErrorKind::of(error) {
-        ErrorKind::Timeout | ErrorKind::CircuitOpen | ErrorKind::BulkheadFull => return true,
-        _ => {}
+    if ErrorKind::of(error).is_rejection() {
+        return true;
     }
     let mut next: Option<&(dyn StdError + 'static)> = Some(&**error);
     while let Some(e) = next {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             if matches!(
                 io.kind(),
-                io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::NotConnected
-                    | io::ErrorKind::BrokenPipe
+                io::ErrorKind::ConnectionRefused | io::ErrorKind::NotConnected
             ) {
                 return true;
             }
@@ -106,6 +150,18 @@ mod tests {
         assert!(is_retryable_error(&refused));
         let other: BoxError = io::Error::from(io::ErrorKind::InvalidData).into();
         assert!(!is_retryable_error(&other));
+        // The endpoint may have received the request before these.
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::TimedOut,
+        ] {
+            let maybe_received: BoxError = Wrapper(io::Error::from(kind)).into();
+            assert!(!is_retryable_error(&maybe_received), "{kind:?}");
+        }
+        let timed_out: BoxError = tower::timeout::error::Elapsed::new().into();
+        assert!(!is_retryable_error(&timed_out));
     }
 
     #[test]

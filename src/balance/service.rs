@@ -1,6 +1,8 @@
 //! The balancer service.
 
 use super::config::Builder;
+use super::ejection::Check;
+use super::endpoint::Ended;
 use super::future::ResponseFuture;
 use super::handle::{BalanceHandle, EndpointStats, Report};
 use super::policy::{DefaultPolicy, Policy};
@@ -30,7 +32,9 @@ const LAYER: &str = "balance";
 /// `retries_next` other endpoints, never one that already failed this call
 /// while another is available, each retry drawn from the retry budget and
 /// preceded by a jittered backoff. Endpoints that fail `eject_after` times
-/// in a row are left out for a while.
+/// in a row are left out for a while (ejected, or past the ejection cap
+/// marked dead), and every failure raises the failing endpoint's load
+/// estimate.
 ///
 /// `poll_ready` applies discovery changes and is always ready; a call made
 /// when the set is empty fails with
@@ -123,18 +127,25 @@ where
             .snapshot()
             .iter()
             .map(|e| {
-                // First: an ejection that has run out ends here, and resets
+                // First: a spell out that has run out ends here, and resets
                 // the latency estimate read below.
-                let ejected = self.set.check(e, now);
+                let status = self.set.status(e, now);
                 EndpointStats {
                     key: e.label.clone(),
                     zone: e.zone.as_deref().map(str::to_owned),
                     in_flight: e.in_flight.load(Ordering::Relaxed),
                     selected: e.selected.load(Ordering::Relaxed),
                     latency: Duration::from_micros(e.latency.estimate(now) as u64),
-                    ejected,
+                    ejected: status == Check::Ejected,
                     ejections: e.health.ejections.load(Ordering::Relaxed),
+                    marked_dead: status == Check::MarkedDead,
+                    times_marked_dead: e.health.marked_dead.load(Ordering::Relaxed),
                     consecutive_failures: e.health.consecutive_failures(),
+                    successes: e.count(Ended::Success),
+                    failures: e.count(Ended::Failure),
+                    timeouts: e.count(Ended::Timeout),
+                    ignored: e.count(Ended::Ignored),
+                    cancelled: e.count(Ended::Cancelled),
                 }
             })
             .collect()

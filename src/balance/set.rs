@@ -1,16 +1,18 @@
 //! The endpoint set: an immutable snapshot swapped atomically when
 //! discovery changes it, so selection never takes a lock.
 
-use super::ejection::{Check, Ejected, Ejection};
-use super::endpoint::EndpointState;
+use super::ejection::{Check, Ejected, Ejection, Out};
+use super::endpoint::{Ended, EndpointState};
 use super::rule::{Candidates, Rule, View};
 use super::source::{Change, Source};
 use crate::internal::clock::{Clock, Micros};
+use crate::metrics::event_counter;
 use arc_swap::ArcSwap;
+use metrics::Counter;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::task::Context;
 
 pub(crate) type Snapshot<K, S> = Vec<Arc<EndpointState<K, S>>>;
@@ -30,6 +32,7 @@ pub(crate) struct EndpointSet<K, S> {
     recent: AtomicU64,
     initial_latency: f64,
     decay: Micros,
+    marked_dead: Counter,
 }
 
 /// Endpoint ids this call has tried (and seen fail).
@@ -90,7 +93,7 @@ where
         decay: Micros,
     ) -> Self {
         EndpointSet {
-            name,
+            name: name.clone(),
             snapshot: ArcSwap::from_pointee(Vec::new()),
             source: Mutex::new(source),
             settled: AtomicBool::new(false),
@@ -101,6 +104,7 @@ where
             recent: AtomicU64::new(0),
             initial_latency: initial_latency as f64,
             decay,
+            marked_dead: event_counter("balance", &name, "marked_dead"),
         }
     }
 
@@ -110,9 +114,14 @@ where
             return;
         }
         // One caller at a time polls the source; the others go on with the
-        // current snapshot.
-        let Ok(mut source) = self.source.try_lock() else {
-            return;
+        // current snapshot. A source that panicked (user code: a `Discover`
+        // stream, a feed's `make`) poisoned the lock but left itself
+        // consistent: polling it again is safe, and refusing to would stop
+        // discovery for good.
+        let mut source = match self.source.try_lock() {
+            Ok(source) => source,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
         };
         let mut changes = Vec::new();
         source.poll_changes(cx, &mut changes);
@@ -172,16 +181,68 @@ impl<K, S> EndpointSet<K, S> {
         self.snapshot.load().len()
     }
 
-    /// Whether endpoint `e` is ejected at `now` (ending its ejection if its
-    /// time is up).
-    pub(crate) fn check(&self, e: &EndpointState<K, S>, now: Micros) -> bool {
+    /// Whether endpoint `e` is in, ejected or marked dead at `now` (ending
+    /// its spell out if its time is up: `Check::Returned` is never
+    /// returned).
+    pub(crate) fn status(&self, e: &EndpointState<K, S>, now: Micros) -> Check {
         match self.ejection.check(&e.health, &self.ejected, now) {
-            Check::Ejected => true,
             Check::Returned => {
                 self.returned(e, now);
-                false
+                Check::In
             }
-            Check::In => false,
+            out => out,
+        }
+    }
+
+    /// Whether endpoint `e` is out (ejected or marked dead) at `now`.
+    pub(crate) fn is_out(&self, e: &EndpointState<K, S>, now: Micros) -> bool {
+        self.status(e, now) != Check::In
+    }
+
+    /// Records how an attempt on `e` ended at `now`, after `rtt` µs if it
+    /// was sent: its counts and load estimate, and its health (a failure
+    /// may eject it or mark it dead).
+    pub(crate) fn ended(
+        &self,
+        e: &EndpointState<K, S>,
+        ended: Ended,
+        now: Micros,
+        rtt: Option<u64>,
+    ) {
+        e.record(ended, now, rtt);
+        if rtt.is_some() {
+            self.note_time(now);
+        }
+        if ended == Ended::Success {
+            self.ejection.succeeded(&e.health);
+            return;
+        }
+        if !ended.is_failure() {
+            return;
+        }
+        match self
+            .ejection
+            .failed(&e.health, &self.ejected, self.len(), now)
+        {
+            Some(Out::Ejected(out_for)) => {
+                e.ejections_counter.increment(1);
+                tracing::warn!(
+                    balancer = &*self.name,
+                    endpoint = %e.label,
+                    ejected_for = ?std::time::Duration::from_micros(out_for),
+                    "endpoint ejected"
+                );
+            }
+            Some(Out::MarkedDead(out_for)) => {
+                self.marked_dead.increment(1);
+                tracing::warn!(
+                    balancer = &*self.name,
+                    endpoint = %e.label,
+                    marked_dead_for = ?std::time::Duration::from_micros(out_for),
+                    "endpoint marked dead (the ejection cap is reached)"
+                );
+            }
+            None => {}
         }
     }
 
@@ -215,7 +276,8 @@ impl<K, S> EndpointSet<K, S> {
     }
 
     /// Chooses an endpoint for an attempt, never one in `tried` while
-    /// another will do, and never an ejected one unless nothing else will.
+    /// another will do, and never an ejected or marked-dead one unless
+    /// nothing else will (ejected ones are let in too in panic mode).
     pub(crate) fn pick(&self, rule: &dyn Rule, tried: &Tried) -> Option<Arc<EndpointState<K, S>>> {
         let snapshot = self.snapshot.load();
         if snapshot.is_empty() {
@@ -226,6 +288,7 @@ impl<K, S> EndpointSet<K, S> {
             endpoints: &snapshot,
             tried: Some(tried),
             respect_ejection: !self.panicking(&snapshot),
+            respect_dead: true,
             now: Cell::new(None),
             recent: self.recent.load(Ordering::Relaxed),
         };
@@ -237,9 +300,10 @@ impl<K, S> EndpointSet<K, S> {
         if let Some(endpoint) = choose(&view) {
             return Some(endpoint);
         }
-        // Every endpoint is ejected or tried: first let ejected ones in,
-        // then tried ones, rather than fail a call that has somewhere to go.
+        // Every endpoint is out or tried: first let those out in, then
+        // tried ones, rather than fail a call that has somewhere to go.
         view.respect_ejection = false;
+        view.respect_dead = false;
         if let Some(endpoint) = choose(&view) {
             return Some(endpoint);
         }
@@ -261,7 +325,7 @@ impl<K, S> EndpointSet<K, S> {
         // selection has looked at yet: end those, then count again.
         let now = self.clock.now();
         for e in snapshot.iter() {
-            self.check(e, now);
+            self.status(e, now);
         }
         self.ejection.panicking(self.ejected.count(), total)
     }
@@ -271,7 +335,10 @@ struct SetView<'a, K, S> {
     set: &'a EndpointSet<K, S>,
     endpoints: &'a Snapshot<K, S>,
     tried: Option<&'a Tried>,
+    /// Pass over ejected endpoints (not in panic mode).
     respect_ejection: bool,
+    /// Pass over endpoints marked dead (whatever the panic threshold).
+    respect_dead: bool,
     /// Read from the clock only if an ejected endpoint is looked at.
     now: Cell<Option<Micros>>,
     recent: Micros,
@@ -298,11 +365,15 @@ impl<K, S> View for SetView<'_, K, S> {
         if self.tried.is_some_and(|t| t.contains(e.id)) {
             return false;
         }
-        if !self.respect_ejection {
+        // The time is read only if the endpoint is out at all.
+        if !e.health.is_out_at_all() || !(self.respect_ejection || self.respect_dead) {
             return true;
         }
-        // The time is read only if the endpoint is ejected at all.
-        !e.health.is_ejected_at_all() || !self.set.check(e, self.now())
+        match self.set.status(e, self.now()) {
+            Check::Ejected => !self.respect_ejection,
+            Check::MarkedDead => !self.respect_dead,
+            Check::In | Check::Returned => true,
+        }
     }
 
     #[inline]
@@ -323,6 +394,6 @@ impl<K, S> View for SetView<'_, K, S> {
         self.endpoints[i]
             .breaker
             .as_ref()
-            .is_some_and(|b| b.state().rejects())
+            .is_some_and(|b| !b.is_call_permitted())
     }
 }

@@ -23,6 +23,11 @@ pub(crate) trait Source<K, S>: Send {
         false
     }
 
+    /// A fixed list not yet loaded, for the builder to check.
+    fn fixed(&self) -> Option<&[Endpoint<K, S>]> {
+        None
+    }
+
     /// Every change ready now, oldest first.
     fn poll_changes(&mut self, cx: &mut Context<'_>, changes: &mut Vec<Change<K, S>>);
 }
@@ -47,11 +52,12 @@ pub(crate) trait Source<K, S>: Send {
 /// ```
 pub struct Endpoints<K, S> {
     pub(crate) source: Box<dyn Source<K, S>>,
-    pub(crate) fixed_len: Option<usize>,
 }
 
 impl<K, S> Endpoints<K, S> {
-    /// A fixed list of endpoints.
+    /// A fixed list of endpoints. The balancer's
+    /// [`build`](super::Builder::build) rejects an empty list, and a list
+    /// that names a key twice.
     pub fn fixed(endpoints: impl IntoIterator<Item = Endpoint<K, S>>) -> Self
     where
         K: Send + 'static,
@@ -59,7 +65,6 @@ impl<K, S> Endpoints<K, S> {
     {
         let endpoints: Vec<_> = endpoints.into_iter().collect();
         Endpoints {
-            fixed_len: Some(endpoints.len()),
             source: Box::new(Fixed(Some(endpoints))),
         }
     }
@@ -74,12 +79,11 @@ impl<K, S> Endpoints<K, S> {
         F: Fn(&K) -> Endpoint<K, S> + Send + 'static,
     {
         Endpoints {
-            fixed_len: None,
             source: Box::new(Watched {
                 feed,
                 make,
                 known: HashSet::new(),
-                first: true,
+                stale: true,
             }),
         }
     }
@@ -93,7 +97,6 @@ impl<K, S> Endpoints<K, S> {
         S: Send + 'static,
     {
         Endpoints {
-            fixed_len: None,
             source: Box::new(Discovered(Box::pin(discover))),
         }
     }
@@ -102,7 +105,7 @@ impl<K, S> Endpoints<K, S> {
 impl<K, S> fmt::Debug for Endpoints<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoints")
-            .field("fixed_len", &self.fixed_len)
+            .field("fixed_len", &self.source.fixed().map(<[_]>::len))
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +115,10 @@ struct Fixed<K, S>(Option<Vec<Endpoint<K, S>>>);
 impl<K: Send, S: Send> Source<K, S> for Fixed<K, S> {
     fn is_fixed(&self) -> bool {
         true
+    }
+
+    fn fixed(&self) -> Option<&[Endpoint<K, S>]> {
+        self.0.as_deref()
     }
 
     fn poll_changes(&mut self, _: &mut Context<'_>, changes: &mut Vec<Change<K, S>>) {
@@ -125,7 +132,8 @@ struct Watched<K, F> {
     feed: watch::Receiver<Vec<K>>,
     make: F,
     known: HashSet<K>,
-    first: bool,
+    /// The latest list is not applied yet (at first, and after a panic).
+    stale: bool,
 }
 
 impl<K, S, F> Source<K, S> for Watched<K, F>
@@ -137,10 +145,12 @@ where
         // The balancer is ready whatever the feed does, so no waker is
         // needed: every poll_ready looks for a newer list.
         let changed = self.feed.has_changed().unwrap_or(false);
-        if !changed && !std::mem::take(&mut self.first) {
+        if !changed && !self.stale {
             return;
         }
-        self.first = false;
+        // Stays set if `make` panics below, so the next poll does this
+        // list again rather than wait for the next one.
+        self.stale = true;
         let latest: HashSet<K> = self.feed.borrow_and_update().iter().cloned().collect();
         for gone in self.known.difference(&latest) {
             changes.push(Change::Remove(gone.clone()));
@@ -149,6 +159,7 @@ where
             changes.push(Change::Insert((self.make)(new)));
         }
         self.known = latest;
+        self.stale = false;
     }
 }
 

@@ -24,3 +24,13 @@ impl RetryBudgetExhausted {
         &self.source
     }
 }
+
+/// Marks a response that could have been retried but was not, for want of
+/// retry budget: the balancer's [`HttpPolicy`](crate::balance::HttpPolicy)
+/// inserts it into the `http::Extensions` of such a response (say a 503),
+/// which reaches the caller as it is.
+///
+/// The response's counterpart of the error [`RetryBudgetExhausted`], for
+/// results that are not errors. Zero-sized.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryBudgetExhaustedMarker;

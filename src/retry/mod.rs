@@ -12,4 +12,4 @@ pub use backoff::{Backoff, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX};
 pub use budget::{
     RetryBudget, DEFAULT_BUDGET_WINDOW, DEFAULT_MIN_RETRIES_PER_SEC, DEFAULT_RETRY_RATIO,
 };
-pub use error::RetryBudgetExhausted;
+pub use error::{RetryBudgetExhausted, RetryBudgetExhaustedMarker};
