@@ -273,7 +273,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
 
 /// Builds each layer, gathering every violation, cross-layer ones included.
 macro_rules! build_command {
-    ($isolation:ident, $layer:ty, |$this:ident, $group:ident| $build_isolation:expr) => {
+    ($isolation:ident, $layer:ty, |$this:ident, $group:ident, $registry:ident| $build_isolation:expr) => {
         impl<FB, C> CommandBuilder<FB, $isolation, C> {
             /// Checks every option, across layers too, and builds the layer.
             ///
@@ -286,6 +286,7 @@ macro_rules! build_command {
                 let mut v = Validator::new(format!("command {:?}", self.name));
                 self.check_across(&mut v);
                 let registry = self.registry.clone().unwrap_or_else(Registry::global);
+                let $registry = &registry;
                 let $this = &self;
                 let $group = self.group.clone().unwrap_or_else(|| self.name.clone());
                 let isolation = v.absorb($build_isolation);
@@ -332,19 +333,19 @@ macro_rules! build_command {
     };
 }
 
-build_command!(Semaphore, BulkheadLayer, |this, _group| {
+build_command!(Semaphore, BulkheadLayer, |this, _group, registry| {
     BulkheadLayer::builder(this.name.clone())
-        .registry(this.registry.as_ref().unwrap_or(&Registry::global()))
+        .registry(registry)
         .max_concurrent(this.isolation.max_concurrent)
         .build()
 });
-build_command!(Threads, PoolLayer, |this, group| PoolLayer::builder(
-    group.clone()
-)
-.registry(this.registry.as_ref().unwrap_or(&Registry::global()))
-.size(this.isolation.size)
-.queue(this.isolation.queue)
-.build());
+build_command!(Threads, PoolLayer, |this, group, registry| {
+    PoolLayer::builder(group.clone())
+        .registry(registry)
+        .size(this.isolation.size)
+        .queue(this.isolation.queue)
+        .build()
+});
 
 impl<FB, I: fmt::Debug, C> fmt::Debug for CommandBuilder<FB, I, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

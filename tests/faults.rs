@@ -5,7 +5,9 @@
 use rampart::bulkhead::pool::{PoolFull, PoolLayer};
 use rampart::bulkhead::BulkheadLayer;
 use rampart::catch_panic::Panicked;
-use rampart::circuit_breaker::{CircuitBreakerLayer, State, Window};
+use rampart::circuit_breaker::{
+    CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer, State, Window,
+};
 use rampart::fallback::{FallbackFailed, FallbackLayer};
 use rampart::{BoxError, Command, ErrorKind};
 use std::future::Future;
@@ -34,6 +36,31 @@ fn controlled(
     })
 }
 
+/// A breaker opened by one failure for `open_for`, over [`controlled`]:
+/// tripped already.
+async fn tripped(
+    open_for: Duration,
+    reached: Arc<AtomicUsize>,
+) -> (
+    CircuitBreakerHandle,
+    CircuitBreaker<
+        impl Service<oneshot::Receiver<bool>, Response = (), Error = BoxError, Future: Send> + Clone,
+    >,
+) {
+    let layer = CircuitBreakerLayer::builder("dep")
+        .consecutive_failures(1)
+        .open_for(open_for)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(controlled(reached));
+    let _ = svc.ready().await.unwrap().call(answered(false)).await;
+    assert_eq!(handle.state(), State::Open);
+    (handle, svc)
+}
+
 fn answered(ok: bool) -> oneshot::Receiver<bool> {
     let (tx, rx) = oneshot::channel();
     tx.send(ok).unwrap();
@@ -45,17 +72,7 @@ fn answered(ok: bool) -> oneshot::Receiver<bool> {
 #[tokio::test(start_paused = true)]
 async fn a_probe_place_readied_then_forced_open_is_rejected_at_call() {
     let reached = Arc::new(AtomicUsize::new(0));
-    let layer = CircuitBreakerLayer::builder("dep")
-        .consecutive_failures(1)
-        .open_for(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let handle = layer.handle();
-    let mut svc = ServiceBuilder::new()
-        .layer(layer)
-        .service(controlled(reached.clone()));
-    let _ = svc.ready().await.unwrap().call(answered(false)).await;
-    assert_eq!(handle.state(), State::Open);
+    let (handle, mut svc) = tripped(Duration::from_secs(1), reached.clone()).await;
 
     advance(Duration::from_secs(1)).await;
     svc.ready().await.unwrap(); // takes the half-open probe place
@@ -179,17 +196,7 @@ async fn a_probe_from_before_a_reset_is_not_counted() {
 
 #[tokio::test(start_paused = true)]
 async fn an_open_breaker_past_its_open_time_reads_half_open() {
-    let layer = CircuitBreakerLayer::builder("dep")
-        .consecutive_failures(1)
-        .open_for(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let handle = layer.handle();
-    let mut svc = ServiceBuilder::new()
-        .layer(layer)
-        .service(controlled(Arc::default()));
-    let _ = svc.ready().await.unwrap().call(answered(false)).await;
-    assert_eq!(handle.state(), State::Open);
+    let (handle, mut svc) = tripped(Duration::from_secs(1), Arc::default()).await;
     assert!(!handle.is_call_permitted());
 
     advance(Duration::from_secs(1)).await;
@@ -267,16 +274,7 @@ async fn an_availability_filter_sends_a_recovered_endpoint_its_probe() {
 
 #[tokio::test(start_paused = true)]
 async fn short_circuits_after_a_quiet_gap_are_counted() {
-    let layer = CircuitBreakerLayer::builder("dep")
-        .consecutive_failures(1)
-        .open_for(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let handle = layer.handle();
-    let mut svc = ServiceBuilder::new()
-        .layer(layer)
-        .service(controlled(Arc::default()));
-    let _ = svc.ready().await.unwrap().call(answered(false)).await;
+    let (handle, mut svc) = tripped(Duration::from_secs(60), Arc::default()).await;
 
     advance(Duration::from_secs(20)).await;
     for _ in 0..3 {
