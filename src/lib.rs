@@ -67,6 +67,8 @@ pub mod metrics;
 pub mod registry;
 #[cfg(feature = "retry")]
 pub mod retry;
+#[cfg(feature = "stream")]
+pub mod stream;
 #[cfg(feature = "timeout")]
 pub mod timeout;
 pub mod window;

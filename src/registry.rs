@@ -1,7 +1,7 @@
 //! Every component built, listed without wiring: for dashboards, streams,
 //! admin endpoints and live configuration.
 //!
-//! Each breaker, bulkhead, pool, fallback and command registers itself when
+//! Each breaker, bulkhead, pool, fallback, balancer and command registers itself when
 //! built, in the process-wide [`Registry::global`] unless its builder was
 //! given another with `.registry(&registry)`. The registry holds weak
 //! references only: a component whose layers, services and handles are all
@@ -49,6 +49,10 @@ pub struct Registry {
 struct Entries {
     components: Vec<Weak<Erased>>,
     commands: Vec<CommandEntry>,
+    /// Balancers are generic over their keys and services: listed by the
+    /// view they all share rather than by concrete type.
+    #[cfg(feature = "balance")]
+    balancers: Vec<Weak<dyn crate::balance::Report>>,
 }
 
 /// A command is alive while its breaker is: services built from it hold
@@ -87,6 +91,14 @@ impl Registry {
         let mut entries = self.entries();
         entries.components.retain(|c| c.strong_count() > 0);
         entries.components.push(Arc::downgrade(&erased));
+    }
+
+    /// Lists a balancer.
+    #[cfg(feature = "balance")]
+    pub(crate) fn register_balancer(&self, balancer: &Arc<dyn crate::balance::Report>) {
+        let mut entries = self.entries();
+        entries.balancers.retain(|b| b.strong_count() > 0);
+        entries.balancers.push(Arc::downgrade(balancer));
     }
 
     /// Lists a command made of already registered parts.
@@ -153,6 +165,17 @@ impl Registry {
         self.live::<crate::fallback::Stats>()
             .into_iter()
             .map(crate::fallback::FallbackHandle::new)
+            .collect()
+    }
+
+    /// Every load balancer built and still in use.
+    #[cfg(feature = "balance")]
+    pub fn balancers(&self) -> Vec<crate::balance::BalanceHandle> {
+        self.entries()
+            .balancers
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(crate::balance::BalanceHandle::new)
             .collect()
     }
 

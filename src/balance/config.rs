@@ -49,6 +49,7 @@ pub struct Builder<P = DefaultPolicy> {
     initial_latency: Duration,
     latency_decay: Duration,
     policy: P,
+    registry: Option<crate::registry::Registry>,
 }
 
 impl Builder {
@@ -69,6 +70,7 @@ impl Builder {
             initial_latency: DEFAULT_INITIAL_LATENCY,
             latency_decay: DEFAULT_LATENCY_DECAY,
             policy: DefaultPolicy,
+            registry: None,
         }
     }
 }
@@ -189,7 +191,15 @@ impl<P> Builder<P> {
             initial_latency: self.initial_latency,
             latency_decay: self.latency_decay,
             policy,
+            registry: self.registry,
         }
+    }
+
+    /// The [`Registry`](crate::registry::Registry) to list this balancer
+    /// in. Default: [`Registry::global`](crate::registry::Registry::global).
+    pub fn registry(mut self, registry: &crate::registry::Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
     }
 
     /// Checks every option and builds the balancer over `endpoints`.
@@ -201,7 +211,9 @@ impl<P> Builder<P> {
     /// (`endpoints`).
     pub fn build<K, S>(self, endpoints: Endpoints<K, S>) -> Result<Balance<K, S, P>, ConfigError>
     where
-        K: PartialEq + fmt::Debug,
+        K: PartialEq + fmt::Debug + Send + Sync + 'static,
+        S: Send + Sync + 'static,
+        P: Send + Sync + 'static,
     {
         let mut v = Validator::new(format!("balancer {:?}", self.name));
         v.check(!self.name.is_empty(), "name", || "must not be empty".into());
@@ -286,7 +298,7 @@ impl<P> Builder<P> {
         // Take in what the source has now (all of a fixed list), so the
         // handle shows the endpoints before the first call.
         set.refresh(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-        Ok(Balance::from_shared(Shared::new(
+        let balance = Balance::from_shared(Shared::new(
             name,
             set,
             self.rule,
@@ -295,7 +307,12 @@ impl<P> Builder<P> {
             self.retries_next,
             self.backoff,
             self.budget.unwrap_or_default(),
-        )))
+        ));
+        let report: Arc<dyn super::handle::Report> = balance.shared().clone();
+        self.registry
+            .unwrap_or_else(crate::registry::Registry::global)
+            .register_balancer(&report);
+        Ok(balance)
     }
 }
 

@@ -256,6 +256,12 @@ impl Health {
         self.out_until.load(Ordering::Relaxed) != 0
     }
 
+    /// How long the current spell out (ejected or marked dead) lasts after
+    /// `now`; zero when in.
+    pub(crate) fn out_for(&self, now: Micros) -> Micros {
+        self.out_until.load(Ordering::Relaxed).saturating_sub(now)
+    }
+
     pub(crate) fn consecutive_failures(&self) -> u32 {
         self.consecutive.load(Ordering::Relaxed)
     }

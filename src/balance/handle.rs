@@ -29,6 +29,9 @@ pub struct EndpointStats {
     pub marked_dead: bool,
     /// How many times it was marked dead.
     pub times_marked_dead: u64,
+    /// While ejected or marked dead: how long until it is back in (on
+    /// probation). Zero otherwise.
+    pub out_for: Duration,
     /// Failures in a row so far (back to 0 when it is ejected).
     pub consecutive_failures: u32,
     /// Attempts on it that succeeded, by the balancer's policy.

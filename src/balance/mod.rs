@@ -120,6 +120,7 @@ pub use config::{
 pub use endpoint::Endpoint;
 pub use error::NoHealthyEndpoint;
 pub use future::ResponseFuture;
+pub(crate) use handle::Report;
 pub use handle::{BalanceHandle, EndpointStats};
 pub use policy::{DefaultPolicy, HttpPolicy, Policy};
 pub use service::Balance;

@@ -97,6 +97,10 @@ impl<K, S, P> Balance<K, S, P> {
             shared: Arc::new(Lanes::new(Arc::new(shared))),
         }
     }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<K, S, P>> {
+        self.shared.shared()
+    }
 }
 
 impl<K, S, P> Balance<K, S, P>
@@ -140,6 +144,7 @@ where
                     ejections: e.health.ejections.load(Ordering::Relaxed),
                     marked_dead: status == Check::MarkedDead,
                     times_marked_dead: e.health.marked_dead.load(Ordering::Relaxed),
+                    out_for: Duration::from_micros(e.health.out_for(now)),
                     consecutive_failures: e.health.consecutive_failures(),
                     successes: e.count(Ended::Success),
                     failures: e.count(Ended::Failure),

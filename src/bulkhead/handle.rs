@@ -29,6 +29,13 @@ impl BulkheadHandle {
         self.shared.slots.waiting()
     }
 
+    /// The most calls in flight at once since the last read, for the
+    /// stream's rolling max.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn take_peak(&self) -> usize {
+        self.shared.slots.take_peak()
+    }
+
     /// The most calls allowed in flight at once.
     pub fn max_concurrent(&self) -> usize {
         self.shared.slots.max()

@@ -32,6 +32,16 @@ impl CircuitBreakerHandle {
         CircuitBreakerHandle { breaker }
     }
 
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Whether both handles steer the same breaker.
+    pub fn same_breaker(&self, other: &CircuitBreakerHandle) -> bool {
+        Arc::ptr_eq(&self.breaker, &other.breaker)
+    }
+
     /// The breaker's name.
     pub fn name(&self) -> &str {
         self.breaker.name()

@@ -633,6 +633,28 @@ impl Breaker {
         self.stats.counts(self.clock.now())
     }
 
+    /// Latencies over the time window (Hystrix's rolling percentiles),
+    /// whatever window the rates use.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn rolling_latencies(&self) -> LatencySnapshot {
+        self.stats.latencies(self.clock.now())
+    }
+
+    /// The length of the time window [`rolling_counts`](Self::rolling_counts)
+    /// covers.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn rolling_window(&self) -> Duration {
+        match self.settings.window {
+            WindowKind::Time { length, .. } => length,
+            WindowKind::Count { .. } => Duration::from_secs(10),
+        }
+    }
+
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Latencies over the rates' window.
     pub(crate) fn latencies(&self) -> LatencySnapshot {
         match &self.decisions {

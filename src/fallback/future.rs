@@ -99,6 +99,7 @@ where
                     let fallback = match recover(this.shared, &cause) {
                         Ok(Some(fallback)) => fallback,
                         Ok(None) => {
+                            this.shared.stats.missed();
                             this.state.set(State::Done);
                             return Poll::Ready(Err(cause.into_error()));
                         }

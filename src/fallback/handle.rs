@@ -34,6 +34,17 @@ impl FallbackHandle {
         self.stats.rejections()
     }
 
+    /// Failed calls that had no fallback to run (the error went to the
+    /// caller as it was; Hystrix's `FALLBACK_MISSING`).
+    pub fn missing(&self) -> u64 {
+        self.stats.missing()
+    }
+
+    /// The cap on fallbacks running at once; `None` when uncapped.
+    pub fn max_concurrent(&self) -> Option<usize> {
+        self.stats.max_concurrent()
+    }
+
     /// Fallbacks running now (0 when uncapped: only capped ones are counted).
     pub fn running(&self) -> usize {
         self.stats.running()

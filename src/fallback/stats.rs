@@ -25,6 +25,7 @@ pub(crate) struct Stats {
     successes: AtomicU64,
     failures: AtomicU64,
     rejections: AtomicU64,
+    missing: AtomicU64,
     success_counter: Counter,
     failure_counter: Counter,
     rejection_counter: Counter,
@@ -37,6 +38,7 @@ impl Stats {
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
+            missing: AtomicU64::new(0),
             success_counter: event_counter(LAYER, &name, "fallback_success"),
             failure_counter: event_counter(LAYER, &name, "fallback_failure"),
             rejection_counter: event_counter(LAYER, &name, "fallback_rejected"),
@@ -73,6 +75,14 @@ impl Stats {
         self.failure_counter.increment(1);
     }
 
+    /// A failed call had no fallback to run (Hystrix's `FALLBACK_MISSING`).
+    pub(crate) fn missed(&self) {
+        self.missing.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn missing(&self) -> u64 {
+        self.missing.load(Ordering::Relaxed)
+    }
     pub(crate) fn successes(&self) -> u64 {
         self.successes.load(Ordering::Relaxed)
     }
@@ -81,6 +91,9 @@ impl Stats {
     }
     pub(crate) fn rejections(&self) -> u64 {
         self.rejections.load(Ordering::Relaxed)
+    }
+    pub(crate) fn max_concurrent(&self) -> Option<usize> {
+        self.cap.as_ref().map(Slots::max)
     }
     pub(crate) fn running(&self) -> usize {
         self.cap.as_ref().map_or(0, Slots::in_flight)

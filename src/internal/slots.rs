@@ -13,6 +13,11 @@ use tokio::sync::Notify;
 pub(crate) struct Slots {
     max: usize,
     in_flight: AtomicUsize,
+    /// The most slots held at once since the last [`take_peak`]
+    /// (Hystrix's rolling max concurrency, read by the stream).
+    ///
+    /// [`take_peak`]: Slots::take_peak
+    peak: AtomicUsize,
     waiting: AtomicUsize,
     freed: Arc<Notify>,
 }
@@ -22,6 +27,7 @@ impl Slots {
         Slots {
             max,
             in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             freed: Arc::new(Notify::new()),
         }
@@ -43,10 +49,25 @@ impl Slots {
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    // A load of a line the CAS above just owned; the
+                    // write happens only when a new peak is reached.
+                    if current + 1 > self.peak.load(Ordering::Relaxed) {
+                        self.peak.fetch_max(current + 1, Ordering::Relaxed);
+                    }
+                    return true;
+                }
                 Err(now) => current = now,
             }
         }
+    }
+
+    /// The most slots held at once since the last call, restarting from
+    /// the number held now. One reader (the stream's snapshot) takes it;
+    /// two would split the peaks between them.
+    pub(crate) fn take_peak(&self) -> usize {
+        self.peak
+            .swap(self.in_flight.load(Ordering::Relaxed), Ordering::Relaxed)
     }
 
     /// Gives a slot back, waking one waiter if there is any.

@@ -1,0 +1,122 @@
+//! See it live: the Hystrix metrics stream (`hystrix.stream`), served with
+//! hyper, that the Hystrix dashboard, Turbine and rampart's own tools read.
+//!
+//! [`HystrixStream`] is a tower service over a
+//! [`Registry`](crate::registry::Registry): mount it in an axum or hyper
+//! app, or run it on its own port with [`Server`]. Every command, lone
+//! circuit breaker, pool and balancer endpoint built in the registry
+//! appears without wiring, and leaves when dropped.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use rampart::stream::{HystrixStream, Server};
+//!
+//! let stream = HystrixStream::builder()
+//!     .max_subscribers(10)
+//!     .build()?;
+//! let serving = Server::new(stream).port(9000).start().await?;
+//! // Point the Hystrix dashboard (or Turbine) at:
+//! println!("{}", serving.url("/hystrix.stream"));
+//! # Ok(()) }
+//! ```
+//!
+//! # What it reveals
+//!
+//! The stream names every component (command, group, pool, balancer and
+//! endpoint names, which may be host names and ports) and shows its call
+//! rates, error rates, latencies and settings. [`Server`] binds
+//! `127.0.0.1` unless told otherwise; expose the stream only where your
+//! other admin endpoints are exposed.
+//!
+//! # The wire format (Hystrix's servlet)
+//!
+//! - `GET …/hystrix.stream` answers `200` with `Content-Type:
+//!   text/event-stream;charset=UTF-8`, `Cache-Control: no-cache, no-store,
+//!   max-age=0, must-revalidate` and `Pragma: no-cache`, and never ends.
+//! - Every interval, each object is its own unnamed event, `data: {json}`
+//!   and a blank line; an interval with nothing to report sends
+//!   `ping: ` and a blank line.
+//! - The interval is 500 ms ([`DEFAULT_DELAY`]); a subscriber may ask for
+//!   another with `?delay=MS`, whole milliseconds from 100 to 600 000. A
+//!   delay that does not parse or is out of range is answered `400`,
+//!   naming the parameter.
+//! - At most 5 subscribers at once ([`DEFAULT_MAX_SUBSCRIBERS`]); the next
+//!   is answered `503` with the body `MaxConcurrentConnections reached: 5`.
+//! - A path that does not end in `/hystrix.stream` is answered `404`, a
+//!   method other than `GET` (or `HEAD`) `405`.
+//! - A subscriber that goes away frees its place at once; one that reads
+//!   nothing for 10 s beyond its delay
+//!   ([`DEFAULT_SLOW_SUBSCRIBER_TIMEOUT`]) is dropped. Each frame is taken
+//!   and serialised once, then shared by every subscriber; a subscriber
+//!   never has more than one frame waiting (it skips frames instead), so
+//!   memory does not grow with a slow reader. The snapshot runs only while
+//!   somebody subscribes.
+//!
+//! # What the stream says
+//!
+//! One `HystrixCommand` object per command, and per circuit breaker used
+//! outside a command; one `HystrixThreadPool` per pool; one
+//! `RampartEndpoint` per endpoint of each balancer. A component that goes
+//! away is announced once as `{"type":…,"name":…,"deleteData":"true"}`.
+//! Numbers are whole, finite JSON numbers; latencies are whole
+//! milliseconds. Rolling counts cover the breaker's time window
+//! (`propertyValue_metricsRollingStatisticalWindowInMilliseconds`, 10 s by
+//! default); counts the layers keep as running totals (fallbacks, pools,
+//! endpoints) are turned into rolling counts by the stream itself, from
+//! the moment it first saw the component.
+//!
+//! How rampart's outcomes map onto Hystrix's events:
+//!
+//! | Hystrix field | rampart |
+//! |---|---|
+//! | `rollingCountSuccess` | calls the breaker's classifier called a success |
+//! | `rollingCountFailure` | calls classified as failures (a panic included) |
+//! | `rollingCountTimeout` | calls cut off by the command's timeout (or a timeout beneath the breaker) |
+//! | `rollingCountSemaphoreRejected` / `ThreadPoolRejected` | calls the command's bulkhead / pool refused |
+//! | `rollingCountShortCircuited` | calls the breaker rejected (open, forced open, half-open with every probe place taken) |
+//! | `rollingCountBadRequests` | calls the classifier ignored (not the dependency's fault, e.g. a 404) |
+//! | `rollingCountFallbackSuccess` / `Failure` / `Rejection` | fallbacks that served / failed / were refused by the fallback cap |
+//! | `rollingCountFallbackMissing` | failed calls of a command without a fallback |
+//! | `rollingCountExceptionsThrown` | errors that reached the caller: fallback failures, rejections and missing fallbacks |
+//! | `rollingCountEmit`, `FallbackEmit`, `CollapsedRequests`, `ResponsesFromCache` | 0: rampart has no observables, collapser or request cache yet |
+//! | `errorCount`, `requestCount`, `errorPercentage` | failures + timeouts + rejections; those + successes; their ratio in whole percent (short-circuits and ignored calls excluded, as Hystrix's health counts) |
+//! | `isCircuitBreakerOpen` | open, half-open or forced open (Hystrix's `isOpen()`) |
+//! | `rampartCircuitState` | rampart's own: the state's name (`closed`, `open`, `half_open`, `forced_open`, `forced_closed`, `disabled`, `metrics_only`) |
+//! | `currentConcurrentExecutionCount` | calls holding the bulkhead / running on the pool |
+//! | `rollingMaxConcurrentExecutionCount` | the most at once over the window |
+//! | `latencyExecute`, `latencyExecute_mean` | the dependency's time, as the breaker measured it |
+//! | `latencyTotal`, `latencyTotal_mean` | the same as `latencyExecute`: rampart does not yet time the fallback (see below) |
+//! | `propertyValue_circuitBreakerRequestVolumeThreshold` | the breaker's minimum calls |
+//! | `propertyValue_circuitBreakerSleepWindowInMilliseconds` | its (first) open time |
+//! | `propertyValue_circuitBreakerErrorThresholdPercentage` | its failure-rate threshold in percent; 100 without a failure-rate rule |
+//! | `propertyValue_executionIsolationStrategy` | `SEMAPHORE` (bulkhead) or `THREAD` (pool) |
+//! | `propertyValue_execution(IsolationThread)TimeoutInMilliseconds` | the command's timeout |
+//! | `propertyValue_executionIsolationSemaphoreMaxConcurrentRequests` | the bulkhead's size (the pool's for `THREAD`) |
+//! | `propertyValue_fallbackIsolationSemaphoreMaxConcurrentRequests` | the fallback cap (0: uncapped) |
+//! | `threadPool` | the pool's name, or the group for `SEMAPHORE` |
+//!
+//! A circuit breaker used outside a command reports `SEMAPHORE` with a
+//! size and timeout of 0, and no fallback or exception counts (what
+//! reached its caller is not its to see).
+//!
+//! `RampartEndpoint` (ignored by the Hystrix dashboard; rampart's page
+//! shows it): `name` (`balancer/endpoint`), `balancer`, `endpoint`,
+//! `zone`, `rollingCount{Selected, Success, Failure, Timeout, Ignored,
+//! Cancelled, Ejections, MarkedDead}`, `currentInFlight`,
+//! `latencyEstimateMs` (the peak-EWMA estimate), `consecutiveFailures`,
+//! `ejected`, `markedDead`, `outForMs` (until it is back in),
+//! `propertyValue_metricsRollingStatisticalWindowInMilliseconds`,
+//! `reportingHosts`.
+
+mod body;
+mod hub;
+mod hystrix;
+mod server;
+mod service;
+
+pub use body::{EventStream, SlowSubscriber};
+pub use server::{Server, Serving};
+pub use service::{
+    Builder, HystrixStream, ResponseBody, DEFAULT_DELAY, DEFAULT_MAX_SUBSCRIBERS,
+    DEFAULT_SLOW_SUBSCRIBER_TIMEOUT, MAX_DELAY, MIN_DELAY,
+};
