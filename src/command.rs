@@ -295,12 +295,15 @@ macro_rules! build_command {
                         .timeout(self.timeout)
                         .build(),
                 );
+                let breaker = v.absorb(self.breaker.registry(&registry).build());
+                // The fallback's windows line up with the breaker's, so the
+                // stream can tell the dependency's time from the total.
                 let fallback = v.absorb(stats_for(
                     &self.name,
                     self.fallback_max_concurrent,
                     Some(&registry),
+                    breaker.as_ref().map(|b| b.shared().rolling_shape()),
                 ));
-                let breaker = v.absorb(self.breaker.registry(&registry).build());
                 v.finish()?;
                 match (isolation, timeout, fallback, breaker) {
                     (Some(isolation), Some(timeout), Some(stats), Some(breaker)) => {

@@ -3,9 +3,9 @@
 use super::classify::{Classify, Outcome};
 use super::error::CircuitOpen;
 use super::state::{Breaker, Permit};
-use crate::internal::cancel;
 use crate::internal::clock::Micros;
 use crate::internal::shard::Lane;
+use crate::internal::{cancel, handoff};
 use crate::window::Category;
 use crate::{BoxError, ErrorKind};
 use pin_project_lite::pin_project;
@@ -117,6 +117,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(response) = this.response.as_pin_mut() else {
+            handoff::hand_over(None);
             return Poll::Ready(Err(CircuitOpen::new().into()));
         };
         *this.polling = true;
@@ -124,6 +125,9 @@ where
         *this.polling = false;
         let result = ready!(result);
         let Some(call) = this.call.take() else {
+            if result.is_err() {
+                handoff::hand_over(None);
+            }
             return Poll::Ready(result.map_err(Into::into));
         };
         let outcome = call.classify.classify(&result);
@@ -138,7 +142,10 @@ where
                 _ => Category::Failure,
             },
         };
-        call.breaker.complete(call.permit, category, call.started);
+        let latency = call.breaker.complete(call.permit, category, call.started);
+        if result.is_err() {
+            handoff::hand_over(latency);
+        }
         Poll::Ready(result)
     }
 }

@@ -362,7 +362,14 @@ impl Breaker {
     // ===== outcomes =====
 
     /// Records the outcome of an admitted call started at `started`.
-    pub(crate) fn complete(&self, permit: Permit, category: Category, started: Micros) {
+    /// Records an admitted call's end; returns its latency when it went
+    /// into the windows (not for a call from an earlier period).
+    pub(crate) fn complete(
+        &self,
+        permit: Permit,
+        category: Category,
+        started: Micros,
+    ) -> Option<Micros> {
         let now = self.clock.now();
         let latency = now.saturating_sub(started);
         let slow = self
@@ -376,7 +383,7 @@ impl Breaker {
         // the windows the current period decides on.
         if let Permit::Counted { generation: g } | Permit::Probe { generation: g } = permit {
             if generation(self.word.0.load(Ordering::Acquire)) != g {
-                return;
+                return None;
             }
         }
         let bucket = self.stats.record(now, record);
@@ -388,6 +395,7 @@ impl Breaker {
             Permit::Probe { generation } => self.after_probe(generation, record, now),
             Permit::Uncounted => {}
         }
+        Some(latency)
     }
 
     /// The response future of an admitted call was dropped before it ended.
@@ -648,6 +656,13 @@ impl Breaker {
             WindowKind::Time { length, .. } => length,
             WindowKind::Count { .. } => Duration::from_secs(10),
         }
+    }
+
+    /// The clock and bucket layout of the time window, for windows that
+    /// must line up with it (a command's fallback).
+    #[cfg_attr(not(feature = "command"), allow(dead_code))]
+    pub(crate) fn rolling_shape(&self) -> (Clock, Micros, usize) {
+        (self.clock, self.stats.bucket_len(), self.stats.buckets())
     }
 
     #[cfg_attr(not(feature = "stream"), allow(dead_code))]

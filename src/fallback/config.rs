@@ -108,7 +108,12 @@ macro_rules! build {
             ///
             /// A [`ConfigError`] listing each option outside its valid range.
             pub fn build(self) -> Result<FallbackLayer<$ty<F>>, ConfigError> {
-                let stats = stats_for(&self.name, self.max_concurrent, self.registry.as_ref())?;
+                let stats = stats_for(
+                    &self.name,
+                    self.max_concurrent,
+                    self.registry.as_ref(),
+                    None,
+                )?;
                 Ok(FallbackLayer::from_parts(
                     self.fallback,
                     stats,
@@ -126,6 +131,11 @@ pub(crate) fn stats_for(
     name: &str,
     max_concurrent: Option<usize>,
     registry: Option<&crate::registry::Registry>,
+    window: Option<(
+        crate::internal::clock::Clock,
+        crate::internal::clock::Micros,
+        usize,
+    )>,
 ) -> Result<Arc<Stats>, ConfigError> {
     let mut v = Validator::new(format!("fallback {name:?}"));
     v.check(!name.is_empty(), "name", || "must not be empty".into());
@@ -135,7 +145,7 @@ pub(crate) fn stats_for(
         });
     }
     v.finish()?;
-    let stats = Arc::new(Stats::new(name.into(), max_concurrent));
+    let stats = Arc::new(Stats::new(name.into(), max_concurrent, window));
     match registry {
         Some(registry) => registry.register(&stats),
         None => crate::registry::Registry::global().register(&stats),

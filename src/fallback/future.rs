@@ -3,9 +3,10 @@
 use super::cause::Cause;
 use super::error::{FallbackFailed, FallbackRejected};
 use super::function::FallbackFn;
-use super::stats::{Shared, Stats};
+use super::stats::{Shared, Stats, Timing};
 use crate::catch_panic::Panicked;
 use crate::internal::shard::Lane;
+use crate::window::Category;
 use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -35,12 +36,14 @@ pin_project! {
 struct Running<FB> {
     shared: Arc<Lane<Shared<FB>>>,
     polling: bool,
+    timing: Option<Timing>,
 }
 
 impl<FB> Drop for Running<FB> {
     fn drop(&mut self) {
         if self.polling {
             self.shared.stats.failed();
+            self.shared.stats.record(self.timing, Category::Failure);
         }
         self.shared.stats.leave();
     }
@@ -93,24 +96,29 @@ where
                         Err(e) => e.into(),
                     };
                     let cause = Cause::new(error);
+                    let stats = &this.shared.stats;
+                    let timing = stats.timing();
                     // Without a fallback the error passes through untouched;
                     // only a fallback that will run takes a place under the
                     // cap.
                     let fallback = match recover(this.shared, &cause) {
                         Ok(Some(fallback)) => fallback,
                         Ok(None) => {
-                            this.shared.stats.missed();
+                            stats.missed();
+                            stats.record(timing, Category::Ignored);
                             this.state.set(State::Done);
                             return Poll::Ready(Err(cause.into_error()));
                         }
                         Err(panicked) => {
-                            this.shared.stats.failed();
+                            stats.failed();
+                            stats.record(timing, Category::Failure);
                             this.state.set(State::Done);
                             let error = FallbackFailed::new(cause.into_error(), panicked);
                             return Poll::Ready(Err(error.into()));
                         }
                     };
-                    if !this.shared.stats.enter() {
+                    if !stats.enter() {
+                        stats.record(timing, Category::Rejected);
                         this.state.set(State::Done);
                         return Poll::Ready(Err(FallbackRejected::new(cause.into_error()).into()));
                     }
@@ -119,6 +127,7 @@ where
                     let running = Running {
                         shared: this.shared.clone(),
                         polling: false,
+                        timing,
                     };
                     this.state.set(State::Recovering {
                         fallback,
@@ -139,16 +148,19 @@ where
                         place.polling = false;
                         ready!(result)
                     };
-                    running.take();
+                    let timing = running.take().and_then(|r| r.timing);
                     let cause = cause.take().expect("taken only here");
                     this.state.set(State::Done);
+                    let stats = &this.shared.stats;
                     return Poll::Ready(match result {
                         Ok(response) => {
-                            this.shared.stats.succeeded();
+                            stats.succeeded();
+                            stats.record(timing, Category::Success);
                             Ok(response)
                         }
                         Err(e) => {
-                            this.shared.stats.failed();
+                            stats.failed();
+                            stats.record(timing, Category::Failure);
                             Err(FallbackFailed::new(cause.into_error(), e).into())
                         }
                     });

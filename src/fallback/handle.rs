@@ -40,6 +40,12 @@ impl FallbackHandle {
         self.stats.missing()
     }
 
+    /// A command's fallback activity over its breaker's time window.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn rolling(&self) -> Option<super::stats::Rolling> {
+        self.stats.rolling()
+    }
+
     /// The cap on fallbacks running at once; `None` when uncapped.
     pub fn max_concurrent(&self) -> Option<usize> {
         self.stats.max_concurrent()

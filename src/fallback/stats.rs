@@ -1,7 +1,9 @@
 //! What fallbacks did: counts, and the cap on concurrent fallbacks.
 
+use crate::internal::clock::{Clock, Micros};
 use crate::internal::slots::Slots;
 use crate::metrics::event_counter;
+use crate::window::{Category, Counts, LatencySnapshot, Record, TimeWindow};
 use metrics::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,11 +31,57 @@ pub(crate) struct Stats {
     success_counter: Counter,
     failure_counter: Counter,
     rejection_counter: Counter,
+    /// A command's fallback keeps rolling windows lined up with its
+    /// breaker's, for the stream's fallback counts and `latencyTotal`.
+    totals: Option<Totals>,
+}
+
+/// Rolling windows of a command's fallback.
+#[derive(Debug)]
+struct Totals {
+    clock: Clock,
+    /// Every call that reached the fallback: success / failure (with the
+    /// call's total latency: the dependency's time plus the fallback's),
+    /// rejected by the cap, ignored = no fallback to run.
+    outcomes: TimeWindow,
+    /// The dependency's time of the calls a fallback ran for, as the
+    /// breaker recorded it: taken out of the breaker's latencies and
+    /// replaced by their total.
+    executed: TimeWindow,
+}
+
+/// When a call reached the fallback, and how long the dependency took.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    execute: Option<Micros>,
+    started: Micros,
+}
+
+/// A command's fallback activity over its breaker's time window.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rolling {
+    /// Successes, failures, rejections, and (as `ignored`) missing fallbacks.
+    pub(crate) counts: Counts,
+    /// Total latencies of the calls a fallback ran for.
+    pub(crate) total: LatencySnapshot,
+    /// The dependency's latencies of those calls.
+    pub(crate) executed: LatencySnapshot,
 }
 
 impl Stats {
-    pub(crate) fn new(name: Arc<str>, max_concurrent: Option<usize>) -> Self {
+    /// `window`: the clock, bucket length and bucket count of the breaker
+    /// beneath, for a command's fallback; `None` keeps running totals only.
+    pub(crate) fn new(
+        name: Arc<str>,
+        max_concurrent: Option<usize>,
+        window: Option<(Clock, Micros, usize)>,
+    ) -> Self {
         Stats {
+            totals: window.map(|(clock, bucket_len, buckets)| Totals {
+                clock,
+                outcomes: TimeWindow::new(bucket_len, buckets, clock.now()),
+                executed: TimeWindow::new(bucket_len, buckets, clock.now()),
+            }),
             cap: max_concurrent.map(Slots::new),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -73,6 +121,53 @@ impl Stats {
     pub(crate) fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.failure_counter.increment(1);
+    }
+
+    /// Notes when a failed call reached the fallback, and takes the
+    /// dependency's latency the breaker beneath handed over; `None` (and
+    /// no clock read) unless this fallback keeps windows.
+    #[inline]
+    pub(crate) fn timing(&self) -> Option<Timing> {
+        let totals = self.totals.as_ref()?;
+        Some(Timing {
+            execute: crate::internal::handoff::take(),
+            started: totals.clock.now(),
+        })
+    }
+
+    /// Records in the windows how a call that reached the fallback ended.
+    pub(crate) fn record(&self, timing: Option<Timing>, category: Category) {
+        let (Some(timing), Some(totals)) = (timing, &self.totals) else {
+            return;
+        };
+        let now = totals.clock.now();
+        match category {
+            Category::Success | Category::Failure => {
+                let total = timing.execute.unwrap_or(0) + now.saturating_sub(timing.started);
+                totals
+                    .outcomes
+                    .record(now, Record::call(category, false, total));
+                if let Some(execute) = timing.execute {
+                    let record = Record::call(Category::Success, false, execute);
+                    totals.executed.record(now, record);
+                }
+            }
+            _ => {
+                totals.outcomes.record(now, Record::tally(category));
+            }
+        }
+    }
+
+    /// The windows now; `None` unless this fallback keeps them.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn rolling(&self) -> Option<Rolling> {
+        let totals = self.totals.as_ref()?;
+        let now = totals.clock.now();
+        Some(Rolling {
+            counts: totals.outcomes.counts(now),
+            total: totals.outcomes.latencies(now),
+            executed: totals.executed.latencies(now),
+        })
     }
 
     /// A failed call had no fallback to run (Hystrix's `FALLBACK_MISSING`).

@@ -4,6 +4,8 @@
 
 pub(crate) mod cancel;
 pub(crate) mod clock;
+#[cfg(feature = "circuit-breaker")]
+pub(crate) mod handoff;
 #[cfg(feature = "retry")]
 pub(crate) mod rng;
 pub(crate) mod shard;

@@ -261,8 +261,6 @@ impl RollingPeak {
 /// What one component needs remembered between snapshots.
 #[derive(Debug, Default)]
 struct Memory {
-    /// Fallback success, failure, rejection, missing.
-    fallback: Rolling<4>,
     /// Pool completed, rejected.
     pool: Rolling<2>,
     /// Endpoint selected, success, failure, timeout, ignored, cancelled,
@@ -475,17 +473,18 @@ fn command_event<'a>(
     let view = BreakerView::of(command.breaker());
     let window = Duration::from_millis(view.window_ms);
     let fallback = command.fallback();
-    let [fallback_success, fallback_failure, fallback_rejection, fallback_missing] =
-        memory.fallback.update(
-            now,
-            [
-                fallback.successes(),
-                fallback.failures(),
-                fallback.rejections(),
-                fallback.missing(),
-            ],
-            window,
-        );
+    // A command's fallback keeps windows lined up with its breaker's.
+    let rolling = fallback.rolling().unwrap_or_default();
+    let fallbacks = rolling.counts;
+    let (fallback_success, fallback_failure, fallback_rejection, fallback_missing) = (
+        fallbacks.successes,
+        fallbacks.failures,
+        fallbacks.rejections,
+        fallbacks.ignored,
+    );
+    // The calls a fallback served count with their total time; the
+    // others with the dependency's.
+    let total = view.latencies.replacing(&rolling.executed, &rolling.total);
     let (strategy, thread_pool, in_flight, max_concurrent, pool_key) = match command.isolation() {
         Isolation::Semaphore(bulkhead) => {
             let peak = memory.peak.update(now, bulkhead.take_peak() as u64, window);
@@ -544,8 +543,8 @@ fn command_event<'a>(
         rolling_max_concurrent_execution_count: max_concurrent,
         latency_execute_mean: execute_mean,
         latency_execute: execute,
-        latency_total_mean: execute_mean,
-        latency_total: Percentiles::of(&view.latencies),
+        latency_total_mean: millis(total.mean()),
+        latency_total: Percentiles::of(&total),
         request_volume_threshold: view.min_calls,
         sleep_window_ms: view.open_for_ms,
         error_threshold_percentage: view.error_threshold,

@@ -61,9 +61,10 @@
 //! Numbers are whole, finite JSON numbers; latencies are whole
 //! milliseconds. Rolling counts cover the breaker's time window
 //! (`propertyValue_metricsRollingStatisticalWindowInMilliseconds`, 10 s by
-//! default); counts the layers keep as running totals (fallbacks, pools,
-//! endpoints) are turned into rolling counts by the stream itself, from
-//! the moment it first saw the component.
+//! default), which a command's fallback keeps lined up with its breaker's;
+//! counts the layers keep as running totals (pools, balancer endpoints)
+//! are turned into rolling counts by the stream itself, from the moment it
+//! first saw the component.
 //!
 //! How rampart's outcomes map onto Hystrix's events:
 //!
@@ -85,7 +86,7 @@
 //! | `currentConcurrentExecutionCount` | calls holding the bulkhead / running on the pool |
 //! | `rollingMaxConcurrentExecutionCount` | the most at once over the window |
 //! | `latencyExecute`, `latencyExecute_mean` | the dependency's time, as the breaker measured it |
-//! | `latencyTotal`, `latencyTotal_mean` | the same as `latencyExecute`: rampart does not yet time the fallback (see below) |
+//! | `latencyTotal`, `latencyTotal_mean` | what the caller waited: the dependency's time, plus the fallback's for calls a fallback served (short-circuited ones included) |
 //! | `propertyValue_circuitBreakerRequestVolumeThreshold` | the breaker's minimum calls |
 //! | `propertyValue_circuitBreakerSleepWindowInMilliseconds` | its (first) open time |
 //! | `propertyValue_circuitBreakerErrorThresholdPercentage` | its failure-rate threshold in percent; 100 without a failure-rate rule |

@@ -108,6 +108,24 @@ impl LatencySnapshot {
         }
     }
 
+    /// These latencies with `out` taken out and `in` put in their place,
+    /// bucket by bucket (never below zero): a command's total latencies
+    /// are its dependency's, with those of the calls a fallback served
+    /// replaced by their totals.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn replacing(&self, out: &LatencySnapshot, inn: &LatencySnapshot) -> Self {
+        let at = |s: &LatencySnapshot, i: usize| s.buckets.get(i).copied().unwrap_or(0);
+        let buckets = (0..BUCKETS)
+            .map(|i| {
+                at(self, i)
+                    .saturating_sub(at(out, i))
+                    .saturating_add(at(inn, i))
+            })
+            .collect();
+        let sum = self.sum_us.saturating_sub(out.sum_us) + inn.sum_us;
+        LatencySnapshot::new(buckets, sum)
+    }
+
     /// How many latencies were recorded.
     pub fn count(&self) -> u64 {
         self.count

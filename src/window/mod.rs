@@ -136,7 +136,7 @@ impl Record {
     }
 
     /// A bare tally, no latency: for counting events that are not calls.
-    #[cfg(feature = "retry")]
+    #[cfg(any(feature = "retry", feature = "fallback"))]
     pub(crate) fn tally(category: Category) -> Record {
         Record {
             category,

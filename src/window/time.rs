@@ -70,6 +70,12 @@ impl TimeWindow {
         }
     }
 
+    /// How many buckets make the window.
+    #[cfg_attr(not(feature = "command"), allow(dead_code))]
+    pub(crate) fn buckets(&self) -> usize {
+        self.marks.len()
+    }
+
     /// The length of one bucket.
     pub(crate) fn bucket_len(&self) -> Micros {
         self.bucket_len
