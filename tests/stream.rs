@@ -166,30 +166,26 @@ const ENDPOINT_NUMBERS: &[&str] = &[
 /// Checks one object against its type's schema: exactly these keys, each
 /// of its JSON type, numbers whole and finite.
 fn check_schema(event: &Map<String, Value>) {
-    let (numbers, bools, strings, maps, nullable_strings): (
-        &[&str],
-        &[&str],
-        &[&str],
-        &[&str],
-        &[&str],
-    ) = match event["type"].as_str() {
-        Some("HystrixCommand") => (
-            COMMAND_NUMBERS,
-            COMMAND_BOOLS,
-            COMMAND_STRINGS,
-            &["latencyExecute", "latencyTotal"],
-            &["propertyValue_executionIsolationThreadPoolKeyOverride"],
-        ),
-        Some("HystrixThreadPool") => (POOL_NUMBERS, &[], &["type", "name"], &[], &[]),
-        Some("RampartEndpoint") => (
-            ENDPOINT_NUMBERS,
-            &["ejected", "markedDead"],
-            &["type", "name", "balancer", "endpoint", "zone"],
-            &[],
-            &[],
-        ),
-        other => panic!("unexpected type {other:?}"),
-    };
+    type Keys = &'static [&'static str];
+    let (numbers, bools, strings, maps, nullable_strings): (Keys, Keys, Keys, Keys, Keys) =
+        match event["type"].as_str() {
+            Some("HystrixCommand") => (
+                COMMAND_NUMBERS,
+                COMMAND_BOOLS,
+                COMMAND_STRINGS,
+                &["latencyExecute", "latencyTotal"],
+                &["propertyValue_executionIsolationThreadPoolKeyOverride"],
+            ),
+            Some("HystrixThreadPool") => (POOL_NUMBERS, &[], &["type", "name"], &[], &[]),
+            Some("RampartEndpoint") => (
+                ENDPOINT_NUMBERS,
+                &["ejected", "markedDead"],
+                &["type", "name", "balancer", "endpoint", "zone"],
+                &[],
+                &[],
+            ),
+            other => panic!("unexpected type {other:?}"),
+        };
     let whole = |key: &str, v: &Value| {
         assert!(
             v.is_u64(),
