@@ -5,20 +5,23 @@
 //! install a recorder (e.g. `metrics-exporter-prometheus`) **before** building
 //! layers, since handles are taken from the recorder present at build time.
 //!
-//! | name | kind | labels | meaning |
-//! |---|---|---|---|
-//! | `rampart_events_total` | counter | `layer`, `name`, `event` | one per call outcome or rejection |
-//! | `rampart_call_duration_seconds` | histogram | `layer`, `name` | latency of calls that reached the dependency |
-//! | `rampart_circuit_breaker_state` | gauge | `name` | 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed, 5 disabled, 6 metrics only |
-//! | `rampart_circuit_breaker_failure_rate` | gauge | `name` | failure rate (0–1) at the last evaluation |
-//! | `rampart_circuit_breaker_slow_call_rate` | gauge | `name` | slow-call rate (0–1) at the last evaluation |
-//! | `rampart_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` | state changes |
-//! | `rampart_bulkhead_in_flight` | gauge | `name` | calls holding a bulkhead slot |
-//! | `rampart_pool_active` | gauge | `name` | calls running on a pool's threads |
-//! | `rampart_pool_queued` | gauge | `name` | calls queued for a pool's threads |
-//! | `rampart_endpoint_selected_total` | counter | `name`, `endpoint` | attempts sent to an endpoint |
-//! | `rampart_endpoint_ejections_total` | counter | `name`, `endpoint` | times an endpoint was ejected |
-//! | `rampart_endpoint_duration_seconds` | histogram | `name`, `endpoint`, `outcome` | how long an endpoint's attempts took, by how they ended |
+//! | name | type | labels | unit | meaning |
+//! |---|---|---|---|---|
+//! | `rampart_events_total` | counter | `layer`, `name`, `event` | events | one per call outcome or rejection |
+//! | `rampart_call_duration_seconds` | histogram | `layer`, `name` | seconds | latency of calls that reached the dependency, as the breaker timed them (`layer="circuit_breaker"`) |
+//! | `rampart_circuit_breaker_state` | gauge | `name` | state code | 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed, 5 disabled, 6 metrics only |
+//! | `rampart_circuit_breaker_failure_rate` | gauge | `name` | ratio (0–1) | failure rate over the rolling window at the last evaluation |
+//! | `rampart_circuit_breaker_slow_call_rate` | gauge | `name` | ratio (0–1) | slow-call rate over the rolling window at the last evaluation |
+//! | `rampart_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` | transitions | state changes |
+//! | `rampart_bulkhead_in_flight` | gauge | `name` | calls | calls holding a bulkhead slot |
+//! | `rampart_pool_active` | gauge | `name` | calls | calls running on a pool's threads |
+//! | `rampart_pool_queued` | gauge | `name` | calls | calls queued for a pool's threads |
+//! | `rampart_endpoint_selected_total` | counter | `name`, `endpoint` | attempts | attempts a balancer sent to an endpoint (retries included) |
+//! | `rampart_endpoint_ejections_total` | counter | `name`, `endpoint` | ejections | times an endpoint was ejected |
+//! | `rampart_endpoint_duration_seconds` | histogram | `name`, `endpoint`, `outcome` | seconds | how long an endpoint's attempts took, by how they ended |
+//!
+//! `examples/prometheus.rs` serves them to Prometheus; the README's
+//! "Metrics" section says how to run it.
 //!
 //! `event` values for `layer="circuit_breaker"` follow Hystrix's event types:
 //! `success`, `failure`, `timeout`, `rejected` (by a bulkhead beneath the
