@@ -1065,6 +1065,17 @@ async fn main() -> Result<(), BoxError> {
         .map_request(count_call)
         .service(bookmarks_balance);
 
+    // See it live: every command and balancer above is in the global
+    // registry; the stream (and the page reading it) show them as they run.
+    let live = rampart::stream::Server::new(rampart::stream::HystrixStream::new())
+        .start()
+        .await?;
+    println!("watch it live while it runs:");
+    println!(
+        "  stream (Hystrix dashboard, Turbine): {}",
+        live.url("/hystrix.stream")
+    );
+    println!();
     println!(
         "home page service: {PAGES_PER_SECOND} pages/s for {}s; each page calls, at once:",
         RUN_FOR.as_secs()

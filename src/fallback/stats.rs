@@ -59,6 +59,7 @@ pub(crate) struct Timing {
 
 /// A command's fallback activity over its breaker's time window.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "stream"), allow(dead_code))]
 pub(crate) struct Rolling {
     /// Successes, failures, rejections, and (as `ignored`) missing fallbacks.
     pub(crate) counts: Counts,

@@ -18,6 +18,7 @@ thread_local! {
 
 /// Hands over how long the failed call now returning took (`None`: it was
 /// not executed, or not recorded).
+#[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
 #[inline]
 pub(crate) fn hand_over(latency: Option<Micros>) {
     EXECUTE_LATENCY.with(|l| l.set(latency));

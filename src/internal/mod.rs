@@ -4,7 +4,7 @@
 
 pub(crate) mod cancel;
 pub(crate) mod clock;
-#[cfg(feature = "circuit-breaker")]
+#[cfg(any(feature = "circuit-breaker", feature = "fallback"))]
 pub(crate) mod handoff;
 #[cfg(feature = "retry")]
 pub(crate) mod rng;
