@@ -42,6 +42,10 @@
 //!   order (circuit breaker outside bulkhead outside time limiter), and to
 //!   tower's `ServiceBuilder::new().concurrency_limit(10).timeout(1 s)`,
 //!   which has no breaker and no fallback, for reference;
+//! - `command`, `rampart_streamed`: the same rampart command while a
+//!   `HystrixStream` over the global registry serves two subscribers every
+//!   100 ms (five times Hystrix's rate) on a runtime of its own: what
+//!   watching a command live costs its calls;
 //! - `command_two_threads`: two threads calling one shared command, each
 //!   through its own service from the same layer; the time reported is wall
 //!   time per call (both threads' calls over the elapsed time, so perfect
@@ -92,6 +96,7 @@ const BARE: &str = "bare";
 const BARE_ERR: &str = "bare_err";
 const RAMPART: &str = "rampart";
 const RAMPART_ERR: &str = "rampart_err";
+const RAMPART_STREAMED: &str = "rampart_streamed";
 const TOWER: &str = "tower";
 const TOWER_ERR: &str = "tower_err";
 const TOWER_RESILIENCE: &str = "tower-resilience";
@@ -232,11 +237,58 @@ fn assert_clean<FB, C>(layer: &rampart::CommandLayer<FB, rampart::bulkhead::Bulk
     assert_eq!(layer.bulkhead().in_flight(), 0);
 }
 
+/// The hystrix stream running with two subscribers reading it, on a
+/// runtime of its own (one worker thread), every 100 ms: five times
+/// Hystrix's default rate, so its cost shows if it has one.
+struct Streamed {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Streamed {
+    fn start() -> Self {
+        use http_body_util::BodyExt;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let stream = rampart::stream::HystrixStream::builder()
+            .delay(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let (started, mut frames) = tokio::sync::mpsc::channel(2);
+        for _ in 0..2 {
+            let mut stream = stream.clone();
+            let started = started.clone();
+            runtime.spawn(async move {
+                let request = http::Request::get("/hystrix.stream").body(()).unwrap();
+                let response = stream.call(request).await.unwrap();
+                let mut body = response.into_body();
+                let mut first = true;
+                while let Some(Ok(frame)) = body.frame().await {
+                    assert!(frame.is_data());
+                    if std::mem::take(&mut first) {
+                        started.send(()).await.unwrap();
+                    }
+                }
+            });
+        }
+        for _ in 0..2 {
+            frames.blocking_recv().expect("both subscribers get frames");
+        }
+        Streamed { runtime }
+    }
+}
+
 fn command_contenders(c: &mut impl Contenders) {
     c.one(BARE, noop());
     let layer = rampart_command();
     c.one(RAMPART, layer.layer(noop()));
     assert_clean(&layer);
+    let streamed = Streamed::start();
+    c.one(RAMPART_STREAMED, layer.layer(noop()));
+    assert_clean(&layer);
+    streamed.runtime.shutdown_background();
     c.one(TOWER_RESILIENCE, tower_resilience_command().service(noop()));
     c.one(
         TOWER,
@@ -410,7 +462,13 @@ const TABLE: [(&str, &[Row]); 5] = [
     ),
     (
         "command",
-        &[row(BARE), row(RAMPART), row(TOWER_RESILIENCE), row(TOWER)],
+        &[
+            row(BARE),
+            row(RAMPART),
+            row(RAMPART_STREAMED),
+            row(TOWER_RESILIENCE),
+            row(TOWER),
+        ],
     ),
     (
         "command_two_threads",
@@ -444,6 +502,7 @@ fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
     println!("bulkhead: tower's ConcurrencyLimit waits when full; rampart and tower-resilience (reject_when_full) reject.");
     println!("fallback: tower has no fallback layer; its rows are ServiceBuilder::then mapping every error to a value. tower-resilience's fallback feature is not enabled here.");
     println!("command: tower is concurrency_limit + timeout only (no breaker, no fallback), for reference.");
+    println!("command: rampart_streamed is the same command while the hystrix stream takes a snapshot every 100 ms for two subscribers, on another thread.");
 }
 
 fn main() {
