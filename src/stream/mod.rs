@@ -51,6 +51,10 @@
 //!   never has more than one frame waiting (it skips frames instead), so
 //!   memory does not grow with a slow reader. The snapshot runs only while
 //!   somebody subscribes.
+//! - Memory, measured (`tests/stream_memory.rs`): 1000 commands make a
+//!   1.9 MB frame (about 1.9 KB per command); with 10 subscribers the
+//!   stream holds 3.2 MB in all (the frame, the next one's buffer, and a
+//!   few samples per component), and that does not grow while they read.
 //!
 //! # What the stream says
 //!
