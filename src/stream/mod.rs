@@ -20,6 +20,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! To watch a fleet rather than one host, a [`Turbine`] merges the streams
+//! of many instances into one per cluster (see [`turbine`]).
+//!
 //! # What it reveals
 //!
 //! The stream names every component (command, group, pool, balancer and
@@ -118,6 +121,7 @@ mod hub;
 mod hystrix;
 mod server;
 mod service;
+pub mod turbine;
 
 pub use body::{EventStream, SlowSubscriber};
 pub use server::{Server, Serving};
@@ -125,3 +129,4 @@ pub use service::{
     Builder, HystrixStream, ResponseBody, DEFAULT_DELAY, DEFAULT_MAX_SUBSCRIBERS,
     DEFAULT_SLOW_SUBSCRIBER_TIMEOUT, MAX_DELAY, MIN_DELAY,
 };
+pub use turbine::Turbine;
