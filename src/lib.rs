@@ -18,10 +18,11 @@
 //! | [`retry`] | exponential backoff with jitter, and retry budgets |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
+//! | [`stream`] | see it live: hystrix.stream, and a Turbine-style aggregator over many instances (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //!
-//! Not yet here: the hystrix.stream dashboard endpoint.
+//! Not yet here: rampart's own dashboard page.
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack; [`ErrorKind::of`] tells a rejection from a timeout from the
