@@ -414,7 +414,7 @@ impl Snapshots {
 }
 
 /// Appends one unnamed server-sent event holding `object` as JSON.
-fn push_event(out: &mut Vec<u8>, object: &impl Serialize) {
+pub(crate) fn push_event(out: &mut Vec<u8>, object: &impl Serialize) {
     out.extend_from_slice(b"data: ");
     // Writing plain structs of numbers, booleans and strings into a Vec
     // cannot fail.

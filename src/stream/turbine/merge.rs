@@ -36,6 +36,7 @@
 //! host's object; an aggregate whose last host is gone is announced once
 //! as deleted.
 
+use crate::stream::hystrix::push_event;
 use serde_json::{Map, Number, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -247,18 +248,6 @@ fn is_delete(object: &Map<String, Value>) -> bool {
         Some(Value::Bool(b)) => *b,
         _ => false,
     }
-}
-
-/// Appends one unnamed server-sent event holding `object`.
-fn push_event(out: &mut Vec<u8>, object: &Value) {
-    out.extend_from_slice(b"data: ");
-    // A Value parsed from JSON (or built of strings and numbers) always
-    // serialises; were it ever not to, the event is cut short rather than
-    // the frame lost.
-    if let Err(e) = serde_json::to_writer(&mut *out, object) {
-        tracing::debug!(error = %e, "turbine: an object did not serialise");
-    }
-    out.extend_from_slice(b"\n\n");
 }
 
 /// How many hosts one object speaks for: its `reportingHosts` (an

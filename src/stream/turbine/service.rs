@@ -480,6 +480,11 @@ fn percent_decode(text: &str) -> Option<String> {
         match b {
             b'%' => {
                 let hex = tail.get(..2)?;
+                // Two hex digits exactly: `from_str_radix` alone would
+                // take a sign (`%+1`).
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 let hex = std::str::from_utf8(hex).ok()?;
                 bytes.push(u8::from_str_radix(hex, 16).ok()?);
                 rest = &tail[2..];
@@ -515,6 +520,7 @@ mod tests {
         assert!(cluster_of(Some("cluster=%zz")).is_err());
         assert!(cluster_of(Some("cluster=%2")).is_err());
         assert!(cluster_of(Some("cluster=%ff")).is_err());
+        assert!(cluster_of(Some("cluster=%+1")).is_err());
     }
 
     #[test]
