@@ -1,8 +1,8 @@
 //! A Turbine-style aggregator over several instances' hystrix streams.
 //!
 //! ```text
-//! cargo run --example turbine --features stream
-//! cargo run --example turbine --features stream -- http://10.0.0.1:9000/hystrix.stream http://10.0.0.2:9000/hystrix.stream
+//! cargo run --example turbine
+//! cargo run --example turbine -- http://10.0.0.1:9000/hystrix.stream http://10.0.0.2:9000/hystrix.stream
 //! ```
 //!
 //! With no arguments it starts three in-process "instances", each with a
