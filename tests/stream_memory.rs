@@ -62,7 +62,7 @@ async fn a_thousand_commands_and_ten_subscribers_stay_within_a_bound() {
         bodies.push(response.into_body());
     }
     let mut frame_len = 0;
-    let mut read = |bodies: &mut Vec<rampart::stream::ResponseBody>| {
+    let read = |bodies: &mut Vec<rampart::stream::ResponseBody>| {
         let bodies = std::mem::take(bodies);
         async move {
             let mut back = Vec::new();

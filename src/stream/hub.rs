@@ -138,11 +138,25 @@ impl Hub {
 
 async fn publish(hub: Arc<Hub>) {
     while let Some(interval) = hub.next_interval() {
-        let frame = {
-            let mut produce = hub.produce.lock().unwrap_or_else(PoisonError::into_inner);
+        // A snapshot of a thousand commands takes milliseconds: off the
+        // async workers, so it never holds up the service's own tasks.
+        let producing = hub.clone();
+        let frame = tokio::task::spawn_blocking(move || {
+            let mut produce = producing
+                .produce
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             produce()
-        };
-        hub.frames.send_replace(frame);
+        })
+        .await;
+        match frame {
+            Ok(frame) => {
+                hub.frames.send_replace(frame);
+            }
+            // A panic in a snapshot is a bug; subscribers get the next
+            // interval's frame instead of this one.
+            Err(e) => tracing::error!(error = %e, "hystrix stream: taking a snapshot failed"),
+        }
         tokio::time::sleep(interval).await;
     }
 }
