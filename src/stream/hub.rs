@@ -10,6 +10,10 @@
 //! takes nothing for longer than the slow-subscriber bound is dropped,
 //! freeing its place.
 
+use super::service::{
+    DEFAULT_DELAY, DEFAULT_MAX_SUBSCRIBERS, DEFAULT_SLOW_SUBSCRIBER_TIMEOUT, MAX_DELAY, MIN_DELAY,
+};
+use crate::error::Validator;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,11 +24,44 @@ use tokio::time::Instant;
 /// Produces the next frame: every event of one interval, already encoded.
 pub(crate) type Produce = Box<dyn FnMut() -> Bytes + Send>;
 
-/// Limits on subscribers, validated by the stream's builder.
+/// How subscribers are served: the options the stream's and the
+/// turbine's builders share, checked the same way.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
+    /// The interval for subscribers that do not pass `?delay=`.
+    pub(crate) delay: Duration,
     pub(crate) max_subscribers: usize,
     pub(crate) slow_after: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            delay: DEFAULT_DELAY,
+            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
+            slow_after: DEFAULT_SLOW_SUBSCRIBER_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    pub(crate) fn check(&self, v: &mut Validator) {
+        v.check(
+            (MIN_DELAY..=MAX_DELAY).contains(&self.delay),
+            "delay",
+            || format!("must be from 100 ms to 10 min, got {:?}", self.delay),
+        );
+        v.check(
+            (1..=10_000).contains(&self.max_subscribers),
+            "max_subscribers",
+            || format!("must be from 1 to 10000, got {}", self.max_subscribers),
+        );
+        v.check(
+            (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.slow_after),
+            "slow_subscriber_timeout",
+            || format!("must be from 1 s to 1 h, got {:?}", self.slow_after),
+        );
+    }
 }
 
 pub(crate) struct Hub {

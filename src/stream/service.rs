@@ -69,9 +69,7 @@ impl HystrixStream {
     pub fn builder() -> Builder {
         Builder {
             registry: None,
-            delay: DEFAULT_DELAY,
-            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
-            slow_subscriber_timeout: DEFAULT_SLOW_SUBSCRIBER_TIMEOUT,
+            limits: Limits::default(),
         }
     }
 }
@@ -94,9 +92,7 @@ impl fmt::Debug for HystrixStream {
 #[derive(Debug, Clone)]
 pub struct Builder {
     registry: Option<Registry>,
-    delay: Duration,
-    max_subscribers: usize,
-    slow_subscriber_timeout: Duration,
+    limits: Limits,
 }
 
 impl Builder {
@@ -110,14 +106,14 @@ impl Builder {
     /// Interval between frames for subscribers that do not pass `?delay=`.
     /// Default 500 ms; valid from 100 ms to 10 minutes.
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
+        self.limits.delay = delay;
         self
     }
 
     /// Most subscribers at once; the next is answered `503`. Default 5
     /// (Hystrix's); valid from 1 to 10 000.
     pub fn max_subscribers(mut self, max: usize) -> Self {
-        self.max_subscribers = max;
+        self.limits.max_subscribers = max;
         self
     }
 
@@ -125,7 +121,7 @@ impl Builder {
     /// reader stopped reading) before it is dropped and its place freed.
     /// Default 10 s; valid from 1 s to an hour.
     pub fn slow_subscriber_timeout(mut self, timeout: Duration) -> Self {
-        self.slow_subscriber_timeout = timeout;
+        self.limits.slow_after = timeout;
         self
     }
 
@@ -137,27 +133,7 @@ impl Builder {
     /// A [`ConfigError`] naming each option out of its range.
     pub fn build(self) -> Result<HystrixStream, ConfigError> {
         let mut v = Validator::new("hystrix stream".to_owned());
-        v.check(
-            (MIN_DELAY..=MAX_DELAY).contains(&self.delay),
-            "delay",
-            || format!("must be from 100 ms to 10 min, got {:?}", self.delay),
-        );
-        v.check(
-            (1..=10_000).contains(&self.max_subscribers),
-            "max_subscribers",
-            || format!("must be from 1 to 10000, got {}", self.max_subscribers),
-        );
-        v.check(
-            (Duration::from_secs(1)..=Duration::from_secs(3600))
-                .contains(&self.slow_subscriber_timeout),
-            "slow_subscriber_timeout",
-            || {
-                format!(
-                    "must be from 1 s to 1 h, got {:?}",
-                    self.slow_subscriber_timeout
-                )
-            },
-        );
+        self.limits.check(&mut v);
         v.finish()?;
         let registry = self.registry.unwrap_or_else(Registry::global);
         let snapshots = Mutex::new(Snapshots::new(registry));
@@ -166,14 +142,8 @@ impl Builder {
             Bytes::from(snapshots.take())
         });
         Ok(HystrixStream {
-            hub: Hub::new(
-                produce,
-                Limits {
-                    max_subscribers: self.max_subscribers,
-                    slow_after: self.slow_subscriber_timeout,
-                },
-            ),
-            delay: self.delay,
+            hub: Hub::new(produce, self.limits),
+            delay: self.limits.delay,
         })
     }
 }

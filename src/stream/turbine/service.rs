@@ -6,10 +6,7 @@ use crate::error::Validator;
 use crate::retry::Backoff;
 use crate::stream::hub::Limits;
 use crate::stream::service::{check_get, last_segment, not_found, plain, subscribe};
-use crate::stream::{
-    ResponseBody, DEFAULT_DELAY, DEFAULT_MAX_SUBSCRIBERS, DEFAULT_SLOW_SUBSCRIBER_TIMEOUT,
-    MAX_DELAY, MIN_DELAY,
-};
+use crate::stream::ResponseBody;
 use crate::ConfigError;
 use http::{Request, Response, StatusCode};
 use std::collections::HashSet;
@@ -159,9 +156,7 @@ impl Turbine {
             fixed: Vec::new(),
             watched: None,
             discovered: None,
-            delay: DEFAULT_DELAY,
-            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
-            slow_subscriber_timeout: DEFAULT_SLOW_SUBSCRIBER_TIMEOUT,
+            limits: Limits::default(),
             source_timeout: DEFAULT_SOURCE_TIMEOUT,
             reconnect: None,
         }
@@ -188,9 +183,7 @@ pub struct Builder {
     fixed: Vec<(String, Vec<String>)>,
     watched: Option<watch::Receiver<Vec<Instance>>>,
     discovered: Option<Box<dyn DiscoverInstances>>,
-    delay: Duration,
-    max_subscribers: usize,
-    slow_subscriber_timeout: Duration,
+    limits: Limits,
     source_timeout: Duration,
     reconnect: Option<Backoff>,
 }
@@ -233,21 +226,21 @@ impl Builder {
     /// Interval between frames for subscribers that do not pass `?delay=`.
     /// Default 500 ms (the stream's); valid from 100 ms to 10 minutes.
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
+        self.limits.delay = delay;
         self
     }
 
     /// Most subscribers at once, per cluster; the next is answered `503`.
     /// Default 5; valid from 1 to 10 000.
     pub fn max_subscribers(mut self, max: usize) -> Self {
-        self.max_subscribers = max;
+        self.limits.max_subscribers = max;
         self
     }
 
     /// How long a subscriber may take nothing beyond its own delay before
     /// it is dropped. Default 10 s; valid from 1 s to an hour.
     pub fn slow_subscriber_timeout(mut self, timeout: Duration) -> Self {
-        self.slow_subscriber_timeout = timeout;
+        self.limits.slow_after = timeout;
         self
     }
 
@@ -306,27 +299,8 @@ impl Builder {
                 fixed.push(instance);
             }
         }
-        v.check(
-            (MIN_DELAY..=MAX_DELAY).contains(&self.delay),
-            "delay",
-            || format!("must be from 100 ms to 10 min, got {:?}", self.delay),
-        );
-        v.check(
-            (1..=10_000).contains(&self.max_subscribers),
-            "max_subscribers",
-            || format!("must be from 1 to 10000, got {}", self.max_subscribers),
-        );
+        self.limits.check(&mut v);
         let second_to_hour = Duration::from_secs(1)..=Duration::from_secs(3600);
-        v.check(
-            second_to_hour.contains(&self.slow_subscriber_timeout),
-            "slow_subscriber_timeout",
-            || {
-                format!(
-                    "must be from 1 s to 1 h, got {:?}",
-                    self.slow_subscriber_timeout
-                )
-            },
-        );
         v.check(
             second_to_hour.contains(&self.source_timeout),
             "source_timeout",
@@ -348,10 +322,7 @@ impl Builder {
             watch_ended: false,
         };
         let (_, known) = sources.current();
-        let limits = Limits {
-            max_subscribers: self.max_subscribers,
-            slow_after: self.slow_subscriber_timeout,
-        };
+        let limits = self.limits;
         let settings = FollowSettings {
             silence: self.source_timeout,
             backoff,
@@ -359,7 +330,7 @@ impl Builder {
         Ok(Turbine {
             inner: Arc::new(Inner {
                 clusters: Arc::new(Clusters::new(known, limits, self.source_timeout)),
-                delay: self.delay,
+                delay: self.limits.delay,
                 start: Mutex::new(Start {
                     idle: Some(Box::new((sources, settings))),
                     running: None,
@@ -375,9 +346,7 @@ impl fmt::Debug for Builder {
             .field("fixed", &self.fixed)
             .field("instances", &self.watched.is_some())
             .field("discover", &self.discovered.is_some())
-            .field("delay", &self.delay)
-            .field("max_subscribers", &self.max_subscribers)
-            .field("slow_subscriber_timeout", &self.slow_subscriber_timeout)
+            .field("limits", &self.limits)
             .field("source_timeout", &self.source_timeout)
             .field("reconnect", &self.reconnect)
             .finish()
