@@ -413,14 +413,19 @@ async fn the_page_shows_which_breakers_are_open() {
         return;
     };
     let artifacts = artifacts_dir();
-    match timeout(TEST_LIMIT, browse(&chromium, &artifacts)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{e}\n(Chromium's log: {})", artifacts.join(LOG).display()),
-        Err(_) => panic!(
-            "the browser test took longer than {TEST_LIMIT:?}\n(Chromium's log: {})",
-            artifacts.join(LOG).display()
-        ),
-    }
+    let failure = match timeout(TEST_LIMIT, browse(&chromium, &artifacts)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(_) => format!("the browser test took longer than {TEST_LIMIT:?}"),
+    };
+    let log = artifacts.join(LOG);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    panic!(
+        "{failure}\n\nthe end of Chromium's log ({}):\n{}",
+        log.display(),
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    );
 }
 
 const SCREENSHOT: &str = "dashboard.png";
