@@ -1,5 +1,6 @@
 //! See it live: the Hystrix metrics stream (`hystrix.stream`), served with
-//! hyper, that the Hystrix dashboard, Turbine and rampart's own tools read.
+//! hyper, that the Hystrix dashboard, Turbine and rampart's own dashboard
+//! page read.
 //!
 //! [`HystrixStream`] is a tower service over a
 //! [`Registry`](crate::registry::Registry): mount it in an axum or hyper
@@ -15,7 +16,9 @@
 //!     .max_subscribers(10)
 //!     .build()?;
 //! let serving = Server::new(stream).port(9000).start().await?;
-//! // Point the Hystrix dashboard (or Turbine) at:
+//! // Open rampart's dashboard in a browser:
+//! println!("{}", serving.url("/"));
+//! // or point the Hystrix dashboard (or Turbine) at:
 //! println!("{}", serving.url("/hystrix.stream"));
 //! # Ok(()) }
 //! ```
@@ -45,8 +48,10 @@
 //!   naming the parameter.
 //! - At most 5 subscribers at once ([`DEFAULT_MAX_SUBSCRIBERS`]); the next
 //!   is answered `503` with the body `MaxConcurrentConnections reached: 5`.
-//! - A path that does not end in `/hystrix.stream` is answered `404`, a
-//!   method other than `GET` (or `HEAD`) `405`.
+//! - A path ending in `/`, `/dashboard` or `/index.html` is answered with
+//!   the [dashboard page](#the-dashboard-page); any other path that does
+//!   not end in `/hystrix.stream` is answered `404`, a method other than
+//!   `GET` (or `HEAD`) `405`.
 //! - A subscriber that goes away frees its place at once; one that reads
 //!   nothing for 10 s beyond its delay
 //!   ([`DEFAULT_SLOW_SUBSCRIBER_TIMEOUT`]) is dropped. Each frame is taken
@@ -115,6 +120,37 @@
 //! `ejected`, `markedDead`, `outForMs` (until it is back in),
 //! `propertyValue_metricsRollingStatisticalWindowInMilliseconds`,
 //! `reportingHosts`.
+
+//!
+//! # The dashboard page
+//!
+//! Next to the stream, [`HystrixStream`] serves rampart's own dashboard:
+//! one self-contained page (its script and styles inline, nothing fetched
+//! from elsewhere, so it works offline) that reads the stream with an
+//! `EventSource` and shows, for operators in an incident:
+//!
+//! - a tile per command: request rate, error percentage, a two-minute
+//!   sparkline of the rate, the breaker's state in colour (closed, open,
+//!   half-open, forced open, forced closed, disabled, metrics only), the
+//!   rolling counts, latency percentiles (50th, 90th, 99th, 99.5th, mean)
+//!   and how full its bulkhead or pool is;
+//! - a tile per pool, and a panel per balancer with each endpoint's
+//!   traffic, calls in flight, latency estimate, failures and timeouts,
+//!   and whether it is ejected or marked dead (and for how long);
+//! - sorting as the Hystrix dashboard sorts (error then volume, volume,
+//!   name, mean, median, 90th, 99th, 99.5th percentile, plus breaker state
+//!   first), a filter on names, and whether the stream is connected.
+//!
+//! It reads the stream named by its `?stream=` parameter, relative to the
+//! page, `hystrix.stream` by default: so it works wherever the service is
+//! mounted, and through an aggregator
+//! (`?stream=turbine.stream%3Fcluster%3Ddefault`). It reads values as the
+//! Hystrix dashboard does (error percentage, latencies and window divided
+//! by `reportingHosts`; aggregated booleans and strings as count-maps such
+//! as `{"true":1,"false":2}`), and uses `rampartCircuitState` where
+//! present. Its DOM hooks for scripts and tests (`data-command`,
+//! `data-field="state"`, `data-state`, …) are listed at the top of the
+//! page's source, `src/stream/dashboard.html`.
 
 mod body;
 mod hub;

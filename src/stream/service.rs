@@ -1,4 +1,5 @@
-//! The stream as a tower service: answers `GET …/hystrix.stream`.
+//! The stream as a tower service: answers `GET …/hystrix.stream`, and
+//! serves the dashboard page next to it.
 
 use super::body::{EventStream, SlowSubscriber};
 use super::hub::{Full, Hub, Limits};
@@ -37,7 +38,9 @@ pub const MAX_DELAY: Duration = Duration::from_secs(600);
 /// It answers `GET` requests whose path ends in `/hystrix.stream` with a
 /// never-ending `text/event-stream` in the Hystrix servlet's format; see
 /// the [module](super) for the format, the query parameters and the
-/// status codes. Clones share one publisher: each interval's frame is
+/// status codes. A path ending in `/`, `/dashboard` or `/index.html` gets
+/// rampart's [dashboard page](super#the-dashboard-page), which reads the
+/// stream next to it. Clones share one publisher: each interval's frame is
 /// taken and serialised once for every subscriber.
 ///
 /// ```no_run
@@ -162,7 +165,13 @@ impl<B> Service<Request<B>> for HystrixStream {
         let response = match last_segment(request.uri().path()) {
             "hystrix.stream" => check_get(request.method())
                 .unwrap_or_else(|| subscribe(&self.hub, request.uri().query(), self.delay)),
-            _ => not_found(request.uri().path(), "hystrix.stream"),
+            "" | "dashboard" | "index.html" => {
+                check_get(request.method()).unwrap_or_else(dashboard)
+            }
+            _ => not_found(
+                request.uri().path(),
+                "hystrix.stream, and the dashboard page at …/ or …/dashboard",
+            ),
         };
         ready(Ok(response))
     }
@@ -170,6 +179,25 @@ impl<B> Service<Request<B>> for HystrixStream {
 
 pub(crate) fn last_segment(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or("")
+}
+
+/// The dashboard page: one self-contained file (no CDN, no fonts to
+/// fetch), the same bytes for every request.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// Answers a request for the dashboard page.
+pub(crate) fn dashboard() -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody(Inner::Full(Some(Bytes::from_static(
+        DASHBOARD.as_bytes(),
+    )))));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html;charset=UTF-8"),
+    );
+    // A new rampart may bring a new page: let the browser ask again.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// `None` for a method the stream answers, else the `405` to send.

@@ -1,0 +1,843 @@
+//! rampart's dashboard page, in a real headless Chromium.
+//!
+//! The test starts, on 127.0.0.1, two dependencies as hyper servers (one
+//! answering `500`, one `200`), a command in front of each (and a pooled
+//! one), a balancer over three instances of which one refuses connections,
+//! and the registry's [`HystrixStream`] served with [`Server`]. Traffic
+//! keeps flowing while Chromium loads the dashboard page; the test then
+//! reads the rendered DOM through the page's documented hooks: the failing
+//! command's tile must say its breaker is open, the healthy one's closed,
+//! the refusing instance ejected. The screenshot is kept at
+//! `target/test-artifacts/dashboard.png` (under `$CARGO_TARGET_DIR` when
+//! set), with Chromium's own log next to it.
+//!
+//! # Driving Chromium
+//!
+//! The page reads a stream that never ends, which `chromium --dump-dom`
+//! cannot wait for: with `--virtual-time-budget` virtual time stands still
+//! while the stream is open (the run hangs), and without it the DOM is
+//! dumped at load, before the page has drawn anything. So the test speaks
+//! the DevTools protocol over `--remote-debugging-pipe`: JSON messages
+//! ended by a NUL byte on the browser's fds 3 and 4, which `sh` hands over
+//! from the child's stdin and stdout (no websocket, no extra crate). It
+//! opens the page, polls the DOM with `Runtime.evaluate` until it shows
+//! what it must or a deadline passes (then it fails printing what the page
+//! showed), and takes the screenshot with `Page.captureScreenshot`. Every
+//! wait is bounded; the browser is killed if the test fails.
+//!
+//! # Without Chromium
+//!
+//! The browser is `$RAMPART_CHROMIUM` if set, else the first of
+//! `chromium`, `chromium-browser`, `google-chrome` and
+//! `google-chrome-stable` on `PATH`. None found: with
+//! `RAMPART_REQUIRE_BROWSER=1` (as CI sets it) the test fails saying so;
+//! otherwise it says it skipped and passes, so a `cargo test` without a
+//! browser stays green.
+
+#![cfg(feature = "stream")]
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rampart::balance::rule::RoundRobin;
+use rampart::balance::{Balance, BalanceHandle, Endpoint, Endpoints};
+use rampart::circuit_breaker::{CircuitBreakerHandle, State, Window};
+use rampart::registry::Registry;
+use rampart::stream::{HystrixStream, Server, Serving};
+use rampart::{BoxError, Command};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{sleep, timeout, timeout_at, Instant};
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+
+/// The whole browser test must finish within this.
+const TEST_LIMIT: Duration = Duration::from_secs(120);
+/// Chromium must answer each DevTools command within this.
+const CDP_LIMIT: Duration = Duration::from_secs(30);
+/// The page must show the breakers' states within this once loaded.
+const PAGE_LIMIT: Duration = Duration::from_secs(30);
+/// The services must reach the states the page is to show within this.
+const SETUP_LIMIT: Duration = Duration::from_secs(20);
+
+/// The commands the page must show, by name.
+const FAILING: &str = "PaymentsGet";
+const HEALTHY: &str = "CatalogGet";
+const POOLED: &str = "SearchGet";
+/// The balancer, and how many of its instances answer.
+const BALANCER: &str = "ratings";
+const LIVE_INSTANCES: usize = 2;
+
+// ===== the dependencies: hyper servers on 127.0.0.1 =====
+
+/// A server answering every request with `status` after `delay`; it stops
+/// with its task.
+async fn serve(status: StatusCode, delay: Duration) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        // Dropped with this task, closing every connection.
+        let mut connections = JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            connections.spawn(async move {
+                let service = hyper::service::service_fn(move |_: Request<Incoming>| async move {
+                    sleep(delay).await;
+                    let mut response = Response::new(Full::new(Bytes::from_static(b"answer")));
+                    *response.status_mut() = status;
+                    Ok::<_, Infallible>(response)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// An address on 127.0.0.1 where nothing listens: connecting is refused.
+async fn refusing_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// A dependency's failure in an answer other than `2xx`.
+#[derive(Debug)]
+struct HttpStatus(StatusCode);
+
+impl std::fmt::Display for HttpStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "dependency answered {}", self.0)
+    }
+}
+
+impl std::error::Error for HttpStatus {}
+
+/// GETs `uri`: a `2xx` is the answer, anything else an error (the breaker
+/// only counts errors as failures).
+async fn get(client: HttpClient, uri: Uri) -> Result<StatusCode, BoxError> {
+    let response = client.get(uri).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    if status.is_success() {
+        Ok(status)
+    } else {
+        Err(HttpStatus(status).into())
+    }
+}
+
+fn uri(addr: SocketAddr, path: &str) -> Uri {
+    format!("http://{addr}{path}").parse().unwrap()
+}
+
+// ===== the services under watch =====
+
+/// Everything the page is to show, running; it all stops when dropped.
+struct Scene {
+    failing: CircuitBreakerHandle,
+    healthy: CircuitBreakerHandle,
+    balancer: BalanceHandle,
+    refusing: SocketAddr,
+    stream: Serving,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Scene {
+    async fn start() -> Scene {
+        let registry = Registry::new();
+        let (bad_addr, bad_server) =
+            serve(StatusCode::INTERNAL_SERVER_ERROR, Duration::from_millis(2)).await;
+        let (good_addr, good_server) = serve(StatusCode::OK, Duration::from_millis(6)).await;
+        let (other_addr, other_server) = serve(StatusCode::OK, Duration::from_millis(9)).await;
+        let refusing = refusing_address().await;
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+        // The failing dependency's breaker trips after 5 calls and stays
+        // open for the whole test; its failures stay in its window as
+        // long, so the page keeps showing 100 % errors however slowly
+        // Chromium starts.
+        let failing = Command::builder(FAILING)
+            .group("Payments")
+            .registry(&registry)
+            .timeout(Duration::from_millis(500))
+            .bulkhead(8)
+            .breaker(|b| {
+                b.window(Window::time(Duration::from_secs(600), 10))
+                    .min_calls(5)
+                    .failure_rate(0.5)
+                    .open_for(Duration::from_secs(600))
+            })
+            .fallback_sync(|_| Ok(StatusCode::OK))
+            .build()
+            .unwrap();
+        let healthy = Command::builder(HEALTHY)
+            .group("Catalog")
+            .registry(&registry)
+            .timeout(Duration::from_millis(500))
+            .bulkhead(8)
+            .build()
+            .unwrap();
+        let pooled = Command::builder(POOLED)
+            .group("Search")
+            .registry(&registry)
+            .timeout(Duration::from_millis(500))
+            .pool(4, 2)
+            .build()
+            .unwrap();
+        let (failing_breaker, healthy_breaker) = (failing.breaker(), healthy.breaker());
+
+        // Round robin, so the refusing instance gets its share of first
+        // attempts and is ejected after 3 refusals in a row, for longer
+        // than the test runs.
+        let instances = [good_addr, other_addr, refusing].map(|addr| {
+            let client = client.clone();
+            let target = uri(addr, "/ratings");
+            Endpoint::new(
+                addr,
+                service_fn(move |()| get(client.clone(), target.clone())),
+            )
+        });
+        let balance = Balance::builder(BALANCER)
+            .registry(&registry)
+            .rule(RoundRobin::new())
+            .eject_after(3)
+            .eject_for(Duration::from_secs(600), Duration::from_secs(600))
+            .build(Endpoints::fixed(instances))
+            .unwrap();
+        let balancer = balance.handle();
+
+        let call = |addr: SocketAddr, path: &str| {
+            let client = client.clone();
+            let target = uri(addr, path);
+            move |()| get(client.clone(), target.clone())
+        };
+        let mut failing_svc = ServiceBuilder::new()
+            .layer(failing)
+            .service_fn(call(bad_addr, "/payments"));
+        let mut healthy_svc = ServiceBuilder::new()
+            .layer(healthy)
+            .service_fn(call(good_addr, "/catalog"));
+        let mut pooled_svc = ServiceBuilder::new()
+            .layer(pooled)
+            .service_fn(call(other_addr, "/search"));
+        let mut balance = balance;
+        // Traffic for the whole test, so rates and sparklines move.
+        let traffic = tokio::spawn(async move {
+            loop {
+                if let Ok(ready) = failing_svc.ready().await {
+                    let _ = ready.call(()).await;
+                }
+                if let Ok(ready) = healthy_svc.ready().await {
+                    let _ = ready.call(()).await;
+                }
+                if let Ok(ready) = pooled_svc.ready().await {
+                    let _ = ready.call(()).await;
+                }
+                if let Ok(ready) = balance.ready().await {
+                    let _ = ready.call(()).await;
+                }
+                sleep(Duration::from_millis(15)).await;
+            }
+        });
+
+        let stream = HystrixStream::builder()
+            .registry(&registry)
+            .build()
+            .unwrap();
+        let stream = Server::new(stream).start().await.unwrap();
+        Scene {
+            failing: failing_breaker,
+            healthy: healthy_breaker,
+            balancer,
+            refusing,
+            stream,
+            tasks: vec![traffic, bad_server, good_server, other_server],
+        }
+    }
+
+    /// Waits until the failing breaker is open and the refusing instance
+    /// ejected: what the page is then to show.
+    async fn settle(&self) {
+        let deadline = Instant::now() + SETUP_LIMIT;
+        loop {
+            let ejected = self
+                .balancer
+                .endpoints()
+                .iter()
+                .any(|e| e.key == format!("{:?}", self.refusing) && e.ejected);
+            if self.failing.state() == State::Open && ejected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "setup: within {SETUP_LIMIT:?} the failing breaker should be open (is {:?}) \
+                 and {} ejected (is {ejected})",
+                self.failing.state(),
+                self.refusing,
+            );
+            sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            self.healthy.state(),
+            State::Closed,
+            "setup: healthy breaker"
+        );
+    }
+}
+
+// ===== the page, as a plain HTTP client sees it (no browser needed) =====
+
+async fn fetch(method: Method, url: &str) -> (StatusCode, String, String) {
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let request = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Empty::new())
+        .unwrap();
+    let response = timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .expect("the server answers within 10 s")
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_page_is_served_next_to_the_stream() {
+    let serving = Server::new(
+        HystrixStream::builder()
+            .registry(&Registry::new())
+            .build()
+            .unwrap(),
+    )
+    .start()
+    .await
+    .unwrap();
+    // At the root, by name, and under any prefix (the page then reads the
+    // stream next to it: `hystrix.stream` is relative).
+    for path in [
+        "/",
+        "/dashboard",
+        "/index.html",
+        "/admin/",
+        "/admin/dashboard",
+    ] {
+        let (status, content_type, body) = fetch(Method::GET, &serving.url(path)).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}");
+        assert_eq!(content_type, "text/html;charset=UTF-8", "GET {path}");
+        assert!(
+            body.starts_with("<!doctype html>"),
+            "GET {path}: {body:.80}"
+        );
+        assert!(body.contains("new EventSource(streamUrl)"), "GET {path}");
+        assert!(
+            body.contains("params.get('stream') || 'hystrix.stream'"),
+            "GET {path}: the default stream is the relative hystrix.stream"
+        );
+    }
+    // Self-contained: nothing to fetch but the stream.
+    let (_, _, body) = fetch(Method::GET, &serving.url("/")).await;
+    for outside in ["<link", "<script src", "<img", "<iframe", "@import", "url("] {
+        assert!(
+            !body.contains(outside),
+            "the page refers outside: {outside}"
+        );
+    }
+    let (status, _, body) = fetch(Method::HEAD, &serving.url("/dashboard")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    let (status, _, _) = fetch(Method::POST, &serving.url("/dashboard")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _, body) = fetch(Method::GET, &serving.url("/dashboard.html")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body.contains("hystrix.stream") && body.contains("dashboard"),
+        "{body}"
+    );
+}
+
+// ===== the page, as Chromium draws it =====
+
+#[tokio::test]
+async fn the_page_shows_which_breakers_are_open() {
+    let Some(chromium) = find_chromium() else {
+        let why = "no Chromium found ($RAMPART_CHROMIUM unset; none of chromium, \
+                   chromium-browser, google-chrome, google-chrome-stable on PATH)";
+        if std::env::var("RAMPART_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!(
+                "RAMPART_REQUIRE_BROWSER=1 but {why}: install it \
+                 (apt-get install chromium) or point RAMPART_CHROMIUM at it"
+            );
+        }
+        // Straight to stderr: the test harness captures `eprintln!`.
+        let _ = writeln!(
+            std::io::stderr(),
+            "dashboard_browser: skipped: {why}. Install chromium to run it; \
+             RAMPART_REQUIRE_BROWSER=1 makes this a failure."
+        );
+        return;
+    };
+    let artifacts = artifacts_dir();
+    let failure = match timeout(TEST_LIMIT, browse(&chromium, &artifacts)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(_) => format!("the browser test took longer than {TEST_LIMIT:?}"),
+    };
+    let log = artifacts.join(LOG);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    panic!(
+        "{failure}\n\nthe end of Chromium's log ({}):\n{}",
+        log.display(),
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    );
+}
+
+const SCREENSHOT: &str = "dashboard.png";
+const LOG: &str = "chromium.log";
+
+/// What the test reads from the page, through its documented hooks.
+const READ_PAGE: &str = r#"JSON.stringify({
+  connection: document.querySelector('[data-connection]')?.dataset.connection,
+  commands: Object.fromEntries([...document.querySelectorAll('[data-command]')].map((tile) => {
+    const field = (f) => tile.querySelector(`[data-field="${f}"]`);
+    return [tile.dataset.command, {
+      tile: tile.dataset.state,
+      state: field('state').dataset.state,
+      text: field('state').textContent,
+      error: field('error').textContent,
+      rate: field('rate').textContent,
+    }];
+  })),
+  endpoints: [...document.querySelectorAll('[data-balancer] tr[data-endpoint]')].map((row) => ({
+    balancer: row.closest('[data-balancer]').dataset.balancer,
+    endpoint: row.dataset.endpoint,
+    status: row.dataset.status,
+  })),
+})"#;
+
+async fn browse(chromium: &Path, artifacts: &Path) -> Result<(), String> {
+    let scene = Scene::start().await;
+    scene.settle().await;
+
+    let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("dashboard-browser-{}", std::process::id()));
+    let mut browser = Browser::launch(chromium, &profile, &artifacts.join(LOG)).await?;
+    let result = check_page(&mut browser, &scene, artifacts).await;
+    browser.close().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    result
+}
+
+async fn check_page(browser: &mut Browser, scene: &Scene, artifacts: &Path) -> Result<(), String> {
+    // The stream parameter as an operator would write it for a Turbine,
+    // query string and all; a short delay so the page fills quickly.
+    let url = scene
+        .stream
+        .url("/dashboard?stream=hystrix.stream%3Fdelay%3D200&theme=dark");
+    let page = browser.open(&url).await?;
+
+    let deadline = Instant::now() + PAGE_LIMIT;
+    let shown = loop {
+        let shown: Value = serde_json::from_str(
+            browser
+                .evaluate(&page, READ_PAGE)
+                .await?
+                .as_str()
+                .ok_or("the page read returned no string")?,
+        )
+        .map_err(|e| format!("the page read is not JSON: {e}"))?;
+        match what_is_missing(&shown, scene) {
+            None => break shown,
+            Some(missing) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "within {PAGE_LIMIT:?} of loading {url} the page did not show what it \
+                     should: {missing}\nit showed: {shown:#}"
+                ))
+            }
+            Some(_) => sleep(Duration::from_millis(200)).await,
+        }
+    };
+    // A second more, for the sparklines to draw a line, then the picture.
+    sleep(Duration::from_secs(2)).await;
+    let png = browser.screenshot(&page).await?;
+    std::fs::write(artifacts.join(SCREENSHOT), &png)
+        .map_err(|e| format!("writing the screenshot: {e}"))?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "dashboard_browser: screenshot at {}",
+        artifacts.join(SCREENSHOT).display()
+    );
+
+    if !browser.exceptions.is_empty() {
+        return Err(format!(
+            "the page threw: {:#?}\nit showed: {shown:#}",
+            browser.exceptions
+        ));
+    }
+    Ok(())
+}
+
+/// `None` when the page shows what it must, else what it does not.
+fn what_is_missing(shown: &Value, scene: &Scene) -> Option<String> {
+    if shown["connection"] != "connected" {
+        return Some(format!("status line says {}", shown["connection"]));
+    }
+    let tile = |name: &str| &shown["commands"][name];
+    for (name, state) in [(FAILING, "open"), (HEALTHY, "closed"), (POOLED, "closed")] {
+        let t = tile(name);
+        if t.is_null() {
+            return Some(format!("no tile for {name}"));
+        }
+        if t["state"] != state || t["text"] != state || t["tile"] != state {
+            return Some(format!("{name}'s tile should say {state}: {t}"));
+        }
+    }
+    // Every call the failing command lets through fails; the others never.
+    if tile(FAILING)["error"] != "100" || tile(HEALTHY)["error"] != "0" {
+        return Some(format!(
+            "error percentages: {} and {}",
+            tile(FAILING)["error"],
+            tile(HEALTHY)["error"]
+        ));
+    }
+    if matches!(tile(HEALTHY)["rate"].as_str(), None | Some("" | "0")) {
+        return Some(format!("{HEALTHY}'s rate: {}", tile(HEALTHY)["rate"]));
+    }
+    let endpoints = shown["endpoints"].as_array()?;
+    let refusing = format!("{:?}", scene.refusing);
+    let ejected = endpoints
+        .iter()
+        .filter(|e| e["balancer"] == BALANCER && e["status"] == "ejected")
+        .map(|e| e["endpoint"].as_str().unwrap_or(""))
+        .collect::<Vec<_>>();
+    let live = endpoints
+        .iter()
+        .filter(|e| e["balancer"] == BALANCER && e["status"] == "in")
+        .count();
+    if ejected != [refusing.as_str()] || live != LIVE_INSTANCES {
+        return Some(format!(
+            "{BALANCER}: {refusing} alone should be ejected, {LIVE_INSTANCES} in: {}",
+            shown["endpoints"]
+        ));
+    }
+    None
+}
+
+// ===== Chromium over the DevTools protocol =====
+
+fn find_chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("RAMPART_CHROMIUM") {
+        return Some(path.into());
+    }
+    // The browser's DevTools pipe is handed over by `sh`.
+    if !cfg!(unix) {
+        return None;
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find_map(|dir| {
+        [
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|candidate| candidate.is_file())
+    })
+}
+
+/// `target/test-artifacts`, next to the target directory's `tmp`.
+fn artifacts_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().unwrap_or(tmp).join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("creating target/test-artifacts");
+    dir
+}
+
+/// A headless Chromium spoken to over `--remote-debugging-pipe`.
+struct Browser {
+    child: Child,
+    to_browser: ChildStdin,
+    from_browser: BufReader<ChildStdout>,
+    next_id: u64,
+    /// Uncaught exceptions the page reported.
+    exceptions: Vec<String>,
+}
+
+/// A tab, by its DevTools session.
+struct Page {
+    session: String,
+}
+
+impl Browser {
+    async fn launch(binary: &Path, profile: &Path, log: &Path) -> Result<Browser, String> {
+        let log = std::fs::File::create(log).map_err(|e| format!("creating {log:?}: {e}"))?;
+        // The pipe is the browser's fds 3 (commands in) and 4 (replies
+        // out): `sh` moves the child's stdin and stdout there.
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null"#)
+            .arg(binary)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--mute-audio",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let to_browser = child.stdin.take().expect("stdin is piped");
+        let from_browser = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut browser = Browser {
+            child,
+            to_browser,
+            from_browser,
+            next_id: 0,
+            exceptions: Vec::new(),
+        };
+        let version = browser.call(None, "Browser.getVersion", json!({})).await?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "dashboard_browser: {}",
+            version["product"].as_str().unwrap_or("a browser")
+        );
+        Ok(browser)
+    }
+
+    /// Sends one command and waits for its reply, noting the events that
+    /// come before it.
+    async fn call(
+        &mut self,
+        session: Option<&Page>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, String> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({ "id": id, "method": method, "params": params });
+        if let Some(page) = session {
+            message["sessionId"] = json!(page.session);
+        }
+        let mut bytes = serde_json::to_vec(&message).expect("a JSON value serialises");
+        bytes.push(0);
+        let deadline = Instant::now() + CDP_LIMIT;
+        let late = || format!("Chromium did not answer {method} within {CDP_LIMIT:?}");
+        timeout_at(deadline, self.to_browser.write_all(&bytes))
+            .await
+            .map_err(|_| late())?
+            .map_err(|e| format!("sending {method} to Chromium: {e} (did it exit?)"))?;
+        loop {
+            let mut reply = Vec::new();
+            let read = timeout_at(deadline, self.from_browser.read_until(0, &mut reply))
+                .await
+                .map_err(|_| late())?
+                .map_err(|e| format!("reading from Chromium: {e}"))?;
+            if read == 0 {
+                return Err(format!(
+                    "Chromium closed its DevTools pipe while asked {method} (did it exit?)"
+                ));
+            }
+            if reply.last() == Some(&0) {
+                reply.pop();
+            }
+            let mut reply: Value = serde_json::from_slice(&reply)
+                .map_err(|e| format!("Chromium sent something that is not JSON: {e}"))?;
+            if reply["id"] == id {
+                if !reply["error"].is_null() {
+                    return Err(format!("{method}: {}", reply["error"]));
+                }
+                return Ok(reply["result"].take());
+            }
+            if reply["method"] == "Runtime.exceptionThrown" {
+                let details = &reply["params"]["exceptionDetails"];
+                self.exceptions.push(format!(
+                    "{} {}",
+                    details["text"].as_str().unwrap_or(""),
+                    details["exception"]["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+
+    /// Opens `url` in a new tab the size of a laptop screen.
+    async fn open(&mut self, url: &str) -> Result<Page, String> {
+        let target = self
+            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
+            .await?;
+        let attached = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": target["targetId"], "flatten": true }),
+            )
+            .await?;
+        let page = Page {
+            session: attached["sessionId"]
+                .as_str()
+                .ok_or("Target.attachToTarget gave no sessionId")?
+                .to_owned(),
+        };
+        // Before navigating, so no exception is missed.
+        self.call(Some(&page), "Runtime.enable", json!({})).await?;
+        self.call(
+            Some(&page),
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 1440, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await?;
+        let navigated = self
+            .call(Some(&page), "Page.navigate", json!({ "url": url }))
+            .await?;
+        if let Some(error) = navigated["errorText"].as_str() {
+            return Err(format!("loading {url}: {error}"));
+        }
+        Ok(page)
+    }
+
+    /// The value of a JavaScript expression in the page.
+    async fn evaluate(&mut self, page: &Page, expression: &str) -> Result<Value, String> {
+        let mut result = self
+            .call(
+                Some(page),
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true }),
+            )
+            .await?;
+        if !result["exceptionDetails"].is_null() {
+            return Err(format!(
+                "evaluating in the page threw: {}",
+                result["exceptionDetails"]
+            ));
+        }
+        Ok(result["result"]["value"].take())
+    }
+
+    /// The whole page, not just the window, as PNG.
+    async fn screenshot(&mut self, page: &Page) -> Result<Vec<u8>, String> {
+        let metrics = self
+            .call(Some(page), "Page.getLayoutMetrics", json!({}))
+            .await?;
+        let size = &metrics["cssContentSize"];
+        let shot = self
+            .call(
+                Some(page),
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": {
+                        "x": 0, "y": 0, "scale": 1,
+                        "width": size["width"].as_f64().unwrap_or(1440.0),
+                        "height": size["height"].as_f64().unwrap_or(900.0),
+                    },
+                }),
+            )
+            .await?;
+        let png = base64_decode(shot["data"].as_str().ok_or("no screenshot data")?)
+            .ok_or("the screenshot is not base64")?;
+        if !png.starts_with(b"\x89PNG\r\n\x1a\n") {
+            return Err("the screenshot is not a PNG".into());
+        }
+        Ok(png)
+    }
+
+    /// Asks the browser to quit, and makes sure it has.
+    async fn close(mut self) {
+        // The reply may never come: the pipe closes as the browser quits.
+        let _ = timeout(
+            Duration::from_secs(5),
+            self.call(None, "Browser.close", json!({})),
+        )
+        .await;
+        if timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Standard base64, as DevTools sends binary data.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut count) = (0u32, 0);
+    for byte in text.bytes().filter(|&b| b != b'=') {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn base64_decodes() {
+    assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+    assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+    assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
+    assert!(base64_decode("a*b=").is_none());
+}
