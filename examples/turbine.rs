@@ -73,6 +73,10 @@ async fn main() -> Result<(), BoxError> {
     let serving = Server::new(turbine).start().await?;
     let url = serving.url("/turbine.stream");
     println!("turbine:    {url}");
+    println!(
+        "page:       {}",
+        serving.url("/dashboard?stream=turbine.stream%3Fcluster%3Ddefault")
+    );
     println!("running for {seconds} s (RAMPART_TURBINE_SECONDS)\n");
 
     let watch = tokio::spawn(print_aggregate(format!("{url}?delay=2000")));

@@ -405,6 +405,12 @@ async fn unknown_clusters_paths_and_methods_are_refused() {
     let (status, _) = fetch(Method::POST, &serving.url("/turbine.stream?cluster=api")).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 
+    // The dashboard page is served next to the aggregate, as next to an
+    // instance's stream.
+    let (status, body) = fetch(Method::GET, &serving.url("/dashboard")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("EventSource"), "the page");
+
     let (status, body) = fetch(
         Method::GET,
         &serving.url("/turbine.stream?cluster=api&delay=5"),

@@ -5,7 +5,7 @@ use super::source::{check_url, discovered, DiscoverInstances, Instance, Sources}
 use crate::error::Validator;
 use crate::retry::Backoff;
 use crate::stream::hub::Limits;
-use crate::stream::service::{check_get, last_segment, not_found, plain, subscribe};
+use crate::stream::service::{check_get, dashboard, last_segment, not_found, plain, subscribe};
 use crate::stream::ResponseBody;
 use crate::ConfigError;
 use http::{Request, Response, StatusCode};
@@ -396,8 +396,19 @@ impl<B> Service<Request<B>> for Turbine {
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let ready = |response| ResponseFuture(Respond::Ready(Some(response)));
         let path = request.uri().path();
-        if last_segment(path) != "turbine.stream" {
-            return ready(not_found(path, "turbine.stream"));
+        match last_segment(path) {
+            "turbine.stream" => {}
+            // The same page as next to an instance's stream, pointed here
+            // with `?stream=turbine.stream%3Fcluster%3DNAME`.
+            "" | "dashboard" | "index.html" => {
+                return ready(check_get(request.method()).unwrap_or_else(dashboard));
+            }
+            _ => {
+                return ready(not_found(
+                    path,
+                    "turbine.stream, and the dashboard page at …/dashboard?stream=turbine.stream%3Fcluster%3DNAME",
+                ))
+            }
         }
         if let Some(refused) = check_get(request.method()) {
             return ready(refused);
