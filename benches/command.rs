@@ -46,6 +46,9 @@
 //!   `HystrixStream` over the global registry serves two subscribers every
 //!   100 ms (five times Hystrix's rate) on a runtime of its own: what
 //!   watching a command live costs its calls;
+//! - `chaos`: the chaos layer switched off (what a production stack pays
+//!   for keeping it) and switched on with its faults at 0 %, over the bare
+//!   service;
 //! - `command_two_threads`: two threads calling one shared command, each
 //!   through its own service from the same layer; the time reported is wall
 //!   time per call (both threads' calls over the elapsed time, so perfect
@@ -97,6 +100,8 @@ const BARE_ERR: &str = "bare_err";
 const RAMPART: &str = "rampart";
 const RAMPART_ERR: &str = "rampart_err";
 const RAMPART_STREAMED: &str = "rampart_streamed";
+const CHAOS_OFF: &str = "chaos_off";
+const CHAOS_ON: &str = "chaos_on_0pct";
 const TOWER: &str = "tower";
 const TOWER_ERR: &str = "tower_err";
 const TOWER_RESILIENCE: &str = "tower-resilience";
@@ -299,6 +304,27 @@ fn command_contenders(c: &mut impl Contenders) {
     );
 }
 
+/// The chaos layer as it sits in production stacks: switched off (what
+/// a call pays for it being there), and switched on with faults at 0 %
+/// (the draw, never an injection).
+fn chaos_contenders(c: &mut impl Contenders) {
+    use rampart::chaos::{Abort, ChaosLayer};
+    c.one(BARE, noop());
+    let off = ChaosLayer::<(), ()>::builder("bench-chaos-off")
+        .abort(Abort::error(|| "injected"), 100.0)
+        .build()
+        .unwrap();
+    c.one(CHAOS_OFF, off.layer(noop()));
+    assert_eq!(off.handle().injected_aborts(), 0);
+    let on = ChaosLayer::<(), ()>::builder("bench-chaos-on")
+        .abort(Abort::error(|| "injected"), 0.0)
+        .enabled(true)
+        .build()
+        .unwrap();
+    c.one(CHAOS_ON, on.layer(noop()));
+    assert_eq!(on.handle().injected_aborts(), 0);
+}
+
 fn command_two_threads_contenders(c: &mut impl Contenders) {
     c.two(BARE, noop);
     let layer = rampart_command();
@@ -363,6 +389,10 @@ fn command(c: &mut Criterion) {
     timed(c, "command", |t| command_contenders(t));
 }
 
+fn chaos(c: &mut Criterion) {
+    timed(c, "chaos", |t| chaos_contenders(t));
+}
+
 fn command_two_threads(c: &mut Criterion) {
     timed(c, "command_two_threads", |t| {
         command_two_threads_contenders(t)
@@ -372,7 +402,7 @@ fn command_two_threads(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = support::config(Duration::from_secs(1), Duration::from_secs(2));
-    targets = bulkhead, timeout, fallback, command, command_two_threads
+    targets = bulkhead, timeout, fallback, command, command_two_threads, chaos
 }
 
 // ===== allocations =====
@@ -410,6 +440,8 @@ fn count_allocations() -> Vec<(&'static str, &'static str, f64)> {
     command_contenders(&mut c);
     c.group = "command_two_threads";
     command_two_threads_contenders(&mut c);
+    c.group = "chaos";
+    chaos_contenders(&mut c);
     c.rows
 }
 
@@ -440,7 +472,15 @@ const fn err_row(name: &'static str) -> Row {
 }
 
 /// Table rows, in order: (group, rows).
-const TABLE: [(&str, &[Row]); 5] = [
+const fn chaos_row(name: &'static str) -> Row {
+    Row {
+        name,
+        baseline: BARE,
+        rampart: CHAOS_OFF,
+    }
+}
+
+const TABLE: [(&str, &[Row]); 6] = [
     (
         "bulkhead",
         &[row(BARE), row(RAMPART), row(TOWER), row(TOWER_RESILIENCE)],
@@ -474,6 +514,10 @@ const TABLE: [(&str, &[Row]); 5] = [
         "command_two_threads",
         &[row(BARE), row(RAMPART), row(TOWER_RESILIENCE)],
     ),
+    (
+        "chaos",
+        &[chaos_row(BARE), chaos_row(CHAOS_OFF), chaos_row(CHAOS_ON)],
+    ),
 ];
 
 fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
@@ -502,6 +546,7 @@ fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
     println!("bulkhead: tower's ConcurrencyLimit waits when full; rampart and tower-resilience (reject_when_full) reject.");
     println!("fallback: tower has no fallback layer; its rows are ServiceBuilder::then mapping every error to a value. tower-resilience's fallback feature is not enabled here.");
     println!("command: tower is concurrency_limit + timeout only (no breaker, no fallback), for reference.");
+    println!("chaos: the layer over the bare service, switched off (chaos_off, the reference) and on with every fault at 0 % (chaos_on_0pct).");
     println!("command: rampart_streamed is the same command while the hystrix stream takes a snapshot every 100 ms for two subscribers, on another thread.");
 }
 

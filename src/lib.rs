@@ -56,6 +56,8 @@ pub mod balance;
 #[cfg(feature = "bulkhead")]
 pub mod bulkhead;
 pub mod catch_panic;
+#[cfg(feature = "chaos")]
+pub mod chaos;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 #[cfg(feature = "command")]
