@@ -1,11 +1,12 @@
 //! What a breaker reports: metrics through handles taken at build time, and
-//! `tracing` events on state changes.
+//! `tracing` events (named in [`crate::metrics`]) on state changes and
+//! rejections.
 
 use super::events::{State, TransitionReason};
 use crate::metrics::{
     duration_histogram, event_counter, named_gauge, CIRCUIT_BREAKER_FAILURE_RATE,
     CIRCUIT_BREAKER_SLOW_CALL_RATE, CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
-    LABEL_NAME,
+    LABEL_NAME, TARGET_CIRCUIT_BREAKER,
 };
 use crate::window::{Category, Counts, Record};
 use metrics::{Counter, Gauge, Histogram};
@@ -59,8 +60,15 @@ impl Telemetry {
     }
 
     #[inline]
-    pub(crate) fn short_circuit(&self) {
+    pub(crate) fn short_circuit(&self, name: &str) {
         self.events[Category::ShortCircuited as usize].increment(1);
+        tracing::debug!(
+            target: TARGET_CIRCUIT_BREAKER,
+            layer = LAYER,
+            name,
+            event = "short_circuited",
+            "call short-circuited"
+        );
     }
 
     pub(crate) fn rates(&self, counts: &Counts) {
@@ -86,16 +94,26 @@ impl Telemetry {
             "to" => to.as_str()
         )
         .increment(1);
+        // An opening is what an operator must hear about; the way back is
+        // news, not a warning.
+        let open_for_ms = open_for.map(|d| d.as_millis() as u64);
         match to {
             State::Open | State::ForcedOpen => tracing::warn!(
-                breaker = name,
+                target: TARGET_CIRCUIT_BREAKER,
+                layer = LAYER,
+                name,
+                event = "state_change",
                 from = from.as_str(),
+                to = to.as_str(),
                 reason = reason.as_str(),
-                open_for = ?open_for,
+                open_for_ms,
                 "circuit breaker opened"
             ),
             _ => tracing::info!(
-                breaker = name,
+                target: TARGET_CIRCUIT_BREAKER,
+                layer = LAYER,
+                name,
+                event = "state_change",
                 from = from.as_str(),
                 to = to.as_str(),
                 reason = reason.as_str(),
@@ -106,7 +124,10 @@ impl Telemetry {
 
     pub(crate) fn would_open(&self, name: &str, reason: TransitionReason) {
         tracing::info!(
-            breaker = name,
+            target: TARGET_CIRCUIT_BREAKER,
+            layer = LAYER,
+            name,
+            event = "would_open",
             reason = reason.as_str(),
             "circuit breaker would open (metrics only)"
         );
