@@ -2,7 +2,7 @@
 
 use crate::internal::shard::{Lane, Lanes};
 use crate::internal::slots::Slots;
-use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT};
+use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT, TARGET_BULKHEAD};
 use metrics::{Counter, Gauge};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,13 @@ impl Shared {
     #[inline]
     pub(crate) fn reject(&self) {
         self.rejected.increment(1);
+        tracing::debug!(
+            target: TARGET_BULKHEAD,
+            layer = LAYER,
+            name = &*self.name,
+            event = "rejected",
+            "call rejected: bulkhead full"
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! The pool: its own runtime, its admission count, and its statistics.
 
 use crate::internal::clock::Clock;
-use crate::metrics::{event_counter, named_gauge, POOL_ACTIVE, POOL_QUEUED};
+use crate::metrics::{event_counter, named_gauge, POOL_ACTIVE, POOL_QUEUED, TARGET_POOL};
 use crate::window::RollingMax;
 use metrics::{Counter, Gauge};
 use std::future::Future;
@@ -85,6 +85,13 @@ impl Shared {
         if admitted.is_err() {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             self.stats.rejected_counter.increment(1);
+            tracing::debug!(
+                target: TARGET_POOL,
+                layer = LAYER,
+                name = &*self.name,
+                event = "rejected",
+                "call rejected: pool full"
+            );
             return None;
         }
         let stats = &self.stats;
