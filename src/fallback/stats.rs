@@ -1,7 +1,7 @@
 //! What fallbacks did: counts, and the cap on concurrent fallbacks.
 
 use crate::internal::slots::Slots;
-use crate::metrics::event_counter;
+use crate::metrics::{event_counter, TARGET_FALLBACK};
 use metrics::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +50,10 @@ impl Stats {
             if !cap.try_acquire() {
                 self.rejections.fetch_add(1, Ordering::Relaxed);
                 self.rejection_counter.increment(1);
+                self.trace(
+                    "fallback_rejected",
+                    "fallback rejected: as many running as its cap allows",
+                );
                 return false;
             }
         }
@@ -66,11 +70,25 @@ impl Stats {
     pub(crate) fn succeeded(&self) {
         self.successes.fetch_add(1, Ordering::Relaxed);
         self.success_counter.increment(1);
+        self.trace("fallback_success", "fallback served");
     }
 
     pub(crate) fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.failure_counter.increment(1);
+        self.trace("fallback_failure", "fallback failed");
+    }
+
+    /// One event per counted outcome, named as its counter's `event`
+    /// label: the counts above are the one place every outcome passes.
+    fn trace(&self, event: &'static str, message: &'static str) {
+        tracing::debug!(
+            target: TARGET_FALLBACK,
+            layer = LAYER,
+            name = &*self.name,
+            event,
+            "{message}"
+        );
     }
 
     pub(crate) fn successes(&self) -> u64 {
