@@ -3,12 +3,13 @@
 use super::endpoint::{Ended, EndpointState, InFlight};
 use super::error::NoHealthyEndpoint;
 use super::policy::Policy;
-use super::service::Shared;
+use super::service::{Shared, LAYER};
 use super::set::Tried;
 use crate::circuit_breaker::Outcome;
 use crate::internal::cancel;
 use crate::internal::clock::Micros;
 use crate::internal::shard::Lane;
+use crate::metrics::TARGET_BALANCE;
 use crate::retry::RetryBudgetExhausted;
 use crate::{BoxError, ErrorKind};
 use pin_project_lite::pin_project;
@@ -167,6 +168,13 @@ where
                             }
                             None => {
                                 shared.no_endpoint.increment(1);
+                                tracing::debug!(
+                                    target: TARGET_BALANCE,
+                                    layer = LAYER,
+                                    name = &*shared.set.name,
+                                    event = "no_endpoint",
+                                    "no endpoint to send the call to"
+                                );
                                 this.state.set(State::Done);
                                 return Poll::Ready(Err(NoHealthyEndpoint::new().into()));
                             }
@@ -263,23 +271,36 @@ where
                 Some(request) => shared.policy.is_retryable(request, &result),
                 None => false,
             };
-            // Same endpoint again, another endpoint, or no more attempts.
-            let again = if !retryable {
+            // Same endpoint again (`true`), another endpoint, or no more
+            // attempts.
+            let same = if !retryable {
                 None
             } else if *this.on_endpoint <= shared.retries_same && !set.is_out(&endpoint, now) {
-                Some(Some(endpoint))
+                Some(true)
             } else if *this.endpoints <= shared.retries_next {
                 this.tried.push(endpoint.id);
-                Some(None)
+                Some(false)
             } else {
                 None
             };
-            let Some(again) = again else {
+            let Some(same) = same else {
                 this.state.set(State::Done);
                 return Poll::Ready(result);
             };
+            // The attempt that just ended, counting from 1.
+            let attempt = *this.retries + 1;
             if !shared.budget.try_withdraw() {
                 shared.budget_exhausted.increment(1);
+                tracing::debug!(
+                    target: TARGET_BALANCE,
+                    layer = LAYER,
+                    name = &*set.name,
+                    event = "retry_budget_exhausted",
+                    endpoint = endpoint.label.as_str(),
+                    attempt,
+                    error = result.as_ref().err().map(tracing::field::display),
+                    "retry refused: the retry budget is spent"
+                );
                 this.state.set(State::Done);
                 // Say so: on an error by wrapping it, on a response through
                 // the policy (`HttpPolicy` marks it in its extensions).
@@ -292,6 +313,17 @@ where
                 });
             }
             shared.retried.increment(1);
+            tracing::debug!(
+                target: TARGET_BALANCE,
+                layer = LAYER,
+                name = &*set.name,
+                event = "retry",
+                endpoint = endpoint.label.as_str(),
+                attempt,
+                error = result.as_ref().err().map(tracing::field::display),
+                "attempt failed, retrying"
+            );
+            let again = same.then_some(endpoint);
             *this.retries += 1;
             let delay = shared.backoff.delay(*this.retries);
             if delay.is_zero() {
