@@ -10,6 +10,7 @@ use crate::metrics::{
 };
 use crate::window::{Category, Counts, Record};
 use metrics::{Counter, Gauge, Histogram};
+use std::sync::Arc;
 use std::time::Duration;
 
 const LAYER: &str = "circuit_breaker";
@@ -59,13 +60,16 @@ impl Telemetry {
         }
     }
 
+    /// `name` is taken as the `Arc` and read only inside the event: a
+    /// `&str` argument would load the name's pointer and length on every
+    /// rejection, listened to or not.
     #[inline]
-    pub(crate) fn short_circuit(&self, name: &str) {
+    pub(crate) fn short_circuit(&self, name: &Arc<str>) {
         self.events[Category::ShortCircuited as usize].increment(1);
         tracing::debug!(
             target: TARGET_CIRCUIT_BREAKER,
             layer = LAYER,
-            name,
+            name = &**name,
             event = "short_circuited",
             "call short-circuited"
         );
