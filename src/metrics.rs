@@ -66,7 +66,7 @@
 //! | `rampart::balance` | `no_endpoint` | `debug` | |
 //! | `rampart::balance` | `ejected` | `warn` | `endpoint`, `ejected_for_ms` |
 //! | `rampart::balance` | `marked_dead` | `warn` | `endpoint`, `marked_dead_for_ms` |
-//! | `rampart::balance` | `unejected` | `info` | `endpoint`: its ejection or dead mark ran out; back on probation |
+//! | `rampart::balance` | `unejected` | `info` | `endpoint`: its ejection or dead mark ran out and it is back, on probation (logged when next looked at: a selection or a statistics read) |
 //! | `rampart::balance` | `endpoints_changed` | `debug` | `endpoints`: how many there are now |
 //! | `rampart::balance` | `discovery_failed` | `warn` | `error` |
 //!
