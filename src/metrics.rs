@@ -136,6 +136,18 @@ pub const TARGET_FALLBACK: &str = "rampart::fallback";
 /// `tracing` target of the load balancer's events.
 pub const TARGET_BALANCE: &str = "rampart::balance";
 
+/// Whether `debug` events can be on at all: one load and a compare, the
+/// test tracing's own macros begin with. Per-call events ask this inline
+/// and build the event in a `#[cold]` function: the macro's body inlined
+/// into a call path makes the compiler spill registers on that path even
+/// when nothing listens (two instructions a call on the closed breaker's
+/// path, counted with callgrind).
+#[inline(always)]
+pub(crate) fn debug_enabled() -> bool {
+    tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+        && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
+}
+
 /// An event counter for one layer instance.
 pub(crate) fn event_counter(layer: &'static str, name: &str, event: &'static str) -> Counter {
     metrics::counter!(EVENTS_TOTAL, LABEL_LAYER => layer, LABEL_NAME => name.to_owned(), LABEL_EVENT => event)

@@ -9,7 +9,7 @@ use crate::circuit_breaker::Outcome;
 use crate::internal::cancel;
 use crate::internal::clock::Micros;
 use crate::internal::shard::Lane;
-use crate::metrics::TARGET_BALANCE;
+use crate::metrics::{debug_enabled, TARGET_BALANCE};
 use crate::retry::RetryBudgetExhausted;
 use crate::{BoxError, ErrorKind};
 use pin_project_lite::pin_project;
@@ -168,13 +168,9 @@ where
                             }
                             None => {
                                 shared.no_endpoint.increment(1);
-                                tracing::debug!(
-                                    target: TARGET_BALANCE,
-                                    layer = LAYER,
-                                    name = &*shared.set.name,
-                                    event = "no_endpoint",
-                                    "no endpoint to send the call to"
-                                );
+                                if debug_enabled() {
+                                    no_endpoint(&shared.set.name);
+                                }
                                 this.state.set(State::Done);
                                 return Poll::Ready(Err(NoHealthyEndpoint::new().into()));
                             }
@@ -291,16 +287,15 @@ where
             let attempt = *this.retries + 1;
             if !shared.budget.try_withdraw() {
                 shared.budget_exhausted.increment(1);
-                tracing::debug!(
-                    target: TARGET_BALANCE,
-                    layer = LAYER,
-                    name = &*set.name,
-                    event = "retry_budget_exhausted",
-                    endpoint = endpoint.label.as_str(),
-                    attempt,
-                    error = result.as_ref().err().map(tracing::field::display),
-                    "retry refused: the retry budget is spent"
-                );
+                if debug_enabled() {
+                    retry_event(
+                        true,
+                        &set.name,
+                        &endpoint.label,
+                        attempt,
+                        result.as_ref().err(),
+                    );
+                }
                 this.state.set(State::Done);
                 // Say so: on an error by wrapping it, on a response through
                 // the policy (`HttpPolicy` marks it in its extensions).
@@ -313,16 +308,15 @@ where
                 });
             }
             shared.retried.increment(1);
-            tracing::debug!(
-                target: TARGET_BALANCE,
-                layer = LAYER,
-                name = &*set.name,
-                event = "retry",
-                endpoint = endpoint.label.as_str(),
-                attempt,
-                error = result.as_ref().err().map(tracing::field::display),
-                "attempt failed, retrying"
-            );
+            if debug_enabled() {
+                retry_event(
+                    false,
+                    &set.name,
+                    &endpoint.label,
+                    attempt,
+                    result.as_ref().err(),
+                );
+            }
             let again = same.then_some(endpoint);
             *this.retries += 1;
             let delay = shared.backoff.delay(*this.retries);
@@ -335,5 +329,48 @@ where
                 });
             }
         }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn no_endpoint(name: &str) {
+    tracing::debug!(
+        target: TARGET_BALANCE,
+        layer = LAYER,
+        name,
+        event = "no_endpoint",
+        "no endpoint to send the call to"
+    );
+}
+
+/// A retry, or one the budget `refused`, after `attempt` failed on
+/// `endpoint` (with `error`, unless it answered with a retried response).
+#[cold]
+#[inline(never)]
+fn retry_event(refused: bool, name: &str, endpoint: &str, attempt: u32, error: Option<&BoxError>) {
+    let error = error.map(tracing::field::display);
+    if refused {
+        tracing::debug!(
+            target: TARGET_BALANCE,
+            layer = LAYER,
+            name,
+            event = "retry_budget_exhausted",
+            endpoint,
+            attempt,
+            error,
+            "retry refused: the retry budget is spent"
+        );
+    } else {
+        tracing::debug!(
+            target: TARGET_BALANCE,
+            layer = LAYER,
+            name,
+            event = "retry",
+            endpoint,
+            attempt,
+            error,
+            "attempt failed, retrying"
+        );
     }
 }

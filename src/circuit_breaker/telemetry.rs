@@ -4,7 +4,7 @@
 
 use super::events::{State, TransitionReason};
 use crate::metrics::{
-    duration_histogram, event_counter, named_gauge, CIRCUIT_BREAKER_FAILURE_RATE,
+    debug_enabled, duration_histogram, event_counter, named_gauge, CIRCUIT_BREAKER_FAILURE_RATE,
     CIRCUIT_BREAKER_SLOW_CALL_RATE, CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
     LABEL_NAME, TARGET_CIRCUIT_BREAKER,
 };
@@ -66,13 +66,9 @@ impl Telemetry {
     #[inline]
     pub(crate) fn short_circuit(&self, name: &Arc<str>) {
         self.events[Category::ShortCircuited as usize].increment(1);
-        tracing::debug!(
-            target: TARGET_CIRCUIT_BREAKER,
-            layer = LAYER,
-            name = &**name,
-            event = "short_circuited",
-            "call short-circuited"
-        );
+        if debug_enabled() {
+            short_circuited(name);
+        }
     }
 
     pub(crate) fn rates(&self, counts: &Counts) {
@@ -136,4 +132,16 @@ impl Telemetry {
             "circuit breaker would open (metrics only)"
         );
     }
+}
+
+#[cold]
+#[inline(never)]
+fn short_circuited(name: &str) {
+    tracing::debug!(
+        target: TARGET_CIRCUIT_BREAKER,
+        layer = LAYER,
+        name,
+        event = "short_circuited",
+        "call short-circuited"
+    );
 }

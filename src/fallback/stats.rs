@@ -1,7 +1,7 @@
 //! What fallbacks did: counts, and the cap on concurrent fallbacks.
 
 use crate::internal::slots::Slots;
-use crate::metrics::{event_counter, TARGET_FALLBACK};
+use crate::metrics::{debug_enabled, event_counter, TARGET_FALLBACK};
 use metrics::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -81,14 +81,11 @@ impl Stats {
 
     /// One event per counted outcome, named as its counter's `event`
     /// label: the counts above are the one place every outcome passes.
+    #[inline]
     fn trace(&self, event: &'static str, message: &'static str) {
-        tracing::debug!(
-            target: TARGET_FALLBACK,
-            layer = LAYER,
-            name = &*self.name,
-            event,
-            "{message}"
-        );
+        if debug_enabled() {
+            outcome(&self.name, event, message);
+        }
     }
 
     pub(crate) fn successes(&self) -> u64 {
@@ -103,4 +100,16 @@ impl Stats {
     pub(crate) fn running(&self) -> usize {
         self.cap.as_ref().map_or(0, Slots::in_flight)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn outcome(name: &str, event: &'static str, message: &'static str) {
+    tracing::debug!(
+        target: TARGET_FALLBACK,
+        layer = LAYER,
+        name,
+        event,
+        "{message}"
+    );
 }

@@ -84,16 +84,22 @@ where
                 crate::internal::cancel::timed_out(|| this.response.set(None));
                 this.timed_out.increment(1);
                 if let Some(name) = this.name.as_deref() {
-                    tracing::debug!(
-                        target: TARGET_TIMEOUT,
-                        layer = LAYER,
-                        name,
-                        event = "timeout",
-                        "call timed out"
-                    );
+                    timed_out(name);
                 }
                 Poll::Ready(Err(Elapsed::new().into()))
             }
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn timed_out(name: &str) {
+    tracing::debug!(
+        target: TARGET_TIMEOUT,
+        layer = LAYER,
+        name,
+        event = "timeout",
+        "call timed out"
+    );
 }

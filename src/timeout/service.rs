@@ -1,7 +1,7 @@
 //! The timeout service.
 
 use super::future::ResponseFuture;
-use crate::metrics::TARGET_TIMEOUT;
+use crate::metrics::{debug_enabled, TARGET_TIMEOUT};
 use crate::BoxError;
 use metrics::Counter;
 use std::sync::Arc;
@@ -71,8 +71,11 @@ where
         // The future names the timeout in its event only if someone listens:
         // cloning the name on every call would write a shared reference
         // count, where asking costs a load and a branch.
-        let name = tracing::enabled!(target: TARGET_TIMEOUT, tracing::Level::DEBUG)
-            .then(|| self.name.clone());
+        let name = if debug_enabled() {
+            listened_to(&self.name)
+        } else {
+            None
+        };
         ResponseFuture::new(
             self.inner.call(request),
             deadline,
@@ -80,4 +83,11 @@ where
             name,
         )
     }
+}
+
+/// The name for a call's future, if its timeout event is enabled.
+#[cold]
+#[inline(never)]
+fn listened_to(name: &Arc<str>) -> Option<Arc<str>> {
+    tracing::enabled!(target: TARGET_TIMEOUT, tracing::Level::DEBUG).then(|| name.clone())
 }
