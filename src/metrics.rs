@@ -59,7 +59,7 @@
 //! | `rampart::circuit_breaker` | `short_circuited` | `debug` | |
 //! | `rampart::bulkhead` | `rejected` | `debug` | |
 //! | `rampart::bulkhead::pool` | `rejected` | `debug` | |
-//! | `rampart::timeout` | `timeout` | `debug` | (for calls begun while the event was enabled: only those carry the name) |
+//! | `rampart::timeout` | `timeout` | `debug` | logged for calls begun while it was enabled: such a call takes the name along |
 //! | `rampart::fallback` | `fallback_success`, `fallback_failure`, `fallback_rejected` | `debug` | |
 //! | `rampart::balance` | `retry` | `debug` | `endpoint`, `attempt`, `error` |
 //! | `rampart::balance` | `retry_budget_exhausted` | `debug` | `endpoint`, `attempt`, `error` |
