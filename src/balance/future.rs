@@ -289,7 +289,8 @@ where
                 shared.budget_exhausted.increment(1);
                 if debug_enabled() {
                     retry_event(
-                        true,
+                        "retry_budget_exhausted",
+                        "retry refused: the retry budget is spent",
                         &set.name,
                         &endpoint.label,
                         attempt,
@@ -310,7 +311,8 @@ where
             shared.retried.increment(1);
             if debug_enabled() {
                 retry_event(
-                    false,
+                    "retry",
+                    "attempt failed, retrying",
                     &set.name,
                     &endpoint.label,
                     attempt,
@@ -344,33 +346,27 @@ fn no_endpoint(name: &str) {
     );
 }
 
-/// A retry, or one the budget `refused`, after `attempt` failed on
-/// `endpoint` (with `error`, unless it answered with a retried response).
+/// A retry, or one the budget refused (`event`), after `attempt` failed
+/// on `endpoint` (with `error`, unless it answered with a retried
+/// response).
 #[cold]
 #[inline(never)]
-fn retry_event(refused: bool, name: &str, endpoint: &str, attempt: u32, error: Option<&BoxError>) {
-    let error = error.map(tracing::field::display);
-    if refused {
-        tracing::debug!(
-            target: TARGET_BALANCE,
-            layer = LAYER,
-            name,
-            event = "retry_budget_exhausted",
-            endpoint,
-            attempt,
-            error,
-            "retry refused: the retry budget is spent"
-        );
-    } else {
-        tracing::debug!(
-            target: TARGET_BALANCE,
-            layer = LAYER,
-            name,
-            event = "retry",
-            endpoint,
-            attempt,
-            error,
-            "attempt failed, retrying"
-        );
-    }
+fn retry_event(
+    event: &'static str,
+    message: &'static str,
+    name: &str,
+    endpoint: &str,
+    attempt: u32,
+    error: Option<&BoxError>,
+) {
+    tracing::debug!(
+        target: TARGET_BALANCE,
+        layer = LAYER,
+        name,
+        event,
+        endpoint,
+        attempt,
+        error = error.map(tracing::field::display),
+        "{message}"
+    );
 }
