@@ -38,6 +38,50 @@
 //! too), `timeout` (a timeout beneath the balancer, or one above it cutting
 //! the attempt off), `ignored` (neither, by the policy), `cancelled` (the
 //! caller dropped the call; the time until then).
+//!
+//! # Tracing events
+//!
+//! rampart also logs through [`tracing`](https://docs.rs/tracing): state
+//! changes and ejections at `info`/`warn`, per-call events (rejections,
+//! timeouts, fallbacks, retries) at `debug`, since they are on the call
+//! path. A disabled event costs a load and a branch, and its fields are
+//! neither computed nor formatted unless a subscriber takes the event.
+//!
+//! Every event has the same three fields, whose values match the
+//! `rampart_events_total` labels where both exist: `layer` (the `layer`
+//! label), `name` (the component's name, as given to its builder) and
+//! `event` (the `event` label, or a value of its own for events that have
+//! no counter). The target is the module the layer lives in, one of the
+//! `TARGET_*` constants below, so a filter such as
+//! `RUST_LOG=rampart::balance=debug` picks one layer.
+//!
+//! | target | `event` | level | other fields |
+//! |---|---|---|---|
+//! | `rampart::circuit_breaker` | `state_change` | `warn` to `open`/`forced_open`, else `info` | `from`, `to` (state names: `closed`, `open`, `half_open`, `forced_open`, `forced_closed`, `disabled`, `metrics_only`), `reason`, `open_for_ms` (to `open` only) |
+//! | `rampart::circuit_breaker` | `would_open` | `info` | `reason`: a metrics-only breaker's rules say open (once per run) |
+//! | `rampart::circuit_breaker` | `short_circuited` | `debug` | |
+//! | `rampart::bulkhead` | `rejected` | `debug` | |
+//! | `rampart::bulkhead::pool` | `rejected` | `debug` | |
+//! | `rampart::timeout` | `timeout` | `debug` | logged for calls begun while it was enabled: such a call takes the name along |
+//! | `rampart::fallback` | `fallback_success`, `fallback_failure`, `fallback_rejected` | `debug` | |
+//! | `rampart::balance` | `retry` | `debug` | `endpoint`, `attempt`, `error` |
+//! | `rampart::balance` | `retry_budget_exhausted` | `debug` | `endpoint`, `attempt`, `error` |
+//! | `rampart::balance` | `no_endpoint` | `debug` | |
+//! | `rampart::balance` | `ejected` | `warn` | `endpoint`, `ejected_for_ms` |
+//! | `rampart::balance` | `marked_dead` | `warn` | `endpoint`, `marked_dead_for_ms` |
+//! | `rampart::balance` | `unejected` | `info` | `endpoint`: its ejection or dead mark ran out and it is back, on probation (logged when next looked at: a selection or a statistics read) |
+//! | `rampart::balance` | `endpoints_changed` | `debug` | `endpoints`: how many there are now |
+//! | `rampart::balance` | `discovery_failed` | `warn` | `error` |
+//!
+//! `reason` is a `circuit_breaker::TransitionReason` name: `failure_rate`,
+//! `slow_call_rate`, `consecutive_failures`, `open_elapsed`,
+//! `probes_succeeded`, `probe_failed`, `probe_abandoned`,
+//! `probe_timed_out`, `manual`. `endpoint` is the endpoint's key in its
+//! `Debug` form (the `endpoint` label). `attempt` counts the call's
+//! attempts, 1 for the first: the one that failed and is retried, or
+//! whose retry the budget refused. `error` is the failed attempt's error
+//! (`Display`), absent when the attempt answered with a response the
+//! policy retries. Durations are whole milliseconds.
 
 use metrics::{Counter, Gauge, Histogram};
 
@@ -81,6 +125,31 @@ pub const LABEL_LAYER: &str = "layer";
 pub const LABEL_NAME: &str = "name";
 /// Label: what happened.
 pub const LABEL_EVENT: &str = "event";
+
+/// `tracing` target of the circuit breaker's events.
+pub const TARGET_CIRCUIT_BREAKER: &str = "rampart::circuit_breaker";
+/// `tracing` target of the bulkhead's events.
+pub const TARGET_BULKHEAD: &str = "rampart::bulkhead";
+/// `tracing` target of the pool's events.
+pub const TARGET_POOL: &str = "rampart::bulkhead::pool";
+/// `tracing` target of the timeout's events.
+pub const TARGET_TIMEOUT: &str = "rampart::timeout";
+/// `tracing` target of the fallback's events.
+pub const TARGET_FALLBACK: &str = "rampart::fallback";
+/// `tracing` target of the load balancer's events.
+pub const TARGET_BALANCE: &str = "rampart::balance";
+
+/// Whether `debug` events can be on at all: one load and a compare, the
+/// test tracing's own macros begin with. Per-call events ask this inline
+/// and build the event in a `#[cold]` function: the macro's body inlined
+/// into a call path makes the compiler spill registers on that path even
+/// when nothing listens (two instructions a call on the closed breaker's
+/// path, counted with callgrind).
+#[inline(always)]
+pub(crate) fn debug_enabled() -> bool {
+    tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+        && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current()
+}
 
 /// An event counter for one layer instance.
 pub(crate) fn event_counter(layer: &'static str, name: &str, event: &'static str) -> Counter {

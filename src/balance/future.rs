@@ -3,12 +3,13 @@
 use super::endpoint::{Ended, EndpointState, InFlight};
 use super::error::NoHealthyEndpoint;
 use super::policy::Policy;
-use super::service::Shared;
+use super::service::{Shared, LAYER};
 use super::set::Tried;
 use crate::circuit_breaker::Outcome;
 use crate::internal::cancel;
 use crate::internal::clock::Micros;
 use crate::internal::shard::Lane;
+use crate::metrics::{debug_enabled, TARGET_BALANCE};
 use crate::retry::RetryBudgetExhausted;
 use crate::{BoxError, ErrorKind};
 use pin_project_lite::pin_project;
@@ -167,6 +168,9 @@ where
                             }
                             None => {
                                 shared.no_endpoint.increment(1);
+                                if debug_enabled() {
+                                    no_endpoint(&shared.set.name);
+                                }
                                 this.state.set(State::Done);
                                 return Poll::Ready(Err(NoHealthyEndpoint::new().into()));
                             }
@@ -263,23 +267,36 @@ where
                 Some(request) => shared.policy.is_retryable(request, &result),
                 None => false,
             };
-            // Same endpoint again, another endpoint, or no more attempts.
-            let again = if !retryable {
+            // Same endpoint again (`true`), another endpoint, or no more
+            // attempts.
+            let same = if !retryable {
                 None
             } else if *this.on_endpoint <= shared.retries_same && !set.is_out(&endpoint, now) {
-                Some(Some(endpoint))
+                Some(true)
             } else if *this.endpoints <= shared.retries_next {
                 this.tried.push(endpoint.id);
-                Some(None)
+                Some(false)
             } else {
                 None
             };
-            let Some(again) = again else {
+            let Some(same) = same else {
                 this.state.set(State::Done);
                 return Poll::Ready(result);
             };
+            // The attempt that just ended, counting from 1.
+            let attempt = *this.retries + 1;
             if !shared.budget.try_withdraw() {
                 shared.budget_exhausted.increment(1);
+                if debug_enabled() {
+                    retry_event(
+                        "retry_budget_exhausted",
+                        "retry refused: the retry budget is spent",
+                        &set.name,
+                        &endpoint.label,
+                        attempt,
+                        result.as_ref().err(),
+                    );
+                }
                 this.state.set(State::Done);
                 // Say so: on an error by wrapping it, on a response through
                 // the policy (`HttpPolicy` marks it in its extensions).
@@ -292,6 +309,17 @@ where
                 });
             }
             shared.retried.increment(1);
+            if debug_enabled() {
+                retry_event(
+                    "retry",
+                    "attempt failed, retrying",
+                    &set.name,
+                    &endpoint.label,
+                    attempt,
+                    result.as_ref().err(),
+                );
+            }
+            let again = same.then_some(endpoint);
             *this.retries += 1;
             let delay = shared.backoff.delay(*this.retries);
             if delay.is_zero() {
@@ -304,4 +332,41 @@ where
             }
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn no_endpoint(name: &str) {
+    tracing::debug!(
+        target: TARGET_BALANCE,
+        layer = LAYER,
+        name,
+        event = "no_endpoint",
+        "no endpoint to send the call to"
+    );
+}
+
+/// A retry, or one the budget refused (`event`), after `attempt` failed
+/// on `endpoint` (with `error`, unless it answered with a retried
+/// response).
+#[cold]
+#[inline(never)]
+fn retry_event(
+    event: &'static str,
+    message: &'static str,
+    name: &str,
+    endpoint: &str,
+    attempt: u32,
+    error: Option<&BoxError>,
+) {
+    tracing::debug!(
+        target: TARGET_BALANCE,
+        layer = LAYER,
+        name,
+        event,
+        endpoint,
+        attempt,
+        error = error.map(tracing::field::display),
+        "{message}"
+    );
 }

@@ -20,7 +20,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tower_service::Service;
 
-const LAYER: &str = "balance";
+/// The `layer` label and field of the balancer's metrics and events.
+pub(super) const LAYER: &str = "balance";
 
 /// A client-side load balancer over the instances of one dependency, with
 /// retries across instances and outlier ejection (Ribbon's recipe).

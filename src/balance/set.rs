@@ -4,9 +4,10 @@
 use super::ejection::{Check, Ejected, Ejection, Out};
 use super::endpoint::{Ended, EndpointState};
 use super::rule::{Candidates, Rule, View};
+use super::service::LAYER;
 use super::source::{Change, Source};
 use crate::internal::clock::{Clock, Micros};
-use crate::metrics::event_counter;
+use crate::metrics::{event_counter, TARGET_BALANCE};
 use arc_swap::ArcSwap;
 use metrics::Counter;
 use std::cell::Cell;
@@ -104,7 +105,7 @@ where
             recent: AtomicU64::new(0),
             initial_latency: initial_latency as f64,
             decay,
-            marked_dead: event_counter("balance", &name, "marked_dead"),
+            marked_dead: event_counter(LAYER, &name, "marked_dead"),
         }
     }
 
@@ -124,7 +125,7 @@ where
             Err(TryLockError::WouldBlock) => return,
         };
         let mut changes = Vec::new();
-        source.poll_changes(cx, &mut changes);
+        source.poll_changes(cx, &self.name, &mut changes);
         if source.is_fixed() {
             self.settled.store(true, Ordering::Release);
         }
@@ -164,7 +165,10 @@ where
             }
         }
         tracing::debug!(
-            balancer = &*self.name,
+            target: TARGET_BALANCE,
+            layer = LAYER,
+            name = &*self.name,
+            event = "endpoints_changed",
             endpoints = next.len(),
             "endpoint set changed"
         );
@@ -187,6 +191,14 @@ impl<K, S> EndpointSet<K, S> {
     pub(crate) fn status(&self, e: &EndpointState<K, S>, now: Micros) -> Check {
         match self.ejection.check(&e.health, &self.ejected, now) {
             Check::Returned => {
+                tracing::info!(
+                    target: TARGET_BALANCE,
+                    layer = LAYER,
+                    name = &*self.name,
+                    event = "unejected",
+                    endpoint = e.label.as_str(),
+                    "endpoint back from ejection, on probation"
+                );
                 self.returned(e, now);
                 Check::In
             }
@@ -227,18 +239,24 @@ impl<K, S> EndpointSet<K, S> {
             Some(Out::Ejected(out_for)) => {
                 e.ejections_counter.increment(1);
                 tracing::warn!(
-                    balancer = &*self.name,
-                    endpoint = %e.label,
-                    ejected_for = ?std::time::Duration::from_micros(out_for),
+                    target: TARGET_BALANCE,
+                    layer = LAYER,
+                    name = &*self.name,
+                    event = "ejected",
+                    endpoint = e.label.as_str(),
+                    ejected_for_ms = out_for / 1_000,
                     "endpoint ejected"
                 );
             }
             Some(Out::MarkedDead(out_for)) => {
                 self.marked_dead.increment(1);
                 tracing::warn!(
-                    balancer = &*self.name,
-                    endpoint = %e.label,
-                    marked_dead_for = ?std::time::Duration::from_micros(out_for),
+                    target: TARGET_BALANCE,
+                    layer = LAYER,
+                    name = &*self.name,
+                    event = "marked_dead",
+                    endpoint = e.label.as_str(),
+                    marked_dead_for_ms = out_for / 1_000,
                     "endpoint marked dead (the ejection cap is reached)"
                 );
             }

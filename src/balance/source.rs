@@ -2,6 +2,8 @@
 //! registry feed, as Eureka's), or any `tower::discover::Discover` stream.
 
 use super::endpoint::Endpoint;
+use super::service::LAYER;
+use crate::metrics::TARGET_BALANCE;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
@@ -28,8 +30,9 @@ pub(crate) trait Source<K, S>: Send {
         None
     }
 
-    /// Every change ready now, oldest first.
-    fn poll_changes(&mut self, cx: &mut Context<'_>, changes: &mut Vec<Change<K, S>>);
+    /// Every change ready now, oldest first; `name` is the balancer's, for
+    /// what the source has to log.
+    fn poll_changes(&mut self, cx: &mut Context<'_>, name: &str, changes: &mut Vec<Change<K, S>>);
 }
 
 /// The endpoints a balancer spreads calls over, and how they change.
@@ -121,7 +124,7 @@ impl<K: Send, S: Send> Source<K, S> for Fixed<K, S> {
         self.0.as_deref()
     }
 
-    fn poll_changes(&mut self, _: &mut Context<'_>, changes: &mut Vec<Change<K, S>>) {
+    fn poll_changes(&mut self, _: &mut Context<'_>, _: &str, changes: &mut Vec<Change<K, S>>) {
         if let Some(endpoints) = self.0.take() {
             changes.extend(endpoints.into_iter().map(Change::Insert));
         }
@@ -141,7 +144,7 @@ where
     K: Eq + Hash + Clone + Send + Sync,
     F: Fn(&K) -> Endpoint<K, S> + Send,
 {
-    fn poll_changes(&mut self, _: &mut Context<'_>, changes: &mut Vec<Change<K, S>>) {
+    fn poll_changes(&mut self, _: &mut Context<'_>, _: &str, changes: &mut Vec<Change<K, S>>) {
         // The balancer is ready whatever the feed does, so no waker is
         // needed: every poll_ready looks for a newer list.
         let changed = self.feed.has_changed().unwrap_or(false);
@@ -173,6 +176,7 @@ where
     fn poll_changes(
         &mut self,
         cx: &mut Context<'_>,
+        name: &str,
         changes: &mut Vec<Change<D::Key, D::Service>>,
     ) {
         while let Poll::Ready(Some(change)) = self.0.as_mut().poll_discover(cx) {
@@ -184,7 +188,14 @@ where
                 Err(e) => {
                     // A discovery error is not a call's error: keep the
                     // endpoints we know and say so.
-                    tracing::warn!(error = %e, "endpoint discovery failed");
+                    tracing::warn!(
+                        target: TARGET_BALANCE,
+                        layer = LAYER,
+                        name,
+                        event = "discovery_failed",
+                        error = %e,
+                        "endpoint discovery failed"
+                    );
                     break;
                 }
             }

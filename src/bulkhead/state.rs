@@ -2,7 +2,9 @@
 
 use crate::internal::shard::{Lane, Lanes};
 use crate::internal::slots::Slots;
-use crate::metrics::{event_counter, named_gauge, BULKHEAD_IN_FLIGHT};
+use crate::metrics::{
+    debug_enabled, event_counter, named_gauge, BULKHEAD_IN_FLIGHT, TARGET_BULKHEAD,
+};
 use metrics::{Counter, Gauge};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +58,22 @@ impl Shared {
     #[inline]
     pub(crate) fn reject(&self) {
         self.rejected.increment(1);
+        if debug_enabled() {
+            rejected(&self.name);
+        }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn rejected(name: &str) {
+    tracing::debug!(
+        target: TARGET_BULKHEAD,
+        layer = LAYER,
+        name,
+        event = "rejected",
+        "call rejected: bulkhead full"
+    );
 }
 
 /// A slot in the bulkhead, given back when dropped.

@@ -356,7 +356,7 @@ impl Breaker {
     #[inline]
     pub(crate) fn reject(&self, now: Micros) {
         self.stats.record(now, Record::short_circuit());
-        self.telemetry.short_circuit();
+        self.telemetry.short_circuit(&self.name);
     }
 
     // ===== outcomes =====

@@ -1,14 +1,16 @@
 //! What a breaker reports: metrics through handles taken at build time, and
-//! `tracing` events on state changes.
+//! `tracing` events (named in [`crate::metrics`]) on state changes and
+//! rejections.
 
 use super::events::{State, TransitionReason};
 use crate::metrics::{
-    duration_histogram, event_counter, named_gauge, CIRCUIT_BREAKER_FAILURE_RATE,
+    debug_enabled, duration_histogram, event_counter, named_gauge, CIRCUIT_BREAKER_FAILURE_RATE,
     CIRCUIT_BREAKER_SLOW_CALL_RATE, CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
-    LABEL_NAME,
+    LABEL_NAME, TARGET_CIRCUIT_BREAKER,
 };
 use crate::window::{Category, Counts, Record};
 use metrics::{Counter, Gauge, Histogram};
+use std::sync::Arc;
 use std::time::Duration;
 
 const LAYER: &str = "circuit_breaker";
@@ -58,9 +60,15 @@ impl Telemetry {
         }
     }
 
+    /// `name` is taken as the `Arc` and read only inside the event: a
+    /// `&str` argument would load the name's pointer and length on every
+    /// rejection, listened to or not.
     #[inline]
-    pub(crate) fn short_circuit(&self) {
+    pub(crate) fn short_circuit(&self, name: &Arc<str>) {
         self.events[Category::ShortCircuited as usize].increment(1);
+        if debug_enabled() {
+            short_circuited(name);
+        }
     }
 
     pub(crate) fn rates(&self, counts: &Counts) {
@@ -86,16 +94,26 @@ impl Telemetry {
             "to" => to.as_str()
         )
         .increment(1);
+        // An opening is what an operator must hear about; the way back is
+        // news, not a warning.
+        let open_for_ms = open_for.map(|d| d.as_millis() as u64);
         match to {
             State::Open | State::ForcedOpen => tracing::warn!(
-                breaker = name,
+                target: TARGET_CIRCUIT_BREAKER,
+                layer = LAYER,
+                name,
+                event = "state_change",
                 from = from.as_str(),
+                to = to.as_str(),
                 reason = reason.as_str(),
-                open_for = ?open_for,
+                open_for_ms,
                 "circuit breaker opened"
             ),
             _ => tracing::info!(
-                breaker = name,
+                target: TARGET_CIRCUIT_BREAKER,
+                layer = LAYER,
+                name,
+                event = "state_change",
                 from = from.as_str(),
                 to = to.as_str(),
                 reason = reason.as_str(),
@@ -106,9 +124,24 @@ impl Telemetry {
 
     pub(crate) fn would_open(&self, name: &str, reason: TransitionReason) {
         tracing::info!(
-            breaker = name,
+            target: TARGET_CIRCUIT_BREAKER,
+            layer = LAYER,
+            name,
+            event = "would_open",
             reason = reason.as_str(),
             "circuit breaker would open (metrics only)"
         );
     }
+}
+
+#[cold]
+#[inline(never)]
+fn short_circuited(name: &str) {
+    tracing::debug!(
+        target: TARGET_CIRCUIT_BREAKER,
+        layer = LAYER,
+        name,
+        event = "short_circuited",
+        "call short-circuited"
+    );
 }

@@ -2,7 +2,7 @@
 
 use crate::internal::clock::{Clock, Micros};
 use crate::internal::slots::Slots;
-use crate::metrics::event_counter;
+use crate::metrics::{debug_enabled, event_counter, TARGET_FALLBACK};
 use crate::window::{Category, Counts, LatencySnapshot, Record, TimeWindow};
 use metrics::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +101,10 @@ impl Stats {
             if !cap.try_acquire() {
                 self.rejections.fetch_add(1, Ordering::Relaxed);
                 self.rejection_counter.increment(1);
+                self.trace(
+                    "fallback_rejected",
+                    "fallback rejected: as many running as its cap allows",
+                );
                 return false;
             }
         }
@@ -117,11 +121,22 @@ impl Stats {
     pub(crate) fn succeeded(&self) {
         self.successes.fetch_add(1, Ordering::Relaxed);
         self.success_counter.increment(1);
+        self.trace("fallback_success", "fallback served");
     }
 
     pub(crate) fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.failure_counter.increment(1);
+        self.trace("fallback_failure", "fallback failed");
+    }
+
+    /// One event per counted outcome, named as its counter's `event`
+    /// label: the counts above are the one place every outcome passes.
+    #[inline]
+    fn trace(&self, event: &'static str, message: &'static str) {
+        if debug_enabled() {
+            outcome(&self.name, event, message);
+        }
     }
 
     /// Notes when a failed call reached the fallback, and takes the
@@ -194,4 +209,16 @@ impl Stats {
     pub(crate) fn running(&self) -> usize {
         self.cap.as_ref().map_or(0, Slots::in_flight)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn outcome(name: &str, event: &'static str, message: &'static str) {
+    tracing::debug!(
+        target: TARGET_FALLBACK,
+        layer = LAYER,
+        name,
+        event,
+        "{message}"
+    );
 }

@@ -1,11 +1,14 @@
 //! The timeout's response future.
 
 use super::error::Elapsed;
+use super::layer::LAYER;
+use crate::metrics::TARGET_TIMEOUT;
 use crate::BoxError;
 use metrics::Counter;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::{sleep_until, Instant, Sleep};
 
@@ -29,16 +32,25 @@ pin_project! {
         sleep: Option<Sleep>,
         deadline: Instant,
         timed_out: Counter,
+        // The timeout's name, for its `tracing` event: taken only when that
+        // event was enabled at `call`.
+        name: Option<Arc<str>>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(response: F, deadline: Instant, timed_out: Counter) -> Self {
+    pub(crate) fn new(
+        response: F,
+        deadline: Instant,
+        timed_out: Counter,
+        name: Option<Arc<str>>,
+    ) -> Self {
         ResponseFuture {
             response: Some(response),
             sleep: None,
             deadline,
             timed_out,
+            name,
         }
     }
 }
@@ -71,8 +83,23 @@ where
                 // walking away.
                 crate::internal::cancel::timed_out(|| this.response.set(None));
                 this.timed_out.increment(1);
+                if let Some(name) = this.name.as_deref() {
+                    timed_out(name);
+                }
                 Poll::Ready(Err(Elapsed::new().into()))
             }
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn timed_out(name: &str) {
+    tracing::debug!(
+        target: TARGET_TIMEOUT,
+        layer = LAYER,
+        name,
+        event = "timeout",
+        "call timed out"
+    );
 }

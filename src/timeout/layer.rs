@@ -4,14 +4,19 @@ use super::config::Builder;
 use super::service::Timeout;
 use crate::metrics::event_counter;
 use metrics::Counter;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;
+
+/// The `layer` label and field of the timeout's metrics and events.
+pub(super) const LAYER: &str = "timeout";
 
 /// Wraps services in a [`Timeout`].
 #[derive(Debug, Clone)]
 pub struct TimeoutLayer {
     timeout: Duration,
     timed_out: Counter,
+    name: Arc<str>,
 }
 
 impl TimeoutLayer {
@@ -23,7 +28,8 @@ impl TimeoutLayer {
     pub(crate) fn new(name: &str, timeout: Duration) -> Self {
         TimeoutLayer {
             timeout,
-            timed_out: event_counter("timeout", name, "timeout"),
+            timed_out: event_counter(LAYER, name, "timeout"),
+            name: name.into(),
         }
     }
 
@@ -37,6 +43,11 @@ impl<S> Layer<S> for TimeoutLayer {
     type Service = Timeout<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Timeout::new(inner, self.timeout, self.timed_out.clone())
+        Timeout::new(
+            inner,
+            self.timeout,
+            self.timed_out.clone(),
+            self.name.clone(),
+        )
     }
 }

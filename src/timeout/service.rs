@@ -1,8 +1,10 @@
 //! The timeout service.
 
 use super::future::ResponseFuture;
+use crate::metrics::{debug_enabled, TARGET_TIMEOUT};
 use crate::BoxError;
 use metrics::Counter;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,14 +22,16 @@ pub struct Timeout<S> {
     inner: S,
     timeout: Duration,
     timed_out: Counter,
+    name: Arc<str>,
 }
 
 impl<S> Timeout<S> {
-    pub(crate) fn new(inner: S, timeout: Duration, timed_out: Counter) -> Self {
+    pub(crate) fn new(inner: S, timeout: Duration, timed_out: Counter, name: Arc<str>) -> Self {
         Timeout {
             inner,
             timeout,
             timed_out,
+            name,
         }
     }
 
@@ -64,6 +68,26 @@ where
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         let deadline = Instant::now() + self.timeout;
-        ResponseFuture::new(self.inner.call(request), deadline, self.timed_out.clone())
+        // The future names the timeout in its event only if someone listens:
+        // cloning the name on every call would write a shared reference
+        // count, where asking costs a load and a branch.
+        let name = if debug_enabled() {
+            listened_to(&self.name)
+        } else {
+            None
+        };
+        ResponseFuture::new(
+            self.inner.call(request),
+            deadline,
+            self.timed_out.clone(),
+            name,
+        )
     }
+}
+
+/// The name for a call's future, if its timeout event is enabled.
+#[cold]
+#[inline(never)]
+fn listened_to(name: &Arc<str>) -> Option<Arc<str>> {
+    tracing::enabled!(target: TARGET_TIMEOUT, tracing::Level::DEBUG).then(|| name.clone())
 }

@@ -1,7 +1,9 @@
 //! The pool: its own runtime, its admission count, and its statistics.
 
 use crate::internal::clock::Clock;
-use crate::metrics::{event_counter, named_gauge, POOL_ACTIVE, POOL_QUEUED};
+use crate::metrics::{
+    debug_enabled, event_counter, named_gauge, POOL_ACTIVE, POOL_QUEUED, TARGET_POOL,
+};
 use crate::window::RollingMax;
 use metrics::{Counter, Gauge};
 use std::future::Future;
@@ -85,6 +87,9 @@ impl Shared {
         if admitted.is_err() {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             self.stats.rejected_counter.increment(1);
+            if debug_enabled() {
+                rejected(&self.name);
+            }
             return None;
         }
         let stats = &self.stats;
@@ -116,6 +121,18 @@ impl Shared {
             output
         })
     }
+}
+
+#[cold]
+#[inline(never)]
+fn rejected(name: &str) {
+    tracing::debug!(
+        target: TARGET_POOL,
+        layer = LAYER,
+        name,
+        event = "rejected",
+        "call rejected: pool full"
+    );
 }
 
 impl std::fmt::Debug for Shared {
