@@ -31,7 +31,9 @@
 //! `layer="fallback"`: `fallback_success`, `fallback_failure`,
 //! `fallback_rejected`; `layer="balance"`: `retry`,
 //! `retry_budget_exhausted`, `no_endpoint`, `marked_dead` (an endpoint
-//! marked dead by failure accrual; ejections have their own counter).
+//! marked dead by failure accrual; ejections have their own counter);
+//! `layer="chaos"`: `delay_injected`, `abort_injected` (faults injected on
+//! purpose, never real ones).
 //!
 //! `outcome` values of `rampart_endpoint_duration_seconds`: `success`,
 //! `failure` (as the balancer's policy says; a panic in the endpoint counts
@@ -72,6 +74,9 @@
 //! | `rampart::balance` | `unejected` | `info` | `endpoint`: its ejection or dead mark ran out and it is back, on probation (logged when next looked at: a selection or a statistics read) |
 //! | `rampart::balance` | `endpoints_changed` | `debug` | `endpoints`: how many there are now |
 //! | `rampart::balance` | `discovery_failed` | `warn` | `error` |
+//! | `rampart::chaos` | `delay_injected` | `debug` | `injected = true`, `delay_ms` |
+//! | `rampart::chaos` | `abort_injected` | `debug` | `injected = true`, `abort` (`error`, `response`, `hang`) |
+//! | `rampart::chaos` | `enabled`, `disabled` | `warn` | `injected = true`: fault injection switched on or off |
 //!
 //! `reason` is a `circuit_breaker::TransitionReason` name: `failure_rate`,
 //! `slow_call_rate`, `consecutive_failures`, `open_elapsed`,
@@ -138,6 +143,8 @@ pub const TARGET_TIMEOUT: &str = "rampart::timeout";
 pub const TARGET_FALLBACK: &str = "rampart::fallback";
 /// `tracing` target of the load balancer's events.
 pub const TARGET_BALANCE: &str = "rampart::balance";
+/// `tracing` target of the chaos layer's events.
+pub const TARGET_CHAOS: &str = "rampart::chaos";
 
 /// Whether `debug` events can be on at all: one load and a compare, the
 /// test tracing's own macros begin with. Per-call events ask this inline

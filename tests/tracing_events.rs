@@ -512,3 +512,37 @@ async fn discovery_failures_and_empty_sets_are_reported() {
         .one("no_endpoint")
         .assert_common(TARGET_BALANCE, "balance", "discovered", Level::DEBUG);
 }
+
+// ===== chaos =====
+
+#[cfg(feature = "chaos")]
+#[tokio::test(start_paused = true)]
+async fn injected_faults_are_labelled_as_injected() {
+    use rampart::chaos::{Abort, ChaosLayer, Delay};
+    use rampart::metrics::TARGET_CHAOS;
+
+    let (capture, _guard) = Capture::install();
+    let layer = ChaosLayer::builder("monkey")
+        .delay(Delay::fixed(Duration::from_millis(40)), 100.0)
+        .abort(Abort::error(|| "injected: connection refused"), 100.0)
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(dependency());
+    layer.handle().enable();
+    assert!(call(&mut svc, Req::Ok).await.is_err());
+    layer.handle().disable();
+
+    let switched = capture.one("enabled");
+    switched.assert_common(TARGET_CHAOS, "chaos", "monkey", Level::WARN);
+    assert_eq!(switched.get("injected"), Some("true"));
+    let delayed = capture.one("delay_injected");
+    delayed.assert_common(TARGET_CHAOS, "chaos", "monkey", Level::DEBUG);
+    assert_eq!(delayed.get("injected"), Some("true"));
+    assert_eq!(delayed.get("delay_ms"), Some("40.0"));
+    let aborted = capture.one("abort_injected");
+    aborted.assert_common(TARGET_CHAOS, "chaos", "monkey", Level::DEBUG);
+    assert_eq!(aborted.get("abort"), Some("error"));
+    capture
+        .one("disabled")
+        .assert_common(TARGET_CHAOS, "chaos", "monkey", Level::WARN);
+}

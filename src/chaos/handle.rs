@@ -3,6 +3,7 @@
 use super::faults::Faults;
 use super::state::Shared;
 use crate::error::Validator;
+use crate::metrics::TARGET_CHAOS;
 use crate::ConfigError;
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -39,13 +40,13 @@ impl<Req, Res> ChaosHandle<Req, Res> {
     /// Starts injecting the configured faults.
     pub fn enable(&self) {
         self.shared.enabled.store(true, Ordering::Relaxed);
-        tracing::warn!(layer = "chaos", name = %self.shared.name, event = "enabled", injected = true, "chaos: fault injection on");
+        tracing::warn!(target: TARGET_CHAOS, layer = "chaos", name = %self.shared.name, event = "enabled", injected = true, "chaos: fault injection on");
     }
 
     /// Stops injecting: every call goes straight through again.
     pub fn disable(&self) {
         self.shared.enabled.store(false, Ordering::Relaxed);
-        tracing::warn!(layer = "chaos", name = %self.shared.name, event = "disabled", injected = true, "chaos: fault injection off");
+        tracing::warn!(target: TARGET_CHAOS, layer = "chaos", name = %self.shared.name, event = "disabled", injected = true, "chaos: fault injection off");
     }
 
     /// Whether faults are being injected.

@@ -2,7 +2,7 @@
 //! the seeded draws and the counts.
 
 use super::faults::{Abort, AbortKind, Faults};
-use crate::metrics::event_counter;
+use crate::metrics::{event_counter, TARGET_CHAOS};
 use arc_swap::ArcSwap;
 use metrics::Counter;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,6 +84,7 @@ impl<Req, Res> Shared<Req, Res> {
             self.delays.fetch_add(1, Ordering::Relaxed);
             self.delayed.increment(1);
             tracing::debug!(
+                target: TARGET_CHAOS,
                 layer = LAYER,
                 name = %self.name,
                 event = "delay_injected",
@@ -96,6 +97,7 @@ impl<Req, Res> Shared<Req, Res> {
             self.aborts.fetch_add(1, Ordering::Relaxed);
             self.aborted.increment(1);
             tracing::debug!(
+                target: TARGET_CHAOS,
                 layer = LAYER,
                 name = %self.name,
                 event = "abort_injected",
