@@ -11,31 +11,19 @@
 //! `target/test-artifacts/dashboard.png` (under `$CARGO_TARGET_DIR` when
 //! set), with Chromium's own log next to it.
 //!
-//! # Driving Chromium
-//!
-//! The page reads a stream that never ends, which `chromium --dump-dom`
-//! cannot wait for: with `--virtual-time-budget` virtual time stands still
-//! while the stream is open (the run hangs), and without it the DOM is
-//! dumped at load, before the page has drawn anything. So the test speaks
-//! the DevTools protocol over `--remote-debugging-pipe`: JSON messages
-//! ended by a NUL byte on the browser's fds 3 and 4, which `sh` hands over
-//! from the child's stdin and stdout (no websocket, no extra crate). It
-//! opens the page, polls the DOM with `Runtime.evaluate` until it shows
-//! what it must or a deadline passes (then it fails printing what the page
-//! showed), and takes the screenshot with `Page.captureScreenshot`. Every
-//! wait is bounded; the browser is killed if the test fails.
-//!
-//! # Without Chromium
-//!
-//! The browser is `$RAMPART_CHROMIUM` if set, else the first of
-//! `chromium`, `chromium-browser`, `google-chrome` and
-//! `google-chrome-stable` on `PATH`. None found: with
+//! Chromium is driven over the DevTools protocol by `tests/support/browser.rs`
+//! (shared with `tests/hystrix_dashboard.rs`): every wait is bounded, the
+//! browser is killed if the test fails. Without Chromium, with
 //! `RAMPART_REQUIRE_BROWSER=1` (as CI sets it) the test fails saying so;
 //! otherwise it says it skipped and passes, so a `cargo test` without a
 //! browser stays green.
 
 #![cfg(feature = "stream")]
 
+#[path = "support/browser.rs"]
+mod browser;
+
+use browser::{artifacts_dir, fail_with_log, find_chromium, keep_screenshot, missing, Browser};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
@@ -49,24 +37,18 @@ use rampart::circuit_breaker::{CircuitBreakerHandle, State, Window};
 use rampart::registry::Registry;
 use rampart::stream::{HystrixStream, Server, Serving};
 use rampart::{BoxError, Command};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::{sleep, timeout, timeout_at, Instant};
+use tokio::time::{sleep, timeout, Instant};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
 /// The whole browser test must finish within this.
 const TEST_LIMIT: Duration = Duration::from_secs(120);
-/// Chromium must answer each DevTools command within this.
-const CDP_LIMIT: Duration = Duration::from_secs(30);
 /// The page must show the breakers' states within this once loaded.
 const PAGE_LIMIT: Duration = Duration::from_secs(30);
 /// The services must reach the states the page is to show within this.
@@ -396,21 +378,11 @@ async fn the_page_is_served_next_to_the_stream() {
 #[tokio::test]
 async fn the_page_shows_which_breakers_are_open() {
     let Some(chromium) = find_chromium() else {
-        let why = "no Chromium found ($RAMPART_CHROMIUM unset; none of chromium, \
-                   chromium-browser, google-chrome, google-chrome-stable on PATH)";
-        if std::env::var("RAMPART_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!(
-                "RAMPART_REQUIRE_BROWSER=1 but {why}: install it \
-                 (apt-get install chromium) or point RAMPART_CHROMIUM at it"
-            );
-        }
-        // Straight to stderr: the test harness captures `eprintln!`.
-        let _ = writeln!(
-            std::io::stderr(),
-            "dashboard_browser: skipped: {why}. Install chromium to run it; \
-             RAMPART_REQUIRE_BROWSER=1 makes this a failure."
+        return missing(
+            "no Chromium found ($RAMPART_CHROMIUM unset; none of chromium, \
+             chromium-browser, google-chrome, google-chrome-stable on PATH)",
+            "install it (apt-get install chromium) or point RAMPART_CHROMIUM at it",
         );
-        return;
     };
     let artifacts = artifacts_dir();
     let failure = match timeout(TEST_LIMIT, browse(&chromium, &artifacts)).await {
@@ -418,14 +390,7 @@ async fn the_page_shows_which_breakers_are_open() {
         Ok(Err(e)) => e,
         Err(_) => format!("the browser test took longer than {TEST_LIMIT:?}"),
     };
-    let log = artifacts.join(LOG);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    panic!(
-        "{failure}\n\nthe end of Chromium's log ({}):\n{}",
-        log.display(),
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    );
+    fail_with_log(&failure, &artifacts.join(LOG));
 }
 
 const SCREENSHOT: &str = "dashboard.png";
@@ -496,13 +461,7 @@ async fn check_page(browser: &mut Browser, scene: &Scene, artifacts: &Path) -> R
     // A second more, for the sparklines to draw a line, then the picture.
     sleep(Duration::from_secs(2)).await;
     let png = browser.screenshot(&page).await?;
-    std::fs::write(artifacts.join(SCREENSHOT), &png)
-        .map_err(|e| format!("writing the screenshot: {e}"))?;
-    let _ = writeln!(
-        std::io::stderr(),
-        "dashboard_browser: screenshot at {}",
-        artifacts.join(SCREENSHOT).display()
-    );
+    keep_screenshot(artifacts, SCREENSHOT, &png)?;
 
     if !browser.exceptions.is_empty() {
         return Err(format!(
@@ -557,287 +516,4 @@ fn what_is_missing(shown: &Value, scene: &Scene) -> Option<String> {
         ));
     }
     None
-}
-
-// ===== Chromium over the DevTools protocol =====
-
-fn find_chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("RAMPART_CHROMIUM") {
-        return Some(path.into());
-    }
-    // The browser's DevTools pipe is handed over by `sh`.
-    if !cfg!(unix) {
-        return None;
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).find_map(|dir| {
-        [
-            "chromium",
-            "chromium-browser",
-            "google-chrome",
-            "google-chrome-stable",
-        ]
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|candidate| candidate.is_file())
-    })
-}
-
-/// `target/test-artifacts`, next to the target directory's `tmp`.
-fn artifacts_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = tmp.parent().unwrap_or(tmp).join("test-artifacts");
-    std::fs::create_dir_all(&dir).expect("creating target/test-artifacts");
-    dir
-}
-
-/// A headless Chromium spoken to over `--remote-debugging-pipe`.
-struct Browser {
-    child: Child,
-    to_browser: ChildStdin,
-    from_browser: BufReader<ChildStdout>,
-    next_id: u64,
-    /// Uncaught exceptions the page reported.
-    exceptions: Vec<String>,
-}
-
-/// A tab, by its DevTools session.
-struct Page {
-    session: String,
-}
-
-impl Browser {
-    async fn launch(binary: &Path, profile: &Path, log: &Path) -> Result<Browser, String> {
-        let log = std::fs::File::create(log).map_err(|e| format!("creating {log:?}: {e}"))?;
-        // The pipe is the browser's fds 3 (commands in) and 4 (replies
-        // out): `sh` moves the child's stdin and stdout there.
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(r#"exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null"#)
-            .arg(binary)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--remote-debugging-pipe",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-extensions",
-                "--disable-background-networking",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--mute-audio",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("about:blank")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        let to_browser = child.stdin.take().expect("stdin is piped");
-        let from_browser = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut browser = Browser {
-            child,
-            to_browser,
-            from_browser,
-            next_id: 0,
-            exceptions: Vec::new(),
-        };
-        let version = browser.call(None, "Browser.getVersion", json!({})).await?;
-        let _ = writeln!(
-            std::io::stderr(),
-            "dashboard_browser: {}",
-            version["product"].as_str().unwrap_or("a browser")
-        );
-        Ok(browser)
-    }
-
-    /// Sends one command and waits for its reply, noting the events that
-    /// come before it.
-    async fn call(
-        &mut self,
-        session: Option<&Page>,
-        method: &str,
-        params: Value,
-    ) -> Result<Value, String> {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut message = json!({ "id": id, "method": method, "params": params });
-        if let Some(page) = session {
-            message["sessionId"] = json!(page.session);
-        }
-        let mut bytes = serde_json::to_vec(&message).expect("a JSON value serialises");
-        bytes.push(0);
-        let deadline = Instant::now() + CDP_LIMIT;
-        let late = || format!("Chromium did not answer {method} within {CDP_LIMIT:?}");
-        timeout_at(deadline, self.to_browser.write_all(&bytes))
-            .await
-            .map_err(|_| late())?
-            .map_err(|e| format!("sending {method} to Chromium: {e} (did it exit?)"))?;
-        loop {
-            let mut reply = Vec::new();
-            let read = timeout_at(deadline, self.from_browser.read_until(0, &mut reply))
-                .await
-                .map_err(|_| late())?
-                .map_err(|e| format!("reading from Chromium: {e}"))?;
-            if read == 0 {
-                return Err(format!(
-                    "Chromium closed its DevTools pipe while asked {method} (did it exit?)"
-                ));
-            }
-            if reply.last() == Some(&0) {
-                reply.pop();
-            }
-            let mut reply: Value = serde_json::from_slice(&reply)
-                .map_err(|e| format!("Chromium sent something that is not JSON: {e}"))?;
-            if reply["id"] == id {
-                if !reply["error"].is_null() {
-                    return Err(format!("{method}: {}", reply["error"]));
-                }
-                return Ok(reply["result"].take());
-            }
-            if reply["method"] == "Runtime.exceptionThrown" {
-                let details = &reply["params"]["exceptionDetails"];
-                self.exceptions.push(format!(
-                    "{} {}",
-                    details["text"].as_str().unwrap_or(""),
-                    details["exception"]["description"]
-                        .as_str()
-                        .unwrap_or_default()
-                ));
-            }
-        }
-    }
-
-    /// Opens `url` in a new tab the size of a laptop screen.
-    async fn open(&mut self, url: &str) -> Result<Page, String> {
-        let target = self
-            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
-            .await?;
-        let attached = self
-            .call(
-                None,
-                "Target.attachToTarget",
-                json!({ "targetId": target["targetId"], "flatten": true }),
-            )
-            .await?;
-        let page = Page {
-            session: attached["sessionId"]
-                .as_str()
-                .ok_or("Target.attachToTarget gave no sessionId")?
-                .to_owned(),
-        };
-        // Before navigating, so no exception is missed.
-        self.call(Some(&page), "Runtime.enable", json!({})).await?;
-        self.call(
-            Some(&page),
-            "Emulation.setDeviceMetricsOverride",
-            json!({ "width": 1440, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
-        )
-        .await?;
-        let navigated = self
-            .call(Some(&page), "Page.navigate", json!({ "url": url }))
-            .await?;
-        if let Some(error) = navigated["errorText"].as_str() {
-            return Err(format!("loading {url}: {error}"));
-        }
-        Ok(page)
-    }
-
-    /// The value of a JavaScript expression in the page.
-    async fn evaluate(&mut self, page: &Page, expression: &str) -> Result<Value, String> {
-        let mut result = self
-            .call(
-                Some(page),
-                "Runtime.evaluate",
-                json!({ "expression": expression, "returnByValue": true }),
-            )
-            .await?;
-        if !result["exceptionDetails"].is_null() {
-            return Err(format!(
-                "evaluating in the page threw: {}",
-                result["exceptionDetails"]
-            ));
-        }
-        Ok(result["result"]["value"].take())
-    }
-
-    /// The whole page, not just the window, as PNG.
-    async fn screenshot(&mut self, page: &Page) -> Result<Vec<u8>, String> {
-        let metrics = self
-            .call(Some(page), "Page.getLayoutMetrics", json!({}))
-            .await?;
-        let size = &metrics["cssContentSize"];
-        let shot = self
-            .call(
-                Some(page),
-                "Page.captureScreenshot",
-                json!({
-                    "format": "png",
-                    "captureBeyondViewport": true,
-                    "clip": {
-                        "x": 0, "y": 0, "scale": 1,
-                        "width": size["width"].as_f64().unwrap_or(1440.0),
-                        "height": size["height"].as_f64().unwrap_or(900.0),
-                    },
-                }),
-            )
-            .await?;
-        let png = base64_decode(shot["data"].as_str().ok_or("no screenshot data")?)
-            .ok_or("the screenshot is not base64")?;
-        if !png.starts_with(b"\x89PNG\r\n\x1a\n") {
-            return Err("the screenshot is not a PNG".into());
-        }
-        Ok(png)
-    }
-
-    /// Asks the browser to quit, and makes sure it has.
-    async fn close(mut self) {
-        // The reply may never come: the pipe closes as the browser quits.
-        let _ = timeout(
-            Duration::from_secs(5),
-            self.call(None, "Browser.close", json!({})),
-        )
-        .await;
-        if timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-/// Standard base64, as DevTools sends binary data.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut bits, mut count) = (0u32, 0);
-    for byte in text.bytes().filter(|&b| b != b'=') {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(value);
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Some(out)
-}
-
-#[test]
-fn base64_decodes() {
-    assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-    assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
-    assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
-    assert!(base64_decode("a*b=").is_none());
 }
