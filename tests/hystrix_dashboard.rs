@@ -41,11 +41,11 @@
 //!    circuit as "Open 1 Closed 1" (its template's rendering of the
 //!    count-map `{"true":1,"false":1}`), with an error percentage of 50
 //!    (the hosts' 100 and 0, divided by `reportingHosts`) and rates that
-//!    are numbers, not `NaN`. The forced one reads "Forced Open": its
-//!    `propertyValue_circuitBreakerForceOpen` is the count-map
-//!    `{"true":1,"false":1}` too (Turbine 1.x counts booleans so), which
-//!    the template tests for truth before it looks at
-//!    `isCircuitBreakerOpen`.
+//!    are numbers, not `NaN`. The forced one reads "Open 1 Closed 1" too:
+//!    rampart's turbine sends `propertyValue_circuitBreakerForceOpen` as
+//!    `false` unless every host is forced (Turbine 1.x would send the
+//!    count-map, which the template reads as forced for the whole
+//!    cluster).
 //!
 //! Neither page may throw. The screenshots are kept at
 //! `target/test-artifacts/hystrix-dashboard.png` and
@@ -882,11 +882,10 @@ fn turbine_missing(shown: &Value, pool: &str) -> Option<String> {
         // is the count-map `{"true":1,"false":1}`, which the template
         // prints so.
         (TRIPPED, "Circuit Open 1 Closed 1"),
-        // Forced open on one host: `propertyValue_circuitBreakerForceOpen`
-        // is the count-map `{"true":1,"false":1}` too, as Turbine 1.x
-        // counts it, and the template tests it for truth before it looks
-        // at `isCircuitBreakerOpen`: the whole cluster reads forced open.
-        (FORCED, "Circuit Forced Open"),
+        // Forced open on one host: the turbine says the cluster is not
+        // forced (only one host is), so the template shows the count-map
+        // of `isCircuitBreakerOpen`, not "Forced Open" for everyone.
+        (FORCED, "Circuit Open 1 Closed 1"),
         (SHARED_POOLED, "Circuit Closed"),
     ] {
         if tile(name).is_null() {

@@ -32,6 +32,11 @@
 //!   string, the value most hosts report. The dashboard needs `group` and
 //!   `propertyValue_executionIsolationStrategy` to be plain strings.
 //!
+//! - The forced states ([`FORCED`]: `propertyValue_circuitBreakerForceOpen`
+//!   and `…ForceClosed`) are `true` only when every host's is: the Hystrix
+//!   dashboard reads any other value as forced for the whole cluster.
+//!   Turbine 1.x counts them per value; rampart departs on purpose.
+//!
 //! A host object `{"type":…,"name":…,"deleteData":"true"}` forgets that
 //! host's object; an aggregate whose last host is gone is announced once
 //! as deleted.
@@ -54,6 +59,20 @@ pub(crate) const IDENTITY: &[&str] = &[
     "balancer",
     "endpoint",
     "zone",
+];
+
+/// Forced states: true for the cluster only when every host says so.
+///
+/// Turbine 1.x counts these per value like any boolean, but the Hystrix
+/// dashboard's template tests them for truth before it looks at
+/// `isCircuitBreakerOpen`: one host forced open would show the whole
+/// cluster "Forced Open" and hide how many breakers are open. Sent plain,
+/// the tile shows "Open 1 Closed 1" from `isCircuitBreakerOpen`, and a
+/// cluster forced everywhere still reads forced. rampart departs from
+/// Turbine here on purpose.
+pub(crate) const FORCED: &[&str] = &[
+    "propertyValue_circuitBreakerForceOpen",
+    "propertyValue_circuitBreakerForceClosed",
 ];
 
 const REPORTING_HOSTS: &str = "reportingHosts";
@@ -278,6 +297,9 @@ pub(crate) fn merge_hosts<'a>(
             REPORTING_HOSTS => Value::from(objects.iter().map(|(_, w)| w).sum::<u64>()),
             CURRENT_TIME => newest(&values),
             k if IDENTITY.contains(&k) => most_common(&values),
+            k if FORCED.contains(&k) => {
+                Value::Bool(values.iter().all(|(v, _)| **v == Value::Bool(true)))
+            }
             _ => merge_values(&values),
         };
         out.insert(key.clone(), merged);
@@ -426,6 +448,8 @@ mod tests {
             "propertyValue_circuitBreakerRequestVolumeThreshold": 20,
             "propertyValue_executionIsolationStrategy": "SEMAPHORE",
             "rampartCircuitState": if open { "forced_open" } else { "closed" },
+            "propertyValue_circuitBreakerForceOpen": open,
+            "propertyValue_circuitBreakerForceClosed": false,
             "threadPool": "users",
             "reportingHosts": 1
         })
@@ -517,6 +541,27 @@ mod tests {
         assert_eq!(
             merged["rampartCircuitState"],
             json!({"closed": 2, "forced_open": 1})
+        );
+        // Forced on one host of three: not forced for the cluster.
+        assert_eq!(
+            merged["propertyValue_circuitBreakerForceOpen"],
+            json!(false)
+        );
+    }
+
+    #[test]
+    fn a_cluster_is_forced_only_when_every_host_is() {
+        let now = Instant::now();
+        let mut m = merger();
+        m.update(&host("a"), command("GetUser", 3, true), now)
+            .unwrap();
+        m.update(&host("b"), command("GetUser", 5, true), now)
+            .unwrap();
+        let merged = only(&mut m, now);
+        assert_eq!(merged["propertyValue_circuitBreakerForceOpen"], json!(true));
+        assert_eq!(
+            merged["propertyValue_circuitBreakerForceClosed"],
+            json!(false)
         );
     }
 
