@@ -777,10 +777,7 @@ async fn serve_page<R, T, B>(
             pages.failed.fetch_add(1, Ordering::Relaxed);
         }
         Err(_) => {
-            println!(
-                "   !! {since_start:5.2}s  a page hung: no answer within {}s",
-                PAGE_DEADLINE.as_secs()
-            );
+            println!("   !! {since_start:5.2}s  a page hung: no answer within {PAGE_DEADLINE:?}");
             pages.hung.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -1403,8 +1400,8 @@ async fn main() -> Result<ExitCode, BoxError> {
     };
     println!("  failed with a typed error      {failed:>6}{kinds}");
     println!(
-        "  hung past the {}s deadline      {hung:>6}",
-        PAGE_DEADLINE.as_secs()
+        "  hung past the {:<5} deadline    {hung:>6}",
+        format!("{PAGE_DEADLINE:?}")
     );
     println!(
         "  lost: never ended              {lost:>6}   ({never_ended} still running at the end, {panicked} panicked)"
