@@ -84,7 +84,8 @@
 //! dead, `x` killed but not (yet) out; the share of each zone; and the
 //! attempts the balancer retried on another instance. `--` lines are the
 //! script, `>>` lines rampart reacting: breakers changing state, instances
-//! ejected, marked dead, back on probation, back in rotation.
+//! ejected or marked dead (again, when the probe after a spell out fails),
+//! and back in rotation when a probe is answered.
 //!
 //! # The ledger
 //!
@@ -92,8 +93,9 @@
 //! least one section from a fallback), failed with a typed error
 //! ([`ErrorKind`]), or hung: cut off by the page's 1 s deadline, which no
 //! page should ever reach (the commands' timeouts are far shorter). A page
-//! that never ended at all is *lost*: requested − the four outcomes. The
-//! ledger also counts every dependency call (answered, fallback and why,
+//! that never ended at all (its task still running long past the deadline,
+//! or dead) is *lost*; it is counted from the tasks themselves, so that
+//! "requested = the five outcomes" is a real check. The ledger also counts every dependency call (answered, fallback and why,
 //! error, lost), the retries against the budget, the ejections and dead
 //! marks, each breaker's trips and recoveries, and the traffic by zone in
 //! each act. **The example exits with status 1** if a page or a call was
