@@ -50,6 +50,20 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
+// A build with only some features compiles shared internals (the windows,
+// the registry's command list, the clock and cancel helpers) that only the
+// other features use. The full build, which clippy checks with warnings
+// denied, keeps dead code out; partial builds are checked for every other
+// warning (`.ci/run`).
+#![cfg_attr(
+    not(all(
+        feature = "command",
+        feature = "balance",
+        feature = "stream",
+        feature = "chaos"
+    )),
+    allow(dead_code, unused_imports)
+)]
 
 #[cfg(feature = "balance")]
 pub mod balance;
