@@ -308,21 +308,25 @@ fn command_contenders(c: &mut impl Contenders) {
 /// a call pays for it being there), and switched on with faults at 0 %
 /// (the draw, never an injection).
 fn chaos_contenders(c: &mut impl Contenders) {
-    use rampart::chaos::{Abort, ChaosLayer};
     c.one(BARE, noop());
-    let off = ChaosLayer::<(), ()>::builder("bench-chaos-off")
-        .abort(Abort::error(|| "injected"), 100.0)
-        .build()
-        .unwrap();
-    c.one(CHAOS_OFF, off.layer(noop()));
-    assert_eq!(off.handle().injected_aborts(), 0);
-    let on = ChaosLayer::<(), ()>::builder("bench-chaos-on")
-        .abort(Abort::error(|| "injected"), 0.0)
-        .enabled(true)
-        .build()
-        .unwrap();
-    c.one(CHAOS_ON, on.layer(noop()));
-    assert_eq!(on.handle().injected_aborts(), 0);
+    // Built only with the `chaos` feature: `cargo bench --all-features`.
+    #[cfg(feature = "chaos")]
+    {
+        use rampart::chaos::{Abort, ChaosLayer};
+        let off = ChaosLayer::<(), ()>::builder("bench-chaos-off")
+            .abort(Abort::error(|| "injected"), 100.0)
+            .build()
+            .unwrap();
+        c.one(CHAOS_OFF, off.layer(noop()));
+        assert_eq!(off.handle().injected_aborts(), 0);
+        let on = ChaosLayer::<(), ()>::builder("bench-chaos-on")
+            .abort(Abort::error(|| "injected"), 0.0)
+            .enabled(true)
+            .build()
+            .unwrap();
+        c.one(CHAOS_ON, on.layer(noop()));
+        assert_eq!(on.handle().injected_aborts(), 0);
+    }
 }
 
 fn command_two_threads_contenders(c: &mut impl Contenders) {

@@ -20,7 +20,7 @@
 //! - **Deterministic** under a [seed](Builder::seed): the same requests in
 //!   the same order meet the same faults.
 //! - **Off by default**, and cheap when off: one relaxed atomic load per
-//!   call (criterion: `cargo bench --bench command`, group `chaos`: disabled
+//!   call (criterion: `cargo bench --all-features --bench command`, group `chaos`: disabled
 //!   vs absent).
 //! - **Labelled**: every injected fault counts in
 //!   `rampart_events_total{layer="chaos",event="delay_injected"|"abort_injected"}`
