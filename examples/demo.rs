@@ -1071,6 +1071,7 @@ async fn main() -> Result<(), BoxError> {
         .start()
         .await?;
     println!("watch it live while it runs:");
+    println!("  dashboard page: {}", live.url("/"));
     println!(
         "  stream (Hystrix dashboard, Turbine): {}",
         live.url("/hystrix.stream")
