@@ -33,7 +33,7 @@
 //! `retry_budget_exhausted`, `no_endpoint`, `marked_dead` (an endpoint
 //! marked dead by failure accrual; ejections have their own counter);
 //! `layer="chaos"`: `delay_injected`, `abort_injected` (faults injected on
-//! purpose, never real ones).
+//! purpose, never real ones; these also carry the label `injected="true"`).
 //!
 //! `outcome` values of `rampart_endpoint_duration_seconds`: `success`,
 //! `failure` (as the balancer's policy says; a panic in the endpoint counts

@@ -233,3 +233,44 @@ fn bad_faults_are_config_errors_at_build_and_on_a_live_change() {
         )
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn injected_faults_are_counted_with_an_injected_label() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // Handles are taken when the layer is built: build it under the recorder.
+    let layer = metrics::with_local_recorder(&recorder, || {
+        ChaosLayer::builder("counted")
+            .abort(Abort::error(|| "injected"), 100.0)
+            .enabled(true)
+            .build()
+            .unwrap()
+    });
+    let mut svc = layer.layer(dependency(Arc::default()));
+    for n in 0..3 {
+        assert!(call(&mut svc, n).await.is_err());
+    }
+    let counted: Vec<_> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "rampart_events_total")
+        .map(|(key, _, _, value)| {
+            let mut labels: Vec<(String, String)> = key
+                .key()
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            labels.sort();
+            (labels, value)
+        })
+        .collect();
+    let aborts = counted
+        .iter()
+        .find(|(labels, _)| labels.contains(&("event".into(), "abort_injected".into())))
+        .expect("an abort_injected counter");
+    assert!(aborts.0.contains(&("injected".into(), "true".into())));
+    assert!(aborts.0.contains(&("layer".into(), "chaos".into())));
+    assert_eq!(aborts.1, DebugValue::Counter(3));
+}

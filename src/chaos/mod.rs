@@ -23,7 +23,7 @@
 //!   call (criterion: `cargo bench --all-features --bench command`, group `chaos`: disabled
 //!   vs absent).
 //! - **Labelled**: every injected fault counts in
-//!   `rampart_events_total{layer="chaos",event="delay_injected"|"abort_injected"}`
+//!   `rampart_events_total{layer="chaos",event="delay_injected"|"abort_injected",injected="true"}`
 //!   and logs a `tracing` event with `injected = true`, so an injected
 //!   fault is never taken for a real one. The injected error itself is
 //!   yours, unwrapped, so breakers, retry policies and fallbacks treat it

@@ -2,7 +2,7 @@
 //! the seeded draws and the counts.
 
 use super::faults::{Abort, AbortKind, Faults};
-use crate::metrics::{event_counter, TARGET_CHAOS};
+use crate::metrics::{EVENTS_TOTAL, LABEL_EVENT, LABEL_LAYER, LABEL_NAME, TARGET_CHAOS};
 use arc_swap::ArcSwap;
 use metrics::Counter;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,8 +38,8 @@ pub(crate) enum Decision<Res> {
 impl<Req, Res> Shared<Req, Res> {
     pub(crate) fn new(name: Arc<str>, faults: Faults<Req, Res>, seed: u64, enabled: bool) -> Self {
         Shared {
-            delayed: event_counter(LAYER, &name, "delay_injected"),
-            aborted: event_counter(LAYER, &name, "abort_injected"),
+            delayed: injected_counter(&name, "delay_injected"),
+            aborted: injected_counter(&name, "abort_injected"),
             name,
             enabled: AtomicBool::new(enabled),
             faults: ArcSwap::from_pointee(faults),
@@ -124,4 +124,16 @@ fn abort_name<Res>(abort: &Abort<Res>) -> &'static str {
         AbortKind::Response(_) => "response",
         AbortKind::Hang => "hang",
     }
+}
+
+/// An event counter labelled `injected="true"` besides the usual labels, so
+/// a query can leave injected faults out (or pick them) at a glance.
+fn injected_counter(name: &str, event: &'static str) -> Counter {
+    metrics::counter!(
+        EVENTS_TOTAL,
+        LABEL_LAYER => LAYER,
+        LABEL_NAME => name.to_owned(),
+        LABEL_EVENT => event,
+        "injected" => "true"
+    )
 }
