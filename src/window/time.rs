@@ -4,7 +4,10 @@ use super::histogram::{bucket_of, AtomicHistogram, BUCKETS};
 use super::{Counts, LatencySnapshot, Record, LATENCY_SUM, SLOW, TALLIES};
 use crate::internal::clock::Micros;
 use crate::internal::shard::{shard_count, thread_hint};
-use std::sync::atomic::{AtomicU64, Ordering};
+// loom's under `--cfg rampart_loom`, for the retry budget's model; the
+// latency histograms keep std atomics (hundreds per window, and no
+// decision reads them).
+use crate::internal::sync::{AtomicU64, Ordering};
 
 /// Totals since creation, for the threads that map to one shard.
 ///
