@@ -74,11 +74,12 @@ impl Slots {
             if current & HELD >= self.limit {
                 return false;
             }
-            // A slot guards no memory of its own (see `release`).
+            // Acquire pairs with `take_peak`'s read of the word: a slot
+            // taken after a take sees the peak that take restarted.
             match self.word.compare_exchange_weak(
                 current,
                 current + 1,
-                Ordering::Relaxed,
+                Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
@@ -99,8 +100,17 @@ impl Slots {
     /// the number held now. One reader (the stream's snapshot) takes it;
     /// two would split the peaks between them.
     pub(crate) fn take_peak(&self) -> usize {
-        let held = (self.word.load(Ordering::Relaxed) & HELD) as usize;
-        self.peak.swap(held, Ordering::Relaxed)
+        // Reset first, then read the slots held with a read-modify-write
+        // (it reads the latest value, and releases the reset to every slot
+        // taken after it). A slot taken before that read is counted in the
+        // restart; one taken after sees the reset peak and raises it
+        // itself. Read the other way round, a slot taken between the read
+        // and the reset could find the old peak high enough to skip its
+        // update, and the reset would then wipe it out.
+        let peak = self.peak.swap(0, Ordering::Relaxed);
+        let held = (self.word.fetch_add(0, Ordering::Release) & HELD) as usize;
+        self.peak.fetch_max(held, Ordering::Relaxed);
+        peak
     }
 
     /// Gives a slot back, waking one waiter if there is any.
@@ -364,6 +374,29 @@ mod loom_tests {
             assert!(slots.try_acquire(), "no slot lost");
             assert!(!slots.try_acquire(), "no slot made up");
             assert!(slots.take_peak() <= 1);
+        });
+    }
+
+    #[test]
+    fn loom_a_slot_held_across_take_peak_shows_in_the_next_peak() {
+        loom::model(|| {
+            let slots = Arc::new(Slots::new(2));
+            // An earlier peak of 1, still to be taken.
+            assert!(slots.try_acquire());
+            slots.release();
+            let holder = {
+                let slots = slots.clone();
+                thread::spawn(move || assert!(slots.try_acquire()))
+            };
+            let first = slots.take_peak();
+            holder.join().unwrap();
+            assert!(first <= 2);
+            assert_eq!(slots.in_flight(), 1);
+            assert_eq!(
+                slots.take_peak(),
+                1,
+                "the slot held since the last take is this interval's peak"
+            );
         });
     }
 }
