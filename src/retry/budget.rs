@@ -186,3 +186,101 @@ mod tests {
             .names("ratio"));
     }
 }
+
+/// Model-checked races on deposits and withdrawals (run with
+/// `--cfg rampart_loom`; the window's tallies are loom atomics then).
+///
+/// Under loom every thread maps to one shard of the window (loom's threads
+/// share one OS thread, and with it the shard hint), so these models check
+/// the protocol over one shard; shards are summed the same way.
+#[cfg(all(test, rampart_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::thread;
+
+    /// A budget whose window never rolls while the model runs: one bucket
+    /// of an hour (the real clock moves between loom's executions).
+    fn budget(reserve: f64, ratio: f64) -> RetryBudget {
+        let clock = Clock::new();
+        RetryBudget {
+            inner: Arc::new(Inner {
+                window: TimeWindow::new(micros(Duration::from_secs(3600)), 1, clock.now()),
+                clock,
+                ratio,
+                reserve,
+            }),
+        }
+    }
+
+    fn withdrawals(budget: &RetryBudget, tries: usize) -> usize {
+        (0..tries).filter(|_| budget.try_withdraw()).count()
+    }
+
+    #[test]
+    fn loom_racing_deposits_are_all_counted() {
+        loom::model(|| {
+            let budget = budget(0.0, 1.0);
+            let depositors: Vec<_> = (0..2)
+                .map(|_| {
+                    let budget = budget.clone();
+                    thread::spawn(move || budget.deposit())
+                })
+                .collect();
+            // A withdrawal racing the deposits may or may not see them…
+            let early = budget.try_withdraw();
+            for d in depositors {
+                d.join().unwrap();
+            }
+            // …but never more than there is, and afterwards every deposit
+            // is there to withdraw: none lost.
+            let later = withdrawals(&budget, 3);
+            assert_eq!(usize::from(early) + later, 2);
+            assert_eq!(budget.balance(), 0.0);
+        });
+    }
+
+    #[test]
+    fn loom_racing_withdrawals_overdraw_by_at_most_one_each() {
+        loom::model(|| {
+            // Exactly one retry allowed: the floor's.
+            let budget = budget(1.0, 0.0);
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    let budget = budget.clone();
+                    thread::spawn(move || withdrawals(&budget, 2))
+                })
+                .collect();
+            let granted: usize = racers.into_iter().map(|t| t.join().unwrap()).sum();
+            // Each racer checks the balance, then records its withdrawal:
+            // both may take the last retry (the documented overdraw), but
+            // neither takes a second one, and every one taken is counted.
+            assert!((1..=2).contains(&granted), "granted {granted}");
+            assert_eq!(budget.balance(), 1.0 - granted as f64);
+            assert!(!budget.try_withdraw());
+        });
+    }
+
+    #[test]
+    fn loom_a_thread_withdraws_what_it_deposited_unless_a_racer_took_it() {
+        loom::model(|| {
+            // Half a retry per request, no floor: two deposits, one retry.
+            let budget = budget(0.0, 0.5);
+            let depositor = {
+                let budget = budget.clone();
+                thread::spawn(move || {
+                    budget.deposit();
+                    budget.deposit();
+                    budget.try_withdraw()
+                })
+            };
+            let racer = budget.try_withdraw();
+            let after = depositor.join().unwrap();
+            // The racer sees at most what was deposited; the depositor
+            // sees its own deposits and the racer's withdrawal or not.
+            let granted = usize::from(racer) + usize::from(after);
+            assert!(granted <= 2, "granted {granted}");
+            assert!(after || racer, "the depositor's retry is lost");
+            assert_eq!(budget.balance(), 1.0 - granted as f64);
+        });
+    }
+}
