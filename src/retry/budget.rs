@@ -176,6 +176,105 @@ mod tests {
         assert_eq!(budget.balance(), 10.0);
     }
 
+    // ===== against a sequential model =====
+
+    use proptest::prelude::*;
+
+    /// Every deposit and withdrawal kept with its time; the window at `t`
+    /// holds the 1 s bucket of `t` and the `window - 1` before it.
+    struct Model {
+        window: u64,
+        reserve: f64,
+        ratio: f64,
+        /// (µs since the budget was made, a deposit (or a withdrawal)).
+        events: Vec<(u64, bool)>,
+    }
+
+    impl Model {
+        fn balance(&self, now: u64) -> f64 {
+            let first = (now / 1_000_000 + 1).saturating_sub(self.window);
+            let inside = |deposit: bool| {
+                let n = self
+                    .events
+                    .iter()
+                    .filter(|&&(t, d)| d == deposit && t / 1_000_000 >= first);
+                n.count() as f64
+            };
+            self.reserve + self.ratio * inside(true) - inside(false)
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Deposit(u32),
+        Withdraw,
+        /// Milliseconds.
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1u32..30).prop_map(Op::Deposit),
+            4 => Just(Op::Withdraw),
+            2 => (0u64..1_500).prop_map(Op::Advance),
+            // Idle for longer than any window.
+            1 => (60_000u64..200_000).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A withdrawal is granted exactly when the model holds at least one
+        /// retry, and the balance is the model's after every step: the
+        /// floor over the window plus `ratio` of the deposits in it, less
+        /// the withdrawals in it; old buckets drop out whole.
+        #[test]
+        fn matches_the_sequential_model(
+            window in 1u64..=60,
+            min_per_sec in prop_oneof![Just(0u32), 0u32..4, Just(1_000_000)],
+            ratio in prop_oneof![Just(0.0), Just(0.2), Just(10.0), 0.0..=10.0],
+            ops in proptest::collection::vec(op(), 1..150),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            let _entered = rt.enter();
+            let budget = RetryBudget::new(Duration::from_secs(window), min_per_sec, ratio).unwrap();
+            let mut model = Model {
+                window,
+                reserve: f64::from(min_per_sec) * window as f64,
+                ratio,
+                events: Vec::new(),
+            };
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Deposit(n) => {
+                        for _ in 0..n {
+                            budget.deposit();
+                            model.events.push((now, true));
+                        }
+                    }
+                    Op::Withdraw => {
+                        let expected = model.balance(now) >= 1.0;
+                        prop_assert_eq!(budget.try_withdraw(), expected, "at {} µs", now);
+                        if expected {
+                            model.events.push((now, false));
+                        }
+                    }
+                    Op::Advance(ms) => {
+                        rt.block_on(tokio::time::advance(Duration::from_millis(ms)));
+                        now += ms * 1_000;
+                    }
+                }
+                prop_assert_eq!(budget.balance(), model.balance(now), "after {:?} at {} µs", op, now);
+            }
+        }
+    }
+
     #[test]
     fn bad_values_are_config_errors() {
         assert!(RetryBudget::new(Duration::from_millis(500), 1, 0.2)
