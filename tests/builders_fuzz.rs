@@ -151,6 +151,10 @@ fn pool_size() -> BoxedStrategy<usize> {
     .boxed()
 }
 
+fn command_pool_size() -> BoxedStrategy<usize> {
+    prop_oneof![Just(0usize), Just(1025), Just(usize::MAX), 1usize..4].boxed()
+}
+
 fn name() -> BoxedStrategy<String> {
     prop_oneof![
         Just(String::new()),
@@ -780,7 +784,7 @@ impl TurbineOpts {
 // ===== the properties =====
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(1024))]
 
     #[test]
     fn circuit_breaker(name in name(), o in breaker_opts()) {
@@ -910,29 +914,6 @@ proptest! {
             prop_assert!(delay <= max, "a delay of {delay:?} past the cap {max:?}");
         }
     }
-}
-
-proptest! {
-    // Fewer cases: each builds several components, some of them threads.
-    #![proptest_config(config(96))]
-
-    #[test]
-    fn pool(name in name(), size in opt(pool_size()), queue in opt(small_usize())) {
-        let registry = Registry::new();
-        let built = no_panic("build", || {
-            let mut b = PoolLayer::builder(name.clone()).registry(&registry);
-            if let Some(n) = size {
-                b = b.size(n);
-            }
-            if let Some(n) = queue {
-                b = b.queue(n);
-            }
-            b.build()
-        })?;
-        if let Some(layer) = verdict("pool", built, &["name", "size", "queue"], pool_ok(&name, size, queue))? {
-            call_once("pool", &layer, false)?;
-        }
-    }
 
     #[test]
     fn command(
@@ -941,7 +922,9 @@ proptest! {
         timeout in opt(duration()),
         isolation in prop_oneof![
             opt(small_usize()).prop_map(|n| (n, None)),
-            (opt(pool_size()), opt(small_usize())).prop_map(|p| (None, Some(p))),
+            // Not 1024: the pool's own test covers it, and its threads
+            // would make this test slow.
+            (opt(command_pool_size()), opt(small_usize())).prop_map(|p| (None, Some(p))),
         ],
         breaker in breaker_opts(),
         fallback_max in opt(proptest::option::of(small_usize()).boxed()),
@@ -1105,6 +1088,29 @@ proptest! {
         ];
         if let Some(turbine) = verdict("turbine", built, fields, o.documented_ok(reconnect.as_ref()))? {
             no_panic("clusters", || turbine.clusters())?;
+        }
+    }
+}
+
+proptest! {
+    // Fewer cases: a valid pool starts its threads (up to 1024).
+    #![proptest_config(config(128))]
+
+    #[test]
+    fn pool(name in name(), size in opt(pool_size()), queue in opt(small_usize())) {
+        let registry = Registry::new();
+        let built = no_panic("build", || {
+            let mut b = PoolLayer::builder(name.clone()).registry(&registry);
+            if let Some(n) = size {
+                b = b.size(n);
+            }
+            if let Some(n) = queue {
+                b = b.queue(n);
+            }
+            b.build()
+        })?;
+        if let Some(layer) = verdict("pool", built, &["name", "size", "queue"], pool_ok(&name, size, queue))? {
+            call_once("pool", &layer, false)?;
         }
     }
 }
