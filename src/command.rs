@@ -166,7 +166,9 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
     }
 
     /// Pool isolation: calls run on `size` threads of their own, with
-    /// `queue` more waiting; for clients that may block their thread.
+    /// `queue` more waiting; for clients that may block their thread. The
+    /// pool is named after the group, which then must not contain a NUL
+    /// byte (see [`PoolLayer::builder`]).
     pub fn pool(self, size: usize, queue: usize) -> CommandBuilder<FB, Threads, C> {
         self.isolate(Threads { size, queue })
     }

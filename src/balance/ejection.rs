@@ -413,4 +413,235 @@ mod tests {
         e.removed(&h, &set);
         assert_eq!(set.count(), 0);
     }
+
+    // ===== against a sequential model =====
+
+    use proptest::prelude::*;
+
+    /// A spell out, as the module's doc describes it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Spell {
+        Ejected,
+        Dead,
+    }
+
+    /// One endpoint, in plain fields.
+    #[derive(Debug, Clone, Default)]
+    struct ModelEndpoint {
+        in_a_row: u32,
+        /// The spell and when it ends: an ejection's end rounded down to
+        /// even (never 0), a mark's up to odd, as documented.
+        out: Option<(Spell, Micros)>,
+        /// Spells in a row: the n of `base × 2^(n-1)`.
+        spells: u32,
+        probation: bool,
+        removed: bool,
+        ejections: u64,
+        marked_dead: u64,
+    }
+
+    /// The schedule, sequentially: every endpoint of the set, removed ones
+    /// included (a call in flight may still report on them).
+    #[derive(Debug)]
+    struct Model {
+        e: Ejection,
+        endpoints: Vec<ModelEndpoint>,
+    }
+
+    impl Model {
+        fn total(&self) -> usize {
+            self.endpoints.iter().filter(|m| !m.removed).count()
+        }
+
+        fn ejected(&self) -> usize {
+            let ejected = |m: &&ModelEndpoint| matches!(m.out, Some((Spell::Ejected, _)));
+            self.endpoints.iter().filter(ejected).count()
+        }
+
+        /// The cap: a share of the set, but always at least one.
+        fn cap(&self, total: usize) -> usize {
+            ((self.e.max_ejected * total as f64).floor() as usize).max(1)
+        }
+
+        fn failed(&mut self, i: usize, now: Micros) -> Option<Out> {
+            let (total, ejected) = (self.total(), self.ejected());
+            let room = ejected < self.cap(total);
+            let (k, accrual) = (self.e.consecutive_failures, self.e.accrual);
+            let (base, max) = (self.e.base, self.e.max);
+            let m = &mut self.endpoints[i];
+            m.in_a_row += 1;
+            // K in a row puts a healthy endpoint out; on probation, one.
+            if !(m.probation || m.in_a_row >= k) || m.removed || m.out.is_some() {
+                return None;
+            }
+            if !room && !accrual {
+                return None;
+            }
+            m.spells += 1;
+            let duration = (0..m.spells - 1)
+                .take(40)
+                .fold(base, |d, _| d.saturating_mul(2))
+                .min(max);
+            let end = now.saturating_add(duration);
+            m.probation = false;
+            if room {
+                m.out = Some((Spell::Ejected, (end & !1).max(2)));
+                m.in_a_row = 0;
+                m.ejections += 1;
+                Some(Out::Ejected(duration))
+            } else {
+                m.out = Some((Spell::Dead, end | 1));
+                m.marked_dead += 1;
+                Some(Out::MarkedDead(duration))
+            }
+        }
+
+        fn succeeded(&mut self, i: usize) {
+            let m = &mut self.endpoints[i];
+            m.in_a_row = 0;
+            if m.probation {
+                m.probation = false;
+                m.spells = 0;
+            }
+        }
+
+        fn check(&mut self, i: usize, now: Micros) -> Check {
+            let m = &mut self.endpoints[i];
+            match m.out {
+                None => Check::In,
+                Some((Spell::Ejected, end)) if now < end => Check::Ejected,
+                Some((Spell::Dead, end)) if now < end => Check::MarkedDead,
+                Some(_) => {
+                    m.out = None;
+                    m.probation = true;
+                    m.in_a_row = 0;
+                    Check::Returned
+                }
+            }
+        }
+
+        fn removed(&mut self, i: usize) {
+            let m = &mut self.endpoints[i];
+            m.removed = true;
+            m.out = None;
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Fail(usize),
+        Succeed(usize),
+        Check(usize),
+        Remove(usize),
+        Add,
+        Advance(Micros),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0usize..8).prop_map(Op::Fail),
+            2 => (0usize..8).prop_map(Op::Succeed),
+            3 => (0usize..8).prop_map(Op::Check),
+            1 => (0usize..8).prop_map(Op::Remove),
+            1 => Just(Op::Add),
+            3 => (0u64..20_000).prop_map(Op::Advance),
+            // Far ahead: durations and ends saturate instead of wrapping.
+            1 => Just(Op::Advance(u64::MAX / 3)),
+        ]
+    }
+
+    fn settings() -> impl Strategy<Value = Ejection> {
+        (
+            1u32..4,
+            prop_oneof![Just(1u64), 1u64..5_000],
+            0u64..20_000,
+            prop_oneof![
+                Just(0.0),
+                Just(0.1),
+                Just(0.34),
+                Just(0.5),
+                Just(1.0),
+                0.0..=1.0
+            ],
+            prop_oneof![Just(0.0), Just(0.5), Just(1.0), 0.0..=1.0],
+            any::<bool>(),
+        )
+            .prop_map(
+                |(consecutive_failures, base, extra, max_ejected, panic_threshold, accrual)| {
+                    Ejection {
+                        consecutive_failures,
+                        base,
+                        max: base + extra,
+                        max_ejected,
+                        panic_threshold,
+                        accrual,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Failures, successes, removals, additions and time, one at a
+        /// time: every answer and every count is the model's; an ejection
+        /// never takes the set past its cap; panic mode follows the
+        /// healthy share.
+        #[test]
+        fn matches_the_sequential_model(
+            e in settings(),
+            first in 1usize..6,
+            ops in proptest::collection::vec(op(), 1..120),
+        ) {
+            let set = Ejected::default();
+            let mut real: Vec<Health> = (0..first).map(|_| Health::default()).collect();
+            let mut model = Model { e, endpoints: vec![ModelEndpoint::default(); first] };
+            let mut now: Micros = 0;
+            for op in ops {
+                let n = real.len();
+                match op {
+                    Op::Fail(i) => {
+                        let total = model.total();
+                        let got = e.failed(&real[i % n], &set, total, now);
+                        prop_assert_eq!(got, model.failed(i % n, now), "{:?} at {}", op, now);
+                        if let Some(Out::Ejected(_)) = got {
+                            prop_assert!(set.count() <= model.cap(total), "past the cap");
+                        }
+                    }
+                    Op::Succeed(i) => {
+                        e.succeeded(&real[i % n]);
+                        model.succeeded(i % n);
+                    }
+                    Op::Check(i) => {
+                        let got = e.check(&real[i % n], &set, now);
+                        prop_assert_eq!(got, model.check(i % n, now), "{:?} at {}", op, now);
+                    }
+                    Op::Remove(i) => {
+                        e.removed(&real[i % n], &set);
+                        model.removed(i % n);
+                    }
+                    Op::Add => {
+                        real.push(Health::default());
+                        model.endpoints.push(ModelEndpoint::default());
+                    }
+                    Op::Advance(dt) => now = now.saturating_add(dt),
+                }
+                prop_assert_eq!(set.count(), model.ejected(), "ejected count after {:?}", op);
+                for (h, m) in real.iter().zip(&model.endpoints) {
+                    prop_assert_eq!(h.consecutive_failures(), m.in_a_row);
+                    prop_assert_eq!(h.is_out_at_all(), m.out.is_some());
+                    prop_assert_eq!(h.out_for(now), m.out.map_or(0, |(_, end)| end.saturating_sub(now)));
+                    prop_assert_eq!(h.ejections.load(Ordering::Relaxed), m.ejections);
+                    prop_assert_eq!(h.marked_dead.load(Ordering::Relaxed), m.marked_dead);
+                }
+                // Panic mode as the set asks it, once every spell that has
+                // run out has ended: fewer than panic_threshold of the set
+                // healthy (not ejected; dead marks take no part).
+                let total = model.total();
+                let healthy = total - model.ejected().min(total);
+                let panicking = total > 0 && (healthy as f64) < e.panic_threshold * total as f64;
+                prop_assert_eq!(e.panicking(set.count(), total), panicking);
+            }
+        }
+    }
 }

@@ -90,7 +90,7 @@ impl Builder {
         );
         if let Some(wait) = self.max_wait {
             v.check(
-                wait > Duration::ZERO && wait <= MAX_WAIT,
+                wait >= Duration::from_micros(1) && wait <= MAX_WAIT,
                 "max_wait",
                 || format!("must be from 1 µs to an hour, got {wait:?}"),
             );

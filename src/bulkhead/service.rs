@@ -120,7 +120,7 @@ where
                     // Register for a wake-up before looking, so a slot
                     // freed in between is not missed.
                     wait.freed.as_mut().enable();
-                    if let Some(permit) = Shared::try_acquire(&self.shared) {
+                    if let Some(permit) = Shared::try_acquire_waiting(&self.shared) {
                         self.admission = Admission::Admitted(permit);
                     } else if wait.freed.as_mut().poll(cx).is_ready() {
                         // A slot was freed but taken by someone else: wait again.

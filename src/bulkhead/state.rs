@@ -44,8 +44,19 @@ impl Shared {
     /// thread's lane, so threads do not share a reference count.
     #[inline]
     pub(crate) fn try_acquire(lanes: &Lanes<Shared>) -> Option<Permit> {
+        Self::admit(lanes, lanes.shared().slots.try_acquire())
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a waiter: see
+    /// [`Slots::try_acquire_waiting`].
+    pub(crate) fn try_acquire_waiting(lanes: &Lanes<Shared>) -> Option<Permit> {
+        Self::admit(lanes, lanes.shared().slots.try_acquire_waiting())
+    }
+
+    #[inline]
+    fn admit(lanes: &Lanes<Shared>, got_slot: bool) -> Option<Permit> {
         let shared = lanes.shared();
-        if !shared.slots.try_acquire() {
+        if !got_slot {
             return None;
         }
         shared.admitted.increment(1);

@@ -152,7 +152,7 @@ impl<C> Builder<C> {
     /// calls ≥ `rate` (and the window holds at least `min_calls`). A slow
     /// half-open probe fails.
     ///
-    /// Off by default; `slower_than` must be positive, `rate` in (0, 1].
+    /// Off by default; `slower_than` from 1 µs to a year, `rate` in (0, 1].
     pub fn slow_call(mut self, slower_than: Duration, rate: f64) -> Self {
         self.slow_call = Some((slower_than, rate));
         self
@@ -178,7 +178,8 @@ impl<C> Builder<C> {
     /// Each time the breaker re-opens without having closed in between (a
     /// probe failed), it stays open twice as long, up to `max`.
     ///
-    /// Off by default (always `open_for`); must be at least `open_for`.
+    /// Off by default (always `open_for`); must be at least `open_for`, and
+    /// at most a year.
     pub fn open_for_max(mut self, max: Duration) -> Self {
         self.open_for_max = Some(max);
         self
@@ -343,7 +344,7 @@ impl<C> Builder<C> {
         }
         if let Some((slower_than, rate)) = self.slow_call {
             v.check(
-                slower_than > Duration::ZERO && slower_than <= MAX_DURATION,
+                slower_than >= Duration::from_micros(1) && slower_than <= MAX_DURATION,
                 "slow_call",
                 || format!("duration must be from 1 µs to a year, got {slower_than:?}"),
             );

@@ -711,11 +711,13 @@ mod loom_tests {
             failure_rate: Some(0.5),
             slow_call: None,
             consecutive_failures: None,
-            open_for: 1_000,
+            // An hour, so that the real clock, which runs on while loom
+            // explores, never ends an open period a test asserts on.
+            open_for: 3_600_000_000,
             open_for_max: None,
             open_for_jitter: 0.0,
             probes,
-            probe_timeout: 10_000_000,
+            probe_timeout: 3_600_000_000,
         };
         Breaker::new("loom".into(), settings, listener.into_iter().collect())
     }
@@ -792,6 +794,202 @@ mod loom_tests {
             t1.join().unwrap();
             t2.join().unwrap();
             assert_eq!(b.state(), State::Open, "one failed probe re-opens it");
+        });
+    }
+
+    // ===== half-open probe places racing each other and the handle =====
+
+    /// A listener that logs the state each transition goes to.
+    fn counting() -> (Listener, std::sync::Arc<std::sync::Mutex<Vec<State>>>) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let listener: Listener = std::sync::Arc::new(move |c: &StateChange| {
+            log.lock().unwrap().push(c.to);
+        });
+        (listener, seen)
+    }
+
+    /// The breaker is not wedged half-open: it has left half-open, or a
+    /// new call would get a probe place.
+    fn not_wedged(b: &Breaker) -> bool {
+        let w = b.word.0.load(Ordering::SeqCst);
+        tag(w) != HALF_OPEN || admitted(w) < b.settings.probes
+    }
+
+    fn spawn<T: 'static>(
+        b: &Arc<Breaker>,
+        f: impl FnOnce(&Breaker) -> T + 'static,
+    ) -> thread::JoinHandle<T> {
+        let b = b.clone();
+        thread::spawn(move || f(&b))
+    }
+
+    #[test]
+    fn loom_probes_admitted_never_exceed_probes() {
+        // Three threads: bounded, or the exploration runs for many minutes.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(2);
+        model.check(|| {
+            let b = Arc::new(breaker(2, None));
+            expired_open(&b);
+            let racers: Vec<_> = (0..3).map(|_| spawn(&b, |b| b.acquire())).collect();
+            let probes = racers
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|p| matches!(p, Ok(Permit::Probe { .. })))
+                .count();
+            assert_eq!(probes, 2, "two places, three callers: two probes");
+            let w = b.word.0.load(Ordering::SeqCst);
+            assert_eq!((tag(w), admitted(w)), (HALF_OPEN, 2));
+        });
+    }
+
+    #[test]
+    fn loom_a_released_place_goes_to_the_next_caller_only() {
+        loom::model(|| {
+            let b = Arc::new(breaker(1, None));
+            expired_open(&b);
+            let held = b.acquire().unwrap();
+            let releaser = spawn(&b, move |b| b.release(held));
+            let caller = spawn(&b, |b| b.acquire());
+            releaser.join().unwrap();
+            let got = caller.join().unwrap();
+            let w = b.word.0.load(Ordering::SeqCst);
+            match got {
+                // Only once the place was given back.
+                Ok(Permit::Probe { .. }) => assert_eq!(admitted(w), 1),
+                _ => {
+                    assert_eq!(admitted(w), 0, "the released place is free again");
+                    assert!(matches!(b.acquire(), Ok(Permit::Probe { .. })));
+                }
+            }
+            assert_eq!(tag(w), HALF_OPEN);
+        });
+    }
+
+    #[test]
+    fn loom_an_abandoned_probe_re_opens_once_whatever_races_it() {
+        loom::model(|| {
+            let (listener, seen) = counting();
+            let b = Arc::new(breaker(2, Some(listener)));
+            expired_open(&b);
+            let (dropped, failed) = (b.acquire().unwrap(), b.acquire().unwrap());
+            let t1 = spawn(&b, move |b| b.abandon(dropped));
+            let t2 = spawn(&b, move |b| {
+                b.complete(failed, Category::Failure, 0);
+            });
+            t1.join().unwrap();
+            t2.join().unwrap();
+            assert_eq!(b.state(), State::Open);
+            let seen = seen.lock().unwrap();
+            let opens = seen.iter().filter(|&&s| s == State::Open).count();
+            assert_eq!(opens, 1, "one period, one trip: {seen:?}");
+        });
+    }
+
+    #[test]
+    fn loom_an_abandoned_probe_beats_a_successful_one() {
+        loom::model(|| {
+            let b = Arc::new(breaker(2, None));
+            expired_open(&b);
+            let (dropped, ok) = (b.acquire().unwrap(), b.acquire().unwrap());
+            let t1 = spawn(&b, move |b| b.abandon(dropped));
+            let t2 = spawn(&b, move |b| {
+                b.complete(ok, Category::Success, 0);
+            });
+            t1.join().unwrap();
+            t2.join().unwrap();
+            assert_eq!(b.state(), State::Open, "a dropped probe counts as failed");
+        });
+    }
+
+    #[test]
+    fn loom_probes_given_back_or_ignored_never_wedge_half_open() {
+        loom::model(|| {
+            let b = Arc::new(breaker(2, None));
+            expired_open(&b);
+            let (p1, p2, p3) = (b.acquire().unwrap(), b.acquire().unwrap(), b.acquire());
+            assert!(p3.is_err(), "both places taken");
+            let t1 = spawn(&b, move |b| {
+                b.complete(p1, Category::Ignored, 0);
+            });
+            let t2 = spawn(&b, move |b| b.release(p2));
+            let t3 = spawn(&b, |b| b.acquire());
+            t1.join().unwrap();
+            t2.join().unwrap();
+            let p3 = t3.join().unwrap();
+            assert!(not_wedged(&b), "a new call finds a place");
+            // Every probe in flight succeeding closes the breaker.
+            let mut probes: Vec<Permit> = p3.into_iter().collect();
+            while let Ok(p) = b.acquire() {
+                probes.push(p);
+            }
+            assert_eq!(probes.len(), 2);
+            for p in probes {
+                b.complete(p, Category::Success, 0);
+            }
+            assert_eq!(b.state(), State::Closed);
+        });
+    }
+
+    #[test]
+    fn loom_a_force_wins_over_a_racing_probe() {
+        loom::model(|| {
+            let b = Arc::new(breaker(1, None));
+            expired_open(&b);
+            let probe = b.acquire().unwrap();
+            let t1 = spawn(&b, move |b| {
+                b.complete(probe, Category::Success, 0);
+            });
+            let t2 = spawn(&b, |b| b.force(State::ForcedOpen));
+            t1.join().unwrap();
+            t2.join().unwrap();
+            assert_eq!(b.state(), State::ForcedOpen);
+            assert!(!b.is_current(probe), "the force began a new period");
+        });
+    }
+
+    #[test]
+    fn loom_a_reset_wins_over_a_racing_failed_or_dropped_probe() {
+        for abandon in [false, true] {
+            loom::model(move || {
+                let b = Arc::new(breaker(1, None));
+                expired_open(&b);
+                let probe = b.acquire().unwrap();
+                let t1 = spawn(&b, move |b| {
+                    if abandon {
+                        b.abandon(probe);
+                    } else {
+                        b.complete(probe, Category::Failure, 0);
+                    }
+                });
+                let t2 = spawn(&b, |b| b.reset());
+                t1.join().unwrap();
+                t2.join().unwrap();
+                assert_eq!(b.state(), State::Closed, "a late probe never re-opens");
+            });
+        }
+    }
+
+    #[test]
+    fn loom_a_probe_admitted_before_a_reset_is_stale_after_it() {
+        loom::model(|| {
+            let b = Arc::new(breaker(1, None));
+            expired_open(&b);
+            let caller = spawn(&b, |b| b.acquire());
+            let t2 = spawn(&b, |b| b.reset());
+            t2.join().unwrap();
+            let permit = caller.join().unwrap().unwrap();
+            // Admitted before the reset, it is a probe of the period the
+            // reset ended; after, a call of the new closed period, whose
+            // failure (1 of 1 calls, min_calls 1) trips the breaker.
+            let probe = matches!(permit, Permit::Probe { .. });
+            b.complete(permit, Category::Failure, 0);
+            if probe {
+                assert_eq!(b.state(), State::Closed, "a stale probe counts for nothing");
+            } else {
+                assert_eq!(b.state(), State::Open, "a counted failure at rate 1 trips");
+            }
         });
     }
 }

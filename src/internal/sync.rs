@@ -5,7 +5,11 @@
 //! RUSTFLAGS="--cfg rampart_loom" cargo test --lib --release loom
 //! ```
 
+// Each feature uses its own subset (a build with the bulkhead alone has no
+// breaker's AtomicBool), so an unused one is no sign of dead code.
 #[cfg(rampart_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+#[allow(unused_imports)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(rampart_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+#[allow(unused_imports)]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};

@@ -210,4 +210,83 @@ mod tests {
             }
         }
     }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Record(Record),
+        Reset,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let record = (
+            prop_oneof![category(), Just(Category::ShortCircuited)],
+            any::<bool>(),
+            prop_oneof![
+                0u64..10_000,
+                0u64..10_000_000_000,
+                (1u64 << 48)..u64::MAX,
+                Just(u64::MAX)
+            ],
+        )
+            .prop_map(|(category, slow, latency)| {
+                Op::Record(if category == Category::ShortCircuited {
+                    Record::short_circuit()
+                } else {
+                    Record::call(category, slow, latency)
+                })
+            });
+        prop_oneof![12 => record, 1 => Just(Op::Reset)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// With resets, short-circuits and latencies past the slot's 48
+        /// bits: the counts and the whole latency histogram are those of
+        /// the last `size` outcomes in a `VecDeque` (ignored calls and
+        /// short-circuits never enter it; a latency is kept saturated at
+        /// 2^48 - 1 µs, 8.9 years).
+        #[test]
+        fn matches_the_last_n_outcomes(
+            size in prop_oneof![1usize..4, 4usize..40],
+            ops in proptest::collection::vec(op(), 0..200),
+        ) {
+            let w = CountWindow::new(size);
+            let mut last: VecDeque<Record> = VecDeque::with_capacity(size + 1);
+            for op in ops {
+                match op {
+                    Op::Record(r) => {
+                        w.record(r);
+                        if !matches!(r.category, Category::Ignored | Category::ShortCircuited) {
+                            last.push_back(r);
+                            if last.len() > size {
+                                last.pop_front();
+                            }
+                        }
+                    }
+                    Op::Reset => {
+                        w.reset();
+                        last.clear();
+                    }
+                }
+                let mut expected = Counts::default();
+                let mut histogram = vec![0u32; BUCKETS];
+                let mut sum = 0u64;
+                for r in &last {
+                    *match r.category {
+                        Category::Success => &mut expected.successes,
+                        Category::Failure => &mut expected.failures,
+                        Category::Timeout => &mut expected.timeouts,
+                        _ => &mut expected.rejections,
+                    } += 1;
+                    expected.slow += u64::from(r.slow);
+                    let latency = r.latency.unwrap().min((1 << 48) - 1);
+                    histogram[bucket_of(latency)] += 1;
+                    sum += latency;
+                }
+                prop_assert_eq!(w.counts(), expected, "after {:?}", op);
+                prop_assert_eq!(w.latencies(), LatencySnapshot::new(histogram, sum), "after {:?}", op);
+            }
+        }
+    }
 }

@@ -4,7 +4,10 @@ use super::histogram::{bucket_of, AtomicHistogram, BUCKETS};
 use super::{Counts, LatencySnapshot, Record, LATENCY_SUM, SLOW, TALLIES};
 use crate::internal::clock::Micros;
 use crate::internal::shard::{shard_count, thread_hint};
-use std::sync::atomic::{AtomicU64, Ordering};
+// loom's under `--cfg rampart_loom`, for the retry budget's model; the
+// latency histograms keep std atomics (hundreds per window, and no
+// decision reads them).
+use crate::internal::sync::{AtomicU64, Ordering};
 
 /// Totals since creation, for the threads that map to one shard.
 ///
@@ -363,6 +366,159 @@ mod tests {
                 w.record(now, record);
                 events.push((now, cat, record.slow));
                 prop_assert_eq!(w.counts(now), model_counts(&events, now, bucket_len, buckets as u64, reset_before));
+            }
+        }
+    }
+
+    // ===== any moment, any gap =====
+
+    /// Every event kept with the bucket it was credited to. Time as the
+    /// window sees it only moves forward: an event or a read stamped
+    /// earlier than the latest bucket anyone reached (a thread's clock
+    /// read a moment before another's) belongs to that latest bucket.
+    #[derive(Debug)]
+    struct Model {
+        bucket_len: u64,
+        buckets: u64,
+        /// The latest bucket reached by any record, read or reset.
+        frontier: u64,
+        events: Vec<(u64, Record)>,
+    }
+
+    impl Model {
+        fn at(&mut self, now: u64) -> u64 {
+            self.frontier = self.frontier.max(now / self.bucket_len);
+            self.frontier
+        }
+
+        fn inside(&self, bucket: u64) -> impl Iterator<Item = &Record> {
+            let first = (bucket + 1).saturating_sub(self.buckets);
+            self.events
+                .iter()
+                .filter(move |(b, _)| *b >= first)
+                .map(|(_, r)| r)
+        }
+
+        fn counts(&self, bucket: u64) -> Counts {
+            let mut c = Counts::default();
+            for r in self.inside(bucket) {
+                *match r.category {
+                    Category::Success => &mut c.successes,
+                    Category::Failure => &mut c.failures,
+                    Category::Timeout => &mut c.timeouts,
+                    Category::Rejected => &mut c.rejections,
+                    Category::Ignored => &mut c.ignored,
+                    Category::ShortCircuited => &mut c.short_circuited,
+                } += 1;
+                c.slow += u64::from(r.slow);
+            }
+            c
+        }
+
+        fn latencies(&self, bucket: u64) -> LatencySnapshot {
+            let mut histogram = vec![0u32; BUCKETS];
+            let mut sum = 0;
+            for latency in self.inside(bucket).filter_map(|r| r.latency) {
+                histogram[bucket_of(latency)] += 1;
+                sum += latency;
+            }
+            LatencySnapshot::new(histogram, sum)
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        /// At `dt` µs after the last step, or `dt` before it when `early`.
+        Record {
+            dt: u64,
+            early: bool,
+            category: Category,
+            slow: bool,
+            latency: u64,
+        },
+        Read {
+            dt: u64,
+            early: bool,
+        },
+        Reset {
+            dt: u64,
+        },
+    }
+
+    /// Steps within a bucket or two, idle gaps of several windows, and
+    /// leaps of hours.
+    fn dt() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            6 => 0u64..2_500,
+            2 => 2_500u64..50_000,
+            1 => 50_000u64..10_000_000_000,
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (dt(), proptest::bool::weighted(0.15), category(), any::<bool>(), 0u64..10_000_000)
+                .prop_map(|(dt, early, category, slow, latency)| Op::Record { dt, early, category, slow, latency }),
+            3 => (dt(), proptest::bool::weighted(0.15)).prop_map(|(dt, early)| Op::Read { dt, early }),
+            1 => dt().prop_map(|dt| Op::Reset { dt }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Records at random times (some stamped a little in the past),
+        /// idle gaps longer than the window, reads at any moment: counts
+        /// and latencies are always those of the events in the buckets the
+        /// model's window covers (Hystrix's: the bucket holding the
+        /// moment and the `buckets - 1` before it), and a reset forgets
+        /// everything before it for good.
+        #[test]
+        fn matches_the_model_at_any_moment(
+            buckets in 1u64..8,
+            bucket_len in prop_oneof![1u64..5, 5u64..2_000, Just(1_000_000)],
+            start in prop_oneof![Just(0u64), 0u64..1_000_000_000],
+            ops in proptest::collection::vec(step(), 1..150),
+        ) {
+            let w = TimeWindow::new(bucket_len, buckets as usize, start);
+            let mut model = Model { bucket_len, buckets, frontier: start / bucket_len, events: Vec::new() };
+            let mut now = start;
+            let stamp = |now: &mut u64, dt: u64, early: bool| {
+                if early {
+                    now.saturating_sub(dt)
+                } else {
+                    *now += dt;
+                    *now
+                }
+            };
+            for op in ops {
+                match op {
+                    Op::Record { dt, early, category, slow, latency } => {
+                        let at = stamp(&mut now, dt, early);
+                        let record = if category == Category::ShortCircuited {
+                            Record::short_circuit()
+                        } else {
+                            Record::call(category, slow, latency)
+                        };
+                        w.record(at, record);
+                        let bucket = model.at(at);
+                        model.events.push((bucket, record));
+                    }
+                    Op::Read { .. } => {}
+                    Op::Reset { dt } => {
+                        let at = stamp(&mut now, dt, false);
+                        w.reset(at);
+                        model.at(at);
+                        model.events.clear();
+                    }
+                }
+                let read_at = match op {
+                    Op::Read { dt, early } => stamp(&mut now, dt, early),
+                    _ => now,
+                };
+                let bucket = model.at(read_at);
+                prop_assert_eq!(w.counts(read_at), model.counts(bucket), "after {:?}, read at {}", op, read_at);
+                prop_assert_eq!(w.latencies(read_at), model.latencies(bucket), "after {:?}, read at {}", op, read_at);
             }
         }
     }

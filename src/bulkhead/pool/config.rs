@@ -62,6 +62,14 @@ impl Builder {
     pub fn build(self) -> Result<PoolLayer, ConfigError> {
         let mut v = Validator::new(format!("pool {:?}", self.name));
         v.check(!self.name.is_empty(), "name", || "must not be empty".into());
+        // It names the pool's threads, and the OS takes a thread's name as
+        // a C string: std panics on a NUL rather than start the thread.
+        v.check(!self.name.contains('\0'), "name", || {
+            format!(
+                "must not contain a NUL byte (it names the pool's threads), got {:?}",
+                self.name
+            )
+        });
         v.check((1..=MAX_SIZE).contains(&self.size), "size", || {
             format!("must be from 1 to {MAX_SIZE}, got {}", self.size)
         });

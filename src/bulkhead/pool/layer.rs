@@ -16,6 +16,8 @@ pub struct PoolLayer {
 
 impl PoolLayer {
     /// Starts a pool named `name`: 10 threads, no queue (Hystrix's defaults).
+    /// The name must not be empty nor contain a NUL byte: it names the
+    /// pool's threads.
     pub fn builder(name: impl Into<String>) -> Builder {
         Builder::new(name.into())
     }
