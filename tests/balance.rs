@@ -694,6 +694,64 @@ async fn an_instance_that_never_answers_is_ejected_when_a_timeout_above_cuts_it_
     assert_eq!(hanging.in_flight, 0, "{hanging:?}");
 }
 
+/// The same cut-off through a command with pool isolation: its timeout
+/// sits on the caller's side of the pool, and the balancer's future is
+/// dropped a moment later on a pool thread. It still counts as a timeout
+/// for the endpoint, not as a caller's cancellation; it once counted as
+/// the latter, so pool-isolated commands never ejected an instance that
+/// accepts and never answers (found by `tests/soak.rs`).
+///
+/// On the real clock: a paused one would run out the timeout before the
+/// pool's own threads started the call.
+#[tokio::test]
+async fn a_timeout_above_a_pool_counts_against_the_endpoint_too() {
+    use tower::Layer;
+    let never = tower::service_fn(|_: ()| std::future::pending::<Result<u32, BoxError>>());
+    let lb = Balance::builder("hanging-pooled")
+        .eject_after(3)
+        .build(Endpoints::fixed([Endpoint::new(0, never)]))
+        .unwrap();
+    let handle = lb.handle();
+    let command = rampart::Command::builder("hanging-pooled")
+        .timeout(Duration::from_millis(100))
+        // A thread per call: an aborted job frees its place on the pool's
+        // time, not the caller's.
+        .pool(3, 0)
+        .build()
+        .unwrap();
+    let mut svc = command.layer(lb);
+    // The pool's threads drop the aborted jobs on their own time; nothing
+    // signals it, so wait a bounded while.
+    let settled = |ended: u64| {
+        for _ in 0..5_000 {
+            let e = &handle.endpoints()[0];
+            if e.in_flight == 0 && e.timeouts + e.cancelled == ended {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        handle.endpoints().remove(0)
+    };
+    for _ in 0..3 {
+        let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+        assert_eq!(ErrorKind::of(&err), ErrorKind::Timeout, "{err}");
+    }
+    let e = settled(3);
+    assert_eq!((e.in_flight, e.timeouts, e.cancelled), (0, 3, 0), "{e:?}");
+    assert!(e.ejected, "three timeouts in a row eject it: {e:?}");
+
+    // Control: a caller walking away (tokio's timeout, before the
+    // command's) is still a cancellation, through the pool too.
+    let walked_away = tokio::time::timeout(
+        Duration::from_millis(20),
+        svc.ready().await.unwrap().call(()),
+    )
+    .await;
+    assert!(walked_away.is_err());
+    let e = settled(4);
+    assert_eq!((e.in_flight, e.timeouts, e.cancelled), (0, 3, 1), "{e:?}");
+}
+
 /// A caller that walks away is not evidence against the endpoint.
 #[tokio::test(start_paused = true)]
 async fn a_callers_own_cancellation_does_not_count_against_the_endpoint() {

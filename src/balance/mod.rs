@@ -33,8 +33,9 @@
 //!   endpoint's load estimate (at least doubling it; a failure never lowers
 //!   it), so the default rule steers calls away from it at once;
 //! - an attempt cut off by rampart's [`Timeout`](crate::timeout::Timeout)
-//!   (or a [`Command`](crate::Command)) *above* the balancer counts as a
-//!   timeout for its endpoint; a caller's own cancellation does not, though
+//!   (or a [`Command`](crate::Command), with a bulkhead or a pool) *above*
+//!   the balancer counts as a timeout for its endpoint; a caller's own
+//!   cancellation does not, though
 //!   its time, if already longer than the estimate, raises the estimate;
 //! - a panic in an endpoint's service or future counts as a failure, and
 //!   leaves no load count behind;

@@ -7,6 +7,8 @@
 //! [`timed_out`], and layers beneath ask [`is_timing_out`] from their
 //! `Drop`. The drop runs synchronously on the timeout's thread, so a
 //! thread-local flag carries the reason without any allocation or lock.
+//! A pool between them drops the call later, on one of its own threads:
+//! it carries the mark across with the job (`bulkhead::pool`'s `CutOff`).
 //! Timeouts that are not rampart's (tower's, `tokio::time::timeout`) drop
 //! the call later, from their own owner, and read as a caller's cancellation.
 

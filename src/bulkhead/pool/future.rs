@@ -3,9 +3,12 @@
 use super::error::PoolFull;
 use super::state::Shared;
 use crate::catch_panic::Panicked;
+use crate::internal::cancel;
 use crate::BoxError;
+use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::task::JoinHandle;
@@ -19,17 +22,21 @@ use tokio::task::JoinHandle;
 ///
 /// Dropping it aborts the job on the pool (at its next `.await`; a job
 /// blocking its thread finishes its blocking first) and frees its place.
+/// Dropped by rampart's [`Timeout`](crate::timeout::Timeout) above (as in
+/// a [`Command`](crate::Command)), the job is dropped on the pool thread as
+/// a timeout's doing too: a balancer beneath counts the attempt it cuts off
+/// as a timeout for its endpoint, not as a caller's cancellation.
 #[derive(Debug)]
 pub struct ResponseFuture<T> {
     // `None` when the pool was full.
-    job: Option<JoinHandle<T>>,
+    job: Option<(JoinHandle<T>, CutOff)>,
     // Keeps the pool's threads alive while the call runs, even if every
     // service was dropped (as `ServiceExt::oneshot` does right after `call`).
     _pool: Arc<Shared>,
 }
 
 impl<T> ResponseFuture<T> {
-    pub(crate) fn new(job: Option<JoinHandle<T>>, pool: Arc<Shared>) -> Self {
+    pub(crate) fn new(job: Option<(JoinHandle<T>, CutOff)>, pool: Arc<Shared>) -> Self {
         ResponseFuture { job, _pool: pool }
     }
 }
@@ -41,7 +48,7 @@ where
     type Output = Result<T, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(job) = self.job.as_mut() else {
+        let Some((job, _)) = self.job.as_mut() else {
             return Poll::Ready(Err(PoolFull::new(self._pool.name.clone()).into()));
         };
         let output = ready!(Pin::new(job).poll(cx));
@@ -61,8 +68,58 @@ where
 
 impl<T> Drop for ResponseFuture<T> {
     fn drop(&mut self) {
-        if let Some(job) = &self.job {
+        if let Some((job, cut_off)) = &self.job {
+            // The pool drops the job on one of its threads, where this
+            // thread's mark (`internal::cancel`) is not seen: pass it on.
+            if cancel::is_timing_out() {
+                cut_off.0.store(true, Ordering::Release);
+            }
             job.abort();
         }
+    }
+}
+
+/// Set when a timeout above gave up on a job: shared by the caller's
+/// [`ResponseFuture`] and the [`Job`] on the pool.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CutOff(Arc<AtomicBool>);
+
+pin_project! {
+    /// The inner call's future, as it runs on the pool. Dropped before it
+    /// ends because a timeout above gave up on it, it drops the call as the
+    /// timeout would have on the caller's thread.
+    pub(crate) struct Job<F> {
+        #[pin]
+        call: Option<F>,
+        cut_off: CutOff,
+    }
+
+    impl<F> PinnedDrop for Job<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            // Acquire: pairs with the caller's store, which happens before
+            // its `abort` and so before the pool drops the job.
+            if this.cut_off.0.load(Ordering::Acquire) {
+                cancel::timed_out(|| this.call.set(None));
+            }
+        }
+    }
+}
+
+impl<F> Job<F> {
+    pub(crate) fn new(call: F, cut_off: CutOff) -> Self {
+        Job {
+            call: Some(call),
+            cut_off,
+        }
+    }
+}
+
+impl<F: Future> Future for Job<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let call = self.project().call.as_pin_mut();
+        call.expect("dropped only with the job").poll(cx)
     }
 }

@@ -21,7 +21,8 @@ use tower_service::Service;
 ///
 /// Isolation has a price the semaphore [`Bulkhead`](crate::bulkhead::Bulkhead)
 /// does not pay: the future must be `Send + 'static`, and each call spawns a
-/// task (an allocation) and crosses threads.
+/// task and crosses threads (two allocations: the task, and the flag that
+/// tells it when a timeout above gave up on it).
 pub struct Pool<S> {
     inner: S,
     shared: Arc<Shared>,

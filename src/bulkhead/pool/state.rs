@@ -1,5 +1,6 @@
 //! The pool: its own runtime, its admission count, and its statistics.
 
+use super::future::{CutOff, Job};
 use crate::internal::clock::Clock;
 use crate::metrics::{
     debug_enabled, event_counter, named_gauge, POOL_ACTIVE, POOL_QUEUED, TARGET_POOL,
@@ -104,22 +105,26 @@ impl Shared {
         })
     }
 
-    /// Runs `job` on the pool in the place [`admit`](Self::admit) gave.
-    pub(crate) fn spawn<F>(&self, mut place: Place, job: F) -> JoinHandle<F::Output>
+    /// Runs `job` on the pool in the place [`admit`](Self::admit) gave;
+    /// with what tells it that a timeout above gave up on it.
+    pub(crate) fn spawn<F>(&self, mut place: Place, job: F) -> (JoinHandle<F::Output>, CutOff)
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let running = self.running.clone();
         let runtime = self.runtime.as_ref().expect("present until dropped");
-        runtime.spawn(async move {
+        let cut_off = CutOff::default();
+        let job = Job::new(job, cut_off.clone());
+        let handle = runtime.spawn(async move {
             let _thread = running.acquire_owned().await.expect("never closed");
             place.start();
             let output = job.await;
             place.stats.completed.fetch_add(1, Ordering::Relaxed);
             drop(place);
             output
-        })
+        });
+        (handle, cut_off)
     }
 }
 
