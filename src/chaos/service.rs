@@ -93,29 +93,19 @@ where
     /// The enabled path, kept out of `call` so the disabled one stays small.
     #[inline(never)]
     fn inject(&mut self, request: Req) -> ResponseFuture<S::Future, S, Req, Res> {
-        let (delay, abort) = match self.shared.decide(&request) {
-            Decision::Pass => return ResponseFuture::calling(self.inner.call(request)),
-            Decision::Inject { delay, abort } => (delay, abort),
+        let Decision::Inject { delay, abort } = self.shared.decide(&request) else {
+            return ResponseFuture::calling(self.inner.call(request));
         };
-        // The readied inner service: either called after the delay, or
-        // dropped (an aborted call never reaches it), freeing what it
-        // reserved.
+        // The readied inner service leaves `self` either way: called after
+        // the delay, or dropped here (an aborted call never reaches it),
+        // freeing what it reserved.
         let fresh = self.inner.clone();
-        let readied = std::mem::replace(&mut self.inner, fresh);
-        let then = match abort {
-            None => Then::Call(readied, request),
-            Some(abort) => {
-                drop(readied);
-                Then::Abort(abort)
-            }
-        };
-        match delay {
-            Some(delay) => ResponseFuture::delaying(delay, then),
-            None => match then {
-                Then::Abort(abort) => ResponseFuture::aborted(abort),
-                // Not reached: without a delay, Decision::Inject has an abort.
-                Then::Call(mut svc, request) => ResponseFuture::calling(svc.call(request)),
-            },
+        let mut readied = std::mem::replace(&mut self.inner, fresh);
+        match (delay, abort) {
+            (Some(delay), None) => ResponseFuture::delaying(delay, Then::Call(readied, request)),
+            (Some(delay), Some(abort)) => ResponseFuture::delaying(delay, Then::Abort(abort)),
+            (None, Some(abort)) => ResponseFuture::aborted(abort),
+            (None, None) => ResponseFuture::calling(readied.call(request)),
         }
     }
 }
