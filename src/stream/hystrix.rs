@@ -510,47 +510,22 @@ fn command_event<'a>(
         Isolation::Pool(_) => (0, counts.rejections),
     };
     let timeout_ms = millis(command.timeout());
-    let execute = Percentiles::of(&view.latencies);
-    let execute_mean = millis(view.latencies.mean());
     CommandEvent {
-        kind: COMMAND,
         name: command.name(),
         group: command.group(),
-        current_time: wall,
-        is_circuit_breaker_open: is_open(view.state),
-        error_percentage: percent(counts.failed(), counts.calls()),
-        error_count: counts.failed(),
-        request_count: counts.calls(),
-        rolling_count_bad_requests: counts.ignored,
-        rolling_count_collapsed_requests: 0,
-        rolling_count_emit: 0,
         // What reached the caller as an error: the fallback failed, was
         // refused, or there was none.
         rolling_count_exceptions_thrown: fallback_failure + fallback_rejection + fallback_missing,
-        rolling_count_failure: counts.failures,
-        rolling_count_fallback_emit: 0,
         rolling_count_fallback_failure: fallback_failure,
         rolling_count_fallback_missing: fallback_missing,
         rolling_count_fallback_rejection: fallback_rejection,
         rolling_count_fallback_success: fallback_success,
-        rolling_count_responses_from_cache: 0,
         rolling_count_semaphore_rejected: semaphore_rejected,
-        rolling_count_short_circuited: counts.short_circuited,
-        rolling_count_success: counts.successes,
         rolling_count_thread_pool_rejected: thread_pool_rejected,
-        rolling_count_timeout: counts.timeouts,
         current_concurrent_execution_count: in_flight,
         rolling_max_concurrent_execution_count: max_concurrent,
-        latency_execute_mean: execute_mean,
-        latency_execute: execute,
         latency_total_mean: millis(total.mean()),
         latency_total: Percentiles::of(&total),
-        request_volume_threshold: view.min_calls,
-        sleep_window_ms: view.open_for_ms,
-        error_threshold_percentage: view.error_threshold,
-        force_open: view.state == State::ForcedOpen,
-        force_closed: view.state == State::ForcedClosed,
-        enabled: view.state != State::Disabled,
         isolation_strategy: strategy,
         thread_timeout_ms: timeout_ms,
         timeout_ms,
@@ -561,12 +536,8 @@ fn command_event<'a>(
         },
         semaphore_max: pool_key,
         fallback_semaphore_max: fallback.max_concurrent().map_or(0, |m| m as u64),
-        window_ms: view.window_ms,
-        request_cache_enabled: false,
-        request_log_enabled: false,
-        reporting_hosts: 1,
         thread_pool,
-        rampart_circuit_state: view.state.as_str(),
+        ..breaker_event(command.breaker(), view, wall)
     }
 }
 
@@ -574,7 +545,12 @@ fn command_event<'a>(
 /// fallback. What reached its caller is not its to see, so the fallback
 /// and exception counts are zero.
 fn lone_breaker_event(breaker: &CircuitBreakerHandle, wall: u64) -> CommandEvent<'_> {
-    let view = BreakerView::of(breaker);
+    breaker_event(breaker, BreakerView::of(breaker), wall)
+}
+
+/// The fields the breaker alone fills; the rest as for a breaker used on
+/// its own, which a command's event then overrides.
+fn breaker_event(breaker: &CircuitBreakerHandle, view: BreakerView, wall: u64) -> CommandEvent<'_> {
     let counts = view.counts;
     CommandEvent {
         kind: COMMAND,
