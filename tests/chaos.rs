@@ -274,3 +274,55 @@ async fn injected_faults_are_counted_with_an_injected_label() {
     assert!(aborts.0.contains(&("layer".into(), "chaos".into())));
     assert_eq!(aborts.1, DebugValue::Counter(3));
 }
+
+type HttpResponse = http::Response<http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>>;
+
+/// A dependency answering with a 5000-byte body, or failing when asked to.
+fn http_dependency(
+    reached: Arc<AtomicUsize>,
+) -> tower::util::BoxCloneService<bool, HttpResponse, BoxError> {
+    tower::util::BoxCloneService::new(service_fn(move |fail: bool| {
+        reached.fetch_add(1, Ordering::SeqCst);
+        async move {
+            use http_body_util::BodyExt;
+            if fail {
+                return Err::<HttpResponse, BoxError>("refused".into());
+            }
+            let body = http_body_util::Full::new(bytes::Bytes::from(vec![b'x'; 5000]));
+            Ok(http::Response::new(
+                body.map_err(|never| match never {}).boxed(),
+            ))
+        }
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_calls_the_dependency_after_the_delay_and_cuts_only_responses() {
+    use http_body_util::BodyExt;
+    let reached = Arc::new(AtomicUsize::new(0));
+    let layer = ChaosLayer::builder("cut")
+        .delay(Delay::fixed(Duration::from_millis(100)), 100.0)
+        .abort(Abort::cut_mid_response(1200), 100.0)
+        .enabled(true)
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(http_dependency(reached.clone()));
+
+    let started = Instant::now();
+    let response = svc.ready().await.unwrap().call(false).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        1,
+        "a cut calls the dependency"
+    );
+    let err = response.into_body().collect().await.unwrap_err();
+    let cut = err.downcast_ref::<rampart::chaos::ConnectionCut>().unwrap();
+    assert_eq!(cut.after_bytes(), 1200);
+
+    // The dependency's own error passes through as it is.
+    let err = svc.ready().await.unwrap().call(true).await.unwrap_err();
+    assert_eq!(err.to_string(), "refused");
+    assert_eq!(reached.load(Ordering::SeqCst), 2);
+    assert_eq!(layer.handle().injected_aborts(), 2);
+}

@@ -96,7 +96,11 @@ pub(crate) enum AbortKind<Res> {
     Error(Arc<dyn Fn() -> BoxError + Send + Sync>),
     Response(Arc<dyn Fn() -> Res + Send + Sync>),
     Hang,
+    Cut(Cut<Res>),
 }
+
+/// Cuts a real response's body short.
+pub(crate) type Cut<Res> = Arc<dyn Fn(Res) -> Res + Send + Sync>;
 
 impl<Res> Abort<Res> {
     /// Fails the call with the error `make` builds, as the dependency
@@ -111,8 +115,7 @@ impl<Res> Abort<Res> {
     }
 
     /// Answers with the response `make` builds (e.g. an HTTP 503) without
-    /// calling the dependency. A response whose body fails part-way
-    /// stands for a connection cut mid-response.
+    /// calling the dependency.
     pub fn response(make: impl Fn() -> Res + Send + Sync + 'static) -> Self {
         Abort(AbortKind::Response(Arc::new(make)))
     }
@@ -122,6 +125,61 @@ impl<Res> Abort<Res> {
     pub fn hang() -> Self {
         Abort(AbortKind::Hang)
     }
+
+    /// Calls the dependency, then cuts its response's body after at most
+    /// `after_bytes` bytes, as a connection closed mid-response would: the
+    /// head (status, headers) arrives, the body fails with a
+    /// [`ConnectionCut`](super::ConnectionCut) and never ends cleanly.
+    ///
+    /// Layers above the chaos layer see a successful call (a breaker
+    /// counts it on the head, as it would a real cut); whoever reads the
+    /// body sees the failure. A dependency's error passes through uncut.
+    /// Only for response types that can carry a cut body (see
+    /// [`CutMidResponse`](super::CutMidResponse)).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::{combinators::BoxBody, BodyExt, Full};
+    /// use rampart::chaos::{Abort, ChaosLayer, ConnectionCut};
+    /// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+    ///
+    /// type Response = http::Response<BoxBody<Bytes, rampart::BoxError>>;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rampart::BoxError> {
+    /// let chaos = ChaosLayer::<(), Response>::builder("catalog")
+    ///     .abort(Abort::cut_mid_response(1024), 100.0)
+    ///     .enabled(true)
+    ///     .build()?;
+    /// let mut svc = ServiceBuilder::new().layer(chaos).service(service_fn(|()| async {
+    ///     let body = Full::new(Bytes::from(vec![b'x'; 64 * 1024])).map_err(Into::into).boxed();
+    ///     Ok::<_, rampart::BoxError>(http::Response::new(body))
+    /// }));
+    ///
+    /// let response = svc.ready().await?.call(()).await?; // the head arrives
+    /// let err = response.into_body().collect().await.unwrap_err(); // the body does not
+    /// assert_eq!(err.downcast_ref::<ConnectionCut>().unwrap().after_bytes(), 1024);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cut_mid_response(after_bytes: u64) -> Self
+    where
+        Res: super::CutMidResponse + 'static,
+    {
+        Abort(AbortKind::Cut(Arc::new(move |response: Res| {
+            response.cut_after(after_bytes)
+        })))
+    }
+
+    /// What the tracing event names this abort.
+    pub(crate) fn name(&self) -> &'static str {
+        match self.0 {
+            AbortKind::Error(_) => "error",
+            AbortKind::Response(_) => "response",
+            AbortKind::Hang => "hang",
+            AbortKind::Cut(_) => "cut_mid_response",
+        }
+    }
 }
 
 impl<Res> Clone for Abort<Res> {
@@ -130,17 +188,14 @@ impl<Res> Clone for Abort<Res> {
             AbortKind::Error(make) => AbortKind::Error(make.clone()),
             AbortKind::Response(make) => AbortKind::Response(make.clone()),
             AbortKind::Hang => AbortKind::Hang,
+            AbortKind::Cut(cut) => AbortKind::Cut(cut.clone()),
         })
     }
 }
 
 impl<Res> fmt::Debug for Abort<Res> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.0 {
-            AbortKind::Error(_) => "Abort::error",
-            AbortKind::Response(_) => "Abort::response",
-            AbortKind::Hang => "Abort::hang",
-        })
+        write!(f, "Abort::{}", self.name())
     }
 }
 

@@ -13,15 +13,18 @@
 //!   percentage of requests.
 //! - **Abort**: instead of the call, an [error](Abort::error) of your
 //!   choice, a [response](Abort::response) (e.g. an HTTP 503), or a
-//!   [hang](Abort::hang) (the call never completes), for a percentage of
-//!   requests. With a delay too: latency, then the abort.
+//!   [hang](Abort::hang) (the call never completes), or the real call
+//!   with its response [cut mid-body](Abort::cut_mid_response) (a
+//!   connection closed under the response), for a percentage of requests.
+//!   With a delay too: latency, then the abort.
 //! - **Selection**: a [predicate](Faults::when) on the request (a header, a
 //!   tenant, a path), then the percentages, as Envoy's fault filter.
 //! - **Deterministic** under a [seed](Builder::seed): the same requests in
 //!   the same order meet the same faults.
 //! - **Off by default**, and cheap when off: one relaxed atomic load per
-//!   call (criterion: `cargo bench --all-features --bench command`, group `chaos`: disabled
-//!   vs absent).
+//!   call, and the inner future passed through with no state of its own
+//!   (criterion: `cargo bench --all-features --bench command`, group
+//!   `chaos`: disabled vs absent).
 //! - **Labelled**: every injected fault counts in
 //!   `rampart_events_total{layer="chaos",event="delay_injected"|"abort_injected",injected="true"}`
 //!   and logs a `tracing` event with `injected = true`, so an injected
@@ -60,6 +63,7 @@
 //! ```
 
 mod config;
+mod cut;
 mod faults;
 mod future;
 mod handle;
@@ -68,6 +72,7 @@ mod service;
 mod state;
 
 pub use config::Builder;
+pub use cut::{ConnectionCut, CutBody, CutMidResponse};
 pub use faults::{Abort, Delay, Faults};
 pub use future::ResponseFuture;
 pub use handle::ChaosHandle;

@@ -1,5 +1,6 @@
 //! The chaos service.
 
+use super::faults::{Abort, AbortKind};
 use super::future::{ResponseFuture, Then};
 use super::state::{Decision, Shared};
 use crate::BoxError;
@@ -14,7 +15,8 @@ use tower_service::Service;
 ///
 /// Disabled, a call costs one relaxed atomic load and goes straight to the
 /// inner service. Enabled, each request the predicate selects draws its
-/// delay and its abort. An aborted call never reaches the inner service:
+/// delay and its abort. An aborted call (other than a
+/// [cut](super::Abort::cut_mid_response), which calls) never reaches the inner service:
 /// its readiness is given back by swapping in a fresh clone of it (as a
 /// [`CircuitBreaker`](crate::circuit_breaker::CircuitBreaker) does for a
 /// rejection), hence `S: Clone`. A delayed call keeps the readied service
@@ -79,7 +81,7 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         if !self.shared.enabled.load(Ordering::Relaxed) {
-            return ResponseFuture::calling(self.inner.call(request));
+            return ResponseFuture::passing(self.inner.call(request));
         }
         self.inject(request)
     }
@@ -94,19 +96,19 @@ where
     #[inline(never)]
     fn inject(&mut self, request: Req) -> ResponseFuture<S::Future, S, Req, Res> {
         let Decision::Inject { delay, abort } = self.shared.decide(&request) else {
-            return ResponseFuture::calling(self.inner.call(request));
+            return ResponseFuture::passing(self.inner.call(request));
         };
         // The readied inner service leaves `self` either way: called after
         // the delay, or dropped here (an aborted call never reaches it),
         // freeing what it reserved.
         let fresh = self.inner.clone();
-        let mut readied = std::mem::replace(&mut self.inner, fresh);
-        match (delay, abort) {
-            (Some(delay), None) => ResponseFuture::delaying(delay, Then::Call(readied, request)),
-            (Some(delay), Some(abort)) => ResponseFuture::delaying(delay, Then::Abort(abort)),
-            (None, Some(abort)) => ResponseFuture::aborted(abort),
-            (None, None) => ResponseFuture::calling(readied.call(request)),
-        }
+        let readied = std::mem::replace(&mut self.inner, fresh);
+        let then = match abort {
+            None => Then::Call(readied, request, None),
+            Some(Abort(AbortKind::Cut(cut))) => Then::Call(readied, request, Some(cut)),
+            Some(abort) => Then::Abort(abort),
+        };
+        ResponseFuture::injected(delay, then)
     }
 }
 

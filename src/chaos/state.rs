@@ -1,7 +1,7 @@
 //! What every service of one chaos layer shares: the switch, the faults,
 //! the seeded draws and the counts.
 
-use super::faults::{Abort, AbortKind, Faults};
+use super::faults::{Abort, Faults};
 use crate::metrics::{EVENTS_TOTAL, LABEL_EVENT, LABEL_LAYER, LABEL_NAME, TARGET_CHAOS};
 use arc_swap::ArcSwap;
 use metrics::Counter;
@@ -102,7 +102,7 @@ impl<Req, Res> Shared<Req, Res> {
                 name = %self.name,
                 event = "abort_injected",
                 injected = true,
-                abort = abort_name(abort),
+                abort = abort.name(),
                 "chaos: aborting a call"
             );
         }
@@ -115,14 +115,6 @@ impl<Req, Res> Shared<Req, Res> {
 
     pub(crate) fn aborts(&self) -> u64 {
         self.aborts.load(Ordering::Relaxed)
-    }
-}
-
-fn abort_name<Res>(abort: &Abort<Res>) -> &'static str {
-    match abort.0 {
-        AbortKind::Error(_) => "error",
-        AbortKind::Response(_) => "response",
-        AbortKind::Hang => "hang",
     }
 }
 
