@@ -70,7 +70,7 @@ use crate::BoxError;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
-use tower_layer::Layer;
+use tower_layer::{Identity, Layer};
 
 /// Entry point of the Hystrix-style facade: [`Command::builder`].
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +95,7 @@ impl Command {
             fallback_max_concurrent: Some(crate::fallback::DEFAULT_MAX_CONCURRENT),
             contain_panics: false,
             registry: None,
+            retry: Identity::new(),
             name,
         }
     }
@@ -114,7 +115,7 @@ pub struct Threads {
 }
 
 /// Builds a [`CommandLayer`]. See the [module docs](self).
-pub struct CommandBuilder<FB = NoFallback, I = Semaphore, C = DefaultClassifier> {
+pub struct CommandBuilder<FB = NoFallback, I = Semaphore, C = DefaultClassifier, R = Identity> {
     name: String,
     group: Option<String>,
     timeout: Duration,
@@ -124,9 +125,10 @@ pub struct CommandBuilder<FB = NoFallback, I = Semaphore, C = DefaultClassifier>
     fallback_max_concurrent: Option<usize>,
     contain_panics: bool,
     registry: Option<Registry>,
+    retry: R,
 }
 
-impl<FB, I, C> CommandBuilder<FB, I, C> {
+impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
     /// Turns a panic in the dependency (its `call` or its future) or in the
     /// fallback into an error instead of letting it unwind to the caller:
     /// [`Panicked`](crate::catch_panic::Panicked), of
@@ -161,7 +163,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
 
     /// Semaphore isolation: at most `max_concurrent` calls at once, the
     /// next rejected at once. The default, with 10.
-    pub fn bulkhead(self, max_concurrent: usize) -> CommandBuilder<FB, Semaphore, C> {
+    pub fn bulkhead(self, max_concurrent: usize) -> CommandBuilder<FB, Semaphore, C, R> {
         self.isolate(Semaphore { max_concurrent })
     }
 
@@ -169,7 +171,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
     /// `queue` more waiting; for clients that may block their thread. The
     /// pool is named after the group, which then must not contain a NUL
     /// byte (see [`PoolLayer::builder`]).
-    pub fn pool(self, size: usize, queue: usize) -> CommandBuilder<FB, Threads, C> {
+    pub fn pool(self, size: usize, queue: usize) -> CommandBuilder<FB, Threads, C, R> {
         self.isolate(Threads { size, queue })
     }
 
@@ -179,7 +181,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
     pub fn breaker<C2>(
         self,
         configure: impl FnOnce(BreakerBuilder<C>) -> BreakerBuilder<C2>,
-    ) -> CommandBuilder<FB, I, C2> {
+    ) -> CommandBuilder<FB, I, C2, R> {
         CommandBuilder {
             name: self.name,
             group: self.group,
@@ -190,11 +192,12 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             fallback_max_concurrent: self.fallback_max_concurrent,
             contain_panics: self.contain_panics,
             registry: self.registry,
+            retry: self.retry,
         }
     }
 
     /// An async fallback, told the [`Cause`]: `|cause| async { Ok(..) }`.
-    pub fn fallback<F, Fut, Res>(self, fallback: F) -> CommandBuilder<AsyncFallback<F>, I, C>
+    pub fn fallback<F, Fut, Res>(self, fallback: F) -> CommandBuilder<AsyncFallback<F>, I, C, R>
     where
         F: Fn(&Cause) -> Fut,
         Fut: Future<Output = Result<Res, BoxError>>,
@@ -203,7 +206,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
     }
 
     /// A sync fallback, told the [`Cause`]: `|cause| Ok(..)`.
-    pub fn fallback_sync<F, Res>(self, fallback: F) -> CommandBuilder<SyncFallback<F>, I, C>
+    pub fn fallback_sync<F, Res>(self, fallback: F) -> CommandBuilder<SyncFallback<F>, I, C, R>
     where
         F: Fn(&Cause) -> Result<Res, BoxError>,
     {
@@ -216,7 +219,50 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
         self
     }
 
-    fn isolate<I2>(self, isolation: I2) -> CommandBuilder<FB, I2, C> {
+    /// Retries failed calls with `retry`, placed between the fallback and
+    /// the breaker:
+    ///
+    /// ```text
+    ///  caller → Fallback → Retry → CircuitBreaker → Bulkhead → Timeout → dependency
+    /// ```
+    ///
+    /// so the breaker counts every attempt, a short-circuit ends the call
+    /// at once (the retry layer does not retry it, by default), the
+    /// timeout bounds each attempt (not the whole call), and the fallback
+    /// serves only when retries are spent. The retry's policy sees
+    /// `Result<Response, BoxError>`. Needs feature `retry`.
+    ///
+    /// ```
+    /// use rampart::retry::RetryLayer;
+    /// use rampart::Command;
+    ///
+    /// let command = Command::builder("ratings")
+    ///     .retry(RetryLayer::builder("ratings").max_attempts(2).build()?)
+    ///     .fallback_sync(|_cause| Ok("no ratings"))
+    ///     .build()?;
+    /// # let _ = command;
+    /// # Ok::<(), rampart::ConfigError>(())
+    /// ```
+    #[cfg(feature = "retry")]
+    pub fn retry<P>(
+        self,
+        retry: crate::retry::RetryLayer<P>,
+    ) -> CommandBuilder<FB, I, C, crate::retry::RetryLayer<P>> {
+        CommandBuilder {
+            name: self.name,
+            group: self.group,
+            timeout: self.timeout,
+            isolation: self.isolation,
+            breaker: self.breaker,
+            fallback: self.fallback,
+            fallback_max_concurrent: self.fallback_max_concurrent,
+            contain_panics: self.contain_panics,
+            registry: self.registry,
+            retry,
+        }
+    }
+
+    fn isolate<I2>(self, isolation: I2) -> CommandBuilder<FB, I2, C, R> {
         CommandBuilder {
             name: self.name,
             group: self.group,
@@ -227,10 +273,11 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             fallback_max_concurrent: self.fallback_max_concurrent,
             contain_panics: self.contain_panics,
             registry: self.registry,
+            retry: self.retry,
         }
     }
 
-    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C> {
+    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C, R> {
         CommandBuilder {
             name: self.name,
             group: self.group,
@@ -241,6 +288,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
             fallback_max_concurrent: self.fallback_max_concurrent,
             contain_panics: self.contain_panics,
             registry: self.registry,
+            retry: self.retry,
         }
     }
 
@@ -276,7 +324,7 @@ impl<FB, I, C> CommandBuilder<FB, I, C> {
 /// Builds each layer, gathering every violation, cross-layer ones included.
 macro_rules! build_command {
     ($isolation:ident, $layer:ty, |$this:ident, $group:ident, $registry:ident| $build_isolation:expr) => {
-        impl<FB, C> CommandBuilder<FB, $isolation, C> {
+        impl<FB, C, R> CommandBuilder<FB, $isolation, C, R> {
             /// Checks every option, across layers too, and builds the layer.
             ///
             /// # Errors
@@ -284,7 +332,7 @@ macro_rules! build_command {
             /// A [`ConfigError`] listing every invalid option, including
             /// contradictions between layers: a slow-call bound not shorter
             /// than the timeout, or a window shorter than the timeout.
-            pub fn build(self) -> Result<CommandLayer<FB, $layer, C>, ConfigError> {
+            pub fn build(self) -> Result<CommandLayer<FB, $layer, C, R>, ConfigError> {
                 let mut v = Validator::new(format!("command {:?}", self.name));
                 self.check_across(&mut v);
                 let registry = self.registry.clone().unwrap_or_else(Registry::global);
@@ -329,6 +377,7 @@ macro_rules! build_command {
                             isolation,
                             timeout,
                             catch_panic: CatchPanicLayer::contain(self.contain_panics),
+                            retry: self.retry,
                         })
                     }
                     _ => unreachable!("a part that failed to build left a violation"),
@@ -352,7 +401,7 @@ build_command!(Threads, PoolLayer, |this, group, registry| {
         .build()
 });
 
-impl<FB, I: fmt::Debug, C> fmt::Debug for CommandBuilder<FB, I, C> {
+impl<FB, I: fmt::Debug, C, R> fmt::Debug for CommandBuilder<FB, I, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandBuilder")
             .field("name", &self.name)
@@ -367,11 +416,12 @@ impl<FB, I: fmt::Debug, C> fmt::Debug for CommandBuilder<FB, I, C> {
 
 /// The assembled command: a tower [`Layer`] wrapping a dependency in a
 /// fallback, a circuit breaker, a bulkhead (`L = BulkheadLayer`) or a pool
-/// (`L = PoolLayer`), and a timeout.
+/// (`L = PoolLayer`), and a timeout; with a retry layer `R` between the
+/// fallback and the breaker if [one was given](CommandBuilder::retry).
 ///
 /// All services built from one `CommandLayer` (or its clones) share its
-/// breaker, bulkhead or pool, and fallback cap.
-pub struct CommandLayer<FB, L, C> {
+/// breaker, bulkhead or pool, fallback cap and retry budget.
+pub struct CommandLayer<FB, L, C, R = Identity> {
     name: String,
     group: String,
     fallback: FallbackLayer<FB>,
@@ -379,10 +429,11 @@ pub struct CommandLayer<FB, L, C> {
     isolation: L,
     timeout: TimeoutLayer,
     catch_panic: CatchPanicLayer,
+    retry: R,
 }
 
 // By hand: the fallback is shared, so it need not be `Clone`.
-impl<FB, L: Clone, C: Clone> Clone for CommandLayer<FB, L, C> {
+impl<FB, L: Clone, C: Clone, R: Clone> Clone for CommandLayer<FB, L, C, R> {
     fn clone(&self) -> Self {
         CommandLayer {
             name: self.name.clone(),
@@ -392,11 +443,12 @@ impl<FB, L: Clone, C: Clone> Clone for CommandLayer<FB, L, C> {
             isolation: self.isolation.clone(),
             timeout: self.timeout.clone(),
             catch_panic: self.catch_panic,
+            retry: self.retry.clone(),
         }
     }
 }
 
-impl<FB, L, C> CommandLayer<FB, L, C> {
+impl<FB, L, C, R> CommandLayer<FB, L, C, R> {
     /// The command's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -423,41 +475,49 @@ impl<FB, L, C> CommandLayer<FB, L, C> {
     }
 }
 
-impl<FB, C> CommandLayer<FB, BulkheadLayer, C> {
+impl<FB, C, R> CommandLayer<FB, BulkheadLayer, C, R> {
     /// The command's bulkhead.
     pub fn bulkhead(&self) -> BulkheadHandle {
         self.isolation.handle()
     }
 }
 
-impl<FB, C> CommandLayer<FB, PoolLayer, C> {
+impl<FB, C, R> CommandLayer<FB, PoolLayer, C, R> {
     /// The command's pool.
     pub fn pool(&self) -> PoolHandle {
         self.isolation.handle()
     }
 }
 
-impl<S, FB, C: Clone> Layer<S> for CommandLayer<FB, BulkheadLayer, C> {
-    type Service = Fallback<CircuitBreaker<Bulkhead<Timeout<CatchPanic<S>>>, C>, FB>;
+impl<S, FB, C: Clone, R> Layer<S> for CommandLayer<FB, BulkheadLayer, C, R>
+where
+    R: Layer<CircuitBreaker<Bulkhead<Timeout<CatchPanic<S>>>, C>>,
+{
+    type Service = Fallback<R::Service, FB>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let timed = self.timeout.layer(self.catch_panic.layer(inner));
         let isolated = self.isolation.layer(timed);
-        self.fallback.layer(self.breaker.layer(isolated))
+        let retried = self.retry.layer(self.breaker.layer(isolated));
+        self.fallback.layer(retried)
     }
 }
 
-impl<S, FB, C: Clone> Layer<S> for CommandLayer<FB, PoolLayer, C> {
-    type Service = Fallback<CircuitBreaker<Timeout<Pool<CatchPanic<S>>>, C>, FB>;
+impl<S, FB, C: Clone, R> Layer<S> for CommandLayer<FB, PoolLayer, C, R>
+where
+    R: Layer<CircuitBreaker<Timeout<Pool<CatchPanic<S>>>, C>>,
+{
+    type Service = Fallback<R::Service, FB>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let isolated = self.isolation.layer(self.catch_panic.layer(inner));
         let timed = self.timeout.layer(isolated);
-        self.fallback.layer(self.breaker.layer(timed))
+        let retried = self.retry.layer(self.breaker.layer(timed));
+        self.fallback.layer(retried)
     }
 }
 
-impl<FB, L, C> fmt::Debug for CommandLayer<FB, L, C> {
+impl<FB, L, C, R> fmt::Debug for CommandLayer<FB, L, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandLayer")
             .field("name", &self.name)

@@ -145,6 +145,8 @@ pub const TARGET_FALLBACK: &str = "rampart::fallback";
 pub const TARGET_BALANCE: &str = "rampart::balance";
 /// `tracing` target of the chaos layer's events.
 pub const TARGET_CHAOS: &str = "rampart::chaos";
+/// `tracing` target of the retry layer's events.
+pub const TARGET_RETRY: &str = "rampart::retry";
 
 /// Whether `debug` events can be on at all: one load and a compare, the
 /// test tracing's own macros begin with. Per-call events ask this inline

@@ -297,3 +297,30 @@ fn balanced_calls_do_not_allocate_whether_they_succeed_fail_or_are_cut_off() {
         "{CALLS} dropped calls allocated {allocations} times"
     );
 }
+
+#[test]
+fn retried_layer_calls_that_succeed_do_not_allocate() {
+    let _serial = serial();
+    let rt = paused_runtime();
+    let _time = rt.enter();
+
+    let layer = rampart::retry::RetryLayer::builder("alloc-retry")
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = layer.layer(ok_service());
+    for _ in 0..WARM_UP {
+        call(&mut svc).unwrap();
+    }
+
+    let allocations = allocations_in(|| {
+        for _ in 0..CALLS {
+            call(&mut svc).unwrap();
+        }
+    });
+    assert_eq!(handle.retries(), 0);
+    assert_eq!(
+        allocations, 0,
+        "{CALLS} calls through the retry layer allocated {allocations} times"
+    );
+}

@@ -25,7 +25,7 @@ use rampart::bulkhead::BulkheadLayer;
 use rampart::circuit_breaker::{Builder as BreakerBuilder, CircuitBreakerLayer, Window};
 use rampart::fallback::FallbackLayer;
 use rampart::registry::Registry;
-use rampart::retry::{Backoff, RetryBudget};
+use rampart::retry::{Backoff, RetryBudget, RetryLayer};
 use rampart::stream::{HystrixStream, Turbine};
 use rampart::timeout::TimeoutLayer;
 use rampart::{BoxError, Command, ConfigError};
@@ -905,14 +905,39 @@ proptest! {
     }
 
     #[test]
-    fn backoff(base in duration(), max in duration(), retry in any::<u32>()) {
-        let built = no_panic("Backoff::exponential", || Backoff::exponential(base, max))?;
+    fn backoff(
+        base in duration(),
+        max in duration(),
+        retry in any::<u32>(),
+        previous in duration(),
+        decorrelated in any::<bool>(),
+    ) {
+        let built = no_panic("Backoff", || if decorrelated {
+            Backoff::decorrelated(base, max)
+        } else {
+            Backoff::exponential(base, max)
+        })?;
         // "0 < base <= max <= 1 hour"
         let ok = !base.is_zero() && base <= max && max <= HOUR;
         if let Some(backoff) = verdict("backoff", built, &["base", "max"], ok)? {
-            let delay = no_panic("delay", || backoff.delay(retry))?;
+            let delay = no_panic("delay", || backoff.delay(retry, previous))?;
             prop_assert!(delay <= max, "a delay of {delay:?} past the cap {max:?}");
+            if decorrelated {
+                prop_assert!(delay >= base, "a decorrelated delay of {delay:?} under the base {base:?}");
+            }
         }
+    }
+
+    #[test]
+    fn retry_layer(attempts in small_u32(), max_retry_after in duration(), budget in any::<bool>()) {
+        let mut b = RetryLayer::builder("fuzz").max_attempts(attempts).max_retry_after(max_retry_after);
+        if budget {
+            b = b.budget(RetryBudget::default());
+        }
+        let built = no_panic("RetryLayer::build", || b.build())?;
+        // "1 (no retries) to 100"; "0 to 1 hour"
+        let ok = (1..=100).contains(&attempts) && max_retry_after <= HOUR;
+        verdict("retry layer", built, &["max_attempts", "max_retry_after"], ok)?;
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Options for a balancer, and the builder that validates them.
 
 use super::ejection::Ejection;
-use super::policy::DefaultPolicy;
 use super::rule::{PowerOfTwoChoices, Rule};
 use super::service::{Balance, Shared};
 use super::set::EndpointSet;
 use super::source::Endpoints;
 use crate::error::{ConfigError, Validator};
 use crate::internal::clock::micros;
+use crate::retry::DefaultPolicy;
 use crate::retry::{Backoff, RetryBudget};
 use std::fmt;
 use std::sync::Arc;

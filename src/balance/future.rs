@@ -2,7 +2,6 @@
 
 use super::endpoint::{Ended, EndpointState, InFlight};
 use super::error::NoHealthyEndpoint;
-use super::policy::Policy;
 use super::service::{Shared, LAYER};
 use super::set::Tried;
 use crate::circuit_breaker::Outcome;
@@ -10,6 +9,7 @@ use crate::internal::cancel;
 use crate::internal::clock::Micros;
 use crate::internal::shard::Lane;
 use crate::metrics::{debug_enabled, TARGET_BALANCE};
+use crate::retry::Policy;
 use crate::retry::RetryBudgetExhausted;
 use crate::{BoxError, ErrorKind};
 use pin_project_lite::pin_project;
@@ -18,6 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::time::{sleep, Instant, Sleep};
 use tower_service::Service;
 
@@ -58,6 +59,8 @@ pin_project! {
         on_endpoint: u32,
         endpoints: u32,
         retries: u32,
+        // The last backoff, for decorrelated jitter.
+        last_delay: Duration,
         deposited: bool,
         // Set while the endpoint's own code runs (its `poll_ready`, `call`
         // or future): still set when the future is dropped, that code
@@ -133,6 +136,7 @@ where
             on_endpoint: 0,
             endpoints: 0,
             retries: 0,
+            last_delay: Duration::ZERO,
             deposited: false,
             in_endpoint: false,
             state: State::Pick { again: None },
@@ -321,7 +325,8 @@ where
             }
             let again = same.then_some(endpoint);
             *this.retries += 1;
-            let delay = shared.backoff.delay(*this.retries);
+            let delay = shared.backoff.delay(*this.retries, *this.last_delay);
+            *this.last_delay = delay;
             if delay.is_zero() {
                 this.state.set(State::Pick { again });
             } else {

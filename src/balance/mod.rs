@@ -107,12 +107,13 @@ mod error;
 mod ewma;
 mod future;
 mod handle;
-mod policy;
 pub mod rule;
 mod service;
 mod set;
 mod source;
 
+/// The retry policies, shared with the [retry layer](crate::retry::RetryLayer).
+pub use crate::retry::{DefaultPolicy, HttpPolicy, Policy};
 pub use config::{
     Builder, DEFAULT_EJECT_AFTER, DEFAULT_EJECT_FOR, DEFAULT_EJECT_FOR_MAX,
     DEFAULT_INITIAL_LATENCY, DEFAULT_LATENCY_DECAY, DEFAULT_MAX_EJECTED, DEFAULT_PANIC_THRESHOLD,
@@ -123,6 +124,5 @@ pub use error::NoHealthyEndpoint;
 pub use future::ResponseFuture;
 pub(crate) use handle::Report;
 pub use handle::{BalanceHandle, EndpointStats};
-pub use policy::{DefaultPolicy, HttpPolicy, Policy};
 pub use service::Balance;
 pub use source::Endpoints;

@@ -3,26 +3,46 @@
 use crate::error::{ConfigError, Validator};
 use std::time::Duration;
 
-/// How long to wait before a retry: a random time between zero and
-/// `base × 2^(retry - 1)`, capped at `max` ("full jitter", so that clients
-/// retrying at once spread out instead of arriving together).
+/// How long to wait before a retry: exponential with full jitter (the
+/// default), or decorrelated jitter, both from AWS's study of backoff
+/// ("Exponential Backoff And Jitter", Marc Brooker, 2015), which found
+/// them the two that spread contending clients best.
+///
+/// - [exponential](Backoff::exponential): a random time between zero and
+///   `base × 2^(retry - 1)`, capped at `max`;
+/// - [decorrelated](Backoff::decorrelated): a random time between `base`
+///   and three times the previous wait, capped at `max`; never less than
+///   `base`, and less bunched over successive retries.
 ///
 /// ```
 /// use rampart::retry::Backoff;
 /// use std::time::Duration;
 ///
-/// let backoff = Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1))?;
+/// let ms = Duration::from_millis;
+/// let backoff = Backoff::exponential(ms(10), Duration::from_secs(1))?;
 /// for _ in 0..100 {
-///     assert!(backoff.delay(1) <= Duration::from_millis(10));
-///     assert!(backoff.delay(20) <= Duration::from_secs(1));
+///     assert!(backoff.delay(1, Duration::ZERO) <= ms(10));
+///     assert!(backoff.delay(20, Duration::ZERO) <= Duration::from_secs(1));
 /// }
-/// assert_eq!(Backoff::none().delay(3), Duration::ZERO);
+/// let decorrelated = Backoff::decorrelated(ms(10), Duration::from_secs(1))?;
+/// let first = decorrelated.delay(1, Duration::ZERO);
+/// assert!(first >= ms(10) && first <= ms(30));
+/// let next = decorrelated.delay(2, first);
+/// assert!(next >= ms(10) && next <= first * 3);
+/// assert_eq!(Backoff::none().delay(3, ms(5)), Duration::ZERO);
 /// # Ok::<(), rampart::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
+    jitter: Jitter,
     base: Duration,
     max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Jitter {
+    Full,
+    Decorrelated,
 }
 
 /// Default first backoff bound.
@@ -31,12 +51,27 @@ pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(10);
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 impl Backoff {
-    /// Waits up to `base` before the first retry, doubling up to `max`.
+    /// Waits up to `base` before the first retry, doubling up to `max`,
+    /// with full jitter.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] unless `0 < base <= max <= 1 hour`.
     pub fn exponential(base: Duration, max: Duration) -> Result<Backoff, ConfigError> {
+        Backoff::checked(Jitter::Full, base, max)
+    }
+
+    /// Waits from `base` to three times the previous wait, up to `max`
+    /// (decorrelated jitter).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] unless `0 < base <= max <= 1 hour`.
+    pub fn decorrelated(base: Duration, max: Duration) -> Result<Backoff, ConfigError> {
+        Backoff::checked(Jitter::Decorrelated, base, max)
+    }
+
+    fn checked(jitter: Jitter, base: Duration, max: Duration) -> Result<Backoff, ConfigError> {
         let mut v = Validator::new("backoff".into());
         v.check(base > Duration::ZERO, "base", || {
             format!("must be positive, got {base:?}")
@@ -47,32 +82,45 @@ impl Backoff {
             || format!("must be from base ({base:?}) to an hour, got {max:?}"),
         );
         v.finish()?;
-        Ok(Backoff { base, max })
+        Ok(Backoff { jitter, base, max })
     }
 
     /// No waiting: retry at once.
     pub const fn none() -> Backoff {
         Backoff {
+            jitter: Jitter::Full,
             base: Duration::ZERO,
             max: Duration::ZERO,
         }
     }
 
-    /// The wait before retry number `retry` (1 for the first retry).
-    pub fn delay(&self, retry: u32) -> Duration {
+    /// The wait before retry number `retry` (1 for the first retry), given
+    /// the wait before the previous one (`Duration::ZERO` before the
+    /// first; only decorrelated jitter reads it).
+    pub fn delay(&self, retry: u32, previous: Duration) -> Duration {
         if self.base.is_zero() {
             return Duration::ZERO;
         }
-        let factor = 2f64.powi(retry.saturating_sub(1).min(62) as i32);
-        let bound = self.base.as_secs_f64() * factor;
-        let bound = bound.min(self.max.as_secs_f64());
-        Duration::from_secs_f64(bound * crate::internal::rng::unit())
+        let (base, max) = (self.base.as_secs_f64(), self.max.as_secs_f64());
+        let unit = crate::internal::rng::unit();
+        let seconds = match self.jitter {
+            Jitter::Full => {
+                let factor = 2f64.powi(retry.saturating_sub(1).min(62) as i32);
+                (base * factor).min(max) * unit
+            }
+            Jitter::Decorrelated => {
+                let high = (previous.as_secs_f64().max(base) * 3.0).min(max);
+                (base + (high - base) * unit).min(max)
+            }
+        };
+        Duration::from_secs_f64(seconds)
     }
 }
 
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
+            jitter: Jitter::Full,
             base: DEFAULT_BACKOFF_BASE,
             max: DEFAULT_BACKOFF_MAX,
         }

@@ -1,15 +1,43 @@
-//! Retrying well: exponential backoff with full jitter, and a retry budget
-//! that keeps retries from multiplying load during an outage.
+//! Retrying well: a retry layer for any service, exponential or
+//! decorrelated backoff with jitter, and a retry budget that keeps
+//! retries from multiplying load during an outage.
 //!
-//! Retries across instances of a dependency are done by the
-//! [load balancer](crate::balance), which uses both.
+//! - [`RetryLayer`]: retries calls to one service (an endpoint, a
+//!   [`Command`](crate::Command), any tower service) as its [`Policy`]
+//!   allows, within [`max_attempts`](Builder::max_attempts), after a
+//!   [`Backoff`], while the [`RetryBudget`] has retries left.
+//! - The [load balancer](crate::balance) retries across instances with
+//!   the same policies, backoff and budget; one budget cloned into both
+//!   caps their retries together.
+//!
+//! # Where it goes in a stack
+//!
+//! ```text
+//!  caller → Fallback → Retry → CircuitBreaker → Bulkhead → Timeout → dependency
+//! ```
+//!
+//! Outside the breaker, each attempt is counted by the breaker, and a
+//! short-circuit ends the call at once (it is not retried, unless
+//! [`retry_circuit_open`](Builder::retry_circuit_open)); inside the
+//! fallback, the fallback serves only once retries are spent. The timeout
+//! beneath bounds each attempt, not the whole call.
 
 mod backoff;
 mod budget;
+mod config;
 mod error;
+mod future;
+mod layer;
+mod policy;
+mod service;
 
 pub use backoff::{Backoff, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX};
 pub use budget::{
     RetryBudget, DEFAULT_BUDGET_WINDOW, DEFAULT_MIN_RETRIES_PER_SEC, DEFAULT_RETRY_RATIO,
 };
+pub use config::{Builder, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_AFTER};
 pub use error::{RetryBudgetExhausted, RetryBudgetExhaustedMarker};
+pub use future::ResponseFuture;
+pub use layer::{RetryHandle, RetryLayer};
+pub use policy::{DefaultPolicy, HttpPolicy, Policy};
+pub use service::Retry;

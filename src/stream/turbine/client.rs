@@ -84,7 +84,7 @@ impl Follower {
                 tracing::debug!(instance = %self.host, why = %ended, "turbine: instance not answering");
             }
             failures = failures.saturating_add(1);
-            tokio::time::sleep(self.backoff.delay(failures)).await;
+            tokio::time::sleep(self.backoff.delay(failures, Duration::ZERO)).await;
         }
     }
 

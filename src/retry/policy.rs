@@ -1,13 +1,16 @@
 //! What counts as a failure, and what may be retried.
 
+use super::RetryBudgetExhaustedMarker;
 use crate::circuit_breaker::Outcome;
-use crate::retry::RetryBudgetExhaustedMarker;
 use crate::{BoxError, ErrorKind};
 use std::error::Error as StdError;
 use std::io;
+use std::time::{Duration, SystemTime};
 
-/// Decides, for a balancer, whether a result says the endpoint is healthy
-/// (for outlier ejection) and whether the call may be retried elsewhere.
+/// Decides whether a call's result may be retried, and (for a balancer)
+/// whether it says the endpoint is healthy (for outlier ejection). The
+/// [retry layer](super::RetryLayer) and the [balancer](crate::balance)
+/// take the same policies.
 ///
 /// [`DefaultPolicy`] suits any request type; [`HttpPolicy`] suits
 /// `http::Request`/`http::Response` clients. Implement it for your own.
@@ -46,6 +49,18 @@ pub trait Policy<Req, Res>: Send + Sync + 'static {
     fn on_retry_budget_exhausted(&self, response: &mut Res) {
         let _ = response;
     }
+
+    /// How long the dependency asked the caller to wait before trying
+    /// again (HTTP's `Retry-After`), if it did. The
+    /// [retry layer](super::RetryLayer) waits at least that long before a
+    /// retry, and does not retry at all when it is longer than its
+    /// [`max_retry_after`](super::Builder::max_retry_after) (Envoy's rule
+    /// for rate-limited retries). The balancer, which retries on another
+    /// instance, does not read it. Default: `None`.
+    fn retry_after(&self, result: &Result<Res, BoxError>) -> Option<Duration> {
+        let _ = result;
+        None
+    }
 }
 
 /// Retries every request, but only after errors that say the endpoint never
@@ -68,7 +83,12 @@ impl<Req, Res> Policy<Req, Res> for DefaultPolicy {
 /// HTTP: 5xx responses and errors are failures; only idempotent requests
 /// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) are retried: after any error
 /// (no response came back, e.g. the connection closed mid-answer; sending an
-/// idempotent request again is safe) or a 502, 503 or 504 response.
+/// idempotent request again is safe), a 502, 503 or 504 response, or a 429
+/// that says when to come back (`Retry-After`; without it a rate-limited
+/// server gets no retry).
+///
+/// [`retry_after`](Policy::retry_after) reads `Retry-After` on a 429 or a
+/// 503, in seconds or as an HTTP date (RFC 9110 §10.2.3).
 ///
 /// A 502, 503 or 504 that the retry budget kept from being retried comes
 /// back with a [`RetryBudgetExhaustedMarker`] in its extensions:
@@ -102,8 +122,21 @@ impl<B, RB> Policy<http::Request<B>, http::Response<RB>> for HttpPolicy {
             return false;
         }
         match result {
-            Ok(response) => matches!(response.status().as_u16(), 502..=504),
+            Ok(response) => match response.status().as_u16() {
+                502..=504 => true,
+                429 => retry_after_header(response).is_some(),
+                _ => false,
+            },
             Err(_) => true,
+        }
+    }
+
+    fn retry_after(&self, result: &Result<http::Response<RB>, BoxError>) -> Option<Duration> {
+        match result {
+            Ok(response) if matches!(response.status().as_u16(), 429 | 503) => {
+                retry_after_header(response)
+            }
+            _ => None,
         }
     }
 
@@ -112,6 +145,26 @@ impl<B, RB> Policy<http::Request<B>, http::Response<RB>> for HttpPolicy {
     fn on_retry_budget_exhausted(&self, response: &mut http::Response<RB>) {
         response.extensions_mut().insert(RetryBudgetExhaustedMarker);
     }
+}
+
+/// The wait a response's `Retry-After` asks for: delta-seconds, or an
+/// HTTP date (a date in the past asks for no wait). `None` if absent or
+/// unreadable.
+fn retry_after_header<B>(response: &http::Response<B>) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Errors that prove the endpoint never received the request: a refused
@@ -189,5 +242,53 @@ mod tests {
             Policy::<http::Request<()>, _>::outcome(&HttpPolicy, &not_found),
             Outcome::Success
         );
+    }
+
+    fn answer(status: u16, retry_after: Option<&str>) -> Result<http::Response<()>, BoxError> {
+        let mut response = http::Response::builder().status(status);
+        if let Some(value) = retry_after {
+            response = response.header(http::header::RETRY_AFTER, value);
+        }
+        Ok(response.body(()).unwrap())
+    }
+
+    #[test]
+    fn http_reads_retry_after_on_429_and_503_only() {
+        let retry_after = |status, value| {
+            Policy::<http::Request<()>, _>::retry_after(&HttpPolicy, &answer(status, value))
+        };
+        assert_eq!(retry_after(503, Some("3")), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(429, Some(" 120 ")),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after(502, Some("3")),
+            None,
+            "not a status that sets it"
+        );
+        assert_eq!(retry_after(503, None), None);
+        assert_eq!(retry_after(503, Some("soon")), None, "unreadable");
+        // A date in the past asks for no wait; one in the future for about
+        // the time until it.
+        assert_eq!(
+            retry_after(503, Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO)
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(60));
+        let wait = retry_after(429, Some(&later)).unwrap();
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn http_retries_a_429_only_when_told_when() {
+        let get = http::Request::get("/").body(()).unwrap();
+        assert!(HttpPolicy.is_retryable(&get, &answer(429, Some("1"))));
+        assert!(!HttpPolicy.is_retryable(&get, &answer(429, None)));
+        let post = http::Request::post("/").body(()).unwrap();
+        assert!(!HttpPolicy.is_retryable(&post, &answer(429, Some("1"))));
     }
 }
