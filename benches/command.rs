@@ -49,6 +49,11 @@
 //! - `chaos`: the chaos layer switched off (what a production stack pays
 //!   for keeping it) and switched on with its faults at 0 %, over the bare
 //!   service;
+//! - `retry`: rampart's `RetryLayer` (defaults: 3 attempts, its own retry
+//!   budget, which every call deposits into) on the success path, next to
+//!   tower's `Retry` with a policy allowing 2 retries (`tower`) and with
+//!   one that also deposits into tower's `TpsBudget` on every call, as
+//!   tower's budget docs show (`tower_budget`);
 //! - `command_two_threads`: two threads calling one shared command, each
 //!   through its own service from the same layer; the time reported is wall
 //!   time per call (both threads' calls over the elapsed time, so perfect
@@ -103,6 +108,7 @@ const RAMPART_STREAMED: &str = "rampart_streamed";
 const CHAOS_OFF: &str = "chaos_off";
 const CHAOS_ON: &str = "chaos_on_0pct";
 const TOWER: &str = "tower";
+const TOWER_BUDGET: &str = "tower_budget";
 const TOWER_ERR: &str = "tower_err";
 const TOWER_RESILIENCE: &str = "tower-resilience";
 
@@ -329,6 +335,66 @@ fn chaos_contenders(c: &mut impl Contenders) {
     }
 }
 
+/// tower's retry policy at its simplest: up to `retries` retries of any
+/// error, with an optional budget deposited into on every call.
+#[derive(Clone)]
+struct TowerRetries {
+    retries: usize,
+    budget: Option<std::sync::Arc<tower::retry::budget::TpsBudget>>,
+}
+
+impl<E> tower::retry::Policy<(), (), E> for TowerRetries {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _: &mut (), result: &mut Result<(), E>) -> Option<Self::Future> {
+        use tower::retry::budget::Budget;
+        match result {
+            Ok(()) => {
+                if let Some(budget) = &self.budget {
+                    budget.deposit();
+                }
+                None
+            }
+            Err(_) if self.retries > 0 => {
+                let withdrawn = self.budget.as_ref().is_none_or(|b| b.withdraw());
+                self.retries -= 1;
+                withdrawn.then(|| ready(()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn clone_request(&mut self, request: &()) -> Option<()> {
+        Some(*request)
+    }
+}
+
+fn retry_contenders(c: &mut impl Contenders) {
+    c.one(BARE, noop());
+    let layer = rampart::retry::RetryLayer::builder("bench-retry")
+        .build()
+        .unwrap();
+    c.one(RAMPART, layer.layer(noop()));
+    assert_eq!(layer.handle().retries(), 0);
+    let plain = TowerRetries {
+        retries: 2,
+        budget: None,
+    };
+    c.one(TOWER, tower::retry::RetryLayer::new(plain).layer(noop()));
+    let budgeted = TowerRetries {
+        retries: 2,
+        budget: Some(std::sync::Arc::new(tower::retry::budget::TpsBudget::new(
+            Duration::from_secs(10),
+            10,
+            0.2,
+        ))),
+    };
+    c.one(
+        TOWER_BUDGET,
+        tower::retry::RetryLayer::new(budgeted).layer(noop()),
+    );
+}
+
 fn command_two_threads_contenders(c: &mut impl Contenders) {
     c.two(BARE, noop);
     let layer = rampart_command();
@@ -397,6 +463,10 @@ fn chaos(c: &mut Criterion) {
     timed(c, "chaos", |t| chaos_contenders(t));
 }
 
+fn retry(c: &mut Criterion) {
+    timed(c, "retry", |t| retry_contenders(t));
+}
+
 fn command_two_threads(c: &mut Criterion) {
     timed(c, "command_two_threads", |t| {
         command_two_threads_contenders(t)
@@ -406,7 +476,7 @@ fn command_two_threads(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = support::config(Duration::from_secs(1), Duration::from_secs(2));
-    targets = bulkhead, timeout, fallback, command, command_two_threads, chaos
+    targets = bulkhead, timeout, fallback, command, command_two_threads, chaos, retry
 }
 
 // ===== allocations =====
@@ -446,6 +516,8 @@ fn count_allocations() -> Vec<(&'static str, &'static str, f64)> {
     command_two_threads_contenders(&mut c);
     c.group = "chaos";
     chaos_contenders(&mut c);
+    c.group = "retry";
+    retry_contenders(&mut c);
     c.rows
 }
 
@@ -484,7 +556,7 @@ const fn chaos_row(name: &'static str) -> Row {
     }
 }
 
-const TABLE: [(&str, &[Row]); 6] = [
+const TABLE: [(&str, &[Row]); 7] = [
     (
         "bulkhead",
         &[row(BARE), row(RAMPART), row(TOWER), row(TOWER_RESILIENCE)],
@@ -522,6 +594,10 @@ const TABLE: [(&str, &[Row]); 6] = [
         "chaos",
         &[chaos_row(BARE), chaos_row(CHAOS_OFF), chaos_row(CHAOS_ON)],
     ),
+    (
+        "retry",
+        &[row(BARE), row(RAMPART), row(TOWER), row(TOWER_BUDGET)],
+    ),
 ];
 
 fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
@@ -551,6 +627,7 @@ fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
     println!("fallback: tower has no fallback layer; its rows are ServiceBuilder::then mapping every error to a value. tower-resilience's fallback feature is not enabled here.");
     println!("command: tower is concurrency_limit + timeout only (no breaker, no fallback), for reference.");
     println!("chaos: the layer over the bare service, switched off (chaos_off, the reference) and on with every fault at 0 % (chaos_on_0pct).");
+    println!("retry: the success path; tower is tower::retry::Retry allowing 2 retries, tower_budget the same depositing into tower's TpsBudget on every call, as rampart does into its RetryBudget.");
     println!("command: rampart_streamed is the same command while the hystrix stream takes a snapshot every 100 ms for two subscribers, on another thread.");
 }
 
