@@ -15,14 +15,15 @@
 //! | [`catch_panic`] | a panicking dependency turned into an error the breaker counts and the fallback serves |
 //! | [`Command`] | the Hystrix-style facade: one validated builder for all of the above |
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
-//! | [`retry`] | exponential backoff with jitter, and retry budgets |
+//! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
+//! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
-//! | [`stream`] | see it live: hystrix.stream, and a Turbine-style aggregator over many instances (feature `stream`) |
+//! | [`stream`] | see it live: hystrix.stream, a Turbine-style aggregator over many instances, and the dashboard page (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //!
-//! Not yet here: rampart's own dashboard page.
+//! Not yet here: hedged requests, and deadlines that travel with the request.
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack; [`ErrorKind::of`] tells a rejection from a timeout from the
