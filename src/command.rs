@@ -7,6 +7,9 @@
 //!                                      (or: Timeout → Pool → CatchPanic → dependency)
 //! ```
 //!
+//! With [`retry`](CommandBuilder::retry), a retry layer goes between the
+//! fallback and the breaker.
+//!
 //! - the breaker's short-circuits skip the call and are not counted as
 //!   failures (and still get the fallback);
 //! - a full bulkhead or pool, a timeout, or a failed call are counted by the
