@@ -364,8 +364,8 @@ impl<E> tower::retry::Policy<(), (), E> for TowerRetries {
         }
     }
 
-    fn clone_request(&mut self, request: &()) -> Option<()> {
-        Some(*request)
+    fn clone_request(&mut self, &(): &()) -> Option<()> {
+        Some(())
     }
 }
 

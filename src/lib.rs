@@ -15,6 +15,7 @@
 //! | [`catch_panic`] | a panicking dependency turned into an error the breaker counts and the fallback serves |
 //! | [`Command`] | the Hystrix-style facade: one validated builder for all of the above |
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
+//! | `hedge` | hedged requests: a second copy of a slow call, the first success wins, capped extra load (feature `hedge`) |
 //! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
 //! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
@@ -23,7 +24,7 @@
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //!
-//! Not yet here: hedged requests, and deadlines that travel with the request.
+//! Not yet here: deadlines that travel with the request; hedging inside the balancer.
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack; [`ErrorKind::of`] tells a rejection from a timeout from the
@@ -80,6 +81,8 @@ pub mod command;
 pub mod error;
 #[cfg(feature = "fallback")]
 pub mod fallback;
+#[cfg(feature = "hedge")]
+pub mod hedge;
 pub(crate) mod internal;
 pub mod metrics;
 pub mod registry;

@@ -61,6 +61,15 @@ pub trait Policy<Req, Res>: Send + Sync + 'static {
         let _ = result;
         None
     }
+
+    /// Whether `request` may be sent twice at once: a
+    /// [hedged request](crate::hedge) goes out only if so. Default: `false`
+    /// (a policy that knows nothing of the request cannot tell);
+    /// [`HttpPolicy`] says yes for idempotent methods.
+    fn may_send_twice(&self, request: &Req) -> bool {
+        let _ = request;
+        false
+    }
 }
 
 /// Retries every request, but only after errors that say the endpoint never
@@ -129,6 +138,10 @@ impl<B, RB> Policy<http::Request<B>, http::Response<RB>> for HttpPolicy {
             },
             Err(_) => true,
         }
+    }
+
+    fn may_send_twice(&self, request: &http::Request<B>) -> bool {
+        request.method().is_idempotent()
     }
 
     fn retry_after(&self, result: &Result<http::Response<RB>, BoxError>) -> Option<Duration> {

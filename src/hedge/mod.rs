@@ -1,0 +1,49 @@
+//! Hedged requests ("backup requests"): when a call is slower than most,
+//! send one more copy and take the first success.
+//!
+//! A few slow calls (a GC pause, a busy host, a lost packet) make the tail
+//! of a service's latency; a second copy sent once the first is slower than
+//! usual almost always beats them. Finagle's backup requests, tower's
+//! `Hedge` and Polly's hedging strategy do this; rampart's [`HedgeLayer`]
+//! adds the limits that keep it safe in an outage:
+//!
+//! - **When**: after a [fixed delay](HedgeDelay::fixed), or once the call is
+//!   slower than a [percentile](HedgeDelay::percentile) of recent
+//!   successful calls (default p95, as Finagle and tower; no hedging until
+//!   a minimum number of samples; recomputed once a period).
+//! - **How many**: up to [`max_hedged`](Builder::max_hedged) more copies
+//!   (1 to 10, Polly's range; default 1), each after another delay.
+//! - **First success wins**; the other attempts are dropped (cancelled).
+//!   An attempt that fails does not end the call while another runs; when
+//!   every attempt has failed, the last error comes back (retrying is the
+//!   [retry layer](crate::retry)'s job).
+//! - **Only what is safe to send twice**: the [`Policy`] decides
+//!   ([`Policy::may_send_twice`]; [`HttpPolicy`] says yes for idempotent
+//!   methods).
+//! - **Bounded extra load**: hedges are capped at
+//!   [`max_extra_load`](Builder::max_extra_load) of recent calls (Finagle's
+//!   `maxExtraLoad`, default 5 %), and, given a [`RetryBudget`], also
+//!   draw from it, so hedges and retries together stay within one budget.
+//!   A slow outage therefore never doubles traffic.
+//! - **Counted**: `rampart_events_total{layer="hedge",event="hedge_sent"|"hedge_won"|"hedge_cancelled"}`,
+//!   and the [`HedgeHandle`].
+//!
+//! [`Policy`]: crate::retry::Policy
+//! [`Policy::may_send_twice`]: crate::retry::Policy::may_send_twice
+//! [`HttpPolicy`]: crate::retry::HttpPolicy
+//! [`RetryBudget`]: crate::retry::RetryBudget
+//!
+//! Not yet here: hedging inside the [balancer](crate::balance), where the
+//! copy would go to a different instance.
+
+mod config;
+mod delay;
+mod future;
+mod layer;
+mod service;
+
+pub use config::{Builder, DEFAULT_MAX_EXTRA_LOAD, DEFAULT_MAX_HEDGED};
+pub use delay::{HedgeDelay, DEFAULT_MIN_SAMPLES, DEFAULT_PERCENTILE};
+pub use future::ResponseFuture;
+pub use layer::{HedgeHandle, HedgeLayer};
+pub use service::Hedge;

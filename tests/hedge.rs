@@ -1,0 +1,306 @@
+//! Hedged requests on a paused clock: when a hedge goes out, which answer
+//! wins, what is cancelled, and the limits (policy, percentile warm-up,
+//! extra-load cap, shared budget, max hedged).
+
+use rampart::hedge::{HedgeDelay, HedgeLayer};
+use rampart::retry::{HttpPolicy, RetryBudget};
+use rampart::BoxError;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::{service_fn, Layer, Service, ServiceExt};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+/// How each copy behaves: after `wait`, answers with its number, or fails.
+#[derive(Clone, Copy)]
+struct Copy {
+    wait: Duration,
+    ok: bool,
+}
+
+fn ok_after(ms: u64) -> Copy {
+    Copy {
+        wait: MS(ms),
+        ok: true,
+    }
+}
+
+fn fail_after(ms: u64) -> Copy {
+    Copy {
+        wait: MS(ms),
+        ok: false,
+    }
+}
+
+/// A dependency playing a script of copies (then quick successes),
+/// counting the copies sent and the ones dropped before they answered.
+#[derive(Clone, Default)]
+struct Dependency {
+    script: Arc<Mutex<VecDeque<Copy>>>,
+    sent: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+struct DropGuard(Arc<AtomicUsize>, bool);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Dependency {
+    fn scripted(copies: impl IntoIterator<Item = Copy>) -> Self {
+        let d = Dependency::default();
+        d.script.lock().unwrap().extend(copies);
+        d
+    }
+
+    fn service(
+        &self,
+    ) -> impl Service<
+        http::Request<()>,
+        Response = http::Response<usize>,
+        Error = BoxError,
+        Future: Send,
+    > + Clone {
+        let this = self.clone();
+        service_fn(move |_: http::Request<()>| {
+            let n = this.sent.fetch_add(1, Ordering::SeqCst);
+            this.arrivals.lock().unwrap().push(Instant::now());
+            let copy = this
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(ok_after(1));
+            let dropped = this.dropped.clone();
+            async move {
+                let mut guard = DropGuard(dropped, false);
+                tokio::time::sleep(copy.wait).await;
+                guard.1 = true;
+                if copy.ok {
+                    Ok(http::Response::new(n))
+                } else {
+                    Err::<_, BoxError>(format!("copy {n} failed").into())
+                }
+            }
+        })
+    }
+}
+
+fn get() -> http::Request<()> {
+    http::Request::get("/titles").body(()).unwrap()
+}
+
+fn fixed(ms: u64) -> HedgeLayer<HttpPolicy> {
+    HedgeLayer::builder("hedge", HttpPolicy)
+        .delay(HedgeDelay::fixed(MS(ms)))
+        .max_extra_load(1.0)
+        .build()
+        .unwrap()
+}
+
+async fn send<S>(svc: &mut S, request: http::Request<()>) -> Result<usize, BoxError>
+where
+    S: Service<http::Request<()>, Response = http::Response<usize>, Error = BoxError>,
+{
+    Ok(svc.ready().await?.call(request).await?.into_body())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_call_is_hedged_and_the_first_success_wins() {
+    let layer = fixed(20);
+    let dependency = Dependency::scripted([ok_after(1000), ok_after(5)]);
+    let mut svc = layer.layer(dependency.service());
+    let started = Instant::now();
+    assert_eq!(
+        send(&mut svc, get()).await.unwrap(),
+        1,
+        "the hedge's answer"
+    );
+    assert_eq!(started.elapsed(), MS(25));
+    assert_eq!(
+        dependency.dropped.load(Ordering::SeqCst),
+        1,
+        "the slow copy is cancelled"
+    );
+    let handle = layer.handle();
+    assert_eq!((handle.sent(), handle.won(), handle.cancelled()), (1, 1, 1));
+
+    // Quicker than the delay: no hedge.
+    let dependency = Dependency::scripted([ok_after(10)]);
+    let mut svc = layer.layer(dependency.service());
+    assert_eq!(send(&mut svc, get()).await.unwrap(), 0);
+    assert_eq!(dependency.sent.load(Ordering::SeqCst), 1);
+
+    // The first copy answering first after a hedge went out still wins.
+    let dependency = Dependency::scripted([ok_after(30), ok_after(100)]);
+    let mut svc = layer.layer(dependency.service());
+    assert_eq!(send(&mut svc, get()).await.unwrap(), 0);
+    assert_eq!(
+        dependency.dropped.load(Ordering::SeqCst),
+        1,
+        "the hedge is cancelled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_copy_waits_for_the_others_and_all_failing_returns_the_last_error() {
+    let layer = fixed(20);
+    // The first fails after the hedge went out; the hedge succeeds.
+    let dependency = Dependency::scripted([fail_after(30), ok_after(40)]);
+    let mut svc = layer.layer(dependency.service());
+    assert_eq!(send(&mut svc, get()).await.unwrap(), 1);
+
+    let dependency = Dependency::scripted([fail_after(30), fail_after(40)]);
+    let mut svc = layer.layer(dependency.service());
+    let err = send(&mut svc, get()).await.unwrap_err();
+    assert_eq!(err.to_string(), "copy 1 failed");
+
+    // A copy failing before the delay is not hedged: hedging is for
+    // slowness, retries are for errors.
+    let dependency = Dependency::scripted([fail_after(5)]);
+    let mut svc = layer.layer(dependency.service());
+    assert_eq!(
+        send(&mut svc, get()).await.unwrap_err().to_string(),
+        "copy 0 failed"
+    );
+    assert_eq!(dependency.sent.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_what_the_policy_may_send_twice_is_hedged() {
+    let layer = fixed(20);
+    let dependency = Dependency::scripted([ok_after(1000)]);
+    let mut svc = layer.layer(dependency.service());
+    let post = http::Request::post("/orders").body(()).unwrap();
+    assert_eq!(send(&mut svc, post).await.unwrap(), 0);
+    assert_eq!(dependency.sent.load(Ordering::SeqCst), 1);
+    assert_eq!(layer.handle().sent(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn up_to_max_hedged_copies_go_out_a_delay_apart() {
+    let layer = HedgeLayer::builder("three", HttpPolicy)
+        .delay(HedgeDelay::fixed(MS(10)))
+        .max_hedged(3)
+        .max_extra_load(1.0)
+        .build()
+        .unwrap();
+    // Five quick calls first: at most one hedge per call over the window,
+    // so the slow call's three need earlier calls' share.
+    let dependency = Dependency::scripted(
+        std::iter::repeat_n(ok_after(1), 5).chain(std::iter::repeat_n(ok_after(1000), 4)),
+    );
+    let mut svc = layer.layer(dependency.service());
+    for _ in 0..5 {
+        send(&mut svc, get()).await.unwrap();
+    }
+    let started = Instant::now();
+    assert_eq!(
+        send(&mut svc, get()).await.unwrap(),
+        5,
+        "the first sent answers first"
+    );
+    assert_eq!(started.elapsed(), MS(1000));
+    let arrivals = dependency.arrivals.lock().unwrap()[5..].to_vec();
+    let offsets: Vec<_> = arrivals.iter().map(|t| *t - started).collect();
+    assert_eq!(offsets, [MS(0), MS(10), MS(20), MS(30)]);
+    assert_eq!(
+        dependency.sent.load(Ordering::SeqCst),
+        5 + 4,
+        "three hedges at 10, 20, 30 ms"
+    );
+    assert_eq!(layer.handle().cancelled(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_percentile_delay_hedges_only_once_it_has_enough_samples() {
+    let layer = HedgeLayer::builder("p95", HttpPolicy)
+        .delay(HedgeDelay::percentile(95.0).min_samples(50))
+        .max_extra_load(1.0)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    // 49 calls of 10 ms: not enough to hedge, even a slow one.
+    let dependency =
+        Dependency::scripted(std::iter::repeat_n(ok_after(10), 49).chain([ok_after(200)]));
+    let mut svc = layer.layer(dependency.service());
+    for _ in 0..50 {
+        send(&mut svc, get()).await.unwrap();
+    }
+    assert_eq!(handle.sent(), 0);
+    // Now 50 samples, p95 about 10 ms (the 200 ms one is past p95); the
+    // delay is recomputed once a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let dependency = Dependency::scripted([ok_after(500), ok_after(5)]);
+    let mut svc = layer.layer(dependency.service());
+    let started = Instant::now();
+    assert_eq!(send(&mut svc, get()).await.unwrap(), 1);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= MS(14) && elapsed <= MS(17),
+        "hedged at about 10 ms: {elapsed:?}"
+    );
+    assert_eq!(handle.sent(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedges_stay_under_the_extra_load_cap_and_the_shared_budget() {
+    // Every call slow; 5 % cap: at most one hedge per twenty calls.
+    let layer = HedgeLayer::builder("cap", HttpPolicy)
+        .delay(HedgeDelay::fixed(MS(10)))
+        .build()
+        .unwrap();
+    let dependency = Dependency::scripted(std::iter::repeat_n(ok_after(100), 400));
+    let mut svc = layer.layer(dependency.service());
+    for _ in 0..200 {
+        send(&mut svc, get()).await.unwrap();
+    }
+    let sent = layer.handle().sent();
+    assert!((9..=10).contains(&sent), "5 % of 200 calls: {sent} hedges");
+
+    // A spent shared budget: no hedge, whatever the cap allows.
+    let empty = RetryBudget::new(Duration::from_secs(10), 0, 0.0).unwrap();
+    let layer = HedgeLayer::builder("budget", HttpPolicy)
+        .delay(HedgeDelay::fixed(MS(10)))
+        .max_extra_load(1.0)
+        .budget(empty)
+        .build()
+        .unwrap();
+    let dependency = Dependency::scripted(std::iter::repeat_n(ok_after(100), 20));
+    let mut svc = layer.layer(dependency.service());
+    for _ in 0..10 {
+        send(&mut svc, get()).await.unwrap();
+    }
+    assert_eq!(layer.handle().sent(), 0);
+    assert_eq!(dependency.sent.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn bad_settings_are_config_errors() {
+    let build = |delay, max_hedged, load| {
+        HedgeLayer::builder("bad", HttpPolicy)
+            .delay(delay)
+            .max_hedged(max_hedged)
+            .max_extra_load(load)
+            .build()
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(build(HedgeDelay::fixed(MS(1)), 0, 0.05).contains("max_hedged"));
+    assert!(build(HedgeDelay::fixed(MS(1)), 11, 0.05).contains("max_hedged"));
+    assert!(build(HedgeDelay::fixed(MS(1)), 1, 1.5).contains("max_extra_load"));
+    assert!(build(HedgeDelay::fixed(MS(1)), 1, f64::NAN).contains("max_extra_load"));
+    assert!(build(HedgeDelay::percentile(100.0), 1, 0.05).contains("percentile"));
+    assert!(build(HedgeDelay::percentile(95.0).min_samples(0), 1, 0.05).contains("min_samples"));
+    assert!(build(HedgeDelay::fixed(Duration::from_secs(7200)), 1, 0.05).contains("delay"));
+}
