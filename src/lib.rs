@@ -21,6 +21,7 @@
 //! | [`stream`] | see it live: hystrix.stream, and a Turbine-style aggregator over many instances (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
+//! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //!
 //! Not yet here: rampart's own dashboard page.
 //!
@@ -79,6 +80,7 @@ pub mod command;
 pub mod error;
 #[cfg(feature = "fallback")]
 pub mod fallback;
+mod integrations;
 pub(crate) mod internal;
 pub mod metrics;
 pub mod registry;
@@ -89,6 +91,9 @@ pub mod stream;
 #[cfg(feature = "timeout")]
 pub mod timeout;
 pub mod window;
+
+#[cfg(feature = "tower-http")]
+pub use integrations::tower_http;
 
 #[cfg(feature = "command")]
 pub use command::{Command, CommandLayer};

@@ -1,0 +1,5 @@
+//! Glue for other crates' types, each behind a cargo feature of the same
+//! name; re-exported at the crate root (`rampart::tower_http`).
+
+#[cfg(feature = "tower-http")]
+pub mod tower_http;
