@@ -21,13 +21,15 @@
 //! | [`stream`] | see it live: hystrix.stream, and a Turbine-style aggregator over many instances (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
+//! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //!
 //! Not yet here: rampart's own dashboard page.
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
-//! tower stack; [`ErrorKind::of`] tells a rejection from a timeout from the
-//! dependency's own failure. Every builder validates its options and returns
+//! tower stack (in an axum server, behind `HandleErrorLayer`: see
+//! `rampart::axum`, feature `axum`); [`ErrorKind::of`] tells a rejection
+//! from a timeout from the dependency's own failure. Every builder validates its options and returns
 //! a [`ConfigError`] naming each bad one. All time comes from `tokio::time`,
 //! so tests run on a paused clock.
 //!
@@ -92,6 +94,8 @@ pub mod stream;
 pub mod timeout;
 pub mod window;
 
+#[cfg(feature = "axum")]
+pub use integrations::axum;
 #[cfg(feature = "tower-http")]
 pub use integrations::tower_http;
 
