@@ -23,12 +23,15 @@
 //! | [`stream`] | see it live: hystrix.stream, a Turbine-style aggregator over many instances, and the dashboard page (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
+//! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
+//! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //!
 //! Not yet here: deadlines that travel with the request; hedging inside the balancer.
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
-//! tower stack; [`ErrorKind::of`] tells a rejection from a timeout from the
-//! dependency's own failure. Every builder validates its options and returns
+//! tower stack (in an axum server, behind `HandleErrorLayer`: see
+//! `rampart::axum`, feature `axum`); [`ErrorKind::of`] tells a rejection
+//! from a timeout from the dependency's own failure. Every builder validates its options and returns
 //! a [`ConfigError`] naming each bad one. All time comes from `tokio::time`,
 //! so tests run on a paused clock.
 //!
@@ -83,6 +86,7 @@ pub mod error;
 pub mod fallback;
 #[cfg(feature = "hedge")]
 pub mod hedge;
+mod integrations;
 pub(crate) mod internal;
 pub mod metrics;
 pub mod registry;
@@ -93,6 +97,11 @@ pub mod stream;
 #[cfg(feature = "timeout")]
 pub mod timeout;
 pub mod window;
+
+#[cfg(feature = "axum")]
+pub use integrations::axum;
+#[cfg(feature = "tower-http")]
+pub use integrations::tower_http;
 
 #[cfg(feature = "command")]
 pub use command::{Command, CommandLayer};

@@ -1,0 +1,7 @@
+//! Glue for other crates' types, each behind a cargo feature of the same
+//! name; re-exported at the crate root (`rampart::axum`, `rampart::tower_http`).
+
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "tower-http")]
+pub mod tower_http;
