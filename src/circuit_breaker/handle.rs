@@ -128,9 +128,10 @@ impl CircuitBreakerHandle {
         self.breaker.latencies()
     }
 
-    /// When open: how long until the next call is let through as a probe.
-    /// `None` in every other state (half-open once the open time has passed) (a forced-open breaker waits for a
-    /// person, not a clock).
+    /// When open: how long until the next call is let through as a probe
+    /// (the breaker turns half-open once its open time has passed).
+    /// `None` in every other state, and when forced open: a forced-open
+    /// breaker waits for a person, not a clock.
     pub fn retry_after(&self) -> Option<Duration> {
         self.breaker.retry_after()
     }
