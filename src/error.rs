@@ -54,6 +54,10 @@ pub enum ErrorKind {
     NoHealthyEndpoint,
     /// A timeout elapsed before the inner service answered.
     Timeout,
+    /// The call's [deadline](crate::deadline) passed: before the call
+    /// (rejected at once, the dependency not called) or while it ran (cut
+    /// off). Not retried, not a rejection.
+    DeadlineExceeded,
     /// The dependency (or a fallback) panicked and the panic was contained
     /// by [`CatchPanic`](crate::catch_panic::CatchPanic).
     Panicked,
@@ -98,6 +102,9 @@ impl ErrorKind {
             if e.is::<crate::fallback::FallbackRejected>() {
                 return ErrorKind::FallbackRejected;
             }
+            if e.is::<crate::deadline::DeadlineExceeded>() {
+                return ErrorKind::DeadlineExceeded;
+            }
             if is_timeout(e) {
                 return ErrorKind::Timeout;
             }
@@ -121,6 +128,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::RetryBudgetExhausted => "retry budget exhausted",
             ErrorKind::NoHealthyEndpoint => "no healthy endpoint",
             ErrorKind::Timeout => "timed out",
+            ErrorKind::DeadlineExceeded => "deadline exceeded",
             ErrorKind::Panicked => "panicked",
             ErrorKind::FallbackRejected => "fallback rejected",
             ErrorKind::Inner => "inner service failed",

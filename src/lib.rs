@@ -16,6 +16,7 @@
 //! | [`Command`] | the Hystrix-style facade: one validated builder for all of the above |
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
 //! | `hedge` | hedged requests: a second copy of a slow call, the first success wins, capped extra load (feature `hedge`) |
+//! | [`deadline`] | deadlines that travel with the request, across layers and over the wire (`grpc-timeout`, `rampart-timeout-ms`) |
 //! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
 //! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
@@ -26,7 +27,7 @@
 //! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //!
-//! Not yet here: deadlines that travel with the request; hedging inside the balancer.
+//! Not yet here: hedging inside the balancer.
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see
@@ -81,6 +82,7 @@ pub mod chaos;
 pub mod circuit_breaker;
 #[cfg(feature = "command")]
 pub mod command;
+pub mod deadline;
 pub mod error;
 #[cfg(feature = "fallback")]
 pub mod fallback;

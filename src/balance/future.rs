@@ -259,7 +259,14 @@ where
                 Outcome::Success => Ended::Success,
                 Outcome::Ignored => Ended::Ignored,
                 Outcome::Failure => match &result {
-                    Err(e) if ErrorKind::of(e) == ErrorKind::Timeout => Ended::Timeout,
+                    Err(e)
+                        if matches!(
+                            ErrorKind::of(e),
+                            ErrorKind::Timeout | ErrorKind::DeadlineExceeded
+                        ) =>
+                    {
+                        Ended::Timeout
+                    }
                     _ => Ended::Failure,
                 },
             };
@@ -287,6 +294,13 @@ where
                 this.state.set(State::Done);
                 return Poll::Ready(result);
             };
+            let delay = shared.backoff.delay(*this.retries + 1, *this.last_delay);
+            if crate::internal::deadline::leaves_no_time_for(delay) {
+                // The caller's deadline passes before the retry could
+                // answer: no retry, and nothing taken from the budget.
+                this.state.set(State::Done);
+                return Poll::Ready(result);
+            }
             // The attempt that just ended, counting from 1.
             let attempt = *this.retries + 1;
             if !shared.budget.try_withdraw() {
@@ -325,7 +339,6 @@ where
             }
             let again = same.then_some(endpoint);
             *this.retries += 1;
-            let delay = shared.backoff.delay(*this.retries, *this.last_delay);
             *this.last_delay = delay;
             if delay.is_zero() {
                 this.state.set(State::Pick { again });

@@ -137,7 +137,8 @@ where
             (Outcome::Ignored, _) => Category::Ignored,
             (Outcome::Failure, Ok(_)) => Category::Failure,
             (Outcome::Failure, Err(e)) => match ErrorKind::of(&**e) {
-                ErrorKind::Timeout => Category::Timeout,
+                // Cut off by a deadline beneath: slow, as a timeout is.
+                ErrorKind::Timeout | ErrorKind::DeadlineExceeded => Category::Timeout,
                 kind if kind.is_rejection() => Category::Rejected,
                 _ => Category::Failure,
             },

@@ -68,6 +68,8 @@ where
             shared
                 .tracker
                 .delay(now)
+                // No hedge that the caller's deadline would cut off first.
+                .filter(|delay| !crate::internal::deadline::leaves_no_time_for(*delay))
                 .map(|delay| (self.inner.clone(), request.clone(), delay))
         } else {
             None

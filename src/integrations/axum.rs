@@ -70,6 +70,7 @@
 //! | [`RetryBudgetExhausted`](ErrorKind::RetryBudgetExhausted) | 503 | `retry_budget_exhausted` | `retry budget exhausted` |
 //! | [`NoHealthyEndpoint`](ErrorKind::NoHealthyEndpoint) | 503 | `no_healthy_endpoint` | `no healthy endpoint` |
 //! | [`Timeout`](ErrorKind::Timeout) | 504 Gateway Timeout | `timeout` | `timed out` |
+//! | [`DeadlineExceeded`](ErrorKind::DeadlineExceeded) | 504 | `deadline_exceeded` | `deadline exceeded` |
 //! | [`Panicked`](ErrorKind::Panicked) | 500 Internal Server Error | `panicked` | `panicked` |
 //! | [`FallbackRejected`](ErrorKind::FallbackRejected) | as its cause, the call's own error | as its cause | as its cause |
 //! | anything else ([`Inner`](ErrorKind::Inner)) | 500 | none | `internal server error` |
@@ -276,6 +277,11 @@ fn describe(kind: ErrorKind) -> Description {
             "no healthy endpoint",
         ),
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, Some("timeout"), "timed out"),
+        ErrorKind::DeadlineExceeded => (
+            StatusCode::GATEWAY_TIMEOUT,
+            Some("deadline_exceeded"),
+            "deadline exceeded",
+        ),
         ErrorKind::Panicked => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Some("panicked"),

@@ -4,6 +4,7 @@
 
 pub(crate) mod cancel;
 pub(crate) mod clock;
+pub(crate) mod deadline;
 #[cfg(any(feature = "circuit-breaker", feature = "fallback"))]
 pub(crate) mod handoff;
 #[cfg(feature = "retry")]

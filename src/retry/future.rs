@@ -182,6 +182,12 @@ where
     if retry_after.is_some_and(|wait| wait > shared.max_retry_after) {
         return Next::Return(result);
     }
+    let backoff = shared.backoff.delay(attempts, last_delay);
+    let wait = retry_after.map_or(backoff, |wait| wait.max(backoff));
+    if crate::internal::deadline::leaves_no_time_for(wait) {
+        // The caller's deadline passes first: no retry, no budget spent.
+        return Next::Return(result);
+    }
     if !shared.budget.try_withdraw() {
         shared.budget_exhausted.increment(1);
         shared.counts.refusals.fetch_add(1, Ordering::Relaxed);
@@ -213,8 +219,7 @@ where
             result.as_ref().err(),
         );
     }
-    let backoff = shared.backoff.delay(attempts, last_delay);
-    Next::Retry(retry_after.map_or(backoff, |wait| wait.max(backoff)))
+    Next::Retry(wait)
 }
 
 /// A retry, or one the budget refused (`event`), after attempt `attempt`

@@ -31,6 +31,9 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         deadline: Instant,
+        // The deadline is the caller's (a `DeadlineLayer` above), not the
+        // timeout's own: it ends in `DeadlineExceeded`, uncounted here.
+        by_caller: bool,
         timed_out: Counter,
         // The timeout's name, for its `tracing` event: taken only when that
         // event was enabled at `call`.
@@ -42,6 +45,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(
         response: F,
         deadline: Instant,
+        by_caller: bool,
         timed_out: Counter,
         name: Option<Arc<str>>,
     ) -> Self {
@@ -49,6 +53,7 @@ impl<F> ResponseFuture<F> {
             response: Some(response),
             sleep: None,
             deadline,
+            by_caller,
             timed_out,
             name,
         }
@@ -66,7 +71,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let Some(response) = this.response.as_mut().as_pin_mut() else {
-            return Poll::Ready(Err(Elapsed::new().into()));
+            return Poll::Ready(Err(elapsed(*this.by_caller)));
         };
         if let Poll::Ready(result) = response.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
@@ -82,13 +87,26 @@ where
                 // attempt, a breaker's probe) can tell it from a caller
                 // walking away.
                 crate::internal::cancel::timed_out(|| this.response.set(None));
+                if *this.by_caller {
+                    return Poll::Ready(Err(elapsed(true)));
+                }
                 this.timed_out.increment(1);
                 if let Some(name) = this.name.as_deref() {
                     timed_out(name);
                 }
-                Poll::Ready(Err(Elapsed::new().into()))
+                Poll::Ready(Err(elapsed(false)))
             }
         }
+    }
+}
+
+/// The error of a call cut off: by the caller's deadline, or by the
+/// timeout's own.
+fn elapsed(by_caller: bool) -> BoxError {
+    if by_caller {
+        crate::deadline::DeadlineExceeded::new().into()
+    } else {
+        Elapsed::new().into()
     }
 }
 

@@ -67,7 +67,13 @@ where
 
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
-        let deadline = Instant::now() + self.timeout;
+        let own = Instant::now() + self.timeout;
+        // The earlier of its own and the caller's deadline, if one is in
+        // force: past the caller's, nobody waits for the answer.
+        let (deadline, by_caller) = match crate::internal::deadline::current() {
+            Some(caller) if caller < own => (caller, true),
+            _ => (own, false),
+        };
         // The future names the timeout in its event only if someone listens:
         // cloning the name on every call would write a shared reference
         // count, where asking costs a load and a branch.
@@ -79,6 +85,7 @@ where
         ResponseFuture::new(
             self.inner.call(request),
             deadline,
+            by_caller,
             self.timed_out.clone(),
             name,
         )

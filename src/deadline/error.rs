@@ -1,0 +1,20 @@
+//! The deadline's own failure.
+
+/// The call's deadline passed: either before the call (rejected at once,
+/// the dependency not called) or while it ran (cut off, its future
+/// dropped at that moment).
+///
+/// Zero-sized, so it never allocates. [`ErrorKind::of`](crate::ErrorKind::of)
+/// says [`ErrorKind::DeadlineExceeded`](crate::ErrorKind::DeadlineExceeded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
+#[error("deadline exceeded")]
+pub struct DeadlineExceeded {
+    _p: (),
+}
+
+impl DeadlineExceeded {
+    /// A new `DeadlineExceeded` error.
+    pub const fn new() -> Self {
+        DeadlineExceeded { _p: () }
+    }
+}

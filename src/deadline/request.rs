@@ -1,0 +1,159 @@
+//! How a request carries its deadline.
+
+use super::Deadline;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// rampart's own header for the time left to answer, in whole
+/// milliseconds (the time left, not a wall-clock moment, so clock skew
+/// between hosts does not matter; Envoy's `x-envoy-expected-rq-timeout-ms`
+/// works the same way).
+pub const TIMEOUT_HEADER: &str = "rampart-timeout-ms";
+
+/// A request that can carry a [`Deadline`]: implemented for
+/// `http::Request` (in its extensions and headers); implement it for your
+/// own request types.
+///
+/// ```
+/// use rampart::deadline::{Deadline, WithDeadline};
+/// use tokio::time::Instant;
+///
+/// struct Lookup { id: u64, deadline: Option<Deadline> }
+///
+/// impl WithDeadline for Lookup {
+///     fn deadline(&self, _now: Instant) -> Option<Deadline> {
+///         self.deadline
+///     }
+///     fn set_deadline(&mut self, deadline: Deadline, _now: Instant) {
+///         self.deadline = Some(deadline);
+///     }
+/// }
+/// ```
+pub trait WithDeadline {
+    /// The deadline the request carries, if any; `now` is the time of the
+    /// call, for deadlines carried as a time left.
+    fn deadline(&self, now: Instant) -> Option<Deadline>;
+
+    /// Carries `deadline` with the request from here on (and to the
+    /// dependency, if the request's form allows).
+    fn set_deadline(&mut self, deadline: Deadline, now: Instant);
+}
+
+#[cfg(feature = "http")]
+impl<B> WithDeadline for http::Request<B> {
+    /// The [`Deadline`] in the extensions (set by a layer on this side);
+    /// else the time left in [`TIMEOUT_HEADER`], or in `grpc-timeout`,
+    /// from `now`. An unreadable header is ignored.
+    fn deadline(&self, now: Instant) -> Option<Deadline> {
+        if let Some(deadline) = self.extensions().get::<Deadline>() {
+            return Some(*deadline);
+        }
+        let headers = self.headers();
+        let left = headers
+            .get(TIMEOUT_HEADER)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .or_else(|| {
+                headers
+                    .get("grpc-timeout")
+                    .and_then(|v| grpc_timeout(v.to_str().ok()?))
+            })?;
+        Some(Deadline(now + left))
+    }
+
+    /// Puts the deadline in the extensions, and the time left in
+    /// [`TIMEOUT_HEADER`] (and in `grpc-timeout` for a gRPC request), so a
+    /// rampart server downstream holds to it too.
+    fn set_deadline(&mut self, deadline: Deadline, now: Instant) {
+        let left = deadline.0.saturating_duration_since(now);
+        let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        let grpc = self
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let headers = self.headers_mut();
+        headers.insert(TIMEOUT_HEADER, http::HeaderValue::from(ms));
+        if grpc {
+            // At most 8 digits (gRPC's HTTP/2 protocol spec).
+            let value = format!("{}m", ms.min(99_999_999));
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                headers.insert("grpc-timeout", value);
+            }
+        }
+        self.extensions_mut().insert(deadline);
+    }
+}
+
+/// gRPC's `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit_and_nonsense_does_not() {
+        assert_eq!(grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout("5M"), Some(Duration::from_secs(300)));
+        assert_eq!(grpc_timeout("250u"), Some(Duration::from_micros(250)));
+        assert_eq!(
+            grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "m", "100", "100x", "123456789m", "-1m", "1.5S"] {
+            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn an_http_request_carries_its_deadline_out_and_reads_it_back_in() {
+        let now = Instant::now();
+        let deadline = Deadline(now + Duration::from_millis(250));
+        let mut outgoing = http::Request::builder()
+            .header(http::header::CONTENT_TYPE, "application/grpc+proto")
+            .body(())
+            .unwrap();
+        outgoing.set_deadline(deadline, now);
+        assert_eq!(outgoing.headers()[TIMEOUT_HEADER], "250");
+        assert_eq!(outgoing.headers()["grpc-timeout"], "250m");
+        assert_eq!(outgoing.deadline(now), Some(deadline));
+
+        // On the far side: only the headers arrive.
+        let (parts, ()) = outgoing.into_parts();
+        let mut incoming = http::Request::new(());
+        *incoming.headers_mut() = parts.headers;
+        let later = now + Duration::from_millis(5);
+        assert_eq!(
+            incoming.deadline(later),
+            Some(Deadline(later + Duration::from_millis(250)))
+        );
+        incoming.headers_mut().remove(TIMEOUT_HEADER);
+        assert_eq!(
+            incoming.deadline(later),
+            Some(Deadline(later + Duration::from_millis(250))),
+            "grpc-timeout"
+        );
+        incoming.headers_mut().remove("grpc-timeout");
+        assert_eq!(incoming.deadline(later), None);
+    }
+}
