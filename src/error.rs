@@ -52,7 +52,8 @@ pub enum ErrorKind {
     RetryBudgetExhausted,
     /// A load balancer had no endpoint to send the call to.
     NoHealthyEndpoint,
-    /// A timeout elapsed before the inner service answered.
+    /// A timeout elapsed before the inner service answered: rampart's,
+    /// tokio's or tower's, or (feature `reqwest`) a reqwest client's own.
     Timeout,
     /// The dependency (or a fallback) panicked and the panic was contained
     /// by [`CatchPanic`](crate::catch_panic::CatchPanic).
@@ -128,7 +129,8 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The error types [`ErrorKind::of`] accepts: [`BoxError`] and `dyn Error`.
+/// The error types [`ErrorKind::of`] accepts: [`BoxError`] and `dyn Error`;
+/// with the `reqwest` feature, `reqwest::Error` too.
 ///
 /// Sealed: it exists only so that `ErrorKind::of(&boxed)` works as written.
 pub trait AsDynError: sealed::Sealed {
@@ -141,6 +143,17 @@ mod sealed {
     impl Sealed for super::BoxError {}
     impl Sealed for dyn std::error::Error + 'static {}
     impl Sealed for dyn std::error::Error + Send + Sync + 'static {}
+    #[cfg(feature = "reqwest")]
+    impl Sealed for ::reqwest::Error {}
+}
+
+/// `ErrorKind::of(&error)` on what a reqwest client or a
+/// [`ReqwestEndpoint`](crate::reqwest::ReqwestEndpoint) returns.
+#[cfg(feature = "reqwest")]
+impl AsDynError for ::reqwest::Error {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        self
+    }
 }
 
 impl AsDynError for BoxError {
@@ -162,10 +175,17 @@ impl AsDynError for dyn StdError + Send + Sync + 'static {
 }
 
 /// Timeouts raised by tokio's and tower's own timeout utilities count too, so
-/// a breaker above `tower::timeout::TimeoutLayer` sees them as timeouts.
+/// a breaker above `tower::timeout::TimeoutLayer` sees them as timeouts; and
+/// with the `reqwest` feature, a reqwest client's own timeouts.
 fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
     #[cfg(feature = "timeout")]
     if e.is::<crate::timeout::Elapsed>() {
+        return true;
+    }
+    #[cfg(feature = "reqwest")]
+    if e.downcast_ref::<::reqwest::Error>()
+        .is_some_and(::reqwest::Error::is_timeout)
+    {
         return true;
     }
     e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>()

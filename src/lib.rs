@@ -90,6 +90,8 @@ mod integrations;
 pub(crate) mod internal;
 pub mod metrics;
 pub mod registry;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 #[cfg(feature = "retry")]
 pub mod retry;
 #[cfg(feature = "stream")]
