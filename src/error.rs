@@ -67,7 +67,8 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Classifies `error` (a [`BoxError`] or a `dyn Error`), looking through
-    /// its `source()` chain.
+    /// its `source()` chain (and, feature `reqwest-middleware`, into a
+    /// `reqwest_middleware::Error`, whose `source()` skips what it wraps).
     pub fn of<E: AsDynError + ?Sized>(error: &E) -> ErrorKind {
         let mut next: Option<&(dyn StdError + 'static)> = Some(error.as_dyn_error());
         while let Some(e) = next {
@@ -102,7 +103,7 @@ impl ErrorKind {
             if is_timeout(e) {
                 return ErrorKind::Timeout;
             }
-            next = e.source();
+            next = next_in_chain(e);
         }
         ErrorKind::Inner
     }
@@ -130,7 +131,8 @@ impl fmt::Display for ErrorKind {
 }
 
 /// The error types [`ErrorKind::of`] accepts: [`BoxError`] and `dyn Error`;
-/// with the `reqwest` feature, `reqwest::Error` too.
+/// with the `reqwest` and `reqwest-middleware` features, `reqwest::Error`
+/// and `reqwest_middleware::Error` too.
 ///
 /// Sealed: it exists only so that `ErrorKind::of(&boxed)` works as written.
 pub trait AsDynError: sealed::Sealed {
@@ -145,12 +147,24 @@ mod sealed {
     impl Sealed for dyn std::error::Error + Send + Sync + 'static {}
     #[cfg(feature = "reqwest")]
     impl Sealed for ::reqwest::Error {}
+    #[cfg(feature = "reqwest-middleware")]
+    impl Sealed for reqwest_middleware::Error {}
 }
 
 /// `ErrorKind::of(&error)` on what a reqwest client or a
 /// [`ReqwestEndpoint`](crate::reqwest::ReqwestEndpoint) returns.
 #[cfg(feature = "reqwest")]
 impl AsDynError for ::reqwest::Error {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        self
+    }
+}
+
+/// `ErrorKind::of(&error)` on what a `reqwest_middleware` client returns,
+/// e.g. a rejection by
+/// [`CircuitBreakerMiddleware`](crate::reqwest::CircuitBreakerMiddleware).
+#[cfg(feature = "reqwest-middleware")]
+impl AsDynError for reqwest_middleware::Error {
     fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
         self
     }
@@ -189,6 +203,23 @@ fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
         return true;
     }
     e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>()
+}
+
+/// The error [`ErrorKind::of`] looks at after `e`: its source, except past
+/// a wrapper whose `source()` skips what it wraps (thiserror's
+/// `#[error(transparent)]` forwards to the wrapped error's own source).
+fn next_in_chain<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    #[cfg(feature = "reqwest-middleware")]
+    if let Some(e) = e.downcast_ref::<reqwest_middleware::Error>() {
+        return Some(match e {
+            reqwest_middleware::Error::Middleware(e) => {
+                let inner: &(dyn StdError + 'static) = e.as_ref();
+                inner
+            }
+            reqwest_middleware::Error::Reqwest(e) => e,
+        });
+    }
+    e.source()
 }
 
 /// A configuration value broke a rule: returned by every `build()`.

@@ -21,8 +21,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rampart::balance::rule::RoundRobin;
 use rampart::balance::{Balance, DefaultPolicy, Endpoint, Endpoints, HttpPolicy};
+use rampart::circuit_breaker::{CircuitBreakerLayer, Outcome, State};
 use rampart::registry::Registry;
-use rampart::reqwest::ReqwestEndpoint;
+use rampart::reqwest::{CircuitBreakerMiddleware, ReqwestEndpoint};
 use rampart::retry::{Backoff, RetryBudget, RetryBudgetExhaustedMarker};
 use rampart::{BoxError, ErrorKind};
 use std::convert::Infallible;
@@ -355,4 +356,142 @@ fn every_unusable_base_url_is_named() {
             .base(),
         "http://[::1]:8080"
     );
+}
+
+// ===== CircuitBreakerMiddleware =====
+
+/// A breaker that trips at 50 % of 4 calls and stays open for the test.
+fn breaker(name: &str, registry: &Registry) -> CircuitBreakerLayer {
+    CircuitBreakerLayer::builder(name)
+        .registry(registry)
+        .min_calls(4)
+        .failure_rate(0.5)
+        .open_for(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_middleware_trips_on_5xx_then_rejects_without_reaching_the_server() {
+    bounded(async {
+        let server = TestServer::start(0).await;
+        server.answer(503);
+        let registry = Registry::new();
+        let breaker = breaker("mw-trips", &registry);
+        let handle = breaker.handle();
+        let client = reqwest_middleware::ClientBuilder::new(client())
+            .with(CircuitBreakerMiddleware::new(breaker.handle()))
+            .build();
+        let url = format!("{}/catalog", server.base());
+
+        // 503s are responses: they reach the caller, and count as failures.
+        for _ in 0..4 {
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        assert_eq!(server.received(), 4);
+        assert_eq!(handle.counts().failures, 4);
+        assert_eq!(handle.state(), State::Open);
+
+        // Open: rejected at once, without a request reaching the server.
+        for _ in 0..5 {
+            let error = client.get(&url).send().await.unwrap_err();
+            assert!(error.is_middleware(), "{error:?}");
+            assert_eq!(ErrorKind::of(&error), ErrorKind::CircuitOpen, "{error:?}");
+            let boxed: BoxError = error.into();
+            assert_eq!(ErrorKind::of(&boxed), ErrorKind::CircuitOpen);
+            assert!(ErrorKind::of(&boxed).is_rejection());
+        }
+        assert_eq!(server.received(), 4, "no rejected call reached the server");
+        assert_eq!(handle.rolling_counts().short_circuited, 5);
+
+        // Forced closed from the same handle: calls go through again.
+        handle.force_closed();
+        server.answer(200);
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.text().await.unwrap(), "0 GET /catalog ");
+        assert_eq!(server.received(), 5);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_middleware_counts_successes_and_its_own_classifier_decides() {
+    bounded(async {
+        let server = TestServer::start(0).await;
+        let registry = Registry::new();
+        let breaker = breaker("mw-classify", &registry);
+        let handle = breaker.handle();
+        // 404 is the caller's mistake: ignored, it cannot trip the breaker.
+        let middleware = CircuitBreakerMiddleware::new(breaker.handle()).classify(
+            |result: &reqwest_middleware::Result<reqwest::Response>| match result {
+                Ok(r) if r.status() == StatusCode::NOT_FOUND => Outcome::Ignored,
+                Ok(r) if r.status().is_server_error() => Outcome::Failure,
+                Ok(_) => Outcome::Success,
+                Err(_) => Outcome::Failure,
+            },
+        );
+        assert!(middleware.handle().same_breaker(&handle));
+        let client = reqwest_middleware::ClientBuilder::new(client())
+            .with(middleware)
+            .build();
+
+        for _ in 0..3 {
+            client.get(server.base()).send().await.unwrap();
+        }
+        server.answer(404);
+        for _ in 0..6 {
+            let response = client.get(server.base()).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        }
+        let counts = handle.counts();
+        assert_eq!(
+            (counts.successes, counts.ignored, counts.failed()),
+            (3, 6, 0)
+        );
+        assert_eq!(handle.state(), State::Closed);
+        assert_eq!(server.received(), 9);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_chains_own_errors_come_back_as_they_were_and_count() {
+    bounded(async {
+        let (_refusing, refused) = refused_port();
+        let hanging = TestServer::start(0).await;
+        hanging.answer(HANG);
+        let registry = Registry::new();
+        let breaker = breaker("mw-errors", &registry);
+        let handle = breaker.handle();
+        let client = reqwest_middleware::ClientBuilder::new(
+            reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_millis(100))
+                .build()
+                .unwrap(),
+        )
+        .with(CircuitBreakerMiddleware::new(breaker.handle()))
+        .build();
+
+        let error = client
+            .get(format!("http://{refused}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, reqwest_middleware::Error::Reqwest(e) if e.is_connect()),
+            "{error:?}"
+        );
+        assert_eq!(ErrorKind::of(&error), ErrorKind::Inner);
+
+        let error = client.get(hanging.base()).send().await.unwrap_err();
+        assert!(error.is_timeout(), "{error:?}");
+        assert_eq!(ErrorKind::of(&error), ErrorKind::Timeout);
+
+        let counts = handle.counts();
+        assert_eq!((counts.failures, counts.timeouts), (1, 1), "{counts:?}");
+    })
+    .await;
 }

@@ -65,8 +65,12 @@
 
 mod endpoint;
 mod future;
+#[cfg(feature = "reqwest-middleware")]
+mod middleware;
 
 #[cfg(feature = "balance")]
 pub use endpoint::endpoints;
 pub use endpoint::ReqwestEndpoint;
 pub use future::ResponseFuture;
+#[cfg(feature = "reqwest-middleware")]
+pub use middleware::{CircuitBreakerMiddleware, ServerErrorsAsFailures};
