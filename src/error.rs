@@ -219,6 +219,10 @@ fn next_in_chain<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdErro
             reqwest_middleware::Error::Reqwest(e) => e,
         });
     }
+    #[cfg(feature = "reqwest-middleware")]
+    if let Some(carried) = e.downcast_ref::<crate::reqwest::Carried>() {
+        return Some(&*carried.0);
+    }
     e.source()
 }
 

@@ -23,9 +23,11 @@ use rampart::balance::rule::RoundRobin;
 use rampart::balance::{Balance, DefaultPolicy, Endpoint, Endpoints, HttpPolicy};
 use rampart::circuit_breaker::{CircuitBreakerLayer, Outcome, State};
 use rampart::registry::Registry;
-use rampart::reqwest::{CircuitBreakerMiddleware, ReqwestEndpoint};
+use rampart::reqwest::{
+    CircuitBreakerMiddleware, CommandMiddleware, ReqwestEndpoint, ServerErrorsAsFailures,
+};
 use rampart::retry::{Backoff, RetryBudget, RetryBudgetExhaustedMarker};
-use rampart::{BoxError, ErrorKind};
+use rampart::{BoxError, Command, ErrorKind};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::{Service, ServiceExt};
 
@@ -54,6 +57,8 @@ struct Control {
     id: usize,
     status: AtomicU16,
     received: AtomicU64,
+    /// Requests received so far, as a channel to wait on.
+    arrivals: watch::Sender<u64>,
 }
 
 struct TestServer {
@@ -70,6 +75,7 @@ impl TestServer {
             id,
             status: AtomicU16::new(200),
             received: AtomicU64::new(0),
+            arrivals: watch::Sender::new(0),
         });
         let task = tokio::spawn(accept(listener, control.clone()));
         TestServer {
@@ -89,6 +95,12 @@ impl TestServer {
 
     fn received(&self) -> u64 {
         self.control.received.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` requests have arrived.
+    async fn arrived(&self, n: u64) {
+        let mut arrivals = self.control.arrivals.subscribe();
+        arrivals.wait_for(|&seen| seen >= n).await.unwrap();
     }
 }
 
@@ -120,6 +132,7 @@ async fn accept(listener: TcpListener, control: Arc<Control>) {
 
 async fn respond(control: &Control, request: Request<Incoming>) -> Response<Full<Bytes>> {
     control.received.fetch_add(1, Ordering::SeqCst);
+    control.arrivals.send_modify(|n| *n += 1);
     let status = control.status.load(Ordering::SeqCst);
     if status == HANG {
         std::future::pending::<()>().await;
@@ -492,6 +505,97 @@ async fn the_chains_own_errors_come_back_as_they_were_and_count() {
 
         let counts = handle.counts();
         assert_eq!((counts.failures, counts.timeouts), (1, 1), "{counts:?}");
+    })
+    .await;
+}
+
+// ===== CommandMiddleware =====
+
+#[tokio::test]
+async fn the_command_middleware_serves_its_fallback_once_open_without_sending() {
+    bounded(async {
+        let server = TestServer::start(0).await;
+        server.answer(503);
+        let command = Command::builder("mw-command")
+            .registry(&Registry::new())
+            .timeout(Duration::from_secs(5))
+            .bulkhead(10)
+            .breaker(|b| {
+                b.min_calls(4)
+                    .failure_rate(0.5)
+                    .open_for(Duration::from_secs(60))
+                    .classify(ServerErrorsAsFailures)
+            })
+            .fallback_sync(|cause| {
+                assert_eq!(cause.kind(), ErrorKind::CircuitOpen);
+                Ok(reqwest::Response::from(http::Response::new("fallback")))
+            })
+            .build()
+            .unwrap();
+        let breaker = command.breaker();
+        let fallbacks = command.fallback();
+        let client = reqwest_middleware::ClientBuilder::new(client())
+            .with(CommandMiddleware::new(command))
+            .build();
+
+        // A 503 is an answer: it reaches the caller, and counts.
+        for _ in 0..4 {
+            let response = client.get(server.base()).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(fallbacks.successes(), 0, "no fallback for a response");
+
+        for _ in 0..3 {
+            let response = client.get(server.base()).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.text().await.unwrap(), "fallback");
+        }
+        assert_eq!(fallbacks.successes(), 3);
+        assert_eq!(breaker.rolling_counts().short_circuited, 3);
+        assert_eq!(server.received(), 4, "no short-circuited call was sent");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_command_middlewares_timeout_and_bulkhead_fail_with_errors_errorkind_reads() {
+    bounded(async {
+        let server = TestServer::start(0).await;
+        server.answer(HANG);
+        let command = Command::builder("mw-command-errors")
+            .registry(&Registry::new())
+            .timeout(Duration::from_millis(200))
+            .bulkhead(1)
+            .build()
+            .unwrap();
+        let breaker = command.breaker();
+        let client = reqwest_middleware::ClientBuilder::new(client())
+            .with(CommandMiddleware::new(command))
+            .build();
+
+        // One call holds the only bulkhead slot while the server hangs...
+        let first = tokio::spawn({
+            let client = client.clone();
+            let url = server.base();
+            async move { client.get(url).send().await }
+        });
+        server.arrived(1).await;
+        // ...so a second is rejected at once, without being sent.
+        let error = client.get(server.base()).send().await.unwrap_err();
+        assert!(error.is_middleware(), "{error:?}");
+        assert_eq!(ErrorKind::of(&error), ErrorKind::BulkheadFull, "{error:?}");
+        assert_eq!(server.received(), 1);
+
+        // The first runs into the command's timeout.
+        let error = first.await.unwrap().unwrap_err();
+        assert!(error.is_middleware(), "{error:?}");
+        assert_eq!(ErrorKind::of(&error), ErrorKind::Timeout, "{error:?}");
+        let boxed: BoxError = error.into();
+        assert_eq!(ErrorKind::of(&boxed), ErrorKind::Timeout);
+
+        let counts = breaker.counts();
+        assert_eq!((counts.rejections, counts.timeouts), (1, 1), "{counts:?}");
     })
     .await;
 }

@@ -68,17 +68,16 @@ use tower_service::Service;
 /// error's own `is_middleware()` is `true`. Errors of the rest of the
 /// chain, and reqwest's own, come back as they were.
 ///
-/// # Why a breaker, and not a whole `Command`
+/// # A breaker, or a whole `Command`
 ///
 /// A middleware gets the rest of the chain as a [`Next`] that borrows the
-/// client: it can be called only within `handle`, and cannot be moved to
-/// a task or a thread of its own. The breaker needs neither, so it runs
-/// here whole: half-open probes, a probe that is dropped counting as
-/// failed, metrics, events, the registry. A [`Command`](crate::Command)'s
-/// pool isolation would have to move the call onto a pool thread, which a
-/// borrowed `Next` cannot go to; its timeout and bulkhead are better had
-/// from reqwest (`ClientBuilder::timeout`) and from a tower stack
-/// ([`ReqwestEndpoint`](super::ReqwestEndpoint) under a `Command`).
+/// client: it can be called only within `handle`, not moved to a task or
+/// a thread of its own. The breaker needs neither, so it runs here whole:
+/// half-open probes, a dropped probe counting as failed, metrics, events,
+/// the registry. For a timeout, a bulkhead and a fallback around the
+/// breaker, use [`CommandMiddleware`](super::CommandMiddleware) (feature
+/// `command` too): it takes a command with semaphore isolation, as pool
+/// isolation would need to move the call onto a pool thread.
 ///
 /// Put it before a retry middleware (`reqwest-retry`) to count each call
 /// once, after it to count each attempt.
@@ -178,7 +177,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The rest of the middleware chain as a tower service, for the breaker to
 /// wrap. Called once, within `handle`.
 #[derive(Clone)]
-struct Chain<'a>(Next<'a>);
+pub(super) struct Chain<'a>(pub(super) Next<'a>);
 
 impl<'a> Service<(Request, &'a mut Extensions)> for Chain<'a> {
     type Response = Response;
@@ -194,9 +193,9 @@ impl<'a> Service<(Request, &'a mut Extensions)> for Chain<'a> {
     }
 }
 
-/// The breaker's error back as the chain's: the chain's own error as it
-/// was, the breaker's rejection as a middleware error.
-fn into_middleware_error(error: BoxError) -> Error {
+/// A rampart layer's error back as the chain's: the chain's own error as
+/// it was; rampart's own failures as a middleware error.
+pub(super) fn into_middleware_error(error: BoxError) -> Error {
     let error = match error.downcast::<Error>() {
         Ok(error) => return *error,
         Err(error) => error,
@@ -205,8 +204,28 @@ fn into_middleware_error(error: BoxError) -> Error {
         // Not boxed again: anyhow then shows the `CircuitOpen` itself, for
         // `ErrorKind::of` and for `anyhow::Error::downcast_ref`.
         Ok(open) => Error::Middleware(anyhow::Error::new(*open)),
-        // Nothing else comes out of the breaker; kept whole if it did.
-        Err(other) => Error::Middleware(anyhow::Error::from_boxed(other)),
+        Err(other) => Error::Middleware(anyhow::Error::new(Carried(other))),
+    }
+}
+
+/// A rampart error inside a `reqwest_middleware::Error`, shown as itself.
+///
+/// `anyhow::Error::from_boxed` would hide the boxed error's type from
+/// `source()` chains (its wrapper forwards to the boxed error's *own*
+/// source); this wrapper is transparent too, but
+/// [`ErrorKind::of`](crate::ErrorKind::of) looks inside it.
+#[derive(Debug)]
+pub(crate) struct Carried(pub(crate) BoxError);
+
+impl fmt::Display for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Carried {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 

@@ -8,7 +8,11 @@
 //!   with [`HttpPolicy`](crate::balance::HttpPolicy) over reqwest is built
 //!   from a list of addresses with [`endpoints`], with no service to write.
 //! - [`CircuitBreakerMiddleware`] puts a rampart breaker into a
-//!   `reqwest_middleware::ClientWithMiddleware`.
+//!   `reqwest_middleware::ClientWithMiddleware`, and
+//!   [`CommandMiddleware`] a whole [`Command`](crate::Command) (timeout,
+//!   bulkhead, breaker, fallback): one line in a client's builder.
+//!   Their rejections are `reqwest_middleware::Error`s that
+//!   [`ErrorKind::of`](crate::ErrorKind::of) recognises.
 //!
 //! rampart enables no reqwest feature: no TLS stack, no HTTP/2, no proxy
 //! detection is compiled in on its account. Enable what you need on
@@ -63,14 +67,20 @@
 //! # }
 //! ```
 
+#[cfg(all(feature = "reqwest-middleware", feature = "command"))]
+mod command;
 mod endpoint;
 mod future;
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
 
+#[cfg(all(feature = "reqwest-middleware", feature = "command"))]
+pub use command::CommandMiddleware;
 #[cfg(feature = "balance")]
 pub use endpoint::endpoints;
 pub use endpoint::ReqwestEndpoint;
 pub use future::ResponseFuture;
+#[cfg(feature = "reqwest-middleware")]
+pub(crate) use middleware::Carried;
 #[cfg(feature = "reqwest-middleware")]
 pub use middleware::{CircuitBreakerMiddleware, ServerErrorsAsFailures};
