@@ -25,6 +25,7 @@
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
+//! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
 //! Not yet here: deadlines that travel with the request; hedging inside the balancer.
 //!

@@ -39,6 +39,7 @@ impl CircuitBreakerHandle {
 
     /// The breaker itself, for a service of another crate's shape to be
     /// built around it (the `reqwest-middleware` integration).
+    #[cfg_attr(not(feature = "reqwest-middleware"), allow(dead_code))]
     pub(crate) fn shared(&self) -> &Arc<Breaker> {
         &self.breaker
     }
