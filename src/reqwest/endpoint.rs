@@ -132,15 +132,25 @@ impl ReqwestEndpoint {
         Ok(Self::from_parts(client, scheme, authority))
     }
 
-    /// The instance at `addr`, over plain `http`. Cannot fail.
+    /// The instance at `addr`, over plain `http`. Cannot fail, so it suits
+    /// endpoints made as they appear in a feed of addresses.
     ///
     /// ```
+    /// use rampart::balance::{Balance, Endpoint, Endpoints, HttpPolicy};
     /// use rampart::reqwest::ReqwestEndpoint;
     /// use std::net::SocketAddr;
     ///
     /// let addr: SocketAddr = "10.0.0.7:8080".parse().unwrap();
-    /// let instance = ReqwestEndpoint::http(reqwest::Client::new(), addr);
-    /// assert_eq!(instance.base(), "http://10.0.0.7:8080");
+    /// let client = reqwest::Client::new();
+    /// assert_eq!(ReqwestEndpoint::http(client.clone(), addr).base(), "http://10.0.0.7:8080");
+    ///
+    /// // The instances a registry lists, as the list changes.
+    /// let (registry, feed) = tokio::sync::watch::channel(vec![addr]);
+    /// let catalog = Balance::builder("catalog").policy(HttpPolicy).build(Endpoints::watch(
+    ///     feed,
+    ///     move |addr: &SocketAddr| Endpoint::new(*addr, ReqwestEndpoint::http(client.clone(), *addr)),
+    /// ))?;
+    /// # Ok::<(), rampart::ConfigError>(())
     /// ```
     pub fn http(client: ::reqwest::Client, addr: SocketAddr) -> Self {
         let authority = addr
@@ -287,6 +297,28 @@ impl Service<http::Request<Bytes>> for ReqwestEndpoint {
         match ::reqwest::Request::try_from(http::Request::from_parts(parts, body)) {
             Ok(request) => ResponseFuture::sending(self.client.call(request)),
             Err(error) => ResponseFuture::failed(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instance_gives_scheme_host_and_port_the_request_path_and_query() {
+        let instance =
+            ReqwestEndpoint::new(::reqwest::Client::new(), "https://10.0.0.1:8443/").unwrap();
+        for (request, sent) in [
+            ("/items?page=2", "https://10.0.0.1:8443/items?page=2"),
+            // The request's own scheme and authority are not where it goes.
+            ("http://elsewhere:9/items", "https://10.0.0.1:8443/items"),
+            ("http://elsewhere", "https://10.0.0.1:8443/"),
+            // Percent-encoding is kept as it is.
+            ("/a%20b?q=%2F", "https://10.0.0.1:8443/a%20b?q=%2F"),
+        ] {
+            let uri: Uri = request.parse().unwrap();
+            assert_eq!(instance.url(&uri).to_string(), sent, "{request}");
         }
     }
 }
