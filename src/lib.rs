@@ -91,8 +91,6 @@ mod integrations;
 pub(crate) mod internal;
 pub mod metrics;
 pub mod registry;
-#[cfg(feature = "reqwest")]
-pub mod reqwest;
 #[cfg(feature = "retry")]
 pub mod retry;
 #[cfg(feature = "stream")]
@@ -103,6 +101,8 @@ pub mod window;
 
 #[cfg(feature = "axum")]
 pub use integrations::axum;
+#[cfg(feature = "reqwest")]
+pub use integrations::reqwest;
 #[cfg(feature = "tower-http")]
 pub use integrations::tower_http;
 

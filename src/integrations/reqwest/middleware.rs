@@ -237,6 +237,12 @@ impl std::error::Error for Carried {
 /// Generic over the error type, so the same classifier also suits a
 /// breaker or a [`Command`](crate::Command) over a `reqwest::Client` (whose
 /// error is `reqwest::Error`, or `BoxError` inside a command).
+///
+/// It is tower-http's `ServerErrorsAsFailures` rule (a breaker classifier
+/// in `rampart::tower_http`, feature `tower-http`) for a
+/// `reqwest::Response`, which is not an `http::Response`. Over a
+/// [`ReqwestEndpoint`](super::ReqwestEndpoint), whose responses are
+/// `http::Response<Bytes>`, tower-http's classifier fits as it is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerErrorsAsFailures;
 
