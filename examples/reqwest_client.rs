@@ -1,13 +1,16 @@
-//! A `reqwest` client behind a rampart circuit breaker that knows HTTP.
+//! A `reqwest` client behind rampart: a circuit breaker that knows HTTP, a
+//! `Command`, a balancer over two instances, and a `reqwest-middleware`
+//! client with a breaker in its chain.
 //!
 //! ```text
-//! cargo run --example reqwest_client
+//! cargo run --example reqwest_client --features reqwest-middleware
 //! ```
 //!
-//! The example starts a small HTTP/1 server on `127.0.0.1` (a random port)
-//! that answers `GET /ok` with `200`, `GET /missing` with `404` and
-//! `GET /unavailable` with `503`, and counts every request it receives. It
-//! never talks to anything else.
+//! The example starts two small HTTP/1 servers on `127.0.0.1` (random
+//! ports), instances `i1` and `i2` of a catalog service. Each answers
+//! `GET /ok` with `200`, `GET /missing` with `404` and `GET /unavailable`
+//! with `503` (or everything with `503` while it is made to fail), and
+//! counts every request it receives. It never talks to anything else.
 //!
 //! A [`reqwest::Client`] is a tower `Service<reqwest::Request>`, so a
 //! [`CircuitBreakerLayer`] wraps it like any other service. The breaker's
@@ -28,7 +31,15 @@
 //! 4. once the open time is up, one probe gets through and closes it;
 //! 5. the same client as a rampart [`Command`]: a timeout, a bulkhead, a
 //!    breaker and a fallback, so that callers get a stand-in answer instead
-//!    of an error once the breaker has opened.
+//!    of an error once the breaker has opened;
+//! 6. a [`Balance`] over both instances, built from their addresses with
+//!    [`rampart::reqwest::endpoints`] (no per-instance service to write):
+//!    `i1` fails every request with `503`, and [`HttpPolicy`] retries each
+//!    call it gets on `i2`, so every call succeeds;
+//! 7. a `reqwest_middleware` client with a [`CircuitBreakerMiddleware`]:
+//!    `503`s trip it, and then calls fail at once with a
+//!    `reqwest_middleware::Error` that [`ErrorKind::of`] reads as
+//!    [`ErrorKind::CircuitOpen`], without reaching the server.
 //!
 //! It ends by itself after about a second.
 
@@ -37,10 +48,13 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use rampart::balance::{Balance, HttpPolicy};
 use rampart::circuit_breaker::{CircuitBreakerLayer, Outcome, StateChange};
+use rampart::reqwest::CircuitBreakerMiddleware;
+use rampart::retry::Backoff;
 use rampart::{BoxError, Command, ErrorKind};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -49,24 +63,57 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 /// How long the breakers stay open before letting a probe through.
 const OPEN_FOR: Duration = Duration::from_secs(1);
 
-// ===== the dependency: a tiny HTTP server on 127.0.0.1 =====
+// ===== the dependency: two tiny HTTP servers on 127.0.0.1 =====
+
+/// One instance of the catalog service.
+struct Instance {
+    name: &'static str,
+    /// `http://127.0.0.1:PORT`.
+    base: String,
+    /// Requests that reached it.
+    received: AtomicU64,
+    /// While set, it answers every request with `503`.
+    failing: AtomicBool,
+}
+
+impl Instance {
+    async fn start(name: &'static str) -> Result<Arc<Instance>, BoxError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let instance = Arc::new(Instance {
+            name,
+            base: format!("http://{}", listener.local_addr()?),
+            received: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+        });
+        tokio::spawn(serve(listener, instance.clone()));
+        Ok(instance)
+    }
+
+    fn hits(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
 
 /// Answers by path, counting every request that reaches it.
-async fn serve(listener: TcpListener, received: Arc<AtomicU64>) {
+async fn serve(listener: TcpListener, instance: Arc<Instance>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let received = received.clone();
+        let instance = instance.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                received.fetch_add(1, Ordering::Relaxed);
+                instance.received.fetch_add(1, Ordering::Relaxed);
                 let status = match request.uri().path() {
+                    _ if instance.failing.load(Ordering::Relaxed) => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
                     "/ok" => StatusCode::OK,
                     "/unavailable" => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::NOT_FOUND,
                 };
-                let mut response = Response::new(Full::new(Bytes::from(status.to_string())));
+                let body = format!("{status} from {}", instance.name);
+                let mut response = Response::new(Full::new(Bytes::from(body)));
                 *response.status_mut() = status;
                 async move { Ok::<_, Infallible>(response) }
             });
@@ -122,12 +169,15 @@ where
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let received = Arc::new(AtomicU64::new(0));
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let server = tokio::spawn(serve(listener, received.clone()));
-    let hits = || received.load(Ordering::Relaxed);
-    println!("server listening on {base}\n");
+    let i1 = Instance::start("i1").await?;
+    let i2 = Instance::start("i2").await?;
+    println!(
+        "instances listening: i1 on {}, i2 on {}\n",
+        i1.base, i2.base
+    );
+    // Steps 1 to 5 call `i1`.
+    let base = i1.base.clone();
+    let hits = || i1.hits();
 
     // `no_proxy()`: never send these requests through a proxy set in the
     // environment, only to the local server.
@@ -244,6 +294,57 @@ async fn main() -> Result<(), BoxError> {
         fallbacks.successes()
     );
 
-    server.abort();
+    // 6. A balancer over both instances, built from their addresses: one
+    // `ReqwestEndpoint` per instance, all sharing `client`. `i1` now fails
+    // everything; `HttpPolicy` retries a GET that got a 503 on the other
+    // instance.
+    println!("6. a balancer over i1 and i2; i1 answers 503 to everything: ten GET /ok");
+    i1.failing.store(true, Ordering::Relaxed);
+    let mut catalog = Balance::builder("catalog-balanced")
+        .policy(HttpPolicy)
+        .backoff(Backoff::none())
+        .build(rampart::reqwest::endpoints(&client, [&i1.base, &i2.base])?)?;
+    let (i1_before, i2_before) = (i1.hits(), i2.hits());
+    for _ in 0..10 {
+        // An `http::Request<Bytes>`: cheap to clone for a retry.
+        let request = Request::get("/ok").body(Bytes::new())?;
+        let response = catalog.ready().await?.call(request).await?;
+        assert_eq!(response.body(), "200 OK from i2");
+    }
+    println!(
+        "   10 calls, 10 answered 200 by i2; requests seen by i1: {}, by i2: {}",
+        i1.hits() - i1_before,
+        i2.hits() - i2_before
+    );
+    println!("   (each 503 was retried on i2, and raised i1's load estimate: calls avoid it)");
+
+    // 7. reqwest-middleware: the breaker as one more middleware in the chain.
+    println!("7. a reqwest-middleware client with a CircuitBreakerMiddleware, calling i1");
+    let breaker = CircuitBreakerLayer::builder("catalog-middleware")
+        .min_calls(5)
+        .open_for(OPEN_FOR)
+        .on_state_change(print_change)
+        .build()?;
+    let handle = breaker.handle();
+    let catalog = reqwest_middleware::ClientBuilder::new(client.clone())
+        .with(CircuitBreakerMiddleware::new(breaker.handle()))
+        .build();
+    while !handle.state().rejects() {
+        // 5xx responses count as failures (the middleware's default).
+        let response = catalog.get(format!("{}/ok", i1.base)).send().await?;
+        println!("   {}", response.status());
+    }
+    let before = i1.hits();
+    for _ in 0..3 {
+        let error = catalog
+            .get(format!("{}/ok", i1.base))
+            .send()
+            .await
+            .expect_err("an open breaker rejects the call");
+        assert_eq!(ErrorKind::of(&error), ErrorKind::CircuitOpen);
+        println!("   error: {error} ({:?})", ErrorKind::of(&error));
+    }
+    println!("   server requests: {before} before, {} after", i1.hits());
+
     Ok(())
 }

@@ -52,7 +52,8 @@ pub enum ErrorKind {
     RetryBudgetExhausted,
     /// A load balancer had no endpoint to send the call to.
     NoHealthyEndpoint,
-    /// A timeout elapsed before the inner service answered.
+    /// A timeout elapsed before the inner service answered: rampart's,
+    /// tokio's or tower's, or (feature `reqwest`) a reqwest client's own.
     Timeout,
     /// The call's [deadline](crate::deadline) passed: before the call
     /// (rejected at once, the dependency not called) or while it ran (cut
@@ -70,7 +71,8 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Classifies `error` (a [`BoxError`] or a `dyn Error`), looking through
-    /// its `source()` chain.
+    /// its `source()` chain (and, feature `reqwest-middleware`, into a
+    /// `reqwest_middleware::Error`, whose `source()` skips what it wraps).
     pub fn of<E: AsDynError + ?Sized>(error: &E) -> ErrorKind {
         let mut next: Option<&(dyn StdError + 'static)> = Some(error.as_dyn_error());
         while let Some(e) = next {
@@ -108,7 +110,7 @@ impl ErrorKind {
             if is_timeout(e) {
                 return ErrorKind::Timeout;
             }
-            next = e.source();
+            next = next_in_chain(e);
         }
         ErrorKind::Inner
     }
@@ -136,7 +138,9 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The error types [`ErrorKind::of`] accepts: [`BoxError`] and `dyn Error`.
+/// The error types [`ErrorKind::of`] accepts: [`BoxError`] and `dyn Error`;
+/// with the `reqwest` and `reqwest-middleware` features, `reqwest::Error`
+/// and `reqwest_middleware::Error` too.
 ///
 /// Sealed: it exists only so that `ErrorKind::of(&boxed)` works as written.
 pub trait AsDynError: sealed::Sealed {
@@ -149,6 +153,29 @@ mod sealed {
     impl Sealed for super::BoxError {}
     impl Sealed for dyn std::error::Error + 'static {}
     impl Sealed for dyn std::error::Error + Send + Sync + 'static {}
+    #[cfg(feature = "reqwest")]
+    impl Sealed for ::reqwest::Error {}
+    #[cfg(feature = "reqwest-middleware")]
+    impl Sealed for reqwest_middleware::Error {}
+}
+
+/// `ErrorKind::of(&error)` on what a reqwest client or a
+/// [`ReqwestEndpoint`](crate::reqwest::ReqwestEndpoint) returns.
+#[cfg(feature = "reqwest")]
+impl AsDynError for ::reqwest::Error {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        self
+    }
+}
+
+/// `ErrorKind::of(&error)` on what a `reqwest_middleware` client returns,
+/// e.g. a rejection by
+/// [`CircuitBreakerMiddleware`](crate::reqwest::CircuitBreakerMiddleware).
+#[cfg(feature = "reqwest-middleware")]
+impl AsDynError for reqwest_middleware::Error {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        self
+    }
 }
 
 impl AsDynError for BoxError {
@@ -170,13 +197,41 @@ impl AsDynError for dyn StdError + Send + Sync + 'static {
 }
 
 /// Timeouts raised by tokio's and tower's own timeout utilities count too, so
-/// a breaker above `tower::timeout::TimeoutLayer` sees them as timeouts.
+/// a breaker above `tower::timeout::TimeoutLayer` sees them as timeouts; and
+/// with the `reqwest` feature, a reqwest client's own timeouts.
 fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
     #[cfg(feature = "timeout")]
     if e.is::<crate::timeout::Elapsed>() {
         return true;
     }
+    #[cfg(feature = "reqwest")]
+    if e.downcast_ref::<::reqwest::Error>()
+        .is_some_and(::reqwest::Error::is_timeout)
+    {
+        return true;
+    }
     e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>()
+}
+
+/// The error [`ErrorKind::of`] looks at after `e`: its source, except past
+/// a wrapper whose `source()` skips what it wraps (thiserror's
+/// `#[error(transparent)]` forwards to the wrapped error's own source).
+fn next_in_chain<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    #[cfg(feature = "reqwest-middleware")]
+    if let Some(e) = e.downcast_ref::<reqwest_middleware::Error>() {
+        return Some(match e {
+            reqwest_middleware::Error::Middleware(e) => {
+                let inner: &(dyn StdError + 'static) = e.as_ref();
+                inner
+            }
+            reqwest_middleware::Error::Reqwest(e) => e,
+        });
+    }
+    #[cfg(feature = "reqwest-middleware")]
+    if let Some(carried) = e.downcast_ref::<crate::reqwest::Carried>() {
+        return Some(&*carried.0);
+    }
+    e.source()
 }
 
 /// A configuration value broke a rule: returned by every `build()`.

@@ -26,6 +26,7 @@
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
+//! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
 //! Not yet here: hedging inside the balancer.
 //!
@@ -102,6 +103,8 @@ pub mod window;
 
 #[cfg(feature = "axum")]
 pub use integrations::axum;
+#[cfg(feature = "reqwest")]
+pub use integrations::reqwest;
 #[cfg(feature = "tower-http")]
 pub use integrations::tower_http;
 

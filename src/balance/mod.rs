@@ -98,6 +98,11 @@
 //! (e.g. `http::Request<http_body_util::Full<Bytes>>`): cloning it copies a
 //! pointer, not the body.
 //!
+//! Over reqwest, `rampart::reqwest::ReqwestEndpoint` (feature `reqwest`)
+//! is such an endpoint service, and `rampart::reqwest::endpoints(&client,
+//! addresses)` the whole list: `http::Request<Bytes>` in, answered by the
+//! instance at each address through one shared client.
+//!
 //! [`bytes::Bytes`]: https://docs.rs/bytes
 
 mod config;

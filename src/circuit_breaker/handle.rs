@@ -37,6 +37,13 @@ impl CircuitBreakerHandle {
         &self.breaker
     }
 
+    /// The breaker itself, for a service of another crate's shape to be
+    /// built around it (the `reqwest-middleware` integration).
+    #[cfg_attr(not(feature = "reqwest-middleware"), allow(dead_code))]
+    pub(crate) fn shared(&self) -> &Arc<Breaker> {
+        &self.breaker
+    }
+
     /// Whether both handles steer the same breaker.
     pub fn same_breaker(&self, other: &CircuitBreakerHandle) -> bool {
         Arc::ptr_eq(&self.breaker, &other.breaker)
