@@ -28,7 +28,8 @@
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
-//! Not yet here: hedging inside the balancer.
+//! Not yet here: live reconfiguration and etcd, adaptive limits and rate
+//! limits, request collapsing (see the README).
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see

@@ -304,3 +304,115 @@ fn bad_settings_are_config_errors() {
     assert!(build(HedgeDelay::percentile(95.0).min_samples(0), 1, 0.05).contains("min_samples"));
     assert!(build(HedgeDelay::fixed(Duration::from_secs(7200)), 1, 0.05).contains("delay"));
 }
+
+// ===== hedging in the balancer: the copy goes to another instance =====
+
+mod balanced {
+    use super::*;
+    use rampart::balance::{Balance, Endpoint, Endpoints};
+
+    /// Endpoints `keys` whose first call overall waits `first_ms` and every
+    /// later one 5 ms; each logs which endpoint it ran on.
+    fn fleet(
+        keys: &[u16],
+        first_ms: u64,
+        log: &Arc<Mutex<Vec<u16>>>,
+    ) -> Endpoints<
+        u16,
+        tower::util::BoxCloneSyncService<http::Request<()>, http::Response<u16>, BoxError>,
+    > {
+        let calls = Arc::new(AtomicUsize::new(0));
+        Endpoints::fixed(keys.iter().map(|&key| {
+            let (calls, log) = (calls.clone(), log.clone());
+            Endpoint::new(
+                key,
+                tower::util::BoxCloneSyncService::new(service_fn(move |_: http::Request<()>| {
+                    let wait = if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        first_ms
+                    } else {
+                        5
+                    };
+                    log.lock().unwrap().push(key);
+                    async move {
+                        tokio::time::sleep(MS(wait)).await;
+                        Ok::<_, BoxError>(http::Response::new(key))
+                    }
+                })),
+            )
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hedge_goes_to_another_instance_and_the_slow_one_is_not_blamed() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut lb = Balance::builder("hedged-lb")
+            .policy(HttpPolicy)
+            .hedge(HedgeDelay::fixed(MS(20)), 1.0)
+            .build(fleet(&[1, 2], 1000, &log))
+            .unwrap();
+        let handle = lb.handle();
+        let started = Instant::now();
+        let response = lb.ready().await.unwrap().call(get()).await.unwrap();
+        assert_eq!(
+            started.elapsed(),
+            MS(25),
+            "the hedge answered 5 ms after it went out"
+        );
+        let ran_on = log.lock().unwrap().clone();
+        assert_eq!(ran_on.len(), 2);
+        assert_ne!(ran_on[0], ran_on[1], "the hedge went to the other instance");
+        assert_eq!(*response.body(), ran_on[1], "the hedge's answer");
+        let hedge = handle.hedge().unwrap();
+        assert_eq!((hedge.sent(), hedge.won(), hedge.cancelled()), (1, 1, 1));
+        let stats = handle.endpoints();
+        let slow = stats
+            .iter()
+            .find(|e| e.key == ran_on[0].to_string())
+            .unwrap();
+        assert_eq!((slow.cancelled, slow.failures, slow.timeouts), (1, 0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hedge_with_nowhere_else_to_go_leaves_the_call_alone() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut lb = Balance::builder("hedged-alone")
+            .policy(HttpPolicy)
+            .hedge(HedgeDelay::fixed(MS(20)), 1.0)
+            .build(fleet(&[1], 300, &log))
+            .unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            *lb.ready().await.unwrap().call(get()).await.unwrap().body(),
+            1
+        );
+        assert_eq!(started.elapsed(), MS(300));
+        assert_eq!(log.lock().unwrap().len(), 1);
+        assert_eq!(lb.handle().hedge().unwrap().sent(), 0, "nothing sent, nothing counted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_balancer_hedges_only_what_may_be_sent_twice_and_within_its_cap() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut lb = Balance::builder("hedged-post")
+            .policy(HttpPolicy)
+            .hedge(HedgeDelay::fixed(MS(20)), 1.0)
+            .build(fleet(&[1, 2], 300, &log))
+            .unwrap();
+        let post = http::Request::post("/orders").body(()).unwrap();
+        lb.ready().await.unwrap().call(post).await.unwrap();
+        assert_eq!(log.lock().unwrap().len(), 1);
+
+        // A 5 % cap over calls that are all slow: one hedge in twenty.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut lb = Balance::builder("hedged-cap")
+            .policy(HttpPolicy)
+            .hedge(HedgeDelay::fixed(MS(1)), 0.05)
+            .build(fleet(&[1, 2, 3], 5, &log))
+            .unwrap();
+        for _ in 0..100 {
+            lb.ready().await.unwrap().call(get()).await.unwrap();
+        }
+        let sent = lb.handle().hedge().unwrap().sent();
+        assert!((4..=5).contains(&sent), "{sent} hedges for 100 calls");
+    }
+}

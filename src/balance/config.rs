@@ -50,6 +50,7 @@ pub struct Builder<P = DefaultPolicy> {
     latency_decay: Duration,
     policy: P,
     registry: Option<crate::registry::Registry>,
+    hedge: Option<(crate::hedge::HedgeDelay, f64)>,
 }
 
 impl Builder {
@@ -71,6 +72,7 @@ impl Builder {
             latency_decay: DEFAULT_LATENCY_DECAY,
             policy: DefaultPolicy,
             registry: None,
+            hedge: None,
         }
     }
 }
@@ -192,7 +194,23 @@ impl<P> Builder<P> {
             latency_decay: self.latency_decay,
             policy,
             registry: self.registry,
+            hedge: self.hedge,
         }
+    }
+
+    /// Hedges slow calls on another instance: once a call has run for
+    /// `delay`, one copy goes to an endpoint other than the one the call
+    /// is on (never beyond `max_extra_load` of recent calls, 0 to 1, and
+    /// each taking one retry from the [retry budget](Self::retry_budget));
+    /// the first success wins and the other attempt is dropped, counted as
+    /// cancelled for its endpoint, not against it. Only for requests the
+    /// [policy](Self::policy) may send twice
+    /// ([`Policy::may_send_twice`](crate::retry::Policy::may_send_twice)).
+    /// The rules are the [hedge layer](crate::hedge)'s, with one hedge per
+    /// call. Default: no hedging.
+    pub fn hedge(mut self, delay: crate::hedge::HedgeDelay, max_extra_load: f64) -> Self {
+        self.hedge = Some((delay, max_extra_load));
+        self
     }
 
     /// The [`Registry`](crate::registry::Registry) to list this balancer
@@ -278,6 +296,13 @@ impl<P> Builder<P> {
                 )
             },
         );
+        let hedge = self.hedge.and_then(|(delay, load)| {
+            let layer = crate::hedge::HedgeLayer::builder(self.name.clone(), ())
+                .delay(delay)
+                .max_extra_load(load)
+                .build();
+            v.absorb(layer).map(|layer| layer.shared())
+        });
         v.finish()?;
         let name: Arc<str> = self.name.into();
         let ejection = Ejection {
@@ -307,6 +332,7 @@ impl<P> Builder<P> {
             self.retries_next,
             self.backoff,
             self.budget.unwrap_or_default(),
+            hedge,
         ));
         let report: Arc<dyn super::handle::Report> = balance.shared().clone();
         self.registry

@@ -205,6 +205,11 @@ pub(crate) struct InFlight<K, S> {
 }
 
 impl<K, S> InFlight<K, S> {
+    /// The endpoint's id, while the attempt runs.
+    pub(crate) fn endpoint_id(&self) -> Option<u64> {
+        self.endpoint.as_ref().map(|e| e.id)
+    }
+
     /// Ends the attempt, handing back the pointer to the endpoint (`None`
     /// if it has ended already).
     pub(crate) fn finish(&mut self) -> Option<Arc<EndpointState<K, S>>> {

@@ -62,10 +62,16 @@ pin_project! {
         // The last backoff, for decorrelated jitter.
         last_delay: Duration,
         deposited: bool,
+        // A hedge: never an endpoint in `tried` (the one the call it hedges
+        // is on), even when nothing else is left.
+        elsewhere: bool,
         // Set while the endpoint's own code runs (its `poll_ready`, `call`
         // or future): still set when the future is dropped, that code
         // panicked.
         in_endpoint: bool,
+        // The hedge of this call, when the balancer hedges and the call may
+        // be sent twice; boxed, so calls that are not hedged stay small.
+        hedging: Option<Pin<Box<Hedging<K, S, Req, P>>>>,
         #[pin]
         state: State<K, S, S::Future>,
     }
@@ -76,29 +82,68 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            let set = &this.shared.set;
-            let (endpoint, started) = match this.state.project() {
-                StateProj::Calling { attempt, started, .. } => match attempt.finish() {
-                    Some(endpoint) => (endpoint, Some(*started)),
-                    None => return,
-                },
-                // A panic in the endpoint's `poll_ready` or `call`.
-                StateProj::Ready { endpoint: Some(endpoint), .. } if *this.in_endpoint => {
-                    (endpoint.clone(), None)
-                }
-                _ => return,
-            };
-            let ended = if *this.in_endpoint {
-                Ended::Failure
-            } else if cancel::is_timing_out() {
-                Ended::Timeout
-            } else {
-                Ended::Cancelled
-            };
-            let now = set.clock.now();
-            set.ended(&endpoint, ended, now, started.map(|t| now.saturating_sub(t)));
+            end_in_flight(this.shared, this.state, *this.in_endpoint);
         }
     }
+}
+
+pin_project! {
+    /// A call's hedge: when to send it, the copy to send, and the hedge's
+    /// own balanced call once sent (to another endpoint).
+    struct Hedging<K, S, Req, P>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        timer: Sleep,
+        began: Instant,
+        // Taken when the hedge goes out (or is given up).
+        copy: Option<Req>,
+        sent: Option<Pin<Box<ResponseFuture<K, S, Req, P>>>>,
+        // The first attempt's own call ended in an error.
+        first_failed: bool,
+        last_error: Option<BoxError>,
+    }
+}
+
+/// Ends the attempt in flight in `state`, if any, for the endpoint: as a
+/// failure if the endpoint's own code was running (it panicked), a
+/// timeout if a timeout or deadline above is dropping it, else a
+/// cancellation.
+fn end_in_flight<K, S, P, F>(
+    shared: &Arc<Lane<Shared<K, S, P>>>,
+    state: Pin<&mut State<K, S, F>>,
+    in_endpoint: bool,
+) {
+    let set = &shared.set;
+    let (endpoint, started) = match state.project() {
+        StateProj::Calling {
+            attempt, started, ..
+        } => match attempt.finish() {
+            Some(endpoint) => (endpoint, Some(*started)),
+            None => return,
+        },
+        // A panic in the endpoint's `poll_ready` or `call`.
+        StateProj::Ready {
+            endpoint: Some(endpoint),
+            ..
+        } if in_endpoint => (endpoint.clone(), None),
+        _ => return,
+    };
+    let ended = if in_endpoint {
+        Ended::Failure
+    } else if cancel::is_timing_out() {
+        Ended::Timeout
+    } else {
+        Ended::Cancelled
+    };
+    let now = set.clock.now();
+    set.ended(
+        &endpoint,
+        ended,
+        now,
+        started.map(|t| now.saturating_sub(t)),
+    );
 }
 
 pin_project! {
@@ -128,19 +173,77 @@ impl<K, S, Req, P> ResponseFuture<K, S, Req, P>
 where
     S: Service<Req>,
 {
-    pub(crate) fn new(shared: Arc<Lane<Shared<K, S, P>>>, request: Req) -> Self {
+    fn with(shared: Arc<Lane<Shared<K, S, P>>>, request: Req, tried: Tried, hedge: bool) -> Self {
         ResponseFuture {
             shared,
             request: Some(request),
-            tried: Tried::default(),
+            tried,
             on_endpoint: 0,
             endpoints: 0,
             retries: 0,
             last_delay: Duration::ZERO,
-            deposited: false,
+            // A hedge is no new request: it earns no retry.
+            deposited: hedge,
+            elsewhere: hedge,
             in_endpoint: false,
+            hedging: None,
             state: State::Pick { again: None },
         }
+    }
+
+    /// The endpoint the call is on (or getting ready on), if any.
+    fn endpoint_id(self: Pin<&mut Self>) -> Option<u64> {
+        match self.project().state.project() {
+            StateProj::Calling { attempt, .. } => attempt.endpoint_id(),
+            StateProj::Ready {
+                endpoint: Some(endpoint),
+                ..
+            } => Some(endpoint.id),
+            _ => None,
+        }
+    }
+
+    /// Drops the attempt in flight, as the caller would (the hedge won).
+    fn abandon(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        end_in_flight(this.shared, this.state.as_mut(), false);
+        this.state.set(State::Done);
+    }
+}
+
+impl<K, S, Req, P> ResponseFuture<K, S, Req, P>
+where
+    S: Service<Req>,
+    P: Policy<Req, S::Response>,
+    Req: Clone,
+{
+    /// A call; with its hedge planned if the balancer hedges, the policy
+    /// may send the request twice, the delay is known and the caller's
+    /// deadline leaves time for it.
+    pub(crate) fn new(shared: Arc<Lane<Shared<K, S, P>>>, request: Req) -> Self {
+        let hedging = shared.hedge.as_ref().and_then(|hedge| {
+            // Every call earns its share of a hedge.
+            hedge.cap.deposit();
+            if !shared.policy.may_send_twice(&request) {
+                return None;
+            }
+            let now = Instant::now();
+            let delay = hedge.tracker.delay(now)?;
+            if crate::internal::deadline::leaves_no_time_for(delay) {
+                return None;
+            }
+            Some(Box::pin(Hedging {
+                timer: tokio::time::sleep_until(now + delay),
+                began: now,
+                copy: Some(request.clone()),
+                sent: None,
+                first_failed: false,
+                last_error: None,
+            }))
+        });
+        let mut call = ResponseFuture::with(shared, request, Tried::default(), false);
+        call.hedging = hedging;
+        call
     }
 }
 
@@ -154,7 +257,113 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(mut hedging) = self.as_mut().project().hedging.take() else {
+            return self.poll_attempts(cx);
+        };
+        let poll = self.as_mut().poll_hedged(hedging.as_mut(), cx);
+        if poll.is_pending() {
+            *self.as_mut().project().hedging = Some(hedging);
+        }
+        poll
+    }
+}
+
+impl<K, S, Req, P> ResponseFuture<K, S, Req, P>
+where
+    K: PartialEq + fmt::Debug,
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    P: Policy<Req, S::Response>,
+    Req: Clone,
+{
+    /// A hedged call: this call's own attempts, and once its delay is
+    /// over, a copy on another endpoint; the first success wins.
+    fn poll_hedged(
+        mut self: Pin<&mut Self>,
+        mut hedging: Pin<&mut Hedging<K, S, Req, P>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Response, BoxError>> {
+        let hedge = self
+            .shared
+            .hedge
+            .clone()
+            .expect("a hedged call has hedging");
+        loop {
+            let h = hedging.as_mut().project();
+            if !*h.first_failed {
+                if let Poll::Ready(result) = self.as_mut().poll_attempts(cx) {
+                    match result {
+                        Ok(response) => {
+                            if let Some(sent) = h.sent.take() {
+                                drop(sent);
+                                hedge.cancelled(1);
+                            }
+                            record(&hedge, *h.began);
+                            return Poll::Ready(Ok(response));
+                        }
+                        Err(e) => {
+                            *h.first_failed = true;
+                            *h.last_error = Some(e);
+                        }
+                    }
+                }
+            }
+            if let Some(sent) = h.sent.as_mut() {
+                if let Poll::Ready(result) = sent.as_mut().poll(cx) {
+                    *h.sent = None;
+                    match result {
+                        Ok(response) => {
+                            hedge.won();
+                            if !*h.first_failed {
+                                self.as_mut().abandon();
+                                hedge.cancelled(1);
+                            }
+                            record(&hedge, *h.began);
+                            return Poll::Ready(Ok(response));
+                        }
+                        Err(e) => *h.last_error = Some(e),
+                    }
+                }
+            }
+            // Hedging is for slowness: a call that failed before its hedge
+            // went out, or whose hedge failed too, ends with its error.
+            if *h.first_failed && h.sent.is_none() {
+                *h.copy = None;
+                return Poll::Ready(Err(h.last_error.take().expect("an attempt failed")));
+            }
+            if h.copy.is_none() || h.timer.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let copy = h.copy.take().expect("checked above");
+            // Another endpoint than the one the call is on, or no hedge.
+            let mut tried = self.tried.clone();
+            if let Some(id) = self.as_mut().endpoint_id() {
+                tried.push(id);
+            }
+            let Some(endpoint) = self.shared.set.pick_other(&*self.shared.rule, &tried) else {
+                return Poll::Pending;
+            };
+            if !hedge.try_hedge() || !self.shared.budget.try_withdraw() {
+                // Past the extra-load cap or the budget: no hedge.
+                return Poll::Pending;
+            }
+            let mut sent = ResponseFuture::with(self.shared.clone(), copy, tried, true);
+            sent.endpoints = 1;
+            sent.state = State::Pick {
+                again: Some(endpoint),
+            };
+            *h.sent = Some(Box::pin(sent));
+            hedge.sent();
+            // Poll the hedge at once.
+        }
+    }
+
+    /// The call's own attempts, on one endpoint or several.
+    fn poll_attempts(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Response, BoxError>> {
         let mut this = self.project();
         let shared: &Shared<K, S, P> = this.shared;
         loop {
@@ -164,7 +373,11 @@ where
                 StateProj::Pick { again } => {
                     let endpoint = match again.take() {
                         Some(endpoint) => endpoint,
-                        None => match shared.set.pick(&*shared.rule, this.tried) {
+                        None => match if *this.elsewhere {
+                            shared.set.pick_other(&*shared.rule, this.tried)
+                        } else {
+                            shared.set.pick(&*shared.rule, this.tried)
+                        } {
                             Some(endpoint) => {
                                 *this.endpoints += 1;
                                 *this.on_endpoint = 0;
@@ -362,6 +575,14 @@ fn no_endpoint(name: &str) {
         event = "no_endpoint",
         "no endpoint to send the call to"
     );
+}
+
+/// A hedged call's success: its latency, for a percentile delay.
+fn record(hedge: &crate::hedge::HedgeShared<()>, began: Instant) {
+    if hedge.tracker.measures() {
+        let now = Instant::now();
+        hedge.tracker.record(now, now - began);
+    }
 }
 
 /// A retry, or one the budget refused (`event`), after `attempt` failed

@@ -53,6 +53,7 @@ pub(crate) trait Report: Send + Sync {
     fn name(&self) -> &str;
     fn endpoints(&self) -> Vec<EndpointStats>;
     fn retry_budget(&self) -> &RetryBudget;
+    fn hedge(&self) -> Option<crate::hedge::HedgeHandle>;
 }
 
 /// A cloneable view of one balancer: its endpoints and retry budget.
@@ -80,6 +81,12 @@ impl BalanceHandle {
     /// The retry budget the balancer draws from.
     pub fn retry_budget(&self) -> &RetryBudget {
         self.shared.retry_budget()
+    }
+
+    /// The balancer's hedges (sent, won, cancelled), if it
+    /// [hedges](super::Builder::hedge).
+    pub fn hedge(&self) -> Option<crate::hedge::HedgeHandle> {
+        self.shared.hedge()
     }
 }
 

@@ -56,6 +56,9 @@ pub(crate) struct Shared<K, S, P> {
     pub(crate) retried: Counter,
     pub(crate) budget_exhausted: Counter,
     pub(crate) no_endpoint: Counter,
+    /// Hedging, if the balancer hedges: the delay tracker, the extra-load
+    /// cap and the counts, as a hedge layer's.
+    pub(crate) hedge: Option<Arc<crate::hedge::HedgeShared<()>>>,
 }
 
 impl<K, S, P> Shared<K, S, P> {
@@ -69,8 +72,10 @@ impl<K, S, P> Shared<K, S, P> {
         retries_next: u32,
         backoff: Backoff,
         budget: RetryBudget,
+        hedge: Option<Arc<crate::hedge::HedgeShared<()>>>,
     ) -> Self {
         Shared {
+            hedge,
             retried: event_counter(LAYER, &name, "retry"),
             budget_exhausted: event_counter(LAYER, &name, "retry_budget_exhausted"),
             no_endpoint: event_counter(LAYER, &name, "no_endpoint"),
@@ -159,6 +164,10 @@ where
 
     fn retry_budget(&self) -> &RetryBudget {
         &self.budget
+    }
+
+    fn hedge(&self) -> Option<crate::hedge::HedgeHandle> {
+        self.hedge.as_ref().map(crate::hedge::HedgeHandle::of)
     }
 }
 

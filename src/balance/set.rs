@@ -37,7 +37,7 @@ pub(crate) struct EndpointSet<K, S> {
 }
 
 /// Endpoint ids this call has tried (and seen fail).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Tried {
     ids: smallvec_lite::SmallIds,
 }
@@ -45,7 +45,7 @@ pub(crate) struct Tried {
 mod smallvec_lite {
     /// Up to four ids inline; more spill to the heap (a call retried on
     /// more than four endpoints is rare and already slow).
-    #[derive(Debug, Default)]
+    #[derive(Debug, Default, Clone)]
     pub(crate) struct SmallIds {
         inline: [u64; 4],
         len: usize,
@@ -297,6 +297,25 @@ impl<K, S> EndpointSet<K, S> {
     /// another will do, and never an ejected or marked-dead one unless
     /// nothing else will (ejected ones are let in too in panic mode).
     pub(crate) fn pick(&self, rule: &dyn Rule, tried: &Tried) -> Option<Arc<EndpointState<K, S>>> {
+        self.pick_among(rule, tried, true)
+    }
+
+    /// As [`pick`](Self::pick), but never an endpoint in `tried`: for a
+    /// hedge, which goes to another instance or nowhere.
+    pub(crate) fn pick_other(
+        &self,
+        rule: &dyn Rule,
+        tried: &Tried,
+    ) -> Option<Arc<EndpointState<K, S>>> {
+        self.pick_among(rule, tried, false)
+    }
+
+    fn pick_among(
+        &self,
+        rule: &dyn Rule,
+        tried: &Tried,
+        or_tried: bool,
+    ) -> Option<Arc<EndpointState<K, S>>> {
         let snapshot = self.snapshot.load();
         if snapshot.is_empty() {
             return None;
@@ -324,6 +343,9 @@ impl<K, S> EndpointSet<K, S> {
         view.respect_dead = false;
         if let Some(endpoint) = choose(&view) {
             return Some(endpoint);
+        }
+        if !or_tried {
+            return None;
         }
         view.tried = None;
         choose(&view)

@@ -135,12 +135,14 @@ impl<P> HedgeLayer<P> {
         HedgeLayer { shared }
     }
 
+    /// What its services share (the balancer hedges with it).
+    pub(crate) fn shared(&self) -> Arc<Shared<P>> {
+        self.shared.clone()
+    }
+
     /// A handle to read the layer's counts.
     pub fn handle(&self) -> HedgeHandle {
-        HedgeHandle {
-            name: self.shared.name.clone(),
-            counts: self.shared.counts.clone(),
-        }
+        HedgeHandle::of(&self.shared)
     }
 }
 
@@ -177,6 +179,13 @@ pub struct HedgeHandle {
 }
 
 impl HedgeHandle {
+    pub(crate) fn of<P>(shared: &Arc<Shared<P>>) -> HedgeHandle {
+        HedgeHandle {
+            name: shared.name.clone(),
+            counts: shared.counts.clone(),
+        }
+    }
+
     /// The layer's name.
     pub fn name(&self) -> &str {
         &self.name

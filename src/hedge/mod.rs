@@ -33,8 +33,9 @@
 //! [`HttpPolicy`]: crate::retry::HttpPolicy
 //! [`RetryBudget`]: crate::retry::RetryBudget
 //!
-//! Not yet here: hedging inside the [balancer](crate::balance), where the
-//! copy would go to a different instance.
+//! The [balancer](crate::balance) hedges too
+//! ([`hedge`](crate::balance::Builder::hedge)), sending the copy to
+//! another instance than the one the call is on.
 
 mod config;
 mod delay;
@@ -45,5 +46,6 @@ mod service;
 pub use config::{Builder, DEFAULT_MAX_EXTRA_LOAD, DEFAULT_MAX_HEDGED};
 pub use delay::{HedgeDelay, DEFAULT_MIN_SAMPLES, DEFAULT_PERCENTILE};
 pub use future::ResponseFuture;
+pub(crate) use layer::Shared as HedgeShared;
 pub use layer::{HedgeHandle, HedgeLayer};
 pub use service::Hedge;
