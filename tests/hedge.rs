@@ -387,7 +387,11 @@ mod balanced {
         );
         assert_eq!(started.elapsed(), MS(300));
         assert_eq!(log.lock().unwrap().len(), 1);
-        assert_eq!(lb.handle().hedge().unwrap().sent(), 0, "nothing sent, nothing counted");
+        assert_eq!(
+            lb.handle().hedge().unwrap().sent(),
+            0,
+            "nothing sent, nothing counted"
+        );
     }
 
     #[tokio::test(start_paused = true)]
