@@ -15,7 +15,7 @@
 //! | [`catch_panic`] | a panicking dependency turned into an error the breaker counts and the fallback serves |
 //! | [`Command`] | the Hystrix-style facade: one validated builder for all of the above |
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
-//! | `hedge` | hedged requests: a second copy of a slow call, the first success wins, capped extra load (feature `hedge`) |
+//! | [`hedge`] | hedged requests: a second copy of a slow call, the first success wins, capped extra load (feature `hedge`, on with `balance`) |
 //! | [`deadline`] | deadlines that travel with the request, across layers and over the wire (`grpc-timeout`, `rampart-timeout-ms`) |
 //! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
 //! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |

@@ -232,6 +232,34 @@ async fn a_timeout_beneath_takes_the_earlier_of_its_own_and_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn each_attempt_carries_the_time_left_when_it_is_sent() {
+    // A deadline layer on top bounds the call; one at the bottom, next to
+    // the transport, stamps each attempt with the time left then.
+    let dependency = Dependency::default();
+    let failing = dependency.service(MS(100), true);
+    let refusing = tower::util::MapErrLayer::new(|_: BoxError| -> BoxError {
+        std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into()
+    });
+    let retry = RetryLayer::builder("stamped")
+        .max_attempts(3)
+        .backoff(Backoff::decorrelated(MS(50), MS(50)).unwrap())
+        .budget(RetryBudget::new(Duration::from_secs(10), 100, 1.0).unwrap())
+        .build()
+        .unwrap();
+    let mut svc = layer(Some(300)).layer(retry.layer(layer(None).layer(refusing.layer(failing))));
+    send(&mut svc, get()).await.unwrap_err();
+    let headers: Vec<_> = dependency
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(h, _)| h.clone().unwrap())
+        .collect();
+    // Sent at 0 and at 150 ms; a third at 300 would be past the deadline.
+    assert_eq!(headers, ["300", "150"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_commands_fallback_still_answers_at_the_deadline() {
     // The command's timeout (1 s) gives way to the deadline (100 ms), so
     // the call fails inside the command, where the fallback serves it,

@@ -19,12 +19,14 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 struct Copy {
     wait: Duration,
     ok: bool,
+    status: u16,
 }
 
 fn ok_after(ms: u64) -> Copy {
     Copy {
         wait: MS(ms),
         ok: true,
+        status: 200,
     }
 }
 
@@ -32,6 +34,7 @@ fn fail_after(ms: u64) -> Copy {
     Copy {
         wait: MS(ms),
         ok: false,
+        status: 200,
     }
 }
 
@@ -86,12 +89,22 @@ impl Dependency {
                 tokio::time::sleep(copy.wait).await;
                 guard.1 = true;
                 if copy.ok {
-                    Ok(http::Response::new(n))
+                    let mut response = http::Response::new(n);
+                    *response.status_mut() = http::StatusCode::from_u16(copy.status).unwrap();
+                    Ok(response)
                 } else {
                     Err::<_, BoxError>(format!("copy {n} failed").into())
                 }
             }
         })
+    }
+}
+
+fn unavailable_after(ms: u64) -> Copy {
+    Copy {
+        wait: MS(ms),
+        ok: true,
+        status: 503,
     }
 }
 
@@ -173,6 +186,32 @@ async fn a_failed_copy_waits_for_the_others_and_all_failing_returns_the_last_err
         "copy 0 failed"
     );
     assert_eq!(dependency.sent.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_response_does_not_win_over_a_hedge_still_running() {
+    // HttpPolicy calls a 503 a failure: it waits for the hedge's 200.
+    let layer = fixed(30);
+    let dependency = Dependency::scripted([unavailable_after(100), ok_after(100)]);
+    let mut svc = layer.layer(dependency.service());
+    let started = Instant::now();
+    assert_eq!(send(&mut svc, get()).await.unwrap(), 1);
+    assert_eq!(started.elapsed(), MS(130));
+    assert_eq!(layer.handle().won(), 1);
+
+    // Both failing: the last failure comes back, a response as it is.
+    let dependency = Dependency::scripted([unavailable_after(100), unavailable_after(100)]);
+    let mut svc = layer.layer(dependency.service());
+    assert_eq!(
+        svc.ready()
+            .await
+            .unwrap()
+            .call(get())
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -285,6 +324,21 @@ async fn hedges_stay_under_the_extra_load_cap_and_the_shared_budget() {
 }
 
 #[test]
+fn hedging_with_a_policy_that_sends_nothing_twice_is_a_config_error() {
+    let err = HedgeLayer::builder("default", rampart::retry::DefaultPolicy)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("policy"), "{err}");
+    let one =
+        rampart::balance::Endpoint::new(1u16, service_fn(|_: ()| async { Ok::<_, BoxError>(()) }));
+    let err = rampart::balance::Balance::builder("default-lb")
+        .hedge(HedgeDelay::fixed(MS(10)), 0.05)
+        .build(rampart::balance::Endpoints::fixed([one]))
+        .unwrap_err();
+    assert!(err.to_string().contains("hedge"), "{err}");
+}
+
+#[test]
 fn bad_settings_are_config_errors() {
     let build = |delay, max_hedged, load| {
         HedgeLayer::builder("bad", HttpPolicy)
@@ -370,6 +424,76 @@ mod balanced {
             .find(|e| e.key == ran_on[0].to_string())
             .unwrap();
         assert_eq!((slow.cancelled, slow.failures, slow.timeouts), (1, 0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_balanced_hedge_is_one_attempt_and_a_503_does_not_end_the_race() {
+        // Three instances answering 503 after 100 ms: the call's own
+        // attempts (one, then two retries elsewhere) and one hedge, which
+        // is not retried itself.
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let endpoints = Endpoints::fixed([1u16, 2, 3].map(|key| {
+            let attempts = attempts.clone();
+            Endpoint::new(
+                key,
+                tower::util::BoxCloneSyncService::new(service_fn(move |_: http::Request<()>| {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(MS(100)).await;
+                        let mut response = http::Response::new(key);
+                        *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                        Ok::<_, BoxError>(response)
+                    }
+                })),
+            )
+        }));
+        let mut lb = Balance::builder("hedged-503")
+            .policy(HttpPolicy)
+            .retries_next(2)
+            .backoff(rampart::retry::Backoff::none())
+            .hedge(HedgeDelay::fixed(MS(30)), 1.0)
+            .build(endpoints)
+            .unwrap();
+        let response = lb.ready().await.unwrap().call(get()).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            4,
+            "three attempts and one hedge"
+        );
+        assert_eq!(lb.handle().hedge().unwrap().sent(), 1);
+
+        // A 503 first, the hedge's 200 later: the 200.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let endpoints = Endpoints::fixed([1u16, 2].map(|key| {
+            let (calls, log) = (calls.clone(), log.clone());
+            Endpoint::new(
+                key,
+                tower::util::BoxCloneSyncService::new(service_fn(move |_: http::Request<()>| {
+                    let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+                    log.lock().unwrap().push(key);
+                    async move {
+                        tokio::time::sleep(MS(100)).await;
+                        let mut response = http::Response::new(key);
+                        if first {
+                            *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        Ok::<_, BoxError>(response)
+                    }
+                })),
+            )
+        }));
+        let mut lb = Balance::builder("hedged-race")
+            .policy(HttpPolicy)
+            .retries_next(0)
+            .hedge(HedgeDelay::fixed(MS(30)), 1.0)
+            .build(endpoints)
+            .unwrap();
+        let started = Instant::now();
+        let response = lb.ready().await.unwrap().call(get()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(started.elapsed(), MS(130));
     }
 
     #[tokio::test(start_paused = true)]

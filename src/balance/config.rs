@@ -296,6 +296,11 @@ impl<P> Builder<P> {
                 )
             },
         );
+        if self.hedge.is_some() {
+            v.check(!crate::hedge::sends_nothing_twice::<P>(), "hedge", || {
+                crate::hedge::NOTHING_TWICE.into()
+            });
+        }
         let hedge = self.hedge.and_then(|(delay, load)| {
             let layer = crate::hedge::HedgeLayer::builder(self.name.clone(), ())
                 .delay(delay)

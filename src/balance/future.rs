@@ -100,9 +100,10 @@ pin_project! {
         // Taken when the hedge goes out (or is given up).
         copy: Option<Req>,
         sent: Option<Pin<Box<ResponseFuture<K, S, Req, P>>>>,
-        // The first attempt's own call ended in an error.
+        // The call's own attempts ended in a failure (by the policy: an
+        // error, or a response such as a 503).
         first_failed: bool,
-        last_error: Option<BoxError>,
+        last: Option<Result<S::Response, BoxError>>,
     }
 }
 
@@ -238,7 +239,7 @@ where
                 copy: Some(request.clone()),
                 sent: None,
                 first_failed: false,
-                last_error: None,
+                last: None,
             }))
         });
         let mut call = ResponseFuture::with(shared, request, Tried::default(), false);
@@ -293,36 +294,34 @@ where
             let h = hedging.as_mut().project();
             if !*h.first_failed {
                 if let Poll::Ready(result) = self.as_mut().poll_attempts(cx) {
-                    match result {
-                        Ok(response) => {
-                            if let Some(sent) = h.sent.take() {
-                                drop(sent);
-                                hedge.cancelled(1);
-                            }
-                            record(&hedge, *h.began);
-                            return Poll::Ready(Ok(response));
+                    if self.shared.policy.outcome(&result) != Outcome::Failure {
+                        if let Some(sent) = h.sent.take() {
+                            drop(sent);
+                            hedge.cancelled(1);
                         }
-                        Err(e) => {
-                            *h.first_failed = true;
-                            *h.last_error = Some(e);
-                        }
+                        record(&hedge, *h.began);
+                        return Poll::Ready(result);
                     }
+                    *h.first_failed = true;
+                    *h.last = Some(result);
                 }
             }
             if let Some(sent) = h.sent.as_mut() {
                 if let Poll::Ready(result) = sent.as_mut().poll(cx) {
                     *h.sent = None;
-                    match result {
-                        Ok(response) => {
-                            hedge.won();
-                            if !*h.first_failed {
-                                self.as_mut().abandon();
-                                hedge.cancelled(1);
-                            }
-                            record(&hedge, *h.began);
-                            return Poll::Ready(Ok(response));
+                    if self.shared.policy.outcome(&result) != Outcome::Failure {
+                        hedge.won();
+                        if !*h.first_failed {
+                            self.as_mut().abandon();
+                            hedge.cancelled(1);
                         }
-                        Err(e) => *h.last_error = Some(e),
+                        record(&hedge, *h.began);
+                        return Poll::Ready(result);
+                    }
+                    // The call's own attempts go on (and return their
+                    // own result if they fail too).
+                    if *h.first_failed {
+                        *h.last = Some(result);
                     }
                 }
             }
@@ -330,7 +329,7 @@ where
             // went out, or whose hedge failed too, ends with its error.
             if *h.first_failed && h.sent.is_none() {
                 *h.copy = None;
-                return Poll::Ready(Err(h.last_error.take().expect("an attempt failed")));
+                return Poll::Ready(h.last.take().expect("an attempt failed"));
             }
             if h.copy.is_none() || h.timer.poll(cx).is_pending() {
                 return Poll::Pending;
@@ -487,9 +486,10 @@ where
             let now = timing.map_or_else(|| set.clock.now(), |(now, _)| now);
             set.ended(&endpoint, ended, now, timing.map(|(_, rtt)| rtt));
 
+            // A hedge is one attempt: the call it hedges does the retrying.
             let retryable = match this.request.as_ref() {
-                Some(request) => shared.policy.is_retryable(request, &result),
-                None => false,
+                Some(request) if !*this.elsewhere => shared.policy.is_retryable(request, &result),
+                _ => false,
             };
             // Same endpoint again (`true`), another endpoint, or no more
             // attempts.

@@ -24,6 +24,20 @@
 //!   gRPC request, so a server with a `DeadlineLayer` of its own stops when
 //!   its caller does. A chain of rampart services shares one deadline.
 //!
+//! # Where the layers go
+//!
+//! - On a client: one on top, with the [budget](Builder::budget), so that
+//!   retries, hedges and the balancer all work within it; and one with no
+//!   budget right above the transport (beneath the retry layer, or on each
+//!   balancer endpoint), so that each attempt goes out with the time left
+//!   *when it is sent*. Without it, a retry carries the time left at the
+//!   start of the call. (`rampart::reqwest`'s endpoint stamps each attempt
+//!   itself.)
+//! - On a server: one in front of the handlers, no budget needed.
+//!
+//! The inner service must be `Clone` (see [`DeadlineService`]), and the
+//! request must implement [`WithDeadline`].
+//!
 //! Inside a call, the deadline in force is [`Deadline::current`]: a
 //! thread-local set for the span of each poll (as tokio's task-locals
 //! are). A task spawned from a handler does not inherit it; give it the
@@ -75,15 +89,21 @@ pub use service::DeadlineService;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The longest deadline rampart makes: about 30 years (tokio's "far
+/// future"), so that no time left, however large, overflows an instant.
+pub(crate) const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 /// The moment by which a call must be answered (a `tokio::time::Instant`,
 /// so a paused clock drives it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Deadline(Instant);
 
 impl Deadline {
-    /// `timeout` from now.
+    /// `timeout` from now; a timeout too long to represent (such as
+    /// `Duration::MAX`) is about 30 years.
     pub fn after(timeout: Duration) -> Self {
-        Deadline(Instant::now() + timeout)
+        let now = Instant::now();
+        Deadline(now.checked_add(timeout.min(FAR)).unwrap_or(now))
     }
 
     /// At `instant`.

@@ -29,6 +29,11 @@ pub const TIMEOUT_HEADER: &str = "rampart-timeout-ms";
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry a deadline",
+    label = "a `DeadlineLayer` needs a request that implements `WithDeadline`",
+    note = "`WithDeadline` is implemented for `http::Request<B>` (with the `http` feature); implement it for your own request type"
+)]
 pub trait WithDeadline {
     /// The deadline the request carries, if any; `now` is the time of the
     /// call, for deadlines carried as a time left.
@@ -42,23 +47,28 @@ pub trait WithDeadline {
 #[cfg(feature = "http")]
 impl<B> WithDeadline for http::Request<B> {
     /// The [`Deadline`] in the extensions (set by a layer on this side);
-    /// else the time left in [`TIMEOUT_HEADER`], or in `grpc-timeout`,
-    /// from `now`. An unreadable header is ignored.
+    /// else the time left in [`TIMEOUT_HEADER`] or in `grpc-timeout` (the
+    /// shorter, if both), from `now`, at most about 30 years off. An
+    /// unreadable header is ignored.
     fn deadline(&self, now: Instant) -> Option<Deadline> {
         if let Some(deadline) = self.extensions().get::<Deadline>() {
             return Some(*deadline);
         }
         let headers = self.headers();
-        let left = headers
+        let ours = headers
             .get(TIMEOUT_HEADER)
             .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-            .map(Duration::from_millis)
-            .or_else(|| {
-                headers
-                    .get("grpc-timeout")
-                    .and_then(|v| grpc_timeout(v.to_str().ok()?))
-            })?;
-        Some(Deadline(now + left))
+            .map(Duration::from_millis);
+        let grpc = headers
+            .get("grpc-timeout")
+            .and_then(|v| grpc_timeout(v.to_str().ok()?));
+        // Both present: the earlier (a proxy may have shortened either).
+        let left = match (ours, grpc) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        // However far off, at most about 30 years: no overflow.
+        now.checked_add(left.min(super::FAR)).map(Deadline)
     }
 
     /// Puts the deadline in the extensions, and the time left in
@@ -155,5 +165,20 @@ mod tests {
         );
         incoming.headers_mut().remove("grpc-timeout");
         assert_eq!(incoming.deadline(later), None);
+
+        // Both headers: the shorter. One far off: capped, not overflowing.
+        let mut both = http::Request::new(());
+        both.headers_mut()
+            .insert(TIMEOUT_HEADER, http::HeaderValue::from(1000u64));
+        both.headers_mut()
+            .insert("grpc-timeout", http::HeaderValue::from_static("100m"));
+        assert_eq!(
+            both.deadline(now),
+            Some(Deadline(now + Duration::from_millis(100)))
+        );
+        let mut far = http::Request::new(());
+        far.headers_mut()
+            .insert(TIMEOUT_HEADER, http::HeaderValue::from(u64::MAX));
+        assert_eq!(far.deadline(now), Some(Deadline(now + super::super::FAR)));
     }
 }

@@ -50,7 +50,12 @@ impl<P> Builder<P> {
 
     /// Hedges allowed, as a share of the calls of the last 10 s (Finagle's
     /// `maxExtraLoad`): 0 to 1; default 0.05. With 0.05, no more than one
-    /// call in twenty is hedged, however slow the dependency gets.
+    /// call in twenty is hedged, however slow the dependency gets. There is
+    /// no floor: a layer earns a hedge every `1 / share` calls, so at 0.05 a
+    /// new layer hedges none of its first 19 calls, and one seeing fewer
+    /// than 2 calls a second never hedges. (A [percentile
+    /// delay](super::HedgeDelay::percentile) also needs its
+    /// `min_samples` successes in the last 10 s before it hedges at all.)
     pub fn max_extra_load(mut self, share: f64) -> Self {
         self.max_extra_load = share;
         self
@@ -72,6 +77,9 @@ impl<P> Builder<P> {
     /// A [`ConfigError`] naming each bad setting.
     pub fn build(self) -> Result<HedgeLayer<P>, ConfigError> {
         let mut v = Validator::new(format!("hedge {:?}", self.name));
+        v.check(!super::sends_nothing_twice::<P>(), "policy", || {
+            super::NOTHING_TWICE.into()
+        });
         self.delay.check(&mut v);
         let n = self.max_hedged;
         v.check((1..=10).contains(&n), "max_hedged", || {

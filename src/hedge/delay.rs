@@ -41,7 +41,9 @@ enum Kind {
 }
 
 impl HedgeDelay {
-    /// Always `delay` (at most an hour).
+    /// Always `delay` (at most an hour). Zero sends the copies at once
+    /// (Dean and Barroso's "tied requests"), still within the extra-load
+    /// cap.
     pub fn fixed(delay: Duration) -> Self {
         HedgeDelay(Kind::Fixed(delay))
     }

@@ -2,6 +2,7 @@
 //! delays, and the first success.
 
 use super::layer::Shared;
+use crate::circuit_breaker::Outcome;
 use crate::retry::Policy;
 use crate::BoxError;
 use pin_project_lite::pin_project;
@@ -44,7 +45,9 @@ pin_project! {
         plan: Option<Plan<S, Req>>,
         #[pin]
         timer: Timer,
-        last_error: Option<BoxError>,
+        // The last attempt that failed (by the policy's outcome: an error,
+        // or a response such as a 503), returned if none succeeds.
+        last: Option<Result<S::Response, BoxError>>,
     }
 }
 
@@ -102,7 +105,7 @@ where
             hedges: Vec::new(),
             plan,
             timer,
-            last_error: None,
+            last: None,
         }
     }
 }
@@ -123,38 +126,32 @@ where
             if let AttemptProj::Running { response } = this.first.as_mut().project() {
                 if let Poll::Ready(result) = response.poll(cx) {
                     this.first.set(Attempt::Over);
-                    match result {
-                        Ok(response) => {
-                            let losers = this.hedges.len() as u64;
-                            return Poll::Ready(Ok(won(
-                                this.shared,
-                                *this.started,
-                                response,
-                                false,
-                                losers,
-                            )));
-                        }
-                        Err(e) => *this.last_error = Some(e.into()),
+                    let result = result.map_err(Into::into);
+                    if this.shared.policy.outcome(&result) != Outcome::Failure {
+                        let losers = this.hedges.len() as u64;
+                        return Poll::Ready(won(this.shared, *this.started, result, false, losers));
                     }
+                    *this.last = Some(result);
                 }
             }
             // The hedges.
             let mut i = 0;
             while i < this.hedges.len() {
                 match this.hedges[i].as_mut().poll(cx) {
-                    Poll::Ready(Ok(response)) => {
-                        let running = matches!(*this.first, Attempt::Running { .. });
-                        let losers = (this.hedges.len() - 1) as u64 + u64::from(running);
-                        return Poll::Ready(Ok(won(
-                            this.shared,
-                            *this.started,
-                            response,
-                            true,
-                            losers,
-                        )));
-                    }
-                    Poll::Ready(Err(e)) => {
-                        *this.last_error = Some(e.into());
+                    Poll::Ready(result) => {
+                        let result = result.map_err(Into::into);
+                        if this.shared.policy.outcome(&result) != Outcome::Failure {
+                            let running = matches!(*this.first, Attempt::Running { .. });
+                            let losers = (this.hedges.len() - 1) as u64 + u64::from(running);
+                            return Poll::Ready(won(
+                                this.shared,
+                                *this.started,
+                                result,
+                                true,
+                                losers,
+                            ));
+                        }
+                        *this.last = Some(result);
                         drop(this.hedges.swap_remove(i));
                     }
                     Poll::Pending => i += 1,
@@ -163,13 +160,9 @@ where
             let running = matches!(*this.first, Attempt::Running { .. }) || !this.hedges.is_empty();
             if !running {
                 // Every attempt failed: hedging is for slowness, not
-                // errors; the last error comes back.
-                let error = this
-                    .last_error
-                    .take()
-                    .expect("an attempt ended in an error");
+                // errors; the last failure (error or response) comes back.
                 *this.plan = None;
-                return Poll::Ready(Err(error));
+                return Poll::Ready(this.last.take().expect("an attempt failed"));
             }
             // The next hedge, once its delay is over and the service ready.
             let Some(plan) = this.plan.as_mut() else {
@@ -218,7 +211,8 @@ where
     }
 }
 
-/// A success: count it, and time it for the percentile delay.
+/// A success (or a result the policy does not call a failure): count it,
+/// and time it for the percentile delay.
 fn won<P, Res>(
     shared: &Shared<P>,
     started: Instant,

@@ -19,7 +19,12 @@
 //!   [retry layer](crate::retry)'s job).
 //! - **Only what is safe to send twice**: the [`Policy`] decides
 //!   ([`Policy::may_send_twice`]; [`HttpPolicy`] says yes for idempotent
-//!   methods).
+//!   methods). `DefaultPolicy` says no to every request, so hedging with
+//!   it is a `ConfigError` rather than a layer that silently does nothing.
+//! - **Success by the policy**: an attempt the policy's
+//!   [`outcome`](crate::retry::Policy::outcome) calls a failure (an error,
+//!   or with `HttpPolicy` a 5xx response) does not win; the call waits
+//!   for the others, and returns the last failure if none succeeds.
 //! - **Bounded extra load**: hedges are capped at
 //!   [`max_extra_load`](Builder::max_extra_load) of recent calls (Finagle's
 //!   `maxExtraLoad`, default 5 %), and, given a [`RetryBudget`], also
@@ -49,3 +54,15 @@ pub use future::ResponseFuture;
 pub(crate) use layer::Shared as HedgeShared;
 pub use layer::{HedgeHandle, HedgeLayer};
 pub use service::Hedge;
+
+/// Whether `P` is [`DefaultPolicy`](crate::retry::DefaultPolicy), which
+/// knows nothing of requests and so sends none twice: hedging with it
+/// would do nothing, silently.
+pub(crate) fn sends_nothing_twice<P>() -> bool {
+    std::any::type_name::<P>() == std::any::type_name::<crate::retry::DefaultPolicy>()
+}
+
+pub(crate) const NOTHING_TWICE: &str =
+    "DefaultPolicy sends no request twice, so nothing would be hedged: \
+     use a policy that says which requests may be (`HttpPolicy`: idempotent methods, \
+     or your own `Policy::may_send_twice`)";

@@ -26,9 +26,11 @@ impl RetryBudgetExhausted {
 }
 
 /// Marks a response that could have been retried but was not, for want of
-/// retry budget: the balancer's [`HttpPolicy`](crate::balance::HttpPolicy)
-/// inserts it into the `http::Extensions` of such a response (say a 503),
-/// which reaches the caller as it is.
+/// retry budget: [`HttpPolicy`](super::HttpPolicy) inserts it into the
+/// `http::Extensions` of such a response (say a 503), in the retry layer
+/// and in the balancer, and the response reaches the caller as it is.
+/// (A retry not started because the caller's deadline would pass first
+/// leaves no mark.)
 ///
 /// The response's counterpart of the error [`RetryBudgetExhausted`], for
 /// results that are not errors. Zero-sized.

@@ -48,9 +48,14 @@ pub(super) const LAYER: &str = "retry";
 ///   response head. A body that fails while the caller reads it is never
 ///   retried (the response has left the layer); to retry those, collect
 ///   the body beneath the layer so that its failure is the call's error.
-/// - The request must be `Clone`; the layer keeps one copy per call while
-///   attempts remain (an `http::Request` clone copies its headers). The
-///   layer itself allocates nothing on a call that succeeds at once.
+/// - The request and the inner service must be `Clone`: the layer keeps a
+///   copy of the request per call while attempts remain (an
+///   `http::Request` clone copies its headers; a streaming body such as
+///   axum's `Body` is not `Clone`: collect it into `Bytes` first), and
+///   retries through a clone of the service (a `BoxService` is not `Clone`:
+///   use `BoxCloneService`). Without them, `.ready()` fails to compile with
+///   "the trait bounds were not satisfied". The layer itself allocates
+///   nothing on a call that succeeds at once.
 ///
 /// # Example
 ///

@@ -1,6 +1,7 @@
 //! One instance of a dependency, called through a shared `reqwest::Client`.
 
 use super::future::ResponseFuture;
+use crate::deadline::{Deadline, WithDeadline};
 use crate::error::{ConfigError, Validator};
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -294,7 +295,13 @@ impl Service<http::Request<Bytes>> for ReqwestEndpoint {
     fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         parts.uri = self.url(&parts.uri);
-        match ::reqwest::Request::try_from(http::Request::from_parts(parts, body)) {
+        let mut request = http::Request::from_parts(parts, body);
+        // A deadline goes out as the time left now, when this attempt (a
+        // retry, a hedge) is sent, not when the call began.
+        if let Some(deadline) = request.extensions().get::<Deadline>().copied() {
+            request.set_deadline(deadline, tokio::time::Instant::now());
+        }
+        match ::reqwest::Request::try_from(request) {
             Ok(request) => ResponseFuture::sending(self.client.call(request)),
             Err(error) => ResponseFuture::failed(error),
         }
