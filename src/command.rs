@@ -26,8 +26,9 @@
 //!
 //! The fallback runs on errors. A response that the breaker's classifier
 //! calls a failure (say an HTTP 500) still counts against the breaker but
-//! reaches the caller as it is; to serve the fallback for it too, turn it
-//! into an error beneath the command (e.g. with `ServiceBuilder::and_then`).
+//! reaches the caller as it is; to serve the fallback for it too, say so
+//! with [`fail_on`](CommandBuilder::fail_on), which turns such responses
+//! into errors beneath the timeout.
 //! Plain `fn` items make good fallbacks: `fn popular_titles(cause: &Cause)
 //! -> Result<Titles, BoxError>` needs no type annotations.
 //!
@@ -64,8 +65,8 @@ use crate::circuit_breaker::{
 };
 use crate::error::{ConfigError, Validator};
 use crate::fallback::{
-    stats_for, AsyncFallback, Cause, Fallback, FallbackHandle, FallbackLayer, NoFallback,
-    SyncFallback,
+    stats_for, AsyncFallback, Cause, FailOnLayer, Fallback, FallbackHandle, FallbackLayer,
+    NoFallback, SyncFallback,
 };
 use crate::registry::{CommandParts, Registry};
 use crate::timeout::{Timeout, TimeoutLayer, DEFAULT_TIMEOUT};
@@ -99,6 +100,7 @@ impl Command {
             contain_panics: false,
             registry: None,
             retry: Identity::new(),
+            fail_on: Identity::new(),
             name,
         }
     }
@@ -118,7 +120,13 @@ pub struct Threads {
 }
 
 /// Builds a [`CommandLayer`]. See the [module docs](self).
-pub struct CommandBuilder<FB = NoFallback, I = Semaphore, C = DefaultClassifier, R = Identity> {
+pub struct CommandBuilder<
+    FB = NoFallback,
+    I = Semaphore,
+    C = DefaultClassifier,
+    R = Identity,
+    FO = Identity,
+> {
     name: String,
     group: Option<String>,
     timeout: Duration,
@@ -129,9 +137,10 @@ pub struct CommandBuilder<FB = NoFallback, I = Semaphore, C = DefaultClassifier,
     contain_panics: bool,
     registry: Option<Registry>,
     retry: R,
+    fail_on: FO,
 }
 
-impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
+impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     /// Turns a panic in the dependency (its `call` or its future) or in the
     /// fallback into an error instead of letting it unwind to the caller:
     /// [`Panicked`](crate::catch_panic::Panicked), of
@@ -166,7 +175,7 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
 
     /// Semaphore isolation: at most `max_concurrent` calls at once, the
     /// next rejected at once. The default, with 10.
-    pub fn bulkhead(self, max_concurrent: usize) -> CommandBuilder<FB, Semaphore, C, R> {
+    pub fn bulkhead(self, max_concurrent: usize) -> CommandBuilder<FB, Semaphore, C, R, FO> {
         self.isolate(Semaphore { max_concurrent })
     }
 
@@ -174,7 +183,7 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
     /// `queue` more waiting; for clients that may block their thread. The
     /// pool is named after the group, which then must not contain a NUL
     /// byte (see [`PoolLayer::builder`]).
-    pub fn pool(self, size: usize, queue: usize) -> CommandBuilder<FB, Threads, C, R> {
+    pub fn pool(self, size: usize, queue: usize) -> CommandBuilder<FB, Threads, C, R, FO> {
         self.isolate(Threads { size, queue })
     }
 
@@ -184,7 +193,7 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
     pub fn breaker<C2>(
         self,
         configure: impl FnOnce(BreakerBuilder<C>) -> BreakerBuilder<C2>,
-    ) -> CommandBuilder<FB, I, C2, R> {
+    ) -> CommandBuilder<FB, I, C2, R, FO> {
         CommandBuilder {
             name: self.name,
             group: self.group,
@@ -196,11 +205,12 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
             contain_panics: self.contain_panics,
             registry: self.registry,
             retry: self.retry,
+            fail_on: self.fail_on,
         }
     }
 
     /// An async fallback, told the [`Cause`]: `|cause| async { Ok(..) }`.
-    pub fn fallback<F, Fut, Res>(self, fallback: F) -> CommandBuilder<AsyncFallback<F>, I, C, R>
+    pub fn fallback<F, Fut, Res>(self, fallback: F) -> CommandBuilder<AsyncFallback<F>, I, C, R, FO>
     where
         F: Fn(&Cause) -> Fut,
         Fut: Future<Output = Result<Res, BoxError>>,
@@ -209,7 +219,7 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
     }
 
     /// A sync fallback, told the [`Cause`]: `|cause| Ok(..)`.
-    pub fn fallback_sync<F, Res>(self, fallback: F) -> CommandBuilder<SyncFallback<F>, I, C, R>
+    pub fn fallback_sync<F, Res>(self, fallback: F) -> CommandBuilder<SyncFallback<F>, I, C, R, FO>
     where
         F: Fn(&Cause) -> Result<Res, BoxError>,
     {
@@ -250,7 +260,7 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
     pub fn retry<P>(
         self,
         retry: crate::retry::RetryLayer<P>,
-    ) -> CommandBuilder<FB, I, C, crate::retry::RetryLayer<P>> {
+    ) -> CommandBuilder<FB, I, C, crate::retry::RetryLayer<P>, FO> {
         CommandBuilder {
             name: self.name,
             group: self.group,
@@ -262,10 +272,61 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
             contain_panics: self.contain_panics,
             registry: self.registry,
             retry,
+            fail_on: self.fail_on,
         }
     }
 
-    fn isolate<I2>(self, isolation: I2) -> CommandBuilder<FB, I2, C, R> {
+    /// Counts the responses `predicate` is true of as failed calls: they
+    /// become [`FailedResponse`](crate::fallback::FailedResponse) errors
+    /// beneath the timeout, so the breaker counts them, a retry
+    /// [policy](crate::retry::Policy) sees an error, and the fallback
+    /// serves them (reading the response back with
+    /// [`FailedResponse::of`](crate::fallback::FailedResponse::of) if it
+    /// wants it). Without it, a response a classifier calls a failure
+    /// counts against the breaker but reaches the caller as it is.
+    ///
+    /// ```
+    /// use rampart::fallback::FailedResponse;
+    /// use rampart::Command;
+    /// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), rampart::BoxError> {
+    /// let command = Command::builder("ratings")
+    ///     .fail_on(|response: &http::Response<&str>| response.status().is_server_error())
+    ///     .fallback_sync(|cause| {
+    ///         let status = FailedResponse::<http::Response<&str>>::of(cause.error()).map(|r| r.status());
+    ///         assert_eq!(status, Some(http::StatusCode::INTERNAL_SERVER_ERROR));
+    ///         Ok(http::Response::new("no ratings"))
+    ///     })
+    ///     .build()?;
+    /// let mut svc = ServiceBuilder::new().layer(command).service(service_fn(|_: ()| async {
+    ///     Ok::<_, rampart::BoxError>(http::Response::builder().status(500).body("oops").unwrap())
+    /// }));
+    /// assert_eq!(*svc.ready().await?.call(()).await?.body(), "no ratings");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fail_on<Res, P>(self, predicate: P) -> CommandBuilder<FB, I, C, R, FailOnLayer<P>>
+    where
+        P: Fn(&Res) -> bool,
+    {
+        CommandBuilder {
+            name: self.name,
+            group: self.group,
+            timeout: self.timeout,
+            isolation: self.isolation,
+            breaker: self.breaker,
+            fallback: self.fallback,
+            fallback_max_concurrent: self.fallback_max_concurrent,
+            contain_panics: self.contain_panics,
+            registry: self.registry,
+            retry: self.retry,
+            fail_on: FailOnLayer::new(predicate),
+        }
+    }
+
+    fn isolate<I2>(self, isolation: I2) -> CommandBuilder<FB, I2, C, R, FO> {
         CommandBuilder {
             name: self.name,
             group: self.group,
@@ -277,10 +338,11 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
             contain_panics: self.contain_panics,
             registry: self.registry,
             retry: self.retry,
+            fail_on: self.fail_on,
         }
     }
 
-    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C, R> {
+    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C, R, FO> {
         CommandBuilder {
             name: self.name,
             group: self.group,
@@ -292,6 +354,7 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
             contain_panics: self.contain_panics,
             registry: self.registry,
             retry: self.retry,
+            fail_on: self.fail_on,
         }
     }
 
@@ -327,7 +390,7 @@ impl<FB, I, C, R> CommandBuilder<FB, I, C, R> {
 /// Builds each layer, gathering every violation, cross-layer ones included.
 macro_rules! build_command {
     ($isolation:ident, $layer:ty, |$this:ident, $group:ident, $registry:ident| $build_isolation:expr) => {
-        impl<FB, C, R> CommandBuilder<FB, $isolation, C, R> {
+        impl<FB, C, R, FO> CommandBuilder<FB, $isolation, C, R, FO> {
             /// Checks every option, across layers too, and builds the layer.
             ///
             /// # Errors
@@ -335,7 +398,7 @@ macro_rules! build_command {
             /// A [`ConfigError`] listing every invalid option, including
             /// contradictions between layers: a slow-call bound not shorter
             /// than the timeout, or a window shorter than the timeout.
-            pub fn build(self) -> Result<CommandLayer<FB, $layer, C, R>, ConfigError> {
+            pub fn build(self) -> Result<CommandLayer<FB, $layer, C, R, FO>, ConfigError> {
                 let mut v = Validator::new(format!("command {:?}", self.name));
                 self.check_across(&mut v);
                 let registry = self.registry.clone().unwrap_or_else(Registry::global);
@@ -381,6 +444,7 @@ macro_rules! build_command {
                             timeout,
                             catch_panic: CatchPanicLayer::contain(self.contain_panics),
                             retry: self.retry,
+                            fail_on: self.fail_on,
                         })
                     }
                     _ => unreachable!("a part that failed to build left a violation"),
@@ -404,7 +468,7 @@ build_command!(Threads, PoolLayer, |this, group, registry| {
         .build()
 });
 
-impl<FB, I: fmt::Debug, C, R> fmt::Debug for CommandBuilder<FB, I, C, R> {
+impl<FB, I: fmt::Debug, C, R, FO> fmt::Debug for CommandBuilder<FB, I, C, R, FO> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandBuilder")
             .field("name", &self.name)
@@ -424,7 +488,7 @@ impl<FB, I: fmt::Debug, C, R> fmt::Debug for CommandBuilder<FB, I, C, R> {
 ///
 /// All services built from one `CommandLayer` (or its clones) share its
 /// breaker, bulkhead or pool, fallback cap and retry budget.
-pub struct CommandLayer<FB, L, C, R = Identity> {
+pub struct CommandLayer<FB, L, C, R = Identity, FO = Identity> {
     name: String,
     group: String,
     fallback: FallbackLayer<FB>,
@@ -433,10 +497,11 @@ pub struct CommandLayer<FB, L, C, R = Identity> {
     timeout: TimeoutLayer,
     catch_panic: CatchPanicLayer,
     retry: R,
+    fail_on: FO,
 }
 
 // By hand: the fallback is shared, so it need not be `Clone`.
-impl<FB, L: Clone, C: Clone, R: Clone> Clone for CommandLayer<FB, L, C, R> {
+impl<FB, L: Clone, C: Clone, R: Clone, FO: Clone> Clone for CommandLayer<FB, L, C, R, FO> {
     fn clone(&self) -> Self {
         CommandLayer {
             name: self.name.clone(),
@@ -447,11 +512,12 @@ impl<FB, L: Clone, C: Clone, R: Clone> Clone for CommandLayer<FB, L, C, R> {
             timeout: self.timeout.clone(),
             catch_panic: self.catch_panic,
             retry: self.retry.clone(),
+            fail_on: self.fail_on.clone(),
         }
     }
 }
 
-impl<FB, L, C, R> CommandLayer<FB, L, C, R> {
+impl<FB, L, C, R, FO> CommandLayer<FB, L, C, R, FO> {
     /// The command's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -478,49 +544,53 @@ impl<FB, L, C, R> CommandLayer<FB, L, C, R> {
     }
 }
 
-impl<FB, C, R> CommandLayer<FB, BulkheadLayer, C, R> {
+impl<FB, C, R, FO> CommandLayer<FB, BulkheadLayer, C, R, FO> {
     /// The command's bulkhead.
     pub fn bulkhead(&self) -> BulkheadHandle {
         self.isolation.handle()
     }
 }
 
-impl<FB, C, R> CommandLayer<FB, PoolLayer, C, R> {
+impl<FB, C, R, FO> CommandLayer<FB, PoolLayer, C, R, FO> {
     /// The command's pool.
     pub fn pool(&self) -> PoolHandle {
         self.isolation.handle()
     }
 }
 
-impl<S, FB, C: Clone, R> Layer<S> for CommandLayer<FB, BulkheadLayer, C, R>
+impl<S, FB, C: Clone, R, FO> Layer<S> for CommandLayer<FB, BulkheadLayer, C, R, FO>
 where
-    R: Layer<CircuitBreaker<Bulkhead<Timeout<CatchPanic<S>>>, C>>,
+    FO: Layer<CatchPanic<S>>,
+    R: Layer<CircuitBreaker<Bulkhead<Timeout<FO::Service>>, C>>,
 {
     type Service = Fallback<R::Service, FB>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let timed = self.timeout.layer(self.catch_panic.layer(inner));
+        let failing = self.fail_on.layer(self.catch_panic.layer(inner));
+        let timed = self.timeout.layer(failing);
         let isolated = self.isolation.layer(timed);
         let retried = self.retry.layer(self.breaker.layer(isolated));
         self.fallback.layer(retried)
     }
 }
 
-impl<S, FB, C: Clone, R> Layer<S> for CommandLayer<FB, PoolLayer, C, R>
+impl<S, FB, C: Clone, R, FO> Layer<S> for CommandLayer<FB, PoolLayer, C, R, FO>
 where
-    R: Layer<CircuitBreaker<Timeout<Pool<CatchPanic<S>>>, C>>,
+    FO: Layer<CatchPanic<S>>,
+    R: Layer<CircuitBreaker<Timeout<Pool<FO::Service>>, C>>,
 {
     type Service = Fallback<R::Service, FB>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let isolated = self.isolation.layer(self.catch_panic.layer(inner));
+        let failing = self.fail_on.layer(self.catch_panic.layer(inner));
+        let isolated = self.isolation.layer(failing);
         let timed = self.timeout.layer(isolated);
         let retried = self.retry.layer(self.breaker.layer(timed));
         self.fallback.layer(retried)
     }
 }
 
-impl<FB, L, C, R> fmt::Debug for CommandLayer<FB, L, C, R> {
+impl<FB, L, C, R, FO> fmt::Debug for CommandLayer<FB, L, C, R, FO> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandLayer")
             .field("name", &self.name)

@@ -283,3 +283,68 @@ fn every_layers_violations_come_back_together() {
     );
     assert_eq!(err.violations().len(), 4, "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn fail_on_turns_failing_responses_into_errors_the_breaker_retries_and_fallback_see() {
+    use rampart::fallback::FailedResponse;
+    use rampart::retry::{Backoff, HttpPolicy, RetryBudget, RetryLayer};
+
+    type Res = http::Response<u16>;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    // 500, 500, 200, then 404s: the retry gets past two 500s.
+    let dependency = tower::service_fn(move |_: http::Request<()>| {
+        let status = match seen.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => 500,
+            2 => 200,
+            _ => 404,
+        };
+        async move {
+            Ok::<_, BoxError>(
+                http::Response::builder()
+                    .status(status)
+                    .body(status)
+                    .unwrap(),
+            )
+        }
+    });
+    let command = Command::builder("fail-on")
+        .retry(
+            RetryLayer::builder("fail-on")
+                .policy(HttpPolicy)
+                .max_attempts(3)
+                .backoff(Backoff::none())
+                .budget(RetryBudget::new(Duration::from_secs(10), 100, 1.0).unwrap())
+                .build()
+                .unwrap(),
+        )
+        .fail_on(|response: &Res| response.status().is_server_error())
+        .fallback_sync(|cause| {
+            let failed = FailedResponse::<Res>::of(cause.error()).map(|r| r.status().as_u16());
+            Ok(http::Response::new(failed.unwrap_or(0) + 1000))
+        })
+        .build()
+        .unwrap();
+    let mut svc = command.layer(dependency);
+    let get = || http::Request::get("/").body(()).unwrap();
+    let response = svc.ready().await.unwrap().call(get()).await.unwrap();
+    assert_eq!(*response.body(), 200, "retried past two 500s");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(command.breaker().counts().failures, 2, "each 500 counted");
+
+    // A 404 is not a failure: it comes back as it is.
+    assert_eq!(
+        *svc.ready().await.unwrap().call(get()).await.unwrap().body(),
+        404
+    );
+
+    // All 500s: the fallback serves, and can read the last response.
+    let all_failing = tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, BoxError>(http::Response::builder().status(503).body(503u16).unwrap())
+    });
+    let mut svc = command.layer(all_failing);
+    assert_eq!(
+        *svc.ready().await.unwrap().call(get()).await.unwrap().body(),
+        1503
+    );
+}

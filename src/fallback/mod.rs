@@ -9,8 +9,11 @@
 //!
 //! The fallback runs when the call ends in an error. A response the
 //! dependency sent (an HTTP 500, say) is not an error to this layer, even
-//! when a circuit breaker beneath counts it as a failure: map such
-//! responses to errors beneath the fallback if it should serve them too.
+//! when a circuit breaker beneath counts it as a failure: turn such
+//! responses into errors beneath the fallback with a [`FailOnLayer`] (in a
+//! command: [`fail_on`](crate::command::CommandBuilder::fail_on)) if it
+//! should serve them too; the fallback reads the response back with
+//! [`FailedResponse::of`].
 //!
 //! At most [`max_concurrent`](Builder::max_concurrent) fallbacks run at once
 //! (Hystrix's default: 10), so a slow fallback cannot pile up either; over
@@ -43,6 +46,7 @@
 mod cause;
 mod config;
 mod error;
+mod fail_on;
 mod function;
 mod future;
 mod handle;
@@ -54,6 +58,7 @@ pub use cause::Cause;
 pub(crate) use config::stats_for;
 pub use config::{Builder, Unset, DEFAULT_MAX_CONCURRENT};
 pub use error::{FallbackFailed, FallbackRejected};
+pub use fail_on::{FailOn, FailOnFuture, FailOnLayer, FailedResponse};
 pub use function::{AsyncFallback, FallbackFn, NoFallback, SyncFallback};
 pub use future::ResponseFuture;
 pub use handle::FallbackHandle;
