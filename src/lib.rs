@@ -42,7 +42,9 @@
 //! use rampart::Command;
 //! use std::time::Duration;
 //! use tower::ServiceBuilder;
-//! # let inner = tower::service_fn(|_: ()| async { Ok::<_, rampart::BoxError>("titles") });
+//!
+//! // The dependency: any tower service (here, a stand-in for a client).
+//! let inner = tower::service_fn(|_: ()| async { Ok::<_, rampart::BoxError>("titles") });
 //!
 //! let recommendations = Command::builder("RecommendationsGet")
 //!     .timeout(Duration::from_millis(300))
@@ -55,7 +57,13 @@
 //! ```
 //!
 //! [tower]: https://docs.rs/tower
-
+//!
+//! # Cargo features
+//!
+//! With default features off, each layer builds on its own (`.ci/run`
+//! checks every one alone).
+//!
+#![doc = document_features::document_features!()]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 // A build with only some features compiles shared internals (the windows,
