@@ -209,6 +209,34 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
         }
     }
 
+    /// The breaker's classifier, typed for a command: it sees
+    /// `&Result<Response, BoxError>` (every layer beneath boxes the
+    /// dependency's error). Same as `.breaker(|b| b.classify(f))`, but a
+    /// closure over the wrong result type fails to compile here, naming
+    /// the expected signature, instead of at `.ready()`.
+    ///
+    /// ```
+    /// use rampart::circuit_breaker::Outcome;
+    /// use rampart::{BoxError, Command};
+    ///
+    /// let command = Command::builder("ratings")
+    ///     .classify(|result: &Result<http::Response<String>, BoxError>| match result {
+    ///         Ok(response) if response.status().is_server_error() => Outcome::Failure,
+    ///         Ok(response) if response.status().is_client_error() => Outcome::Ignored,
+    ///         Ok(_) => Outcome::Success,
+    ///         Err(_) => Outcome::Failure,
+    ///     })
+    ///     .build()?;
+    /// # let _ = command;
+    /// # Ok::<(), rampart::ConfigError>(())
+    /// ```
+    pub fn classify<Res, F>(self, classify: F) -> CommandBuilder<FB, I, F, R, FO>
+    where
+        F: Fn(&Result<Res, BoxError>) -> crate::circuit_breaker::Outcome,
+    {
+        self.breaker(|b| b.classify(classify))
+    }
+
     /// An async fallback, told the [`Cause`]: `|cause| async { Ok(..) }`.
     pub fn fallback<F, Fut, Res>(self, fallback: F) -> CommandBuilder<AsyncFallback<F>, I, C, R, FO>
     where

@@ -24,6 +24,7 @@
 //! | [`stream`] | see it live: hystrix.stream, a Turbine-style aggregator over many instances, and the dashboard page (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
+//! | [`troubleshooting`] | the compile errors new users meet, and their fixes |
 //! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
@@ -108,6 +109,7 @@ pub mod retry;
 pub mod stream;
 #[cfg(feature = "timeout")]
 pub mod timeout;
+pub mod troubleshooting;
 pub mod window;
 
 #[cfg(feature = "axum")]

@@ -36,6 +36,12 @@ pub enum Outcome {
 ///     .build()?;
 /// # Ok::<(), rampart::ConfigError>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot classify a call's `Result<{Res}, {E}>`",
+    label = "this classifier must take `&Result<{Res}, {E}>`",
+    note = "inside a `Command` (or above a timeout or bulkhead) the error type is `rampart::BoxError`: write `|result: &Result<Response, rampart::BoxError>| ...`",
+    note = "see `rampart::troubleshooting`"
+)]
 pub trait Classify<Res, E> {
     /// The outcome of one call.
     fn classify(&self, result: &Result<Res, E>) -> Outcome;

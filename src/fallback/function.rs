@@ -11,6 +11,12 @@ use std::future::{ready, Future, Ready};
 /// (async) and [`Builder::fallback_sync`](super::Builder::fallback_sync);
 /// implement it by hand only for reusable fallbacks. Returning `None` lets
 /// the call's error through untouched.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a fallback for responses of type `{Res}`",
+    label = "this fallback must return `Result<{Res}, rampart::BoxError>`",
+    note = "a fallback answers in place of the service: it returns the service's own response type",
+    note = "see `rampart::troubleshooting`"
+)]
 pub trait FallbackFn<Res> {
     /// The fallback's future.
     type Future: Future<Output = Result<Res, BoxError>>;

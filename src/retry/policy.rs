@@ -29,6 +29,12 @@ use std::time::{Duration, SystemTime};
 ///   [`on_retry_budget_exhausted`](Policy::on_retry_budget_exhausted) has
 ///   had a chance to mark it: [`HttpPolicy`] inserts a
 ///   [`RetryBudgetExhaustedMarker`] into its extensions.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a retry policy for requests `{Req}` answered by `{Res}`",
+    label = "needs `Policy<{Req}, {Res}>`",
+    note = "`HttpPolicy` fits `http::Request<B>` answered by `http::Response<B2>`; `DefaultPolicy` fits any types",
+    note = "see `rampart::troubleshooting`"
+)]
 pub trait Policy<Req, Res>: Send + Sync + 'static {
     /// Whether `result` counts against the endpoint's health. Default:
     /// every `Err` is a failure.

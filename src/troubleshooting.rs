@@ -1,0 +1,108 @@
+//! Compile errors new users meet, what each means, and the fix.
+//!
+//! # "the method `ready` exists ... but its trait bounds were not satisfied"
+//!
+//! The stack does not implement `Service` for the request you call it
+//! with, because one layer's bound failed. rustc names the stack, not the
+//! bound; these are the usual causes.
+//!
+//! **A classifier over the wrong result type inside a `Command`.** Every
+//! layer beneath the breaker boxes the dependency's error, so a command's
+//! classifier sees `&Result<Response, rampart::BoxError>`, not the
+//! dependency's own error type:
+//!
+//! ```compile_fail
+//! # use rampart::{circuit_breaker::Outcome, Command};
+//! # use tower::{service_fn, Layer, Service, ServiceExt};
+//! # async fn f() -> Result<(), rampart::BoxError> {
+//! let command = Command::builder("ratings")
+//!     .breaker(|b| b.classify(|r: &Result<String, std::io::Error>| {
+//!         if r.is_ok() { Outcome::Success } else { Outcome::Failure }
+//!     }))
+//!     .build()?;
+//! let mut svc = command.layer(service_fn(|_: ()| async { Ok::<_, std::io::Error>(String::new()) }));
+//! svc.ready().await?.call(()).await?; // error[E0599] here, far from the cause
+//! # Ok(()) }
+//! ```
+//!
+//! Fix: use [`CommandBuilder::classify`](crate::command::CommandBuilder::classify),
+//! which names the expected closure signature at the call (and says so in
+//! its error if it is wrong), with `BoxError` as the error type:
+//!
+//! ```
+//! # use rampart::{circuit_breaker::Outcome, BoxError, Command};
+//! # use tower::{service_fn, Layer, Service, ServiceExt};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rampart::BoxError> {
+//! let command = Command::builder("ratings")
+//!     .classify(|r: &Result<String, BoxError>| {
+//!         if r.is_ok() { Outcome::Success } else { Outcome::Failure }
+//!     })
+//!     .build()?;
+//! let mut svc = command.layer(service_fn(|_: ()| async { Ok::<_, std::io::Error>(String::new()) }));
+//! svc.ready().await?.call(()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **A fallback returning another type than the service.** A fallback
+//! answers in the service's place, so it returns the service's response
+//! type (`Result<Response, BoxError>`):
+//!
+//! ```compile_fail
+//! # use rampart::Command;
+//! # use tower::{service_fn, Layer, Service, ServiceExt};
+//! # async fn f() -> Result<(), rampart::BoxError> {
+//! let command = Command::builder("titles")
+//!     .fallback_sync(|_cause| Ok("popular titles")) // a &str
+//!     .build()?;
+//! let mut svc = command.layer(service_fn(|_: ()| async {
+//!     Ok::<_, rampart::BoxError>(vec!["personal".to_string()]) // a Vec<String>
+//! }));
+//! svc.ready().await?.call(()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Fix: `fallback_sync(|_cause| Ok(vec!["popular titles".to_string()]))`.
+//!
+//! **A request or a service that is not `Clone`, under a retry layer, a
+//! hedge layer, a deadline layer or a balancer.** A retry or a hedge
+//! sends a copy of the request through a clone of the service:
+//!
+//! ```compile_fail
+//! # use rampart::retry::RetryLayer;
+//! # use tower::{service_fn, Layer, Service, ServiceExt};
+//! # async fn f() -> Result<(), rampart::BoxError> {
+//! struct Upload(std::fs::File); // not Clone
+//! let mut svc = RetryLayer::builder("upload").build()?
+//!     .layer(service_fn(|_: Upload| async { Ok::<_, rampart::BoxError>(()) }));
+//! svc.ready().await?.call(Upload(std::fs::File::open("x")?)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Fix: make the request cheap to clone: for HTTP, collect a streaming
+//! body into `Bytes` first (`http::Request<Full<Bytes>>` or
+//! `http::Request<Bytes>` clone in O(1) for the body); box services with
+//! `tower::util::BoxCloneService` (or `BoxCloneSyncService`), not
+//! `BoxService`.
+//!
+//! # "implementation of `FnOnce` is not general enough"
+//!
+//! A closure classifier whose argument type is left to inference, used by
+//! a breaker inside a spawned task: rustc infers one lifetime for the
+//! reference where the breaker needs the closure for every lifetime.
+//! Annotate the argument (`|result: &Result<Response, BoxError>| ...`),
+//! pass it through [`CommandBuilder::classify`](crate::command::CommandBuilder::classify)
+//! (its bound asks for every lifetime), or use a named `fn`.
+//!
+//! # "`Infallible: From<Box<dyn Error + Send + Sync>>` is not satisfied" (axum)
+//!
+//! axum serves only services that cannot fail; rampart's layers fail with
+//! [`BoxError`](crate::BoxError). Put `HandleErrorLayer::new(rampart::axum::error_response)`
+//! above them (feature `axum`), which answers each rampart error with its
+//! HTTP status (503, 504, ...). See `examples/axum_server.rs`.
+//!
+//! # "`X` cannot carry a deadline"
+//!
+//! A [`DeadlineLayer`](crate::deadline::DeadlineLayer) over a request type
+//! without [`WithDeadline`](crate::deadline::WithDeadline): implement it
+//! (a field holding an `Option<Deadline>` will do), or use `http::Request`.
