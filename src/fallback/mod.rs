@@ -15,6 +15,15 @@
 //! should serve them too; the fallback reads the response back with
 //! [`FailedResponse::of`].
 //!
+//! A hyper client's `Response<Incoming>` cannot be built by a fallback
+//! (only hyper makes an `Incoming`). Box the body beneath the fallback
+//! (`response.map(|body| body.map_err(Into::into).boxed())`, an
+//! `http_body_util::combinators::BoxBody<Bytes, BoxError>`), and the
+//! fallback answers with a body of its own of the same type
+//! (`Full::new(bytes).map_err(|never| match never {}).boxed()`); the
+//! server's body still streams. `tests/fallback_hyper.rs` does this against
+//! a real server.
+//!
 //! At most [`max_concurrent`](Builder::max_concurrent) fallbacks run at once
 //! (Hystrix's default: 10), so a slow fallback cannot pile up either; over
 //! the cap, the call fails with [`FallbackRejected`].
