@@ -6,7 +6,7 @@
 //! cargo run --example demo
 //! ```
 //!
-//! A small "home page" service renders 30 pages a second for 34 s, each page
+//! A small "home page" service renders 30 pages a second for 24 s, each page
 //! on its own task, so several are in flight at once. Each page calls three
 //! dependencies at once, over real HTTP/1 to hyper servers on `127.0.0.1`
 //! (random ports), through one pooled client, each call through its own
@@ -40,12 +40,14 @@
 //!
 //! | time    | incident                                                         |
 //! |---------|------------------------------------------------------------------|
-//! | 4–13 s  | `recommendations` fails: 80 % of its answers are `500`s          |
-//! | 11–20 s | `ratings` turns slow: answers take 1–1.5 s, far over its timeout |
-//! | 22 s    | `bookmarks`' instance `b2` is killed (listener, connections cut) |
-//! | 27 s    | `b2` is restarted on the same port                               |
+//! | 3–9 s   | `recommendations` fails: 80 % of its answers are `500`s          |
+//! | 8–14 s  | `ratings` turns slow: answers take 1–1.5 s, far over its timeout |
+//! | 16 s    | `bookmarks`' instance `b2` is killed (listener, connections cut) |
+//! | 20 s    | `b2` is restarted on the same port                               |
 //!
-//! Otherwise every server answers in 2–15 ms, with the odd `500` (1 %).
+//! Otherwise every server answers in 2–15 ms, and still fails 1 % of its
+//! calls at random (`NORMAL_ERROR_RATE`): the few `f` fallbacks outside the
+//! incidents. The demo says so, with the schedule, before it starts.
 //!
 //! What you will see:
 //!
@@ -54,8 +56,8 @@
 //!    short-circuited (`s`) and never reach the server, and every page shows
 //!    popular titles instead. Every 3 s one probe goes through (a lone `1f`
 //!    among the `s` when it fails); while the server still fails, the probe
-//!    most likely fails and the breaker opens again; after 13 s a probe
-//!    succeeds and the breaker closes.
+//!    most likely fails and the breaker opens again; the first probe after
+//!    9 s succeeds and the breaker closes.
 //! 2. **ratings** (latency): calls now end at the 250 ms timeout (`t`), so
 //!    about 7 are wanted at once and the 4-slot bulkhead rejects the rest at
 //!    once (`r`). Timeouts and rejections trip the breaker; the probes time
@@ -70,16 +72,21 @@
 //!    then it has been restarted, so its next probe is answered and it is
 //!    back in rotation.
 //!
-//! One line is printed per second: pages served (and how many of them used at
-//! least one fallback), the most pages in flight at once, the slowest page,
-//! then per dependency the calls answered by it (`ok`), the calls answered by
-//! its fallback (`fb`) and why (`f` HTTP 500, `c` connection error, `t` timed
-//! out, `r` rejected by the bulkhead, `s` short-circuited by the breaker), and
-//! the breaker's state at the end of that second; last, the requests each
-//! `bookmarks` instance received (`*` while the balancer has it ejected) and
-//! the attempts the balancer retried on another instance. `>>` lines show
-//! the breakers' state changes, and the balancer's ejections and
-//! readmissions, as they happen.
+//! One line is printed per second (a legend says what the columns mean),
+//! about the pages that ended in that second: how many (`pages`), how many
+//! of them used at least one fallback (`degr`), the slowest of them (ms);
+//! then per dependency how those pages' calls to it ended: its breaker at
+//! the end of the second (`B`: `.` closed, `O` open, `H` half-open), answered
+//! by it (`ok`), answered by its fallback (`fb`) and why (`f` HTTP 500, `c`
+//! connection error, `t` timed out, `r` rejected by the bulkhead, `s`
+//! short-circuited by the breaker; `e` would be a call lost). A page and
+//! its three calls are counted together when the page ends, so each
+//! dependency's `ok + fb (+ e)` is that second's `pages`. Last, the requests
+//! each `bookmarks` instance received (`*` while the balancer has it
+//! ejected) and the attempts the balancer retried on another instance
+//! (`rt`): requests, not pages. `>>` lines show the breakers' state changes,
+//! and the balancer's ejections and readmissions, as they happen; `--` lines
+//! the incidents. Every line fits in 100 columns.
 //!
 //! The summary shows a page from each part of the story, then counts every
 //! call by how it was answered: by the dependency, or by its fallback and why.
@@ -96,7 +103,7 @@
 //! exact counts still shift a little from run to run.
 //!
 //! The rolling window is 2 s here (Hystrix's default is 10 s) so that the
-//! breakers react within the demo's 34 s.
+//! breakers react within the demo's 24 s.
 
 use bytes::Bytes;
 use http::{Response, StatusCode, Uri};
@@ -128,15 +135,15 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// Pages the home page service renders per second.
 const PAGES_PER_SECOND: u32 = 30;
-/// How long pages are rendered.
-const RUN_FOR: Duration = secs(34);
+/// How long pages are rendered: the whole demo ends within 30 s.
+const RUN_FOR: Duration = secs(24);
 
 /// `recommendations` answers `500` to most calls.
-const RECS_FAILING: Range<Duration> = secs(4)..secs(13);
+const RECS_FAILING: Range<Duration> = secs(3)..secs(9);
 /// `ratings` answers far too late.
-const RATINGS_SLOW: Range<Duration> = secs(11)..secs(20);
+const RATINGS_SLOW: Range<Duration> = secs(8)..secs(14);
 /// One of `bookmarks`' instances is gone.
-const BOOKMARKS_DOWN: Range<Duration> = secs(22)..secs(27);
+const BOOKMARKS_DOWN: Range<Duration> = secs(16)..secs(20);
 /// `bookmarks` runs as this many instances behind a balancer, and this one
 /// (`b2`) is the one killed.
 const BOOKMARKS_INSTANCES: usize = 3;
@@ -147,7 +154,9 @@ const EJECT_AFTER: u32 = 5;
 const EJECT_FOR: Duration = secs(2);
 const EJECT_FOR_MAX: Duration = secs(8);
 
-/// The share of `500`s while failing, and otherwise.
+/// The share of `500`s while failing, and otherwise: even a healthy
+/// server fails 1 % of its calls at random, so a few fallbacks (`f`) show
+/// up outside the incidents.
 const FAILING_ERROR_RATE: f64 = 0.8;
 const NORMAL_ERROR_RATE: f64 = 0.01;
 /// How long a server takes to answer, when slow and otherwise (ms).
@@ -163,6 +172,31 @@ const OPEN_FOR: Duration = secs(3);
 
 const fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
+}
+
+/// Every line the demo prints fits in this many columns.
+const WIDTH: usize = 100;
+
+/// Prints `text` after `lead`, wrapped at [`WIDTH`] columns, the following
+/// lines indented as deep as `lead`. The demo prints ASCII only, so a
+/// byte is a column.
+fn say(lead: &str, text: &str) {
+    let indent = " ".repeat(lead.len());
+    let mut line = lead.to_string();
+    let mut empty = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !empty && line.len() + 1 + word.len() > WIDTH {
+            println!("{line}");
+            line.clone_from(&indent);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line += word;
+        empty = false;
+    }
+    println!("{line}");
 }
 
 // ===== the dependencies: HTTP servers whose health changes over time =====
@@ -432,27 +466,28 @@ impl Tally {
         self.fallbacks.iter().sum()
     }
 
-    fn minus(&self, before: &Tally) -> Tally {
-        let mut fallbacks = [0; 5];
-        for (i, n) in fallbacks.iter_mut().enumerate() {
-            *n = self.fallbacks[i] - before.fallbacks[i];
-        }
-        Tally {
-            calls: self.calls - before.calls,
-            ok: self.ok - before.ok,
-            fallbacks,
-            lost: self.lost - before.lost,
+    /// Counts one call, by how it ended: `None` if it was lost.
+    fn add(&mut self, ended: Option<ServedBy>) {
+        self.calls += 1;
+        match ended {
+            Some(ServedBy::Dependency) => self.ok += 1,
+            Some(ServedBy::Fallback(why)) => self.fallbacks[why as usize] += 1,
+            None => self.lost += 1,
         }
     }
 
-    /// "12t 9r" style: the fallbacks' causes, the zero ones left out.
+    /// "12t 9r" style: the fallbacks' causes, the zero ones left out, then
+    /// the calls lost (`e`), if any.
     fn why(&self) -> String {
-        Why::ALL
+        let mut parts: Vec<_> = Why::ALL
             .iter()
             .filter(|w| self.fallbacks[**w as usize] > 0)
             .map(|w| format!("{}{}", self.fallbacks[*w as usize], w.letter()))
-            .collect::<Vec<_>>()
-            .join(" ")
+            .collect();
+        if self.lost > 0 {
+            parts.push(format!("{}e", self.lost));
+        }
+        parts.join(" ")
     }
 }
 
@@ -532,10 +567,9 @@ impl Dep {
             }
             Err(e) => {
                 self.lost.fetch_add(1, Ordering::Relaxed);
-                println!(
-                    "   !! {:5.2}s  {}: call lost: {e}",
-                    self.elapsed(),
-                    self.name
+                say(
+                    &format!("  !! {:5.2}s  {:<15}  ", self.elapsed(), self.name),
+                    &format!("call lost: {e}"),
                 );
                 None
             }
@@ -592,12 +626,9 @@ impl Dep {
             }
             ref other => other.as_str().into(),
         };
-        println!(
-            "   >> {:5.2}s  {:<15}  {} -> {}: {why}",
-            self.elapsed(),
-            self.name,
-            change.from,
-            change.to,
+        say(
+            &format!("  >> {:5.2}s  {:<15}  ", self.elapsed(), self.name),
+            &format!("{} -> {}: {why}", change.from, change.to),
         );
     }
 }
@@ -616,7 +647,7 @@ fn trip_rule<C>(breaker: BreakerBuilder<C>, dep: &Arc<Dep>) -> BreakerBuilder<C>
 
 /// When to keep a page to show in the summary: all healthy; recommendations
 /// and ratings down; a bookmarks instance down (the page is whole).
-const SAMPLES_AT: [Duration; 3] = [secs(2), Duration::from_millis(12_500), secs(24)];
+const SAMPLES_AT: [Duration; 3] = [secs(2), Duration::from_millis(9_500), secs(18)];
 
 /// Pages served, and how.
 #[derive(Default)]
@@ -627,11 +658,21 @@ struct Pages {
     /// Served with at least one section from a fallback.
     degraded: AtomicU64,
     failed: AtomicU64,
-    in_flight: AtomicU64,
-    /// The most pages in flight at once since the last line.
-    peak: AtomicU64,
     /// The slowest page since the last line (µs).
     slowest: AtomicU64,
+    /// The pages that ended since the last line, and how each one's calls
+    /// ended: counted together, under one lock, so that a line always adds
+    /// up (per dependency, ok + fallbacks + lost = pages).
+    this_second: Mutex<Second>,
+}
+
+/// The pages that ended in one second, and how their calls ended.
+#[derive(Debug, Default)]
+struct Second {
+    pages: u64,
+    degraded: u64,
+    failed: u64,
+    deps: [Tally; 3],
 }
 
 /// The page's HTML, and whether a fallback filled any section of it. An
@@ -664,18 +705,28 @@ async fn render_page<R, T, B>(
 {
     let began = Instant::now();
     let since_start = began - deps[0].started;
-    let now = pages.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-    pages.peak.fetch_max(now, Ordering::Relaxed);
 
     let (recs, ratings, bookmarks) = tokio::join!(
         deps[0].call(recs),
         deps[1].call(ratings),
         deps[2].call(bookmarks)
     );
+    let ended = [&recs, &ratings, &bookmarks].map(|s| s.as_ref().map(|s| s.served_by));
     let page = match (recs, ratings, bookmarks) {
         (Some(recs), Some(ratings), Some(bookmarks)) => Some(render(&recs, &ratings, &bookmarks)),
         _ => None,
     };
+    {
+        let mut second = pages.this_second.lock().unwrap();
+        second.pages += 1;
+        match &page {
+            Some((_, degraded)) => second.degraded += u64::from(*degraded),
+            None => second.failed += 1,
+        }
+        for (tally, ended) in second.deps.iter_mut().zip(ended) {
+            tally.add(ended);
+        }
+    }
     match page {
         Some((html, degraded)) => {
             // A real service would send the HTML back; the demo keeps a few.
@@ -695,7 +746,6 @@ async fn render_page<R, T, B>(
         }
     }
 
-    pages.in_flight.fetch_sub(1, Ordering::Relaxed);
     let took = began.elapsed().as_micros() as u64;
     pages.slowest.fetch_max(took, Ordering::Relaxed);
 }
@@ -774,12 +824,10 @@ async fn watch_ejections(
             let Some(s) = stats.iter().find(|e| e.key == key) else {
                 continue;
             };
-            let say = |what: String| {
-                println!(
-                    "   >> {:5.2}s  {:<15}  {what}",
-                    started.elapsed().as_secs_f64(),
-                    format!("bookmarks {}", Fleet::name(n))
-                )
+            let tell = |what: String| {
+                let who = format!("bookmarks {}", Fleet::name(n));
+                let at = started.elapsed().as_secs_f64();
+                say(&format!("  >> {at:5.2}s  {who:<15}  "), &what)
             };
             let received = upstream.received.load(Ordering::Relaxed);
             if s.ejections > w.ejections {
@@ -789,7 +837,7 @@ async fn watch_ejections(
                 } else {
                     format!("{EJECT_AFTER} failed attempts in a row")
                 };
-                say(format!(
+                tell(format!(
                     "ejected by the balancer: {why}; left out for {}s",
                     out_for.as_secs()
                 ));
@@ -798,14 +846,14 @@ async fn watch_ejections(
                 w.probation = None;
             } else if w.ejected && !s.ejected {
                 let out = w.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
-                say(format!(
+                tell(format!(
                     "back on probation after {out:.1}s out: its next answer decides"
                 ));
                 w.probation = Some(received);
             }
             if let Some(before) = w.probation {
                 if !s.ejected && received > before {
-                    say("answered on probation: back in rotation".into());
+                    tell("answered on probation: back in rotation".into());
                     w.probation = None;
                     w.in_a_row = 0;
                 }
@@ -823,98 +871,112 @@ struct Reporter {
     started: tokio::time::Instant,
     deps: [Arc<Dep>; 3],
     pages: Arc<Pages>,
-    last: [Tally; 3],
-    last_pages: (u64, u64, u64),
     fleet: Fleet,
     /// Requests each bookmarks instance had seen, and the balancer's
     /// retries, at the last line.
     last_fleet: (Vec<u64>, u64),
 }
 
+/// The per-second line's columns: pages, then per dependency, then
+/// bookmarks' instances. The header and the lines share them.
+fn pages_cells(
+    t: &str,
+    pages: &dyn fmt::Display,
+    degr: &dyn fmt::Display,
+    slow: &dyn fmt::Display,
+) -> String {
+    format!("{t:>3} {pages:>5} {degr:>4} {slow:>4}")
+}
+
+fn dep_cells(
+    breaker: &dyn fmt::Display,
+    ok: &dyn fmt::Display,
+    fb: &dyn fmt::Display,
+    why: &dyn fmt::Display,
+) -> String {
+    format!(" | {breaker:<1}{ok:>3}{fb:>3} {why:<9}")
+}
+
+fn instance_cell(requests: &dyn fmt::Display, ejected: bool) -> String {
+    format!(" {requests:>2}{}", if ejected { '*' } else { ' ' })
+}
+
 impl Reporter {
+    /// The legend and the column heads, printed once.
     fn header(&self) {
-        let mut columns = format!(
-            "{:>5}  {:>5}  {:>5}  {:>6}  {:>7}",
-            "t", "pages", "degr", "flight", "slowest"
-        );
-        let mut top = " ".repeat(columns.len());
+        println!("One line per second, for the pages that ended in it (a page ends when its last call does):");
+        let lines = [
+            "pages = pages that ended; degr = those served with at least one section from a fallback; \
+             slow = the slowest of them (ms).",
+            "Per dependency, how those pages' calls to it ended, so that ok + fb (+ e) = pages: \
+             B = its breaker at the end of the second (. closed, O open, H half-open); \
+             ok = answered by the dependency; fb = answered by its fallback, and why: \
+             f HTTP 500, c connection error, t timed out, r rejected by the bulkhead, \
+             s short-circuited by the open breaker (e = no answer at all, the call lost: never expected).",
+            "Bookmarks' instances: the requests each one's server received in the second \
+             (* = ejected by the balancer at its end); rt = attempts the balancer retried \
+             on another instance. These count requests, not pages.",
+        ];
+        for line in lines {
+            say("  ", line);
+        }
+        println!();
+        let mut top = " ".repeat(pages_cells("", &"", &"", &"").len());
+        let mut columns = pages_cells("t", &"pages", &"degr", &"slow");
         for dep in &self.deps {
-            top += &format!(" │ {:<29}", dep.name);
-            columns += &format!(" │ {:>3} {:>3} {:<11} {:<9}", "ok", "fb", "why", "breaker");
+            let cells = dep_cells(&"B", &"ok", &"fb", &"why");
+            top += &format!(" | {:<w$}", dep.name, w = cells.len() - 3);
+            columns += &cells;
         }
-        top += " │ bookmarks' instances";
-        columns += " │";
+        top += " | instances";
+        columns += " |";
         for n in 0..self.fleet.servers.len() {
-            columns += &format!(" {:>3} ", Fleet::name(n));
+            columns += &instance_cell(&Fleet::name(n), false);
         }
-        columns += " retried";
+        columns += &format!(" {:>2}", "rt");
         println!("{}", top.trim_end());
         println!("{}", columns.trim_end());
     }
 
     /// Whether pages ended since the last line.
     fn has_news(&self) -> bool {
-        let (served, _, failed) = self.last_pages;
-        self.pages.served.load(Ordering::Relaxed) + self.pages.failed.load(Ordering::Relaxed)
-            > served + failed
+        self.pages.this_second.lock().unwrap().pages > 0
     }
 
-    /// One line: what happened since the last one.
+    /// One line: the pages that ended since the last one.
     fn line(&mut self, label: &str) {
-        let served = self.pages.served.load(Ordering::Relaxed);
-        let degraded = self.pages.degraded.load(Ordering::Relaxed);
-        let failed = self.pages.failed.load(Ordering::Relaxed);
-        let (s0, d0, f0) = self.last_pages;
-        self.last_pages = (served, degraded, failed);
-        let in_flight = self.pages.in_flight.load(Ordering::Relaxed);
-        let peak = self.pages.peak.swap(in_flight, Ordering::Relaxed);
+        let second = std::mem::take(&mut *self.pages.this_second.lock().unwrap());
         let slowest = self.pages.slowest.swap(0, Ordering::Relaxed);
-
-        let mut line = format!(
-            "{label:>5}  {:>5}  {:>5}  {:>6}  {:>5}ms",
-            served - s0,
-            degraded - d0,
-            peak,
-            slowest / 1000
-        );
-        if failed > f0 {
-            line += &format!("  ({} pages FAILED)", failed - f0);
-        }
-        for (dep, last) in self.deps.iter().zip(self.last.iter_mut()) {
-            let now = dep.tally();
-            let delta = now.minus(last);
-            *last = now;
-            line += &format!(
-                " │ {:>3} {:>3} {:<11} {:<9}",
-                delta.ok,
-                delta.fallback_total(),
-                delta.why(),
-                dep.handles().breaker.state().as_str()
-            );
+        let mut line = pages_cells(label, &second.pages, &second.degraded, &(slowest / 1000));
+        for (dep, tally) in self.deps.iter().zip(&second.deps) {
+            let breaker = match dep.handles().breaker.state() {
+                State::Closed => '.',
+                State::Open => 'O',
+                State::HalfOpen => 'H',
+                _ => '?',
+            };
+            line += &dep_cells(&breaker, &tally.ok, &tally.fallback_total(), &tally.why());
         }
         // bookmarks' instances: requests each received, `*` if ejected now.
         let received = self.fleet.received();
         let (_, retries) = self.fleet.attempts_and_retries();
         let stats = self.fleet.stats();
-        line += " │";
+        line += " |";
         for (n, now) in received.iter().enumerate() {
             let ejected = stats[n].as_ref().is_some_and(|e| e.ejected);
-            line += &format!(
-                " {:>3}{}",
-                now - self.last_fleet.0[n],
-                if ejected { '*' } else { ' ' }
-            );
+            line += &instance_cell(&(now - self.last_fleet.0[n]), ejected);
         }
-        line += &format!(" {:>7}", retries - self.last_fleet.1);
+        line += &format!(" {:>2}", retries - self.last_fleet.1);
         self.last_fleet = (received, retries);
         println!("{}", line.trim_end());
+        if second.failed > 0 {
+            println!("  !! {} pages of that second FAILED", second.failed);
+        }
     }
 
     fn say(&self, what: &str) {
-        println!(
-            "   -- {:5.2}s  {what}",
-            self.started.elapsed().as_secs_f64()
-        );
+        let at = self.started.elapsed().as_secs_f64();
+        say(&format!("  -- {at:5.2}s  "), what);
     }
 
     /// A line every second, and the incidents at their times.
@@ -1096,32 +1158,57 @@ async fn main() -> Result<(), BoxError> {
             Fleet::name(n)
         );
     }
-    println!(
-        "each command: timeout, bulkhead, breaker (trips at >= {:.0}% failed of >= {MIN_CALLS} calls in the last {}s, open {}s, 1 probe), fallback",
-        FAILURE_RATE * 100.0,
-        WINDOW.as_secs(),
-        OPEN_FOR.as_secs()
+    say(
+        "",
+        &format!(
+            "Each command: timeout, bulkhead, breaker (trips at >= {:.0}% failed of >= {MIN_CALLS} \
+             calls in the last {}s, open {}s, then 1 probe), fallback. The balancer: round robin, \
+             1 retry on another instance, ejection after {EJECT_AFTER} failures in a row for {}s, \
+             doubling up to {}s.",
+            FAILURE_RATE * 100.0,
+            WINDOW.as_secs(),
+            OPEN_FOR.as_secs(),
+            EJECT_FOR.as_secs(),
+            EJECT_FOR_MAX.as_secs()
+        ),
     );
-    println!(
-        "columns: degr = pages with a fallback section, flight = most pages in flight at once, slowest = slowest page;"
-    );
-    println!(
-        "         per dependency: ok = answered by it, fb = by its fallback, why: f HTTP 500, c connection error,"
-    );
-    println!(
-        "         t timed out, r rejected by the bulkhead, s short-circuited; breaker = state at the end of the second;"
-    );
-    println!(
-        "         bookmarks' instances: requests each received (* = ejected by the balancer at the end of the second),"
-    );
-    println!(
-        "         retried = attempts the balancer sent to another instance after one failed (round robin, 1 retry,"
-    );
-    println!(
-        "         ejection after {EJECT_AFTER} failures in a row for {}s, doubling up to {}s)\n",
-        EJECT_FOR.as_secs(),
-        EJECT_FOR_MAX.as_secs()
-    );
+    println!();
+    println!("What goes wrong, and when:");
+    let span = |r: &Range<Duration>| format!("{}-{}s", r.start.as_secs(), r.end.as_secs());
+    for (when, what) in [
+        (
+            span(&RECS_FAILING),
+            format!(
+                "recommendations fails: {:.0}% of its answers are 500s",
+                FAILING_ERROR_RATE * 100.0
+            ),
+        ),
+        (
+            span(&RATINGS_SLOW),
+            format!(
+                "ratings is slow: answers take {}-{}ms, over its 250ms timeout",
+                SLOW_MS.start, SLOW_MS.end
+            ),
+        ),
+        (
+            span(&BOOKMARKS_DOWN),
+            format!(
+                "bookmarks' instance {} is down: killed, then restarted on its port",
+                Fleet::name(BOOKMARKS_KILLED)
+            ),
+        ),
+        (
+            "always".to_string(),
+            format!(
+                "every server also answers {:.0}% of its calls with a 500 at random, even when \
+                 healthy (NORMAL_ERROR_RATE): the few fallbacks (f) outside the incidents",
+                NORMAL_ERROR_RATE * 100.0
+            ),
+        ),
+    ] {
+        say(&format!("  {when:<8}"), &what);
+    }
+    println!();
 
     let deps = [recs.clone(), ratings.clone(), bookmarks.clone()];
     let pages = Arc::new(Pages::default());
@@ -1129,8 +1216,6 @@ async fn main() -> Result<(), BoxError> {
         started,
         deps: deps.clone(),
         pages: pages.clone(),
-        last: Default::default(),
-        last_pages: (0, 0, 0),
         last_fleet: (vec![0; bookmarks_servers.len()], 0),
         fleet: Fleet {
             servers: bookmarks_servers,
@@ -1182,10 +1267,16 @@ async fn main() -> Result<(), BoxError> {
     let served = pages.served.load(Ordering::Relaxed);
     let degraded = pages.degraded.load(Ordering::Relaxed);
     let failed = pages.failed.load(Ordering::Relaxed);
-    println!(
-        "\n== after {:.1}s: {total} pages requested, {served} served ({degraded} of them with a fallback section), {failed} failed ==\n",
-        started.elapsed().as_secs_f64(),
+    println!();
+    say(
+        "",
+        &format!(
+            "== after {:.1}s: {total} pages requested, {served} served ({degraded} of them with \
+             a fallback section), {failed} failed ==",
+            started.elapsed().as_secs_f64(),
+        ),
     );
+    println!();
     println!("what the page looked like:");
     for (at, html) in pages.samples.lock().unwrap().iter().flatten() {
         println!("  at {:5.2}s: {html}", at.as_secs_f64());
@@ -1194,23 +1285,23 @@ async fn main() -> Result<(), BoxError> {
     let row = |cells: [&dyn fmt::Display; 12]| {
         let [name, calls, ok, fb, f, c, t, r, s, lost, saw, breaker] = cells;
         println!(
-            "{name:<15}  {calls:>5}  {ok:>6}  {fb:>8}  │ {f:>8}  {c:>8}  {t:>9}  {r:>8}  {s:>10}  │ {lost:>4}  {saw:>10}  {breaker:>14}"
+            "{name:<15} {calls:>5} {ok:>5} {fb:>5} | {f:>5} {c:>5} {t:>7} {r:>8} {s:>6} | {lost:>4} {saw:>6} {breaker:>7}"
         );
     };
-    println!("{:<42}│ {:<53}│", "", "fallbacks served because the call");
+    println!("{:<34}| {:<44}|", "", "fallbacks, by why the call failed");
     row([
         &"dependency",
         &"calls",
-        &"by dep",
-        &"fallback",
-        &"HTTP 500",
-        &"conn err",
-        &"timed out",
+        &"ok",
+        &"fb",
+        &"500",
+        &"conn",
+        &"timeout",
         &"bulkhead",
-        &"short-circ",
+        &"short",
         &"lost",
-        &"server saw",
-        &"breaker o/h/c",
+        &"saw",
+        &"o/h/c",
     ]);
     let (mut calls, mut by_deps, mut by_fallbacks, mut spared) = (0, 0, 0, 0);
     for (dep, upstream) in deps.iter().zip(&upstreams) {
@@ -1242,22 +1333,31 @@ async fn main() -> Result<(), BoxError> {
             &format!("{opened}/{half_open}/{closed}"),
         ]);
     }
-    println!(
-        "\nfallbacks: recommendations -> popular titles, ratings -> no ratings shown, bookmarks -> \"continue watching\" hidden"
-    );
-    println!(
-        "HTTP 500, conn err: the dependency failed; timed out: the timeout cut the call; bulkhead: rejected, the bulkhead was full;"
-    );
-    println!(
-        "short-circ: the open breaker answered at once. The last two never reached a server: {spared} calls spared."
-    );
-    println!("breaker o/h/c: times the breaker opened / turned half-open to probe / closed again.");
+    println!();
+    for line in [
+        "ok: answered by the dependency; fb: answered by its fallback (recommendations -> popular \
+         titles, ratings -> no ratings shown, bookmarks -> \"continue watching\" hidden).".to_string(),
+        "500, conn: the dependency failed (HTTP 500, connection error); timeout: the timeout cut the \
+         call; bulkhead: rejected, the bulkhead was full; short: short-circuited, the open breaker \
+         answered at once.".to_string(),
+        format!(
+            "The last two never reached a server: {spared} calls spared. saw: requests the \
+             dependency's servers received. o/h/c: times the breaker opened / turned half-open \
+             to probe / closed again."
+        ),
+    ] {
+        say("", &line);
+    }
 
     // bookmarks' instances, as the balancer and their servers saw them.
-    println!(
-        "\nbookmarks' instances, behind balancer {:?} inside command {}:",
-        fleet.handle.name(),
-        bookmarks_command.name()
+    println!();
+    say(
+        "",
+        &format!(
+            "bookmarks' instances, behind balancer {:?} inside command {}:",
+            fleet.handle.name(),
+            bookmarks_command.name()
+        ),
     );
     println!(
         "{:<8}  {:<16}  {:>8}  {:>10}  {:>9}  {:>11}",
@@ -1283,49 +1383,78 @@ async fn main() -> Result<(), BoxError> {
     let (attempts, retries) = fleet.attempts_and_retries();
     let balanced = fleet.calls.load(Ordering::Relaxed);
     let saw: u64 = received.iter().sum();
-    println!(
-        "{balanced} calls reached the balancer; {attempts} attempts = {balanced} calls + {retries} retries on another instance;"
-    );
-    println!(
-        "the instances saw {saw} requests: {} attempts found {} dead (connection refused).",
-        attempts.saturating_sub(saw),
-        Fleet::name(BOOKMARKS_KILLED)
+    say(
+        "",
+        &format!(
+            "{balanced} calls reached the balancer; {attempts} attempts = {balanced} calls + \
+             {retries} retries on another instance; the instances saw {saw} requests: {} attempts \
+             found {} dead (connection refused).",
+            attempts.saturating_sub(saw),
+            Fleet::name(BOOKMARKS_KILLED)
+        ),
     );
     let b = bookmarks.tally();
     let conn_errors = b.fallbacks[Why::Connection as usize];
     let opened = bookmarks.transitions[0].load(Ordering::Relaxed);
     if conn_errors == 0 && opened == 0 {
-        println!(
-            "killing {} cost no page its \"continue watching\": no bookmarks call fell back on a connection error, its breaker never opened.",
-            Fleet::name(BOOKMARKS_KILLED)
+        say(
+            "",
+            &format!(
+                "Killing {} cost no page its \"continue watching\": no bookmarks call fell back \
+                 on a connection error, its breaker never opened.",
+                Fleet::name(BOOKMARKS_KILLED)
+            ),
         );
     } else {
-        println!(
-            "killing {} cost {conn_errors} bookmarks calls their section (connection errors); its breaker opened {opened} times.",
-            Fleet::name(BOOKMARKS_KILLED)
+        say(
+            "",
+            &format!(
+                "Killing {} cost {conn_errors} bookmarks calls their section (connection errors); \
+                 its breaker opened {opened} times.",
+                Fleet::name(BOOKMARKS_KILLED)
+            ),
         );
     }
     let lost = calls - by_deps - by_fallbacks;
-    println!(
-        "\ncalls made {calls} - answered by the dependencies {by_deps} - answered by fallbacks {by_fallbacks} = calls lost = {lost}"
+    println!();
+    say(
+        "",
+        &format!(
+            "calls made {calls} - answered by the dependencies {by_deps} - answered by fallbacks \
+             {by_fallbacks} = calls lost = {lost}"
+        ),
     );
     let fallbacks = deps.each_ref().map(|d| d.handles().fallback.clone());
     let rampart_served = fallbacks.iter().map(FallbackHandle::successes).sum::<u64>();
-    println!(
-        "rampart's own fallback counters {}: {rampart_served} fallbacks served, {} failed, {} refused by the fallback cap",
-        if rampart_served == by_fallbacks { "agree" } else { "DISAGREE" },
-        fallbacks.iter().map(FallbackHandle::failures).sum::<u64>(),
-        fallbacks.iter().map(FallbackHandle::rejections).sum::<u64>(),
+    say(
+        "",
+        &format!(
+            "rampart's own fallback counters {}: {rampart_served} fallbacks served, {} failed, {} \
+             refused by the fallback cap",
+            if rampart_served == by_fallbacks {
+                "agree"
+            } else {
+                "DISAGREE"
+            },
+            fallbacks.iter().map(FallbackHandle::failures).sum::<u64>(),
+            fallbacks
+                .iter()
+                .map(FallbackHandle::rejections)
+                .sum::<u64>(),
+        ),
     );
-    println!(
-        "bulkhead slots still held: {}; breakers now: {}",
-        deps.iter()
-            .map(|d| d.handles().bulkhead.in_flight())
-            .sum::<usize>(),
-        deps.iter()
-            .map(|d| format!("{} {}", d.name, d.handles().breaker.state()))
-            .collect::<Vec<_>>()
-            .join(", ")
+    say(
+        "",
+        &format!(
+            "bulkhead slots still held: {}; breakers now: {}",
+            deps.iter()
+                .map(|d| d.handles().bulkhead.in_flight())
+                .sum::<usize>(),
+            deps.iter()
+                .map(|d| format!("{} {}", d.name, d.handles().breaker.state()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     );
     for server in &mut fleet.servers {
         server.kill().await;
