@@ -194,19 +194,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
         self,
         configure: impl FnOnce(BreakerBuilder<C>) -> BreakerBuilder<C2>,
     ) -> CommandBuilder<FB, I, C2, R, FO> {
-        CommandBuilder {
-            name: self.name,
-            group: self.group,
-            timeout: self.timeout,
-            isolation: self.isolation,
-            breaker: configure(self.breaker),
-            fallback: self.fallback,
-            fallback_max_concurrent: self.fallback_max_concurrent,
-            contain_panics: self.contain_panics,
-            registry: self.registry,
-            retry: self.retry,
-            fail_on: self.fail_on,
-        }
+        self.rebuild(|fb, i, breaker, r, fo| (fb, i, configure(breaker), r, fo))
     }
 
     /// The breaker's classifier, typed for a command: it sees
@@ -289,19 +277,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
         self,
         retry: crate::retry::RetryLayer<P>,
     ) -> CommandBuilder<FB, I, C, crate::retry::RetryLayer<P>, FO> {
-        CommandBuilder {
-            name: self.name,
-            group: self.group,
-            timeout: self.timeout,
-            isolation: self.isolation,
-            breaker: self.breaker,
-            fallback: self.fallback,
-            fallback_max_concurrent: self.fallback_max_concurrent,
-            contain_panics: self.contain_panics,
-            registry: self.registry,
-            retry,
-            fail_on: self.fail_on,
-        }
+        self.rebuild(|fb, i, breaker, _, fo| (fb, i, breaker, retry, fo))
     }
 
     /// Counts the responses `predicate` is true of as failed calls: they
@@ -339,50 +315,44 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     where
         P: Fn(&Res) -> bool,
     {
-        CommandBuilder {
-            name: self.name,
-            group: self.group,
-            timeout: self.timeout,
-            isolation: self.isolation,
-            breaker: self.breaker,
-            fallback: self.fallback,
-            fallback_max_concurrent: self.fallback_max_concurrent,
-            contain_panics: self.contain_panics,
-            registry: self.registry,
-            retry: self.retry,
-            fail_on: FailOnLayer::new(predicate),
-        }
+        self.rebuild(|fb, i, breaker, r, _| (fb, i, breaker, r, FailOnLayer::new(predicate)))
     }
 
     fn isolate<I2>(self, isolation: I2) -> CommandBuilder<FB, I2, C, R, FO> {
+        self.rebuild(|fb, _, breaker, r, fo| (fb, isolation, breaker, r, fo))
+    }
+
+    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C, R, FO> {
+        self.rebuild(|_, i, breaker, r, fo| (fallback, i, breaker, r, fo))
+    }
+
+    /// The same builder with its typed parts (fallback, isolation, breaker,
+    /// retry, fail-on) replaced by `parts`: the one place that lists every
+    /// field, for the methods that change a type parameter.
+    #[allow(clippy::type_complexity)]
+    fn rebuild<FB2, I2, C2, R2, FO2>(
+        self,
+        parts: impl FnOnce(FB, I, BreakerBuilder<C>, R, FO) -> (FB2, I2, BreakerBuilder<C2>, R2, FO2),
+    ) -> CommandBuilder<FB2, I2, C2, R2, FO2> {
+        let (fallback, isolation, breaker, retry, fail_on) = parts(
+            self.fallback,
+            self.isolation,
+            self.breaker,
+            self.retry,
+            self.fail_on,
+        );
         CommandBuilder {
             name: self.name,
             group: self.group,
             timeout: self.timeout,
             isolation,
-            breaker: self.breaker,
-            fallback: self.fallback,
-            fallback_max_concurrent: self.fallback_max_concurrent,
-            contain_panics: self.contain_panics,
-            registry: self.registry,
-            retry: self.retry,
-            fail_on: self.fail_on,
-        }
-    }
-
-    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C, R, FO> {
-        CommandBuilder {
-            name: self.name,
-            group: self.group,
-            timeout: self.timeout,
-            isolation: self.isolation,
-            breaker: self.breaker,
+            breaker,
             fallback,
             fallback_max_concurrent: self.fallback_max_concurrent,
             contain_panics: self.contain_panics,
             registry: self.registry,
-            retry: self.retry,
-            fail_on: self.fail_on,
+            retry,
+            fail_on,
         }
     }
 

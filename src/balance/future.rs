@@ -223,12 +223,13 @@ where
     /// deadline leaves time for it.
     pub(crate) fn new(shared: Arc<Lane<Shared<K, S, P>>>, request: Req) -> Self {
         let hedging = shared.hedge.as_ref().and_then(|hedge| {
-            // Every call earns its share of a hedge.
-            hedge.cap.deposit();
+            // Every call earns its share of a hedge; one clock read serves
+            // the deposit, the delay and the start.
+            let now = Instant::now();
+            hedge.cap.deposit_at(now);
             if !shared.policy.may_send_twice(&request) {
                 return None;
             }
-            let now = Instant::now();
             let delay = hedge.tracker.delay(now)?;
             if crate::internal::deadline::leaves_no_time_for(delay) {
                 return None;

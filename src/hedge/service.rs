@@ -62,8 +62,9 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
-        shared.cap.deposit();
+        // One clock read: the cap's deposit, the delay and the start.
         let now = tokio::time::Instant::now();
+        shared.cap.deposit_at(now);
         let hedge = if shared.policy.may_send_twice(&request) {
             shared
                 .tracker

@@ -153,11 +153,7 @@ impl<P> RetryLayer<P> {
 
     /// A handle to read the layer's counts and budget.
     pub fn handle(&self) -> RetryHandle {
-        RetryHandle {
-            name: self.shared.name.clone(),
-            budget: self.shared.budget.clone(),
-            counts: self.shared.counts.clone(),
-        }
+        RetryHandle::of(&self.shared)
     }
 }
 
@@ -196,6 +192,14 @@ pub struct RetryHandle {
 }
 
 impl RetryHandle {
+    pub(crate) fn of<P>(shared: &Shared<P>) -> RetryHandle {
+        RetryHandle {
+            name: shared.name.clone(),
+            budget: shared.budget.clone(),
+            counts: shared.counts.clone(),
+        }
+    }
+
     /// The layer's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -27,7 +27,7 @@ impl<S, P> Retry<S, P> {
 
     /// A handle to read the layer's counts.
     pub fn handle(&self) -> super::RetryHandle {
-        super::RetryLayer::new(self.shared.clone()).handle()
+        super::RetryHandle::of(&self.shared)
     }
 
     /// The inner service.
