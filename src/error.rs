@@ -47,6 +47,11 @@ pub enum ErrorKind {
     /// A bulkhead or a pool was full and rejected the call (or tower's load
     /// shedding did): the dependency was not called.
     BulkheadFull,
+    /// A rate limit refused the call: too many calls (with its key) in
+    /// its period. The dependency was not called;
+    /// [`RateLimited::retry_after`](crate::rate_limit::RateLimited::retry_after)
+    /// says when a call would be let through.
+    RateLimited,
     /// A retry was warranted but the retry budget was spent; the last
     /// attempt's error is the source.
     RetryBudgetExhausted,
@@ -79,6 +84,10 @@ impl ErrorKind {
             #[cfg(feature = "circuit-breaker")]
             if e.is::<crate::circuit_breaker::CircuitOpen>() {
                 return ErrorKind::CircuitOpen;
+            }
+            #[cfg(feature = "rate-limit")]
+            if e.is::<crate::rate_limit::RateLimited>() {
+                return ErrorKind::RateLimited;
             }
             #[cfg(feature = "retry")]
             if e.is::<crate::retry::RetryBudgetExhausted>() {
@@ -118,7 +127,10 @@ impl ErrorKind {
     /// Whether a resilience layer refused the call without calling the
     /// dependency (the dependency's health is unknown, not bad).
     pub fn is_rejection(self) -> bool {
-        matches!(self, ErrorKind::CircuitOpen | ErrorKind::BulkheadFull)
+        matches!(
+            self,
+            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull | ErrorKind::RateLimited
+        )
     }
 }
 
@@ -127,6 +139,7 @@ impl fmt::Display for ErrorKind {
         f.write_str(match self {
             ErrorKind::CircuitOpen => "circuit open",
             ErrorKind::BulkheadFull => "bulkhead full",
+            ErrorKind::RateLimited => "rate limited",
             ErrorKind::RetryBudgetExhausted => "retry budget exhausted",
             ErrorKind::NoHealthyEndpoint => "no healthy endpoint",
             ErrorKind::Timeout => "timed out",

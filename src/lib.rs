@@ -17,6 +17,7 @@
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
 //! | [`hedge`] | hedged requests: a second copy of a slow call, the first success wins, capped extra load (feature `hedge`, on with `balance`) |
 //! | [`deadline`] | deadlines that travel with the request, across layers and over the wire (`grpc-timeout`, `rampart-timeout-ms`) |
+//! | `rate_limit` | rate limits (GCRA, on governor) for all calls or per key, rejecting with when to retry or waiting up to a bound (feature `rate-limit`) |
 //! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
 //! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
@@ -29,8 +30,8 @@
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
-//! Not yet here: live reconfiguration and etcd, adaptive limits and rate
-//! limits, request collapsing (see the README).
+//! Not yet here: live reconfiguration and etcd, adaptive limits, request
+//! collapsing (see the README).
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see
@@ -102,6 +103,8 @@ pub mod hedge;
 mod integrations;
 pub(crate) mod internal;
 pub mod metrics;
+#[cfg(feature = "rate-limit")]
+pub mod rate_limit;
 pub mod registry;
 #[cfg(feature = "retry")]
 pub mod retry;

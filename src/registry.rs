@@ -1,7 +1,7 @@
 //! Every component built, listed without wiring: for dashboards, streams,
 //! admin endpoints and live configuration.
 //!
-//! Each breaker, bulkhead, pool, fallback, balancer and command registers itself when
+//! Each breaker, bulkhead, pool, fallback, balancer, rate limit and command registers itself when
 //! built, in the process-wide [`Registry::global`] unless its builder was
 //! given another with `.registry(&registry)`. The registry holds weak
 //! references only: a component whose layers, services and handles are all
@@ -53,6 +53,9 @@ struct Entries {
     /// view they all share rather than by concrete type.
     #[cfg(feature = "balance")]
     balancers: Vec<Weak<dyn crate::balance::Report>>,
+    /// Rate limits are generic over their keys: listed by their shared view.
+    #[cfg(feature = "rate-limit")]
+    rate_limits: Vec<Weak<dyn crate::rate_limit::Report>>,
 }
 
 /// A command is alive while its breaker is: services built from it hold
@@ -99,6 +102,14 @@ impl Registry {
         let mut entries = self.entries();
         entries.balancers.retain(|b| b.strong_count() > 0);
         entries.balancers.push(Arc::downgrade(balancer));
+    }
+
+    /// Lists a rate limit.
+    #[cfg(feature = "rate-limit")]
+    pub(crate) fn register_rate_limit(&self, limit: &Arc<dyn crate::rate_limit::Report>) {
+        let mut entries = self.entries();
+        entries.rate_limits.retain(|l| l.strong_count() > 0);
+        entries.rate_limits.push(Arc::downgrade(limit));
     }
 
     /// Lists a command made of already registered parts.
@@ -176,6 +187,17 @@ impl Registry {
             .iter()
             .filter_map(Weak::upgrade)
             .map(crate::balance::BalanceHandle::new)
+            .collect()
+    }
+
+    /// Every rate limit built and still in use.
+    #[cfg(feature = "rate-limit")]
+    pub fn rate_limits(&self) -> Vec<crate::rate_limit::RateLimitHandle> {
+        self.entries()
+            .rate_limits
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(crate::rate_limit::RateLimitHandle::new)
             .collect()
     }
 
