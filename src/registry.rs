@@ -53,6 +53,10 @@ struct Entries {
     /// view they all share rather than by concrete type.
     #[cfg(feature = "balance")]
     balancers: Vec<Weak<dyn crate::balance::Report>>,
+    /// Keyed breakers are generic over their keys: listed by their
+    /// shared view, which lists each key's breaker.
+    #[cfg(feature = "circuit-breaker")]
+    keyed_breakers: Vec<Weak<dyn crate::circuit_breaker::keyed::Report>>,
     /// Rate limits are generic over their keys: listed by their shared view.
     #[cfg(feature = "rate-limit")]
     rate_limits: Vec<Weak<dyn crate::rate_limit::Report>>,
@@ -104,6 +108,18 @@ impl Registry {
         entries.balancers.push(Arc::downgrade(balancer));
     }
 
+    /// Lists a keyed breaker layer (its keys' breakers are listed when
+    /// read, not one by one as they come and go).
+    #[cfg(feature = "circuit-breaker")]
+    pub(crate) fn register_keyed_breakers(
+        &self,
+        keyed: &Arc<dyn crate::circuit_breaker::keyed::Report>,
+    ) {
+        let mut entries = self.entries();
+        entries.keyed_breakers.retain(|k| k.strong_count() > 0);
+        entries.keyed_breakers.push(Arc::downgrade(keyed));
+    }
+
     /// Lists a rate limit.
     #[cfg(feature = "rate-limit")]
     pub(crate) fn register_rate_limit(&self, limit: &Arc<dyn crate::rate_limit::Report>) {
@@ -143,13 +159,28 @@ impl Registry {
     }
 
     /// Every circuit breaker built and still in use, those inside
-    /// commands included (see [`CommandInfo::breaker`]).
+    /// commands included (see [`CommandInfo::breaker`]), then every key's
+    /// breaker of each [keyed layer](crate::circuit_breaker::KeyedCircuitBreakerLayer)
+    /// still in use, by name within each layer.
     #[cfg(feature = "circuit-breaker")]
     pub fn breakers(&self) -> Vec<crate::circuit_breaker::CircuitBreakerHandle> {
-        self.live::<crate::circuit_breaker::Breaker>()
+        let mut breakers: Vec<_> = self
+            .live::<crate::circuit_breaker::Breaker>()
             .into_iter()
             .map(crate::circuit_breaker::CircuitBreakerHandle::new)
-            .collect()
+            .collect();
+        // Upgraded under the lock, read after it: a keyed layer lists its
+        // keys under its map's own locks.
+        let keyed: Vec<_> = self
+            .entries()
+            .keyed_breakers
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for layer in keyed {
+            breakers.extend(layer.breakers());
+        }
+        breakers
     }
 
     /// Every semaphore bulkhead built and still in use.

@@ -166,6 +166,23 @@ impl std::fmt::Debug for Breaker {
 
 impl Breaker {
     pub(crate) fn new(name: Arc<str>, settings: Settings, listeners: Box<[Listener]>) -> Self {
+        Self::with_shards(
+            name,
+            settings,
+            listeners,
+            crate::internal::shard::shard_count(),
+        )
+    }
+
+    /// A breaker whose window has `shards` shards: [`new`](Self::new)'s
+    /// spread over threads costs a latency histogram per shard, too much
+    /// for one breaker per key.
+    pub(crate) fn with_shards(
+        name: Arc<str>,
+        settings: Settings,
+        listeners: Box<[Listener]>,
+        shards: usize,
+    ) -> Self {
         let clock = Clock::new();
         let (bucket_len, buckets) = match settings.window {
             WindowKind::Time { length, buckets } => (
@@ -189,7 +206,7 @@ impl Breaker {
             would_open: AtomicBool::new(false),
             telemetry: Telemetry::new(&name),
             name,
-            stats: TimeWindow::new(bucket_len, buckets, clock.now()),
+            stats: TimeWindow::with_shards(bucket_len, buckets, clock.now(), shards),
             decisions,
             settings,
             clock,
