@@ -8,7 +8,7 @@
 //!
 //! | module | what it gives |
 //! |---|---|
-//! | [`circuit_breaker`] | a rolling-window circuit breaker: failure-rate, slow-call and consecutive-failure rules, half-open probes, manual control |
+//! | [`circuit_breaker`] | a rolling-window circuit breaker: failure-rate, slow-call and consecutive-failure rules, half-open probes, manual control; one breaker per key (host, tenant, route), bounded by least recent use |
 //! | [`bulkhead`] | concurrency isolation: a semaphore bulkhead with an optional bounded wait, and [`bulkhead::pool`] (calls on threads of their own) |
 //! | [`timeout`] | per-call deadlines with a typed error |
 //! | [`fallback`] | sync or async fallback closures, told why they run |
@@ -26,7 +26,7 @@
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //! | [`troubleshooting`] | the compile errors new users meet, and their fixes |
-//! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
+//! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 429 for a rate limit, 504, 500 (feature `axum`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!

@@ -66,6 +66,7 @@
 //! | `rampart::circuit_breaker` | `state_change` | `warn` to `open`/`forced_open`, else `info` | `from`, `to` (state names: `closed`, `open`, `half_open`, `forced_open`, `forced_closed`, `disabled`, `metrics_only`), `reason`, `open_for_ms` (to `open` only) |
 //! | `rampart::circuit_breaker` | `would_open` | `info` | `reason`: a metrics-only breaker's rules say open (once per run) |
 //! | `rampart::circuit_breaker` | `short_circuited` | `debug` | |
+//! | `rampart::circuit_breaker` | `keys_evicted` | `info` | `evicted`, `max_keys`: a keyed layer at its key bound forgot its least recently used keys (`name` is the layer's) |
 //! | `rampart::bulkhead` | `rejected` | `debug` | |
 //! | `rampart::bulkhead::pool` | `rejected` | `debug` | |
 //! | `rampart::rate_limit` | `rejected` | `debug` | `retry_after_ms` |

@@ -173,7 +173,7 @@ async fn a_permit_beyond_max_wait_is_refused_at_once_and_a_waiter_gives_up_at_it
         .collect();
     let refused: Vec<_> = answered
         .iter()
-        .filter_map(|(r, at)| r.clone().err().map(|e| (e, *at)))
+        .filter_map(|(r, at)| r.err().map(|e| (e, *at)))
         .collect();
     assert_eq!(ok.len(), 2);
     assert!(ok.contains(&ms(0)) && ok.contains(&ms(100)), "{ok:?}");

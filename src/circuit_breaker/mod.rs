@@ -83,7 +83,7 @@
 //!     .max_keys(10_000)
 //!     .build()?;
 //! let hosts = per_host.handle();
-//! let mut svc = ServiceBuilder::new().layer(per_host).service(service_fn(|host: &str| async move {
+//! let mut svc = ServiceBuilder::new().layer(per_host).service(service_fn(|host: &'static str| async move {
 //!     if host == "down.example" { Err("connection refused") } else { Ok(host.len()) }
 //! }));
 //!

@@ -93,8 +93,8 @@
 //!   debt, not the process.
 //!
 //! A sweep takes each map shard's write lock in turn, so calls whose keys
-//! share that shard wait while it is swept (microseconds per thousand
-//! keys).
+//! share that shard wait while it is swept; its time grows with the keys
+//! held, and a sweep comes only every so many new keys.
 //!
 //! # Cost
 //!

@@ -10,7 +10,6 @@ use crate::internal::shard::{Lane, Lanes};
 use crate::metrics::TARGET_CIRCUIT_BREAKER;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Every breaker of one keyed layer, shared by the services built from it.
@@ -22,21 +21,19 @@ pub(crate) struct Keyed<K> {
     clock: Clock,
 }
 
-/// One key's breaker, and when it was last used.
+/// One key's breaker, and when it was made.
 struct Slot {
     breaker: Lanes<Breaker>,
-    /// When the breaker was made, on the keyed layer's clock.
+    /// When the breaker was made, on the keyed layer's clock (the
+    /// breaker's own clock starts then).
     born: Micros,
-    /// When it was last used, on the breaker's own clock (zero at `born`):
-    /// the time the call read anyway, so keeping it costs a store.
-    last_used: AtomicU64,
 }
 
 impl Slot {
     /// When it was last used, on the keyed layer's clock: least recently
-    /// used first.
+    /// used first. The breaker notes the time its calls read anyway.
     fn rank(&self) -> Micros {
-        self.born + self.last_used.load(Ordering::Relaxed)
+        self.born + self.breaker.shared().last_used()
     }
 }
 
@@ -97,43 +94,41 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Keyed<K> {
         Slot {
             breaker: Lanes::new(Arc::new(breaker)),
             born: self.clock.now(),
-            last_used: AtomicU64::new(0),
         }
     }
 
     /// Admits or rejects a call with `key`, making its breaker first if
     /// the key is new.
+    ///
+    /// The map's lock is held only to find the breaker: admission may
+    /// move it to half-open, and the listeners told of that may read the
+    /// map themselves (a handle's `get`).
     #[inline]
     pub(crate) fn admit(&self, key: &K) -> Admit {
-        let (admit, insert) = self.map.get_or_insert(
-            key,
-            || self.make(key),
-            |slot| {
-                let breaker = slot.breaker.shared();
-                let decision = breaker.acquire();
-                let now = match decision {
-                    Err(now) => now,
-                    Ok(_) => breaker.now(),
-                };
-                slot.last_used.store(now, Ordering::Relaxed);
-                match decision {
-                    Err(now) => {
-                        breaker.reject(now);
-                        Admit::Rejected
-                    }
-                    Ok(Permit::Uncounted) => Admit::Uncounted,
-                    Ok(permit) => Admit::Admitted {
-                        breaker: slot.breaker.pick(),
-                        permit,
-                        started: now,
-                    },
-                }
-            },
-        );
+        let (breaker, insert) =
+            self.map
+                .get_or_insert(key, || self.make(key), |slot| slot.breaker.pick());
         if insert == Insert::SweepDue {
             self.sweep();
         }
-        admit
+        let decision = breaker.acquire();
+        let now = match decision {
+            Err(now) => now,
+            Ok(_) => breaker.now(),
+        };
+        breaker.touch(now);
+        match decision {
+            Err(now) => {
+                breaker.reject(now);
+                Admit::Rejected
+            }
+            Ok(Permit::Uncounted) => Admit::Uncounted,
+            Ok(permit) => Admit::Admitted {
+                breaker,
+                permit,
+                started: now,
+            },
+        }
     }
 
     /// `key`'s breaker, made now if the key is new.
