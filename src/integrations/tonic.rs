@@ -92,7 +92,13 @@
 //! tonic and grpc-go answer an error from a unary handler), and is seen;
 //! a status sent in trailers, after a streamed body, is not (the breaker
 //! records a call when its response head arrives), and such a response
-//! counts as a success.
+//! counts as a success. tower-http's `GrpcErrorsAsFailures` (feature
+//! `tower-http`) sees the same trailers-only statuses.
+//!
+//! A rampart layer on the channel fails a call with its own error, which
+//! tonic hands its caller as an `UNKNOWN` status with that error as its
+//! source: `ErrorKind::of(&status)` still tells an open breaker, and
+//! `into_status(status.into())` gives the `UNAVAILABLE` a caller expects.
 //!
 //! # Example
 //!
@@ -465,7 +471,7 @@ pub fn status_of<E: AsDynError + ?Sized>(error: &E) -> Option<&Status> {
 /// | [`CircuitOpen`](ErrorKind::CircuitOpen), [`BulkheadFull`](ErrorKind::BulkheadFull), [`NoHealthyEndpoint`](ErrorKind::NoHealthyEndpoint), [`RetryBudgetExhausted`](ErrorKind::RetryBudgetExhausted) | `UNAVAILABLE`: try again later (the code gRPC reserves for transient conditions) |
 /// | [`Timeout`](ErrorKind::Timeout) (rampart's, tower's, tokio's, or tonic's own), [`DeadlineExceeded`](ErrorKind::DeadlineExceeded) | `DEADLINE_EXCEEDED` |
 /// | [`Panicked`](ErrorKind::Panicked) | `INTERNAL` |
-/// | anything else | tonic's own reading ([`Status::from_error`]): `UNAVAILABLE` for a refused connection, `UNKNOWN` otherwise |
+/// | anything else | tonic's own reading ([`Status::from_error`]): `UNAVAILABLE` for a connection tonic could not make (its `ConnectError`), `UNKNOWN` otherwise |
 ///
 /// rampart's rejections and timeouts are read first: a timeout is
 /// `DEADLINE_EXCEEDED` even when tonic reported it as `CANCELLED`. The
