@@ -345,7 +345,9 @@ async fn main() -> Result<(), BoxError> {
 
     // The command: a 1 s timeout over the whole call (attempts included),
     // ten calls at once, and a breaker that counts by `GrpcClassifier`
-    // and opens after three failures in a row.
+    // and opens after three failures in a row. No fallback: it would
+    // answer the caller's INVALID_ARGUMENT too (`rampart::tonic`'s docs,
+    // "With a fallback", show how to decline those).
     let command = Command::builder("catalog")
         .timeout(Duration::from_secs(1))
         .bulkhead(10)

@@ -100,6 +100,54 @@
 //! source: `ErrorKind::of(&status)` still tells an open breaker, and
 //! `into_status(status.into())` gives the `UNAVAILABLE` a caller expects.
 //!
+//! # With a fallback
+//!
+//! A [`Command`](crate::Command)'s fallback serves every error, the
+//! caller's mistakes too: the breaker ignores an `INVALID_ARGUMENT`, but a
+//! fallback would still answer it in the server's place, and the caller
+//! would never learn its request was bad. (Hystrix lets a bad request skip
+//! the fallback; rampart has no such switch yet.) Until it does, decline
+//! in the fallback: fail it for the codes the classifier ignores. The call
+//! then ends in a [`FallbackFailed`](crate::fallback::FallbackFailed)
+//! whose source is the server's status, which [`into_status`] gives back
+//! (the fallback's stats count a failed fallback):
+//!
+//! ```
+//! use rampart::circuit_breaker::Outcome;
+//! use rampart::fallback::Cause;
+//! use rampart::tonic::GrpcClassifier;
+//! use rampart::{BoxError, Command};
+//! use tonic::{Code, Status};
+//! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+//!
+//! fn placeholder(cause: &Cause) -> Result<tonic::Response<String>, BoxError> {
+//!     if GrpcClassifier::new().outcome_of_error(cause.error()) == Outcome::Ignored {
+//!         return Err("not for the caller's mistakes".into()); // the caller gets the status
+//!     }
+//!     Ok(tonic::Response::new("a title".to_string()))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), BoxError> {
+//! let command = Command::builder("catalog")
+//!     .breaker(|b| b.classify(GrpcClassifier::new()))
+//!     .fallback_sync(placeholder)
+//!     .build()?;
+//! let mut catalog = ServiceBuilder::new().layer(command).service(service_fn(|id: u64| async move {
+//!     match id {
+//!         0 => Err(Status::invalid_argument("id must be positive")),
+//!         _ => Err(Status::unavailable("down")),
+//!     }
+//! }));
+//! // The server's failure: the fallback answers.
+//! assert_eq!(catalog.ready().await?.call(7).await?.into_inner(), "a title");
+//! // The caller's mistake: its status comes back.
+//! let error = catalog.ready().await?.call(0).await.unwrap_err();
+//! assert_eq!(rampart::tonic::into_status(error).code(), Code::InvalidArgument);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Example
 //!
 //! A command and a balancer over tonic clients, each call a prost message
