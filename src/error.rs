@@ -53,7 +53,8 @@ pub enum ErrorKind {
     /// A load balancer had no endpoint to send the call to.
     NoHealthyEndpoint,
     /// A timeout elapsed before the inner service answered: rampart's,
-    /// tokio's or tower's, or (feature `reqwest`) a reqwest client's own.
+    /// tokio's or tower's, or a reqwest client's own (feature `reqwest`),
+    /// or a tonic channel's (feature `tonic`).
     Timeout,
     /// The call's [deadline](crate::deadline) passed: before the call
     /// (rejected at once, the dependency not called) or while it ran (cut
@@ -140,7 +141,7 @@ impl fmt::Display for ErrorKind {
 
 /// The error types [`ErrorKind::of`] accepts: [`BoxError`] and `dyn Error`;
 /// with the `reqwest` and `reqwest-middleware` features, `reqwest::Error`
-/// and `reqwest_middleware::Error` too.
+/// and `reqwest_middleware::Error` too; with `tonic`, `tonic::Status`.
 ///
 /// Sealed: it exists only so that `ErrorKind::of(&boxed)` works as written.
 pub trait AsDynError: sealed::Sealed {
@@ -157,6 +158,8 @@ mod sealed {
     impl Sealed for ::reqwest::Error {}
     #[cfg(feature = "reqwest-middleware")]
     impl Sealed for reqwest_middleware::Error {}
+    #[cfg(feature = "tonic")]
+    impl Sealed for ::tonic::Status {}
 }
 
 /// `ErrorKind::of(&error)` on what a reqwest client or a
@@ -173,6 +176,16 @@ impl AsDynError for ::reqwest::Error {
 /// [`CircuitBreakerMiddleware`](crate::reqwest::CircuitBreakerMiddleware).
 #[cfg(feature = "reqwest-middleware")]
 impl AsDynError for reqwest_middleware::Error {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        self
+    }
+}
+
+/// `ErrorKind::of(&status)` on what a tonic client returns: a client-side
+/// timeout (a `CANCELLED` status caused by `tonic::TimeoutExpired`) is
+/// [`ErrorKind::Timeout`], any other status [`ErrorKind::Inner`].
+#[cfg(feature = "tonic")]
+impl AsDynError for ::tonic::Status {
     fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
         self
     }
@@ -198,7 +211,8 @@ impl AsDynError for dyn StdError + Send + Sync + 'static {
 
 /// Timeouts raised by tokio's and tower's own timeout utilities count too, so
 /// a breaker above `tower::timeout::TimeoutLayer` sees them as timeouts; and
-/// with the `reqwest` feature, a reqwest client's own timeouts.
+/// with the `reqwest` feature, a reqwest client's own timeouts; with the
+/// `tonic` feature, a tonic channel's (found in its status's source).
 fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
     #[cfg(feature = "timeout")]
     if e.is::<crate::timeout::Elapsed>() {
@@ -208,6 +222,10 @@ fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
     if e.downcast_ref::<::reqwest::Error>()
         .is_some_and(::reqwest::Error::is_timeout)
     {
+        return true;
+    }
+    #[cfg(feature = "tonic")]
+    if e.is::<::tonic::TimeoutExpired>() {
         return true;
     }
     e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>()

@@ -26,6 +26,7 @@
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //! | [`troubleshooting`] | the compile errors new users meet, and their fixes |
 //! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
+//! | [`tonic`] | gRPC status codes for the breaker, the balancer and retries (`UNAVAILABLE` fails, `INVALID_ARGUMENT` is the caller's), and rampart's errors as gRPC statuses (feature `tonic`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
@@ -116,6 +117,8 @@ pub mod window;
 pub use integrations::axum;
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest;
+#[cfg(feature = "tonic")]
+pub use integrations::tonic;
 #[cfg(feature = "tower-http")]
 pub use integrations::tower_http;
 
