@@ -87,10 +87,16 @@ pub mod balance;
 #[cfg(feature = "bulkhead")]
 pub mod bulkhead;
 pub mod catch_panic;
+#[cfg(feature = "cache")]
+pub mod cache;
 #[cfg(feature = "chaos")]
 pub mod chaos;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
+#[cfg(feature = "coalesce")]
+pub mod coalesce;
+#[cfg(feature = "collapse")]
+pub mod collapse;
 #[cfg(feature = "command")]
 pub mod command;
 pub mod deadline;

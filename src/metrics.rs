@@ -147,6 +147,12 @@ pub const TARGET_BALANCE: &str = "rampart::balance";
 pub const TARGET_CHAOS: &str = "rampart::chaos";
 /// `tracing` target of the retry layer's events.
 pub const TARGET_RETRY: &str = "rampart::retry";
+/// `tracing` target of the collapser's events.
+pub const TARGET_COLLAPSE: &str = "rampart::collapse";
+/// `tracing` target of the coalescer's events.
+pub const TARGET_COALESCE: &str = "rampart::coalesce";
+/// `tracing` target of the cache's events.
+pub const TARGET_CACHE: &str = "rampart::cache";
 
 /// Whether `debug` events can be on at all: one load and a compare, the
 /// test tracing's own macros begin with. Per-call events ask this inline
