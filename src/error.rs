@@ -45,7 +45,8 @@ pub enum ErrorKind {
     /// short-circuited the call: the dependency was not called.
     CircuitOpen,
     /// A bulkhead or a pool was full and rejected the call (or tower's load
-    /// shedding did): the dependency was not called.
+    /// shedding did, or a [coalescer](crate::coalesce) had as many callers
+    /// waiting for one call as it allows): the dependency was not called.
     BulkheadFull,
     /// A retry was warranted but the retry budget was spent; the last
     /// attempt's error is the source.
@@ -91,6 +92,10 @@ impl ErrorKind {
             #[cfg(feature = "bulkhead")]
             if e.is::<crate::bulkhead::BulkheadFull>() || e.is::<crate::bulkhead::pool::PoolFull>()
             {
+                return ErrorKind::BulkheadFull;
+            }
+            #[cfg(feature = "coalesce")]
+            if e.is::<crate::coalesce::WaitersFull>() {
                 return ErrorKind::BulkheadFull;
             }
             // tower's load shedding rejects for the same reason.
