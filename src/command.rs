@@ -247,7 +247,10 @@ impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
     }
 
     /// An async fallback, told the [`Cause`]: `|cause| async { Ok(..) }`.
-    pub fn fallback<F, Fut, Res>(self, fallback: F) -> CommandBuilder<AsyncFallback<F>, I, C, R, FO, K>
+    pub fn fallback<F, Fut, Res>(
+        self,
+        fallback: F,
+    ) -> CommandBuilder<AsyncFallback<F>, I, C, R, FO, K>
     where
         F: Fn(&Cause) -> Fut,
         Fut: Future<Output = Result<Res, BoxError>>,
@@ -256,7 +259,10 @@ impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
     }
 
     /// A sync fallback, told the [`Cause`]: `|cause| Ok(..)`.
-    pub fn fallback_sync<F, Res>(self, fallback: F) -> CommandBuilder<SyncFallback<F>, I, C, R, FO, K>
+    pub fn fallback_sync<F, Res>(
+        self,
+        fallback: F,
+    ) -> CommandBuilder<SyncFallback<F>, I, C, R, FO, K>
     where
         F: Fn(&Cause) -> Result<Res, BoxError>,
     {

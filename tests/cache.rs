@@ -15,9 +15,7 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// Ratings by title: `title * 10`, failing for titles over 100; counts
 /// calls.
-fn ratings(
-    calls: &Arc<AtomicU32>,
-) -> impl Service<u32, Response = u32, Error = BoxError> + Clone {
+fn ratings(calls: &Arc<AtomicU32>) -> impl Service<u32, Response = u32, Error = BoxError> + Clone {
     let calls = calls.clone();
     service_fn(move |title: u32| {
         calls.fetch_add(1, Ordering::SeqCst);
@@ -67,7 +65,11 @@ async fn a_repeated_call_is_answered_from_the_cache_until_its_time_to_live_ends(
     assert_eq!(calls.load(Ordering::SeqCst), 2, "29 s old: still fresh");
     tokio::time::advance(SECS(1)).await;
     assert_eq!(get(&svc, 7).await.unwrap(), 70);
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "30 s old: expired, called again");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "30 s old: expired, called again"
+    );
     assert_eq!(get(&svc, 7).await.unwrap(), 70);
     assert_eq!(calls.load(Ordering::SeqCst), 3, "and kept afresh");
     assert_eq!(counts(&handle), (3, 3));
@@ -120,7 +122,11 @@ async fn errors_are_not_kept_unless_asked_and_then_shared() {
     assert_eq!(ErrorKind::of(&second), ErrorKind::Inner);
     tokio::time::advance(SECS(30)).await;
     assert!(get(&svc, 404).await.is_err());
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "and it expires like a response");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "and it expires like a response"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -160,13 +166,20 @@ async fn in_a_command_a_hit_reaches_no_breaker_and_a_fallback_is_never_kept() {
     assert_eq!(get(&svc, 7).await.unwrap(), 70);
     assert_eq!(get(&svc, 7).await.unwrap(), 70);
     let counts_now = breaker.rolling_counts();
-    assert_eq!(counts_now.successes, 1, "the hits did not reach the breaker");
+    assert_eq!(
+        counts_now.successes, 1,
+        "the hits did not reach the breaker"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     // A failure is served by the fallback, above the cache: not kept.
     assert_eq!(get(&svc, 404).await.unwrap(), 0);
     assert_eq!(get(&svc, 404).await.unwrap(), 0);
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "the fallback's 0 was not cached");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the fallback's 0 was not cached"
+    );
     assert_eq!(breaker.rolling_counts().failures, 2);
 
     let listed = &registry.commands()[0];

@@ -84,7 +84,9 @@ where
         .collect()
 }
 
-async fn join(calls: Vec<tokio::task::JoinHandle<Result<String, BoxError>>>) -> Vec<Result<String, BoxError>> {
+async fn join(
+    calls: Vec<tokio::task::JoinHandle<Result<String, BoxError>>>,
+) -> Vec<Result<String, BoxError>> {
     let mut out = Vec::new();
     for call in calls {
         out.push(call.await.unwrap());
@@ -108,7 +110,13 @@ async fn concurrent_identical_keys_make_one_call_and_each_caller_gets_the_answer
     let got: Vec<String> = got.into_iter().map(Result::unwrap).collect();
     assert_eq!(
         got,
-        ["profile of ada", "profile of ada", "profile of bob", "profile of ada", "profile of bob"]
+        [
+            "profile of ada",
+            "profile of ada",
+            "profile of bob",
+            "profile of ada",
+            "profile of bob"
+        ]
     );
     assert_eq!(dependency.calls(), 2, "one call per key");
     assert_eq!(start.elapsed(), MS(50));
@@ -180,13 +188,23 @@ async fn the_caller_that_started_a_call_may_leave_without_cancelling_it() {
 
     // The first caller gives up after 10 ms; the second, which joined,
     // still gets the answer of the same call.
-    let quitter = tokio::spawn(tokio::time::timeout(MS(10), svc.clone().oneshot("ada".into())));
+    let quitter = tokio::spawn(tokio::time::timeout(
+        MS(10),
+        svc.clone().oneshot("ada".into()),
+    ));
     tokio::time::sleep(MS(1)).await;
     let start = Instant::now();
     let stayer = join(spawn_calls(&svc, &["ada"])).await;
-    assert!(quitter.await.unwrap().is_err(), "the first caller timed out");
+    assert!(
+        quitter.await.unwrap().is_err(),
+        "the first caller timed out"
+    );
     assert_eq!(stayer[0].as_ref().unwrap(), "profile of ada");
-    assert_eq!(start.elapsed(), MS(49), "the first call's answer, not a new call");
+    assert_eq!(
+        start.elapsed(),
+        MS(49),
+        "the first call's answer, not a new call"
+    );
     assert_eq!((dependency.calls(), dependency.dropped()), (1, 0));
 }
 
@@ -198,7 +216,11 @@ async fn when_every_caller_leaves_the_call_is_dropped_and_the_key_forgotten() {
     let b = tokio::time::timeout(MS(20), svc.clone().oneshot("ada".into()));
     let (a, b) = tokio::join!(a, b);
     assert!(a.is_err() && b.is_err());
-    assert_eq!((dependency.calls(), dependency.dropped()), (1, 1), "nobody wanted it: dropped");
+    assert_eq!(
+        (dependency.calls(), dependency.dropped()),
+        (1, 1),
+        "nobody wanted it: dropped"
+    );
     assert_eq!(svc.in_flight(), 0);
     // The next caller starts afresh.
     assert!(join(spawn_calls(&svc, &["ada"])).await[0].is_ok());

@@ -45,8 +45,10 @@ impl Log {
 fn titles(
     log: &Log,
     wait: Duration,
-) -> impl Service<Vec<u32>, Response = Vec<String>, Error = BoxError, Future: Send> + Send + Clone + 'static
-{
+) -> impl Service<Vec<u32>, Response = Vec<String>, Error = BoxError, Future: Send>
+       + Send
+       + Clone
+       + 'static {
     let log = log.clone();
     service_fn(move |ids: Vec<u32>| {
         log.record(&ids);
@@ -67,7 +69,10 @@ fn collapser(window: u64, max_batch: usize) -> CollapseLayer<u32> {
 }
 
 /// Starts `ids` as calls at once, each in its own task.
-fn call_all<S>(svc: &S, ids: impl IntoIterator<Item = u32>) -> Vec<tokio::task::JoinHandle<(Result<String, BoxError>, Duration)>>
+fn call_all<S>(
+    svc: &S,
+    ids: impl IntoIterator<Item = u32>,
+) -> Vec<tokio::task::JoinHandle<(Result<String, BoxError>, Duration)>>
 where
     S: Service<u32, Response = String, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
@@ -118,7 +123,10 @@ async fn calls_within_the_window_go_as_one_batch_sent_when_the_window_ends() {
     all.extend(results(later).await);
 
     assert_eq!(log.batches(), [(MS(10), vec![1, 2, 3])]);
-    let answers: Vec<String> = all.iter().map(|(r, _)| r.as_ref().unwrap().clone()).collect();
+    let answers: Vec<String> = all
+        .iter()
+        .map(|(r, _)| r.as_ref().unwrap().clone())
+        .collect();
     assert_eq!(answers, ["title 1", "title 2", "title 3"]);
     // The window runs from the batch's first request: the first callers
     // waited the window and the batch call, the later one less.
@@ -205,7 +213,13 @@ async fn each_caller_gets_its_own_item_and_its_own_error() {
     let svc = layer.layer(service_fn(|ids: Vec<u32>| async move {
         Ok::<_, BoxError>(
             ids.iter()
-                .map(|&id| if id % 2 == 0 { Ok(id * 10) } else { Err(format!("no rating for {id}")) })
+                .map(|&id| {
+                    if id % 2 == 0 {
+                        Ok(id * 10)
+                    } else {
+                        Err(format!("no rating for {id}"))
+                    }
+                })
                 .collect::<Vec<Result<u32, String>>>(),
         )
     }));
@@ -245,7 +259,11 @@ async fn a_missing_item_fails_only_its_caller_and_never_hangs() {
     let error = all[1].0.as_ref().unwrap_err();
     assert!(error.is::<MissingItem>(), "{error}");
     assert_eq!(ErrorKind::of(error), ErrorKind::Inner);
-    assert_eq!(all[1].1, MS(10), "answered with its batch, not left waiting");
+    assert_eq!(
+        all[1].1,
+        MS(10),
+        "answered with its batch, not left waiting"
+    );
     assert_eq!(counts(&handle), (1, 2, 0, 1, 0));
 }
 
@@ -274,7 +292,12 @@ async fn matched_by_key_in_any_order_with_strays_duplicates_and_missing_keys() {
         .collect();
     let mut got = Vec::new();
     for call in calls {
-        got.push(call.await.unwrap().map(|(_, name)| name).map_err(|e| e.is::<MissingItem>()));
+        got.push(
+            call.await
+                .unwrap()
+                .map(|(_, name)| name)
+                .map_err(|e| e.is::<MissingItem>()),
+        );
     }
     assert_eq!(
         got,
@@ -341,10 +364,16 @@ async fn a_slow_batch_holds_up_only_its_own_callers() {
     tokio::time::sleep(MS(20)).await;
     let quick = results(call_all(&svc, [3])).await;
     assert_eq!(quick[0].0.as_ref().unwrap(), "3");
-    assert_eq!(quick[0].1, MS(15), "sent after its own window while the slow batch ran");
+    assert_eq!(
+        quick[0].1,
+        MS(15),
+        "sent after its own window while the slow batch ran"
+    );
     assert_eq!(start.elapsed(), MS(35));
     let slow = results(slow).await;
-    assert!(slow.iter().all(|(r, waited)| r.is_ok() && *waited == MS(1010)));
+    assert!(slow
+        .iter()
+        .all(|(r, waited)| r.is_ok() && *waited == MS(1010)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -355,7 +384,11 @@ async fn a_panicking_batch_fails_its_callers_as_panicked_and_the_collapser_goes_
         if ids.contains(&13) {
             panic!("unlucky batch");
         }
-        Ok::<_, BoxError>(ids.iter().map(|id| format!("title {id}")).collect::<Vec<_>>())
+        Ok::<_, BoxError>(
+            ids.iter()
+                .map(|id| format!("title {id}"))
+                .collect::<Vec<_>>(),
+        )
     }));
     let all = results(call_all(&svc, [12, 13])).await;
     for (result, _) in &all {
@@ -375,7 +408,10 @@ async fn a_batch_service_not_ready_with_an_error_fails_the_batch() {
         type Response = Vec<String>;
         type Error = BoxError;
         type Future = std::future::Ready<Result<Vec<String>, BoxError>>;
-        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), BoxError>> {
             std::task::Poll::Ready(Err(tower::load_shed::error::Overloaded::new().into()))
         }
         fn call(&mut self, _: Vec<u32>) -> Self::Future {
@@ -387,7 +423,10 @@ async fn a_batch_service_not_ready_with_an_error_fails_the_batch() {
     let svc = layer.layer(Broken);
     let all = results(call_all(&svc, [1, 2])).await;
     for (result, _) in &all {
-        assert_eq!(ErrorKind::of(result.as_ref().unwrap_err()), ErrorKind::BulkheadFull);
+        assert_eq!(
+            ErrorKind::of(result.as_ref().unwrap_err()),
+            ErrorKind::BulkheadFull
+        );
     }
     assert_eq!(counts(&handle), (0, 0, 1, 0, 0));
 }
@@ -425,7 +464,10 @@ fn every_bad_option_is_a_config_error_naming_its_field() {
         .window(Duration::from_secs(61))
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("window must be from 1 ms to 60 s"), "{err}");
+    assert!(
+        err.to_string().contains("window must be from 1 ms to 60 s"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -47,8 +47,11 @@ async fn server(requests: Arc<AtomicU64>) -> SocketAddr {
                     async move {
                         let ids = request.into_body().collect().await.unwrap().to_bytes();
                         let ids = std::str::from_utf8(&ids).unwrap();
-                        let titles: Vec<String> = ids.split(',').map(|id| format!("title {id}")).collect();
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(titles.join("\n")))))
+                        let titles: Vec<String> =
+                            ids.split(',').map(|id| format!("title {id}")).collect();
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+                            titles.join("\n"),
+                        ))))
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -84,8 +87,10 @@ async fn ten_thousand_single_calls_become_a_few_bulk_requests_within_the_window_
                     .body(Full::new(Bytes::from(body.join(","))))?;
                 let response = client.request(request).await?;
                 let text = response.into_body().collect().await?.to_bytes();
-                let titles: Vec<String> =
-                    std::str::from_utf8(&text)?.lines().map(str::to_owned).collect();
+                let titles: Vec<String> = std::str::from_utf8(&text)?
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
                 times.lock().unwrap().push(start.elapsed());
                 Ok::<_, BoxError>(titles)
             }

@@ -741,7 +741,11 @@ async fn collapsed_requests_cache_hits_and_collapsers_reach_the_stream() {
     frame(&mut body).await;
 
     let titles = collapser.layer(batch.layer(tower::service_fn(|ids: Vec<u32>| async move {
-        Ok::<_, BoxError>(ids.iter().map(|id| format!("title {id}")).collect::<Vec<_>>())
+        Ok::<_, BoxError>(
+            ids.iter()
+                .map(|id| format!("title {id}"))
+                .collect::<Vec<_>>(),
+        )
     })));
     // Two batches: 7 requests, then 3.
     for round in [7u32, 3] {

@@ -92,7 +92,9 @@ where
             }
             State::Done => panic!("ResponseFuture polled after completion"),
         };
-        if let State::Waiting { id, key, table, .. } = std::mem::replace(&mut self.state, State::Done) {
+        if let State::Waiting { id, key, table, .. } =
+            std::mem::replace(&mut self.state, State::Done)
+        {
             // The first caller to see the answer forgets the flight, so a
             // caller from now on starts a new call: coalescing, not caching.
             table.landed(&key, id);
@@ -118,7 +120,13 @@ where
     K: Hash + Eq,
 {
     fn drop(&mut self) {
-        if let State::Waiting { flight, id, key, table } = std::mem::replace(&mut self.state, State::Done) {
+        if let State::Waiting {
+            flight,
+            id,
+            key,
+            table,
+        } = std::mem::replace(&mut self.state, State::Done)
+        {
             // This caller's share first: if it was the last, the call is
             // dropped with it, and the key forgotten.
             drop(flight);

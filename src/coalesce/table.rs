@@ -79,9 +79,7 @@ impl<K: Hash + Eq, F: Future> Table<K, F> {
         flights.next += 1;
         let id = flights.next;
         let flight = start();
-        let weak = flight
-            .downgrade()
-            .expect("a new flight has not completed");
+        let weak = flight.downgrade().expect("a new flight has not completed");
         flights.by_key.insert(
             key.clone(),
             Entry {

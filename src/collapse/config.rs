@@ -73,7 +73,11 @@ impl<Req, M> Builder<Req, M> {
     /// `response_key` of each item (see [`ByKey`]). The response is a
     /// `Vec` of items that are `Clone` (requests with one key in one batch
     /// each get a clone).
-    pub fn match_by<K, Res, FQ, FS>(self, request_key: FQ, response_key: FS) -> Builder<Req, ByKey<FQ, FS>>
+    pub fn match_by<K, Res, FQ, FS>(
+        self,
+        request_key: FQ,
+        response_key: FS,
+    ) -> Builder<Req, ByKey<FQ, FS>>
     where
         FQ: Fn(&Req) -> K,
         FS: Fn(&Res) -> K,
@@ -101,7 +105,10 @@ impl<Req, M> Builder<Req, M> {
     /// batched into its calls as its `rollingCountCollapsedRequests`, as
     /// Hystrix counts them on the batch command. Default: none.
     #[cfg(feature = "command")]
-    pub fn command<FB, L, C, R, FO, K>(mut self, command: &crate::CommandLayer<FB, L, C, R, FO, K>) -> Self {
+    pub fn command<FB, L, C, R, FO, K>(
+        mut self,
+        command: &crate::CommandLayer<FB, L, C, R, FO, K>,
+    ) -> Self {
         self.command = Some(command.name().to_owned());
         self
     }

@@ -76,7 +76,11 @@ impl<Req, Res> Service<Req> for Collapse<Req, Res> {
         let feed = &*self.feed;
         // One atomic load once started.
         feed.started.call_once(|| {
-            let start = feed.start.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let start = feed
+                .start
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             if let Some(start) = start {
                 start();
             }

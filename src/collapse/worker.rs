@@ -41,8 +41,10 @@ pub(super) struct Worker<S, M> {
 impl<S, M> Worker<S, M> {
     /// Collects and sends batches until every service handle is dropped
     /// and the queue is empty.
-    pub(super) async fn run<Req>(mut self, mut queue: mpsc::UnboundedReceiver<Item<Req, M::Response>>)
-    where
+    pub(super) async fn run<Req>(
+        mut self,
+        mut queue: mpsc::UnboundedReceiver<Item<Req, M::Response>>,
+    ) where
         S: Service<Vec<Req>> + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
@@ -90,11 +92,13 @@ impl<S, M> Worker<S, M> {
         Req: Send + 'static,
     {
         let service = &mut self.service;
-        let ready = poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| service.poll_ready(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(Into::into)),
-            Err(panic) => Poll::Ready(Err(Panicked::from_payload(&*panic).into())),
-        })
+        let ready = poll_fn(
+            |cx| match catch_unwind(AssertUnwindSafe(|| service.poll_ready(cx))) {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(Into::into)),
+                Err(panic) => Poll::Ready(Err(Panicked::from_payload(&*panic).into())),
+            },
+        )
         .await;
         // Callers that gave up while the batch was collected (or the
         // service readied) leave it: their requests are not sent.
