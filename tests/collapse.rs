@@ -14,12 +14,14 @@ use tower::{service_fn, Layer, Service, ServiceExt};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
-/// The batches a bulk endpoint received: when (since the test began) and
-/// which ids.
+/// One batch received: when (since the test began), and which ids.
+type Batch = (Duration, Vec<u32>);
+
+/// The batches a bulk endpoint received.
 #[derive(Clone)]
 struct Log {
     start: Instant,
-    batches: Arc<Mutex<Vec<(Duration, Vec<u32>)>>>,
+    batches: Arc<Mutex<Vec<Batch>>>,
 }
 
 impl Log {
@@ -35,7 +37,7 @@ impl Log {
         self.batches.lock().unwrap().push((at, ids.to_vec()));
     }
 
-    fn batches(&self) -> Vec<(Duration, Vec<u32>)> {
+    fn batches(&self) -> Vec<Batch> {
         self.batches.lock().unwrap().clone()
     }
 }
