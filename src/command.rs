@@ -403,13 +403,20 @@ impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
     /// use rampart::cache::CacheLayer;
     /// use rampart::Command;
     /// use std::time::Duration;
+    /// use tower::{service_fn, Layer, ServiceExt};
     ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), rampart::BoxError> {
     /// let command = Command::builder("RatingsGet")
     ///     .cache(CacheLayer::builder("RatingsGet", |title: &u32| *title).ttl(Duration::from_secs(5)).build()?)
     ///     .fallback_sync(|_cause| Ok(0u8))
     ///     .build()?;
-    /// # let _ = command;
-    /// # Ok::<(), rampart::ConfigError>(())
+    /// let ratings = command.layer(service_fn(|title: u32| async move { Ok::<_, rampart::BoxError>((title % 5) as u8) }));
+    /// assert_eq!(ratings.clone().oneshot(7).await?, 2);
+    /// assert_eq!(ratings.clone().oneshot(7).await?, 2); // from the cache: the breaker saw one call
+    /// assert_eq!(command.breaker().rolling_counts().successes, 1);
+    /// # Ok(())
+    /// # }
     /// ```
     #[cfg(feature = "cache")]
     pub fn cache<F, Key, Res>(

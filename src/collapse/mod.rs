@@ -59,6 +59,10 @@
 //! # }
 //! ```
 //!
+//! **Scope**: a collapser batches the calls of every caller of its
+//! service (Hystrix's `GLOBAL` scope). Hystrix's default, `REQUEST`,
+//! batched only within one request context, which rampart does not have.
+//!
 //! # Cancel safety
 //!
 //! A caller that drops its future leaves its batch: if the batch has not
