@@ -45,7 +45,8 @@ pub enum ErrorKind {
     /// short-circuited the call: the dependency was not called.
     CircuitOpen,
     /// A bulkhead or a pool was full and rejected the call (or tower's load
-    /// shedding did): the dependency was not called.
+    /// shedding did, or a [coalescer](crate::coalesce) had as many callers
+    /// waiting for one call as it allows): the dependency was not called.
     BulkheadFull,
     /// A retry was warranted but the retry budget was spent; the last
     /// attempt's error is the source.
@@ -92,6 +93,10 @@ impl ErrorKind {
             #[cfg(feature = "bulkhead")]
             if e.is::<crate::bulkhead::BulkheadFull>() || e.is::<crate::bulkhead::pool::PoolFull>()
             {
+                return ErrorKind::BulkheadFull;
+            }
+            #[cfg(feature = "coalesce")]
+            if e.is::<crate::coalesce::WaitersFull>() {
                 return ErrorKind::BulkheadFull;
             }
             // tower's load shedding rejects for the same reason.
@@ -249,7 +254,72 @@ fn next_in_chain<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdErro
     if let Some(carried) = e.downcast_ref::<crate::reqwest::Carried>() {
         return Some(&*carried.0);
     }
+    // Transparent for Display and `source()`, so that a chain prints the
+    // original once; ErrorKind looks at the original itself.
+    if let Some(shared) = e.downcast_ref::<SharedError>() {
+        return Some(shared.original());
+    }
     e.source()
+}
+
+/// One error handed to several callers: the call a
+/// [coalescer](crate::coalesce) shared failed, or a [cache](crate::cache)
+/// told to keep errors answers with one it kept.
+///
+/// A [`BoxError`] is not `Clone`; this is the original error in an `Arc`,
+/// cloned for each caller (an `Arc` count, no copy of the error). It is
+/// transparent: its `Display` and [`source`](StdError::source) are the
+/// original's, [`ErrorKind::of`] classifies the original (a shared
+/// timeout is [`ErrorKind::Timeout`]), and [`original`](Self::original)
+/// gives it back to downcast.
+///
+/// ```
+/// use rampart::error::SharedError;
+/// use rampart::{BoxError, ErrorKind};
+///
+/// let original: BoxError = Box::new(std::io::Error::other("connection reset"));
+/// let shared = SharedError::new(original);
+/// let (a, b): (BoxError, BoxError) = (shared.clone().into(), shared.into());
+/// assert_eq!(a.to_string(), "connection reset");
+/// assert_eq!(ErrorKind::of(&b), ErrorKind::Inner);
+/// let a = a.downcast::<SharedError>().unwrap();
+/// assert!(a.original().is::<std::io::Error>());
+///
+/// // A shared rejection is still a rejection.
+/// let shed: BoxError = SharedError::new(tower::load_shed::error::Overloaded::new().into()).into();
+/// assert_eq!(ErrorKind::of(&shed), ErrorKind::BulkheadFull);
+/// ```
+#[derive(Clone)]
+pub struct SharedError(std::sync::Arc<dyn StdError + Send + Sync>);
+
+impl SharedError {
+    /// Shares `error`.
+    pub fn new(error: BoxError) -> Self {
+        SharedError(std::sync::Arc::from(error))
+    }
+
+    /// The original error, to downcast: `shared.original().downcast_ref::<E>()`.
+    pub fn original(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl StdError for SharedError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
 }
 
 /// A configuration value broke a rule: returned by every `build()`.
