@@ -12,6 +12,9 @@
 //! | [`bulkhead`] | concurrency isolation: a semaphore bulkhead with an optional bounded wait, and [`bulkhead::pool`] (calls on threads of their own) |
 //! | [`timeout`] | per-call deadlines with a typed error |
 //! | [`fallback`] | sync or async fallback closures, told why they run |
+//! | `collapse` | request collapsing (Hystrix's collapser): single calls within a window batched into one call of a bulk service (feature `collapse`) |
+//! | `coalesce` | identical calls in flight made one call, its answer shared (feature `coalesce`) |
+//! | `cache` | a response cache on moka: by key, time to live, least-recently-used eviction; counted in a command's stream (feature `cache`) |
 //! | [`catch_panic`] | a panicking dependency turned into an error the breaker counts and the fallback serves |
 //! | [`Command`] | the Hystrix-style facade: one validated builder for all of the above |
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
@@ -27,11 +30,12 @@
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //! | [`troubleshooting`] | the compile errors new users meet, and their fixes |
 //! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 429 for a rate limit, 504, 500 (feature `axum`) |
+//! | [`tonic`] | gRPC status codes for the breaker, the balancer and retries (`UNAVAILABLE` fails, `INVALID_ARGUMENT` is the caller's), and rampart's errors as gRPC statuses (feature `tonic`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
-//! Not yet here: live reconfiguration and etcd, adaptive limits, request
-//! collapsing (see the README).
+//! Not yet here: live reconfiguration and etcd, adaptive limits (see the
+//! README).
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see
@@ -87,11 +91,17 @@
 pub mod balance;
 #[cfg(feature = "bulkhead")]
 pub mod bulkhead;
+#[cfg(feature = "cache")]
+pub mod cache;
 pub mod catch_panic;
 #[cfg(feature = "chaos")]
 pub mod chaos;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
+#[cfg(feature = "coalesce")]
+pub mod coalesce;
+#[cfg(feature = "collapse")]
+pub mod collapse;
 #[cfg(feature = "command")]
 pub mod command;
 pub mod deadline;
@@ -119,6 +129,8 @@ pub mod window;
 pub use integrations::axum;
 #[cfg(feature = "reqwest")]
 pub use integrations::reqwest;
+#[cfg(feature = "tonic")]
+pub use integrations::tonic;
 #[cfg(feature = "tower-http")]
 pub use integrations::tower_http;
 

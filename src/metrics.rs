@@ -37,7 +37,12 @@
 //! wait), `waited` (let through after waiting; also counted as admitted),
 //! `rejected`;
 //! `layer="chaos"`: `delay_injected`, `abort_injected` (faults injected on
-//! purpose, never real ones; these also carry the label `injected="true"`).
+//! purpose, never real ones; these also carry the label `injected="true"`);
+//! `layer="collapse"`: `batch` (batches sent), `batched` (requests in
+//! them), `batch_failed`, `missing_item` (requests), `abandoned` (requests
+//! whose callers left before their batch was sent); `layer="coalesce"`:
+//! `call` (calls made), `joined` (callers who shared one), `rejected`;
+//! `layer="cache"`: `hit`, `miss`.
 //!
 //! `outcome` values of `rampart_endpoint_duration_seconds`: `success`,
 //! `failure` (as the balancer's policy says; a panic in the endpoint counts
@@ -84,6 +89,8 @@
 //! | `rampart::chaos` | `delay_injected` | `debug` | `injected = true`, `delay_ms` |
 //! | `rampart::chaos` | `abort_injected` | `debug` | `injected = true`, `abort` (`error`, `response`, `hang`) |
 //! | `rampart::chaos` | `enabled`, `disabled` | `warn` | `injected = true`: fault injection switched on or off |
+//! | `rampart::collapse` | `batch_failed`, `missing_item` | `debug` | `requests`: how many requests it failed |
+//! | `rampart::coalesce` | `rejected` | `debug` | |
 //!
 //! `reason` is a `circuit_breaker::TransitionReason` name: `failure_rate`,
 //! `slow_call_rate`, `consecutive_failures`, `open_elapsed`,
@@ -159,6 +166,10 @@ pub const TARGET_CHAOS: &str = "rampart::chaos";
 pub const TARGET_RATE_LIMIT: &str = "rampart::rate_limit";
 /// `tracing` target of the retry layer's events.
 pub const TARGET_RETRY: &str = "rampart::retry";
+/// `tracing` target of the collapser's events.
+pub const TARGET_COLLAPSE: &str = "rampart::collapse";
+/// `tracing` target of the coalescer's events.
+pub const TARGET_COALESCE: &str = "rampart::coalesce";
 
 /// Whether `debug` events can be on at all: one load and a compare, the
 /// test tracing's own macros begin with. Per-call events ask this inline

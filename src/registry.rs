@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-type Erased = dyn Any + Send + Sync;
+pub(crate) type Erased = dyn Any + Send + Sync;
 
 /// A list of the components built in a process (or in a part of it).
 ///
@@ -71,6 +71,8 @@ struct CommandEntry {
     breaker: Weak<Erased>,
     isolation: Weak<Erased>,
     fallback: Weak<Erased>,
+    /// The command's cache, if it has one.
+    cache: Option<Weak<Erased>>,
 }
 
 impl Registry {
@@ -145,6 +147,7 @@ impl Registry {
             breaker: erase(command.breaker.clone()),
             isolation: erase(command.isolation.clone()),
             fallback: erase(command.fallback.clone()),
+            cache: command.cache.as_ref().map(Arc::downgrade),
         });
     }
 
@@ -210,6 +213,15 @@ impl Registry {
             .collect()
     }
 
+    /// Every request collapser built and still in use.
+    #[cfg(feature = "collapse")]
+    pub fn collapsers(&self) -> Vec<crate::collapse::CollapseHandle> {
+        self.live::<crate::collapse::Stats>()
+            .into_iter()
+            .map(crate::collapse::CollapseHandle::new)
+            .collect()
+    }
+
     /// Every load balancer built and still in use.
     #[cfg(feature = "balance")]
     pub fn balancers(&self) -> Vec<crate::balance::BalanceHandle> {
@@ -257,6 +269,7 @@ impl Registry {
                     fallback: crate::fallback::FallbackHandle::new(
                         c.fallback.upgrade()?.downcast().ok()?,
                     ),
+                    cache: c.cache.as_ref().and_then(Weak::upgrade),
                 })
             })
             .collect()
@@ -271,6 +284,8 @@ pub(crate) struct CommandParts<'a, B, I, F> {
     pub(crate) breaker: &'a Arc<B>,
     pub(crate) isolation: &'a Arc<I>,
     pub(crate) fallback: &'a Arc<F>,
+    /// The command's cache's counts, if it has a cache.
+    pub(crate) cache: Option<Arc<Erased>>,
 }
 
 impl fmt::Debug for Registry {
@@ -308,6 +323,7 @@ pub struct CommandInfo {
     breaker: crate::circuit_breaker::CircuitBreakerHandle,
     isolation: Isolation,
     fallback: crate::fallback::FallbackHandle,
+    cache: Option<Arc<Erased>>,
 }
 
 /// How a listed command isolates its calls.
@@ -351,5 +367,23 @@ impl CommandInfo {
     /// What the command's fallback did.
     pub fn fallback(&self) -> &crate::fallback::FallbackHandle {
         &self.fallback
+    }
+
+    /// Whether the command has a [cache](crate::command::CommandBuilder::cache).
+    pub fn has_cache(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// Calls its cache answered so far; 0 without a cache.
+    pub fn cache_hits(&self) -> u64 {
+        #[cfg(feature = "cache")]
+        if let Some(stats) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.downcast_ref::<crate::cache::Stats>())
+        {
+            return stats.hits();
+        }
+        0
     }
 }
