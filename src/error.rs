@@ -48,6 +48,11 @@ pub enum ErrorKind {
     /// shedding did, or a [coalescer](crate::coalesce) had as many callers
     /// waiting for one call as it allows): the dependency was not called.
     BulkheadFull,
+    /// A rate limit refused the call: too many calls (with its key) in
+    /// its period. The dependency was not called;
+    /// [`RateLimited::retry_after`](crate::rate_limit::RateLimited::retry_after)
+    /// says when a call would be let through.
+    RateLimited,
     /// A retry was warranted but the retry budget was spent; the last
     /// attempt's error is the source.
     RetryBudgetExhausted,
@@ -81,6 +86,10 @@ impl ErrorKind {
             #[cfg(feature = "circuit-breaker")]
             if e.is::<crate::circuit_breaker::CircuitOpen>() {
                 return ErrorKind::CircuitOpen;
+            }
+            #[cfg(feature = "rate-limit")]
+            if e.is::<crate::rate_limit::RateLimited>() {
+                return ErrorKind::RateLimited;
             }
             #[cfg(feature = "retry")]
             if e.is::<crate::retry::RetryBudgetExhausted>() {
@@ -124,7 +133,10 @@ impl ErrorKind {
     /// Whether a resilience layer refused the call without calling the
     /// dependency (the dependency's health is unknown, not bad).
     pub fn is_rejection(self) -> bool {
-        matches!(self, ErrorKind::CircuitOpen | ErrorKind::BulkheadFull)
+        matches!(
+            self,
+            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull | ErrorKind::RateLimited
+        )
     }
 }
 
@@ -133,6 +145,7 @@ impl fmt::Display for ErrorKind {
         f.write_str(match self {
             ErrorKind::CircuitOpen => "circuit open",
             ErrorKind::BulkheadFull => "bulkhead full",
+            ErrorKind::RateLimited => "rate limited",
             ErrorKind::RetryBudgetExhausted => "retry budget exhausted",
             ErrorKind::NoHealthyEndpoint => "no healthy endpoint",
             ErrorKind::Timeout => "timed out",

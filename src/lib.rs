@@ -8,7 +8,7 @@
 //!
 //! | module | what it gives |
 //! |---|---|
-//! | [`circuit_breaker`] | a rolling-window circuit breaker: failure-rate, slow-call and consecutive-failure rules, half-open probes, manual control |
+//! | [`circuit_breaker`] | a rolling-window circuit breaker: failure-rate, slow-call and consecutive-failure rules, half-open probes, manual control; one breaker per key (host, tenant, route), bounded by least recent use |
 //! | [`bulkhead`] | concurrency isolation: a semaphore bulkhead with an optional bounded wait, and [`bulkhead::pool`] (calls on threads of their own) |
 //! | [`timeout`] | per-call deadlines with a typed error |
 //! | [`fallback`] | sync or async fallback closures, told why they run |
@@ -20,6 +20,7 @@
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
 //! | [`hedge`] | hedged requests: a second copy of a slow call, the first success wins, capped extra load (feature `hedge`, on with `balance`) |
 //! | [`deadline`] | deadlines that travel with the request, across layers and over the wire (`grpc-timeout`, `rampart-timeout-ms`) |
+//! | `rate_limit` | rate limits (GCRA, on governor) for all calls or per key, rejecting with when to retry or waiting up to a bound (feature `rate-limit`) |
 //! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
 //! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
@@ -28,13 +29,13 @@
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //! | [`troubleshooting`] | the compile errors new users meet, and their fixes |
-//! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 504, 500 (feature `axum`) |
+//! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 429 for a rate limit, 504, 500 (feature `axum`) |
 //! | [`tonic`] | gRPC status codes for the breaker, the balancer and retries (`UNAVAILABLE` fails, `INVALID_ARGUMENT` is the caller's), and rampart's errors as gRPC statuses (feature `tonic`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
-//! Not yet here: live reconfiguration and etcd, adaptive limits and rate
-//! limits (see the README).
+//! Not yet here: live reconfiguration and etcd, adaptive limits (see the
+//! README).
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see
@@ -112,6 +113,8 @@ pub mod hedge;
 mod integrations;
 pub(crate) mod internal;
 pub mod metrics;
+#[cfg(feature = "rate-limit")]
+pub mod rate_limit;
 pub mod registry;
 #[cfg(feature = "retry")]
 pub mod retry;

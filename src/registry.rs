@@ -1,7 +1,7 @@
 //! Every component built, listed without wiring: for dashboards, streams,
 //! admin endpoints and live configuration.
 //!
-//! Each breaker, bulkhead, pool, fallback, balancer and command registers itself when
+//! Each breaker, bulkhead, pool, fallback, balancer, rate limit and command registers itself when
 //! built, in the process-wide [`Registry::global`] unless its builder was
 //! given another with `.registry(&registry)`. The registry holds weak
 //! references only: a component whose layers, services and handles are all
@@ -53,6 +53,13 @@ struct Entries {
     /// view they all share rather than by concrete type.
     #[cfg(feature = "balance")]
     balancers: Vec<Weak<dyn crate::balance::Report>>,
+    /// Keyed breakers are generic over their keys: listed by their
+    /// shared view, which lists each key's breaker.
+    #[cfg(feature = "circuit-breaker")]
+    keyed_breakers: Vec<Weak<dyn crate::circuit_breaker::keyed::Report>>,
+    /// Rate limits are generic over their keys: listed by their shared view.
+    #[cfg(feature = "rate-limit")]
+    rate_limits: Vec<Weak<dyn crate::rate_limit::Report>>,
 }
 
 /// A command is alive while its breaker is: services built from it hold
@@ -103,6 +110,26 @@ impl Registry {
         entries.balancers.push(Arc::downgrade(balancer));
     }
 
+    /// Lists a keyed breaker layer (its keys' breakers are listed when
+    /// read, not one by one as they come and go).
+    #[cfg(feature = "circuit-breaker")]
+    pub(crate) fn register_keyed_breakers(
+        &self,
+        keyed: &Arc<dyn crate::circuit_breaker::keyed::Report>,
+    ) {
+        let mut entries = self.entries();
+        entries.keyed_breakers.retain(|k| k.strong_count() > 0);
+        entries.keyed_breakers.push(Arc::downgrade(keyed));
+    }
+
+    /// Lists a rate limit.
+    #[cfg(feature = "rate-limit")]
+    pub(crate) fn register_rate_limit(&self, limit: &Arc<dyn crate::rate_limit::Report>) {
+        let mut entries = self.entries();
+        entries.rate_limits.retain(|l| l.strong_count() > 0);
+        entries.rate_limits.push(Arc::downgrade(limit));
+    }
+
     /// Lists a command made of already registered parts.
     pub(crate) fn register_command<B, I, F>(&self, command: CommandParts<'_, B, I, F>)
     where
@@ -135,13 +162,28 @@ impl Registry {
     }
 
     /// Every circuit breaker built and still in use, those inside
-    /// commands included (see [`CommandInfo::breaker`]).
+    /// commands included (see [`CommandInfo::breaker`]), then every key's
+    /// breaker of each [keyed layer](crate::circuit_breaker::KeyedCircuitBreakerLayer)
+    /// still in use, by name within each layer.
     #[cfg(feature = "circuit-breaker")]
     pub fn breakers(&self) -> Vec<crate::circuit_breaker::CircuitBreakerHandle> {
-        self.live::<crate::circuit_breaker::Breaker>()
+        let mut breakers: Vec<_> = self
+            .live::<crate::circuit_breaker::Breaker>()
             .into_iter()
             .map(crate::circuit_breaker::CircuitBreakerHandle::new)
-            .collect()
+            .collect();
+        // Upgraded under the lock, read after it: a keyed layer lists its
+        // keys under its map's own locks.
+        let keyed: Vec<_> = self
+            .entries()
+            .keyed_breakers
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for layer in keyed {
+            breakers.extend(layer.breakers());
+        }
+        breakers
     }
 
     /// Every semaphore bulkhead built and still in use.
@@ -188,6 +230,17 @@ impl Registry {
             .iter()
             .filter_map(Weak::upgrade)
             .map(crate::balance::BalanceHandle::new)
+            .collect()
+    }
+
+    /// Every rate limit built and still in use.
+    #[cfg(feature = "rate-limit")]
+    pub fn rate_limits(&self) -> Vec<crate::rate_limit::RateLimitHandle> {
+        self.entries()
+            .rate_limits
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(crate::rate_limit::RateLimitHandle::new)
             .collect()
     }
 

@@ -498,6 +498,56 @@ async fn a_component_that_goes_away_is_announced_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn each_key_of_a_keyed_breaker_shows_as_a_breaker_and_a_forgotten_key_leaves() {
+    let registry = Registry::new();
+    let per_tenant = CircuitBreakerLayer::builder("tenants")
+        .consecutive_failures(1)
+        .registry(&registry)
+        .keyed(|tenant: &&str| *tenant)
+        .build()
+        .unwrap();
+    let tenants = per_tenant.handle();
+    let mut svc = per_tenant.layer(tower::service_fn(|tenant: &'static str| async move {
+        if tenant == "noisy" {
+            Err::<(), BoxError>("boom".into())
+        } else {
+            Ok(())
+        }
+    }));
+    for tenant in ["noisy", "quiet", "quiet"] {
+        let _ = svc.ready().await.unwrap().call(tenant).await;
+    }
+    let mut stream = HystrixStream::builder()
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let mut body = subscribe(&mut stream, "/hystrix.stream").await.into_body();
+
+    let seen = events(&frame(&mut body).await);
+    let noisy = find(&seen, "HystrixCommand", "tenants/\"noisy\"");
+    check_schema(noisy);
+    assert_eq!(noisy["isCircuitBreakerOpen"], true);
+    assert_eq!(noisy["rampartCircuitState"], "open");
+    assert_eq!(noisy["rollingCountFailure"], 1);
+    let quiet = find(&seen, "HystrixCommand", "tenants/\"quiet\"");
+    assert_eq!(quiet["isCircuitBreakerOpen"], false);
+    assert_eq!(quiet["rollingCountSuccess"], 2);
+
+    // A key forgotten is announced gone, once, like any component.
+    tenants.remove(&"noisy");
+    let gone = events(&frame(&mut body).await);
+    let deleted: Vec<_> = gone
+        .iter()
+        .filter(|e| e.contains_key("deleteData"))
+        .collect();
+    assert_eq!(deleted.len(), 1, "{gone:?}");
+    assert_eq!(deleted[0]["name"], "tenants/\"noisy\"");
+    let after = events(&frame(&mut body).await);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["name"], "tenants/\"quiet\"");
+}
+
+#[tokio::test(start_paused = true)]
 async fn each_frame_is_serialised_once_and_shared() {
     let registry = Registry::new();
     let _command = Command::builder("Shared")

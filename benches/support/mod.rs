@@ -31,6 +31,9 @@ use tower::{service_fn, Service};
 
 mod alloc;
 use alloc::{counting, total};
+// For the benches that measure memory per key (keyed.rs).
+#[allow(unused_imports)]
+pub use alloc::live_bytes;
 
 // ===== services and the call driver =====
 

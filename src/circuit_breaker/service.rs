@@ -90,10 +90,10 @@ impl Drop for ProbePlace {
 }
 
 /// Counts a call whose inner `call` panicked as a failure.
-struct CallGuard<'a> {
-    breaker: &'a Breaker,
-    permit: Permit,
-    started: Micros,
+pub(super) struct CallGuard<'a> {
+    pub(super) breaker: &'a Breaker,
+    pub(super) permit: Permit,
+    pub(super) started: Micros,
 }
 
 impl Drop for CallGuard<'_> {

@@ -519,6 +519,7 @@ pub fn status_of<E: AsDynError + ?Sized>(error: &E) -> Option<&Status> {
 /// | [`CircuitOpen`](ErrorKind::CircuitOpen), [`BulkheadFull`](ErrorKind::BulkheadFull), [`NoHealthyEndpoint`](ErrorKind::NoHealthyEndpoint), [`RetryBudgetExhausted`](ErrorKind::RetryBudgetExhausted) | `UNAVAILABLE`: try again later (the code gRPC reserves for transient conditions) |
 /// | [`Timeout`](ErrorKind::Timeout) (rampart's, tower's, tokio's, or tonic's own), [`DeadlineExceeded`](ErrorKind::DeadlineExceeded) | `DEADLINE_EXCEEDED` |
 /// | [`Panicked`](ErrorKind::Panicked) | `INTERNAL` |
+/// | [`RateLimited`](ErrorKind::RateLimited) (feature `rate-limit`) | `RESOURCE_EXHAUSTED` (a quota spent, as Google's APIs and Envoy's `rate_limited_as_resource_exhausted` answer), with `grpc-retry-pushback-ms` from the rejection's time to come back, rounded up |
 /// | anything else | tonic's own reading ([`Status::from_error`]): `UNAVAILABLE` for a connection tonic could not make (its `ConnectError`), `UNKNOWN` otherwise |
 ///
 /// rampart's rejections and timeouts are read first: a timeout is
@@ -551,6 +552,18 @@ pub fn into_status(error: BoxError) -> Status {
         ErrorKind::RetryBudgetExhausted if status_of(&error).is_none() => Some(Code::Unavailable),
         _ => None,
     };
+    #[cfg(feature = "rate-limit")]
+    if let Some(after) = rate_limited_after(&*error) {
+        // gRPC's pushback is whole milliseconds: rounded up, a caller that
+        // obeys it finds its permit there.
+        let millis = after.as_millis() + u128::from(after.subsec_nanos() % 1_000_000 > 0);
+        let mut status = Status::new(Code::ResourceExhausted, kind.to_string());
+        if let Ok(value) = millis.to_string().parse() {
+            status.metadata_mut().insert(PUSHBACK, value);
+        }
+        status.set_source(error.into());
+        return status;
+    }
     match code {
         Some(code) => {
             let mut status = Status::new(code, kind.to_string());
@@ -561,6 +574,20 @@ pub fn into_status(error: BoxError) -> Status {
         // the chain; else reads connection errors, else UNKNOWN.
         None => Status::from_error(error),
     }
+}
+
+/// The time to come back of a [`RateLimited`](crate::rate_limit::RateLimited)
+/// in `error`'s source chain.
+#[cfg(feature = "rate-limit")]
+fn rate_limited_after(error: &(dyn StdError + 'static)) -> Option<Duration> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(limited) = e.downcast_ref::<crate::rate_limit::RateLimited>() {
+            return Some(limited.retry_after());
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// The code of the status in `error`, with a tonic client timeout
@@ -630,6 +657,18 @@ const fn index(code: Code) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "rate-limit")]
+    #[test]
+    fn a_rate_limit_is_resource_exhausted_with_its_pushback() {
+        let error: BoxError =
+            crate::rate_limit::RateLimited::new(Duration::from_micros(1_500)).into();
+        let status = into_status(error);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "rate limited");
+        // 1.5 ms, rounded up: a caller that obeys is never early.
+        assert_eq!(pushback(&status), Some(Some(Duration::from_millis(2))));
+    }
 
     #[test]
     fn every_code_has_its_row_and_changed_rows_show_in_debug() {

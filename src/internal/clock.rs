@@ -46,6 +46,41 @@ pub(crate) fn micros(d: Duration) -> Micros {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// [`Clock`]'s time for governor's rate limiters, whose own clocks read
+/// `std::time::Instant` (or the TSC): nanoseconds since this clock was
+/// made, read from `tokio::time::Instant`, so a paused tokio clock drives
+/// rampart's rate limits like everything else.
+#[cfg(feature = "rate-limit")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GovernorClock {
+    origin: Instant,
+}
+
+#[cfg(feature = "rate-limit")]
+impl GovernorClock {
+    pub(crate) fn new() -> Self {
+        GovernorClock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// The instant a reading of this clock stands for.
+    pub(crate) fn instant(&self, at: governor::nanos::Nanos) -> Instant {
+        self.origin + Duration::from_nanos(at.as_u64())
+    }
+}
+
+#[cfg(feature = "rate-limit")]
+impl governor::clock::Clock for GovernorClock {
+    type Instant = governor::nanos::Nanos;
+
+    #[inline]
+    fn now(&self) -> Self::Instant {
+        let since = Instant::now().saturating_duration_since(self.origin);
+        governor::nanos::Nanos::new(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +91,17 @@ mod tests {
         assert_eq!(clock.now(), 0);
         tokio::time::advance(Duration::from_millis(1500)).await;
         assert_eq!(clock.now(), 1_500_000);
+    }
+
+    #[cfg(feature = "rate-limit")]
+    #[tokio::test(start_paused = true)]
+    async fn governor_clock_follows_the_paused_tokio_clock() {
+        use governor::clock::Clock as _;
+        let clock = GovernorClock::new();
+        assert_eq!(clock.now().as_u64(), 0);
+        tokio::time::advance(Duration::from_millis(3)).await;
+        assert_eq!(clock.now().as_u64(), 3_000_000);
+        assert_eq!(clock.instant(clock.now()), Instant::now());
     }
 
     #[test]
