@@ -66,7 +66,9 @@ enum Admission {
     Idle,
     Admitted(Permit),
     Probe(ProbePlace),
-    Rejected,
+    // Rejected at this time: the call records its short-circuit with it
+    // rather than reading the clock again.
+    Rejected(Micros),
 }
 
 /// A half-open probe place, given back if dropped unused.
@@ -142,7 +144,7 @@ impl<S, C> CircuitBreaker<S, C> {
     fn decide(&mut self) {
         let breaker = self.breaker.shared();
         self.admission = match breaker.acquire() {
-            Err(_) => Admission::Rejected,
+            Err(now) => Admission::Rejected(now),
             Ok(permit @ Permit::Probe { .. }) => Admission::Probe(ProbePlace {
                 breaker: breaker.clone(),
                 permit: Some(permit),
@@ -178,11 +180,11 @@ where
         loop {
             // A rejection is looked at again on every poll: the open time may
             // have run out since (a Buffer worker polls long before it calls).
-            if let Admission::Idle | Admission::Rejected = self.admission {
+            if let Admission::Idle | Admission::Rejected(_) = self.admission {
                 self.decide();
             }
             let permit = match &self.admission {
-                Admission::Rejected => {
+                Admission::Rejected(_) => {
                     self.disarm();
                     return Poll::Ready(Ok(()));
                 }
@@ -227,9 +229,11 @@ where
             Admission::Probe(place) if breaker.is_current(place.permit.expect("held")) => {
                 Ok(place.take())
             }
-            // Recorded at the time of the call, which may come long after
-            // the poll (a Buffer worker): a rejection is counted when made.
-            Admission::Rejected => Err(breaker.now()),
+            // Counted with the time of the decision, which may come long
+            // before the call (a Buffer worker): a record at an earlier time
+            // lands in the window's current bucket all the same (a window
+            // only moves forward), so the clock is read once per rejection.
+            Admission::Rejected(at) => Err(at),
             // Admitted when polled, but the breaker has changed state since
             // (a force, a reset, a trip; or a Buffer worker that polls long
             // before it calls): decide again. A stale probe place is no
