@@ -66,9 +66,7 @@ enum Admission {
     Idle,
     Admitted(Permit),
     Probe(ProbePlace),
-    // Rejected at this time: the call records its short-circuit with it
-    // rather than reading the clock again.
-    Rejected(Micros),
+    Rejected,
 }
 
 /// A half-open probe place, given back if dropped unused.
@@ -144,7 +142,7 @@ impl<S, C> CircuitBreaker<S, C> {
     fn decide(&mut self) {
         let breaker = self.breaker.shared();
         self.admission = match breaker.acquire() {
-            Err(now) => Admission::Rejected(now),
+            Err(_) => Admission::Rejected,
             Ok(permit @ Permit::Probe { .. }) => Admission::Probe(ProbePlace {
                 breaker: breaker.clone(),
                 permit: Some(permit),
@@ -180,11 +178,11 @@ where
         loop {
             // A rejection is looked at again on every poll: the open time may
             // have run out since (a Buffer worker polls long before it calls).
-            if let Admission::Idle | Admission::Rejected(_) = self.admission {
+            if let Admission::Idle | Admission::Rejected = self.admission {
                 self.decide();
             }
             let permit = match &self.admission {
-                Admission::Rejected(_) => {
+                Admission::Rejected => {
                     self.disarm();
                     return Poll::Ready(Ok(()));
                 }
@@ -229,11 +227,11 @@ where
             Admission::Probe(place) if breaker.is_current(place.permit.expect("held")) => {
                 Ok(place.take())
             }
-            // Counted with the time of the decision, which may come long
-            // before the call (a Buffer worker): a record at an earlier time
-            // lands in the window's current bucket all the same (a window
-            // only moves forward), so the clock is read once per rejection.
-            Admission::Rejected(at) => Err(at),
+            // Recorded at the time of the call, which may come long after
+            // the poll (a Buffer worker): a rejection is counted when made.
+            // (A forced-open breaker's decision read no time, so that
+            // rejection reads the clock once.)
+            Admission::Rejected => Err(None),
             // Admitted when polled, but the breaker has changed state since
             // (a force, a reset, a trip; or a Buffer worker that polls long
             // before it calls): decide again. A stale probe place is no
@@ -242,8 +240,8 @@ where
             Admission::Admitted(_) | Admission::Probe(_) | Admission::Idle => breaker.acquire(),
         };
         match permit {
-            Err(now) => {
-                breaker.reject(now);
+            Err(at) => {
+                breaker.reject(at.unwrap_or_else(|| breaker.now()));
                 self.disarm();
                 ResponseFuture::rejected()
             }
