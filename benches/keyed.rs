@@ -310,7 +310,7 @@ fn print_tables(estimates: &Estimates, allocations: &[(String, &str, f64)]) {
 fn main() {
     // The breakers and the rate limiter read the tokio clock: stay in a
     // runtime's context for the whole run (nothing is spawned on it).
-    let runtime = support::timer_runtime();
+    let runtime = support::runtime();
     let _runtime = runtime.enter();
     support::run(benches, |estimates| {
         print_tables(estimates, &count_allocations())

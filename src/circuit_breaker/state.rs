@@ -241,12 +241,12 @@ impl Breaker {
 
     // ===== admission =====
 
-    /// Admits a call, or rejects it with the time of the rejection (a
-    /// rejection always knows the time: it is recorded in the window as a
-    /// short-circuit). An open breaker whose open time has passed turns
-    /// half-open here, admitting this call as its first probe.
+    /// Admits a call, or rejects it with the time of the rejection when
+    /// the decision read it (a forced-open breaker decides without the
+    /// time). An open breaker whose open time has passed turns half-open
+    /// here, admitting this call as its first probe.
     #[inline]
-    pub(crate) fn acquire(&self) -> Result<Permit, Micros> {
+    pub(crate) fn acquire(&self) -> Result<Permit, Option<Micros>> {
         let mut w = self.word.0.load(Ordering::Acquire);
         loop {
             let (next, permit) = match tag(w) {
@@ -256,11 +256,11 @@ impl Breaker {
                     })
                 }
                 DISABLED => return Ok(Permit::Uncounted),
-                FORCED_OPEN => return Err(self.clock.now()),
+                FORCED_OPEN => return Err(None),
                 OPEN => {
                     let now = self.clock.now();
                     if now < deadline(w) {
-                        return Err(now);
+                        return Err(Some(now));
                     }
                     self.start_probe_clock(now);
                     let next = next_word(w, HALF_OPEN, 0) + ADMITTED_ONE;
@@ -279,7 +279,7 @@ impl Breaker {
                         if now >= self.probe_deadline.load(Ordering::Relaxed) {
                             let _ = self.open(w, TransitionReason::ProbeTimedOut, now);
                         }
-                        return Err(now);
+                        return Err(Some(now));
                     }
                     if admitted(w) == 0 {
                         // The first probe of a half-open period entered by a

@@ -112,13 +112,15 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Keyed<K> {
             self.sweep();
         }
         let decision = breaker.acquire();
+        // One read serves the key's last use, the rejection or the start
+        // (a forced-open decision read none).
         let now = match decision {
-            Err(now) => now,
-            Ok(_) => breaker.now(),
+            Err(Some(now)) => now,
+            Err(None) | Ok(_) => breaker.now(),
         };
         breaker.touch(now);
         match decision {
-            Err(now) => {
+            Err(_) => {
                 breaker.reject(now);
                 Admit::Rejected
             }
