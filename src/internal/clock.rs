@@ -100,10 +100,29 @@ impl Clock {
     /// Microseconds elapsed since the origin.
     #[inline]
     pub(crate) fn now(&self) -> Micros {
+        self.nanos() / 1_000
+    }
+
+    /// Nanoseconds elapsed since the origin (for governor's rate limits,
+    /// whose emission intervals can be shorter than a microsecond).
+    #[inline]
+    pub(crate) fn nanos(&self) -> u64 {
         match self.tsc_origin {
-            Some(_) => self.micros_at(Reading::Counter(tsc().raw())),
-            None => self.at(Instant::now()),
+            Some(origin) => {
+                let tsc = tsc();
+                tsc.delta_as_nanos(origin, tsc.raw())
+            }
+            None => {
+                let since = Instant::now().saturating_duration_since(self.origin);
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            }
         }
+    }
+
+    /// The tokio instant `nanos` after the origin, for a timer.
+    #[inline]
+    pub(crate) fn instant_at(&self, nanos: u64) -> Instant {
+        self.origin + Duration::from_nanos(nanos)
     }
 
     /// One reading of this clock's source, for several clocks to convert
@@ -130,11 +149,11 @@ impl Clock {
         }
     }
 
-    /// The tokio instant `after` from now (to the microsecond), for a
+    /// The tokio instant `after` from now, for a
     /// timer: one read of this clock rather than of tokio's.
     #[inline]
     pub(crate) fn instant_after(&self, after: Duration) -> Instant {
-        self.origin + Duration::from_micros(self.now()) + after
+        self.instant_at(self.nanos()) + after
     }
 
     /// `instant`, in microseconds since the origin: lets one clock read
@@ -158,27 +177,23 @@ pub(crate) fn micros(d: Duration) -> Micros {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// [`Clock`]'s time for governor's rate limiters, whose own clocks read
-/// `std::time::Instant` (or the TSC): nanoseconds since this clock was
-/// made, read from `tokio::time::Instant`, so a paused tokio clock drives
-/// rampart's rate limits like everything else.
+/// A [`Clock`] as governor's rate limiters read time (their own clocks
+/// read `std::time::Instant` or the counter, never a paused tokio clock):
+/// nanoseconds since the clock was built, from the same source as every
+/// other component built where this one was.
 #[cfg(feature = "rate-limit")]
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct GovernorClock {
-    origin: Instant,
-}
+pub(crate) struct GovernorClock(Clock);
 
 #[cfg(feature = "rate-limit")]
 impl GovernorClock {
     pub(crate) fn new() -> Self {
-        GovernorClock {
-            origin: Instant::now(),
-        }
+        GovernorClock(Clock::new())
     }
 
     /// The instant a reading of this clock stands for.
     pub(crate) fn instant(&self, at: governor::nanos::Nanos) -> Instant {
-        self.origin + Duration::from_nanos(at.as_u64())
+        self.0.instant_at(at.as_u64())
     }
 }
 
@@ -188,8 +203,7 @@ impl governor::clock::Clock for GovernorClock {
 
     #[inline]
     fn now(&self) -> Self::Instant {
-        let since = Instant::now().saturating_duration_since(self.origin);
-        governor::nanos::Nanos::new(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+        governor::nanos::Nanos::new(self.0.nanos())
     }
 }
 

@@ -53,7 +53,8 @@
 //! Generic Cell Rate Algorithm of ATM networks (ITU-T I.371), a token
 //! bucket of *B* tokens refilled one every *T*, kept in one word of state
 //! per key. The algorithm is governor's; rampart brings the clock
-//! (`tokio::time`, so tests on a paused clock drive it) and the store of
+//! (the component clock of the crate docs' "Time": tests on a paused clock
+//! drive it) and the store of
 //! keys (bounded, below).
 //!
 //! By default the burst is the whole rate: after a quiet second, a limit
