@@ -65,6 +65,10 @@ pub enum ErrorKind {
     /// A fallback would have run, but as many as its cap allows were
     /// already running; the call's own error is the source.
     FallbackRejected,
+    /// An adaptive concurrency limit was reached (or the call's partition
+    /// was over its share of it) and rejected the call: the dependency was
+    /// not called.
+    LimitExceeded,
     /// Any other error: the inner service's own failure.
     Inner,
 }
@@ -93,6 +97,12 @@ impl ErrorKind {
             {
                 return ErrorKind::BulkheadFull;
             }
+            #[cfg(feature = "limit")]
+            if e.is::<crate::limit::LimitExceeded>()
+                || e.is::<crate::limit::PartitionLimitExceeded>()
+            {
+                return ErrorKind::LimitExceeded;
+            }
             // tower's load shedding rejects for the same reason.
             if e.is::<tower::load_shed::error::Overloaded>() {
                 return ErrorKind::BulkheadFull;
@@ -118,7 +128,10 @@ impl ErrorKind {
     /// Whether a resilience layer refused the call without calling the
     /// dependency (the dependency's health is unknown, not bad).
     pub fn is_rejection(self) -> bool {
-        matches!(self, ErrorKind::CircuitOpen | ErrorKind::BulkheadFull)
+        matches!(
+            self,
+            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull | ErrorKind::LimitExceeded
+        )
     }
 }
 
@@ -133,6 +146,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline exceeded",
             ErrorKind::Panicked => "panicked",
             ErrorKind::FallbackRejected => "fallback rejected",
+            ErrorKind::LimitExceeded => "limit exceeded",
             ErrorKind::Inner => "inner service failed",
         })
     }

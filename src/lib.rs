@@ -18,6 +18,7 @@
 //! | [`hedge`] | hedged requests: a second copy of a slow call, the first success wins, capped extra load (feature `hedge`, on with `balance`) |
 //! | [`deadline`] | deadlines that travel with the request, across layers and over the wire (`grpc-timeout`, `rampart-timeout-ms`) |
 //! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
+//! | `limit` | adaptive concurrency limits (Netflix's Vegas, Gradient2, AIMD) moved by measured round-trip times, with partitions guaranteeing each tenant its share (feature `limit`) |
 //! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
@@ -29,8 +30,8 @@
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
-//! Not yet here: live reconfiguration and etcd, adaptive limits and rate
-//! limits, request collapsing (see the README).
+//! Not yet here: live reconfiguration and etcd, rate limits, request
+//! collapsing (see the README).
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see
@@ -99,6 +100,8 @@ pub mod error;
 pub mod fallback;
 #[cfg(feature = "hedge")]
 pub mod hedge;
+#[cfg(feature = "limit")]
+pub mod limit;
 mod integrations;
 pub(crate) mod internal;
 pub mod metrics;

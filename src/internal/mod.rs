@@ -7,7 +7,7 @@ pub(crate) mod clock;
 pub(crate) mod deadline;
 #[cfg(any(feature = "circuit-breaker", feature = "fallback"))]
 pub(crate) mod handoff;
-#[cfg(feature = "retry")]
+#[cfg(any(feature = "retry", feature = "limit"))]
 pub(crate) mod rng;
 pub(crate) mod shard;
 #[cfg(any(feature = "bulkhead", feature = "fallback"))]
