@@ -28,12 +28,22 @@ use crate::error::{ConfigError, Validator};
 /// Defaults are Netflix's: initial limit 20, min 20, max 200, smoothing
 /// 0.2, queue size 4, RTT tolerance 1.5, long window 600 samples.
 ///
-/// Two properties of the real algorithm, kept as they are: a drop does
-/// not count for Gradient2 (it reads only the RTT; Netflix/concurrency-limits
-/// issue 176), and under a steady overload the limit keeps creeping up,
-/// since the long-term average follows the RTT up and the gradient returns
-/// to 1 (issue 134 there). [`Vegas`](super::Vegas) or [`Aimd`](super::Aimd)
-/// react to drops.
+/// Three properties of the real algorithm, kept as they are:
+///
+/// - It settles where the RTT is about `rtt_tolerance / (1 − queue_size/L)`
+///   times its long-term average: 1.6× with the defaults at `L` = 50. A
+///   service whose latency rises slowly past its capacity is held well past
+///   it; a lower tolerance holds it closer (1.2: about 1.3×).
+/// - Under a steady overload the limit keeps creeping up: the long-term
+///   average follows the RTT up, and the gradient goes back to 1
+///   (Netflix/concurrency-limits issue 134).
+/// - A drop does not count: Gradient2 reads only the RTT (issue 176 there).
+///   [`Vegas`](super::Vegas) and [`Aimd`](super::Aimd) react to drops.
+///
+/// Measured against `examples/adaptive_limit.rs`'s server (capacity 50,
+/// then 15 % slower per request past it; 100 ms windows): the defaults
+/// settle at 55 to 57 and creep, with a p99 about 1.6× the unloaded one;
+/// `rtt_tolerance(1.2)` settles at 51 to 54 within 4 s, p99 1.3×.
 ///
 /// ```
 /// use rampart::limit::{Gradient2, LimitLayer};
