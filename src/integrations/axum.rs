@@ -69,6 +69,8 @@
 //! | [`BulkheadFull`](ErrorKind::BulkheadFull) (a pool or tower's `LoadShed` too) | 503 | `bulkhead_full` | `bulkhead full` |
 //! | [`RetryBudgetExhausted`](ErrorKind::RetryBudgetExhausted) | 503 | `retry_budget_exhausted` | `retry budget exhausted` |
 //! | [`NoHealthyEndpoint`](ErrorKind::NoHealthyEndpoint) | 503 | `no_healthy_endpoint` | `no healthy endpoint` |
+//! | [`LimitExceeded`](ErrorKind::LimitExceeded): an adaptive limit's `LimitExceeded` | 503 | `limit_exceeded` | `limit exceeded` |
+//! | [`LimitExceeded`](ErrorKind::LimitExceeded): a partition over its share (`PartitionLimitExceeded`) | 429 Too Many Requests | `partition_limit_exceeded` | `too many requests` |
 //! | [`Timeout`](ErrorKind::Timeout) | 504 Gateway Timeout | `timeout` | `timed out` |
 //! | [`DeadlineExceeded`](ErrorKind::DeadlineExceeded) | 504 | `deadline_exceeded` | `deadline exceeded` |
 //! | [`Panicked`](ErrorKind::Panicked) | 500 Internal Server Error | `panicked` | `panicked` |
@@ -77,8 +79,11 @@
 //!
 //! Where the statuses come from (RFC 9110, section 15.6): 503 says the
 //! server cannot handle the request *now* and a client may try again later,
-//! which is what a rejection by an open breaker, a full bulkhead, a spent
-//! retry budget or an empty endpoint set means; 504 says a server did not
+//! which is what a rejection by an open breaker, a full bulkhead, a reached
+//! concurrency limit, a spent retry budget or an empty endpoint set means;
+//! 429 (RFC 6585, section 4) says *this client* sends too much, which is
+//! what a partition over its guaranteed share of a limit means (the
+//! server is not down: other partitions are served); 504 says a server did not
 //! get a timely answer from what it depends on, which is what rampart's
 //! timeout bounds. (408 Request Timeout, which tower-http's timeout sends,
 //! says the *client* was too slow to send its request.) The bodies are
@@ -94,11 +99,14 @@
 //! time itself: it is zero-sized so that a rejection never allocates, and
 //! the time is read from the breaker's handle instead.
 //!
-//! Not yet here: rampart has no adaptive concurrency limit and no rate
-//! limiter yet. When they come, a limit's rejection (`LimitExceeded`) will
-//! answer 503 like a full bulkhead, and a rate limit 429 Too Many Requests
-//! with `Retry-After` from its next free permit (RFC 6585, section 4);
-//! until then such errors, like any unknown one, answer 500.
+//! An adaptive limit's rejections (feature `limit`) need no setup of
+//! their own: `rampart::limit`'s module docs show a limit with partitions
+//! in front of a router.
+//!
+//! Not yet here: rampart has no rate limiter yet. When it comes, its
+//! rejection will answer 429 Too Many Requests with `Retry-After` from its
+//! next free permit (RFC 6585, section 4); until then such errors, like
+//! any unknown one, answer 500.
 //!
 //! [`HandleErrorLayer`]: ::axum::error_handling::HandleErrorLayer
 
@@ -199,6 +207,8 @@ pub fn error_response_with(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorResponse {
     kind: ErrorKind,
+    /// A partition over its share of a limit: 429 rather than 503.
+    over_share: bool,
     retry_after: Option<Duration>,
 }
 
@@ -206,8 +216,10 @@ impl ErrorResponse {
     /// The response for `error` (a [`BoxError`] or a `dyn Error`), as the
     /// [module docs](self) map it; no `Retry-After` yet.
     pub fn new<E: AsDynError + ?Sized>(error: &E) -> Self {
+        let kind = kind_of(error.as_dyn_error());
         ErrorResponse {
-            kind: kind_of(error.as_dyn_error()),
+            kind,
+            over_share: kind == ErrorKind::LimitExceeded && is_over_share(error.as_dyn_error()),
             retry_after: None,
         }
     }
@@ -225,15 +237,15 @@ impl ErrorResponse {
         self.kind
     }
 
-    /// The status: 503, 504 or 500 (see the [module docs](self)).
+    /// The status: 503, 429, 504 or 500 (see the [module docs](self)).
     pub fn status(&self) -> StatusCode {
-        describe(self.kind).status
+        describe(self.kind, self.over_share).status
     }
 }
 
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
-        let Description { status, code, body } = describe(self.kind);
+        let Description { status, code, body } = describe(self.kind, self.over_share);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         if let Some(code) = code {
@@ -254,7 +266,7 @@ struct Description {
     body: &'static str,
 }
 
-fn describe(kind: ErrorKind) -> Description {
+fn describe(kind: ErrorKind, over_share: bool) -> Description {
     let (status, code, body) = match kind {
         ErrorKind::CircuitOpen => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -275,6 +287,16 @@ fn describe(kind: ErrorKind) -> Description {
             StatusCode::SERVICE_UNAVAILABLE,
             Some("no_healthy_endpoint"),
             "no healthy endpoint",
+        ),
+        ErrorKind::LimitExceeded if over_share => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("partition_limit_exceeded"),
+            "too many requests",
+        ),
+        ErrorKind::LimitExceeded => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("limit_exceeded"),
+            "limit exceeded",
         ),
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, Some("timeout"), "timed out"),
         ErrorKind::DeadlineExceeded => (
@@ -316,6 +338,22 @@ fn kind_of(error: &(dyn StdError + 'static)) -> ErrorKind {
     kind
 }
 
+/// Whether `error` (a limit's rejection) is a partition's, over its share.
+fn is_over_share(error: &(dyn StdError + 'static)) -> bool {
+    #[cfg(feature = "limit")]
+    {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if e.is::<crate::limit::PartitionLimitExceeded>() {
+                return true;
+            }
+            next = e.source();
+        }
+    }
+    let _ = error;
+    false
+}
+
 /// `Retry-After` has no fractions: 2.5 s is "3", so a client that obeys
 /// never comes back early.
 fn whole_seconds_up(after: Duration) -> u64 {
@@ -332,6 +370,24 @@ mod tests {
         assert_eq!(whole_seconds_up(Duration::from_nanos(1)), 1);
         assert_eq!(whole_seconds_up(Duration::from_secs(5)), 5);
         assert_eq!(whole_seconds_up(Duration::from_millis(5_001)), 6);
+    }
+
+    #[cfg(feature = "limit")]
+    #[test]
+    fn a_limit_answers_503_and_a_partition_over_its_share_429() {
+        let error: BoxError = crate::limit::LimitExceeded::new().into();
+        let response = ErrorResponse::new(&error);
+        assert_eq!(response.kind(), ErrorKind::LimitExceeded);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = response.into_response();
+        assert_eq!(response.headers()[ERROR_HEADER], "limit_exceeded");
+
+        let error: BoxError = crate::limit::PartitionLimitExceeded::new().into();
+        let response = ErrorResponse::new(&error);
+        assert_eq!(response.kind(), ErrorKind::LimitExceeded);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let response = response.into_response();
+        assert_eq!(response.headers()[ERROR_HEADER], "partition_limit_exceeded");
     }
 
     #[cfg(feature = "fallback")]
