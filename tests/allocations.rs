@@ -340,7 +340,7 @@ mod limit {
 
     impl Algorithm for Counted {
         fn initial_limit(&self) -> usize {
-            self.0.initial_limit()
+            Algorithm::initial_limit(&self.0)
         }
         fn update(&mut self, sample: Sample) -> usize {
             self.1.fetch_add(1, Ordering::Relaxed);
@@ -446,7 +446,7 @@ mod limit {
     /// Calls that take 1 ms each on the paused clock, through windows of
     /// 100 ms: about every 100th call ends a window and feeds Vegas.
     #[test]
-    fn ending_a_window_and_moving_the_limit_does_not_allocate() {
+    fn ending_windows_and_feeding_the_algorithm_does_not_allocate() {
         let _serial = serial();
         let rt = paused_runtime();
         let _time = rt.enter();
@@ -476,9 +476,9 @@ mod limit {
             });
             // Time passes while the call is out, outside the count.
             rt.block_on(tokio::time::advance(Duration::from_millis(1)));
-            let mut response = response.unwrap();
+            let mut response = std::pin::pin!(response.unwrap());
             counted(&mut || {
-                let polled = std::pin::Pin::new(&mut response).poll(&mut cx);
+                let polled = response.as_mut().poll(&mut cx);
                 assert!(matches!(polled, Poll::Ready(Ok(()))));
             });
             allocations

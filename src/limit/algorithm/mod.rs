@@ -76,7 +76,8 @@ impl Sample {
 /// use std::time::Duration;
 ///
 /// let mut vegas = Vegas::new();
-/// assert_eq!(vegas.initial_limit(), 20);
+/// // (`Vegas::initial_limit(n)` is the builder's setter.)
+/// assert_eq!(Algorithm::initial_limit(&vegas), 20);
 /// let ms = Duration::from_millis;
 /// // The first sample sets the no-load RTT; the next, as fast and with the
 /// // limit in use, finds no queue: the limit grows by β = 6.
