@@ -141,7 +141,8 @@
 //! subtraction; no lock and no allocation on the call path, rejected or
 //! admitted (the bounded wait allocates its timer, as the bulkhead's
 //! does). The algorithm runs once a window, under a lock the call path
-//! never waits for. `cargo bench --bench limit` measures it.
+//! never waits for. `cargo bench --bench limit --features limit` measures
+//! it.
 //!
 //! # Metrics
 //!
