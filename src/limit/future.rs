@@ -3,7 +3,6 @@
 use super::classify::Classify;
 use super::error::{LimitExceeded, PartitionLimitExceeded};
 use super::state::Permit;
-use crate::internal::clock::Micros;
 use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -36,7 +35,7 @@ pin_project! {
     impl<F, C> PinnedDrop for ResponseFuture<F, C> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(call) = this.project().call.take() {
-                call.permit.abandon(call.started);
+                call.permit.abandon();
             }
         }
     }
@@ -45,21 +44,15 @@ pin_project! {
 /// What is needed to record an admitted call's outcome.
 struct Call<C> {
     permit: Permit,
-    /// When a timed call began.
-    started: Option<Micros>,
     classify: C,
 }
 
 impl<F, C> ResponseFuture<F, C> {
     #[inline]
-    pub(crate) fn admitted(response: F, permit: Permit, started: Option<Micros>, classify: C) -> Self {
+    pub(crate) fn admitted(response: F, permit: Permit, classify: C) -> Self {
         ResponseFuture {
             response: Some(response),
-            call: Some(Call {
-                permit,
-                started,
-                classify,
-            }),
+            call: Some(Call { permit, classify }),
             over_share: false,
         }
     }
@@ -94,7 +87,7 @@ where
         let result = ready!(response.poll(cx)).map_err(Into::into);
         if let Some(call) = this.call.take() {
             let outcome = call.classify.classify(&result);
-            call.permit.finish(outcome, call.started);
+            call.permit.finish(outcome);
         }
         Poll::Ready(result)
     }

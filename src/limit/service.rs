@@ -104,7 +104,15 @@ impl<S, P, C> Limit<S, P, C> {
             match &mut self.admission {
                 Admission::Admitted(_) | Admission::Rejected => return Poll::Ready(()),
                 Admission::Idle => match Shared::try_acquire(&self.shared) {
-                    Some(permit) => self.admission = Admission::Admitted(permit),
+                    // The value replaced is `Idle`, which holds nothing:
+                    // forgetting it skips a call to its drop glue on every
+                    // call's path.
+                    Some(permit) => {
+                        std::mem::forget(std::mem::replace(
+                            &mut self.admission,
+                            Admission::Admitted(permit),
+                        ))
+                    }
                     None => match shared.max_wait {
                         Some(max_wait) if shared.start_waiting() => {
                             self.admission = Admission::Waiting(Wait {
@@ -187,14 +195,14 @@ where
 
 impl<S, P, C> Limit<S, P, C> {
     #[inline]
-    fn admit<Request>(&mut self, permit: Permit, request: Request) -> ResponseFuture<S::Future, C>
+    fn admit<Request>(&mut self, mut permit: Permit, request: Request) -> ResponseFuture<S::Future, C>
     where
         S: Service<Request>,
         C: Clone,
     {
         // The RTT runs from the call reaching the inner service.
-        let started = permit.start();
-        ResponseFuture::admitted(self.inner.call(request), permit, started, self.classify.clone())
+        permit.start();
+        ResponseFuture::admitted(self.inner.call(request), permit, self.classify.clone())
     }
 }
 

@@ -281,10 +281,11 @@ impl Shared {
     pub(crate) fn try_acquire(lanes: &Lanes<Shared>) -> Option<Permit> {
         let shared = lanes.shared();
         let current = shared.permits.load(Ordering::Relaxed);
-        shared.acquire_from(current).map(|admitted| Permit {
-            shared: Some(lanes.pick()),
+        shared.acquire_from(current).map(|timed| Permit {
+            shared: lanes.pick(),
             partition: NO_PARTITION,
-            timed: admitted,
+            timed,
+            started: 0,
         })
     }
 
@@ -297,10 +298,11 @@ impl Shared {
     pub(crate) fn try_acquire_waiting(lanes: &Lanes<Shared>) -> Option<Permit> {
         let shared = lanes.shared();
         let current = shared.permits.fetch_add(0, Ordering::SeqCst);
-        shared.acquire_from(current).map(|admitted| Permit {
-            shared: Some(lanes.pick()),
+        shared.acquire_from(current).map(|timed| Permit {
+            shared: lanes.pick(),
             partition: NO_PARTITION,
-            timed: admitted,
+            timed,
+            started: 0,
         })
     }
 
@@ -385,9 +387,10 @@ impl Shared {
         };
         partition.in_flight_gauge.increment(1.0);
         Ok(Permit {
-            shared: Some(lanes.pick()),
+            shared: lanes.pick(),
             partition: index as u32,
             timed,
+            started: 0,
         })
     }
 
@@ -707,51 +710,48 @@ pub(crate) const NO_PARTITION: u32 = u32::MAX;
 /// A call's place under the limit, given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Permit {
-    /// `None` once given back.
-    shared: Option<Arc<Lane<Shared>>>,
+    shared: Arc<Lane<Shared>>,
     partition: u32,
-    /// Whether the call is to be timed.
-    pub(crate) timed: bool,
+    /// Whether the call is timed; if so, `started` is when it began.
+    timed: bool,
+    started: Micros,
 }
 
 impl Permit {
-    /// The clock reading a timed call starts from.
+    /// Notes when a timed call begins (a clock read); nothing for others.
     #[inline]
-    pub(crate) fn start(&self) -> Option<Micros> {
-        match (&self.shared, self.timed) {
-            (Some(shared), true) => Some(shared.clock.now()),
-            _ => None,
+    pub(crate) fn start(&mut self) {
+        if self.timed {
+            self.started = self.shared.clock.now();
         }
     }
 
-    /// Gives the permit back, then records what the call's end says.
+    /// Records what the call's end says; the permit is given back as it
+    /// drops, right after.
     #[inline]
-    pub(crate) fn finish(mut self, outcome: Outcome, started: Option<Micros>) {
-        if let Some(shared) = self.shared.take() {
-            shared.release(self.partition);
-            shared.record(self.partition, outcome, started);
-        }
+    pub(crate) fn finish(self, outcome: Outcome) {
+        let started = self.timed.then_some(self.started);
+        self.shared.record(self.partition, outcome, started);
     }
 
-    /// Gives the permit back for a call that never ended: dropped by a
-    /// timeout above (a drop, as Netflix counts a timeout), or by its caller
-    /// or a panic (says nothing about load).
-    pub(crate) fn abandon(self, started: Option<Micros>) {
+    /// For a call that never ended: dropped by a timeout above (a drop, as
+    /// Netflix counts a timeout), or by its caller or a panic (says nothing
+    /// about load).
+    #[cold]
+    pub(crate) fn abandon(self) {
         let outcome = if cancel::is_timing_out() {
             Outcome::Dropped
         } else {
             Outcome::Ignored
         };
-        self.finish(outcome, started);
+        self.finish(outcome);
     }
 }
 
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        if let Some(shared) = self.shared.take() {
-            shared.release(self.partition);
-        }
+        self.shared.release(self.partition);
     }
 }
 
@@ -789,7 +789,7 @@ mod tests {
         assert_eq!(lanes.shared().in_flight(), 2);
         drop(a);
         assert_eq!(lanes.shared().in_flight(), 1);
-        b.finish(Outcome::Ignored, None);
+        b.finish(Outcome::Ignored);
         assert_eq!(lanes.shared().in_flight(), 0);
         assert!(Shared::try_acquire(&lanes).is_some());
     }
@@ -816,12 +816,12 @@ mod tests {
         // one of them dropped.
         let permits: Vec<_> = (0..10)
             .map(|_| {
-                let p = Shared::try_acquire(&lanes).unwrap();
-                let started = p.start();
-                (p, started)
+                let mut p = Shared::try_acquire(&lanes).unwrap();
+                p.start();
+                p
             })
             .collect();
-        for (i, (permit, started)) in permits.into_iter().enumerate() {
+        for (i, permit) in permits.into_iter().enumerate() {
             tokio::time::advance(Duration::from_millis(10)).await;
             let outcome = if i == 3 {
                 Outcome::Dropped
@@ -830,15 +830,15 @@ mod tests {
             };
             // The window ends at 100 ms: the tenth call, ending at 100 ms,
             // is still in it; nothing is fed yet.
-            permit.finish(outcome, started);
+            permit.finish(outcome);
         }
         assert_eq!(shared.last_sample(), None);
         assert_eq!(shared.limit(), 20);
         // The next timed call to end after 100 ms ends the window.
-        let p = Shared::try_acquire(&lanes).unwrap();
-        let started = p.start();
+        let mut p = Shared::try_acquire(&lanes).unwrap();
+        p.start();
         tokio::time::advance(Duration::from_millis(1)).await;
-        p.finish(Outcome::Success, started);
+        p.finish(Outcome::Success);
         let sample = shared.last_sample().expect("the window was fed");
         // Eleven RTTs: 10, 20, ..., 100 ms and 1 ms.
         assert_eq!(sample.rtt, Duration::from_micros((550_000 + 1_000) / 11));
@@ -859,10 +859,10 @@ mod tests {
         let lanes = lanes(Box::new(Aimd::new().min_limit(1)), &[]);
         let shared = lanes.shared().clone();
         for _ in 0..9 {
-            let p = Shared::try_acquire(&lanes).unwrap();
-            let started = p.start();
+            let mut p = Shared::try_acquire(&lanes).unwrap();
+            p.start();
             tokio::time::advance(Duration::from_millis(12)).await;
-            p.finish(Outcome::Dropped, started);
+            p.finish(Outcome::Dropped);
         }
         // 108 ms: the ninth call ended the window with 9 samples.
         assert_eq!(shared.last_sample(), None);
@@ -875,15 +875,15 @@ mod tests {
     async fn rtts_under_min_rtt_are_not_samples() {
         let lanes = lanes(Box::new(Fixed::new(10)), &[]);
         let shared = lanes.shared().clone();
-        let p = Shared::try_acquire(&lanes).unwrap();
-        let started = p.start();
+        let mut p = Shared::try_acquire(&lanes).unwrap();
+        p.start();
         tokio::time::advance(Duration::from_micros(99)).await;
-        p.finish(Outcome::Success, started);
+        p.finish(Outcome::Success);
         assert_eq!(shared.window.totals.load(Ordering::Relaxed), 0);
-        let p = Shared::try_acquire(&lanes).unwrap();
-        let started = p.start();
+        let mut p = Shared::try_acquire(&lanes).unwrap();
+        p.start();
         tokio::time::advance(Duration::from_micros(100)).await;
-        p.finish(Outcome::Success, started);
+        p.finish(Outcome::Success);
         assert_eq!(
             shared.window.totals.load(Ordering::Relaxed),
             ONE_SAMPLE | 100
