@@ -197,8 +197,13 @@ async fn run(
     let mut seconds = Vec::new();
     let mut limits = Vec::new();
     let mut reported = 0;
-    server.peak.store(server.serving.load(Ordering::SeqCst), Ordering::SeqCst);
-    let mut tick = tokio::time::interval_at(began + Duration::from_millis(100), Duration::from_millis(100));
+    server
+        .peak
+        .store(server.serving.load(Ordering::SeqCst), Ordering::SeqCst);
+    let mut tick = tokio::time::interval_at(
+        began + Duration::from_millis(100),
+        Duration::from_millis(100),
+    );
     for i in 1..=length.as_millis() / 100 {
         tick.tick().await;
         limits.push(limit.as_ref().map_or(0, |l| l.limit()));
@@ -216,7 +221,9 @@ async fn run(
         last.sort();
         let line = Second {
             limit: limits.iter().sum::<usize>() as f64 / limits.len() as f64,
-            peak: server.peak.swap(server.serving.load(Ordering::SeqCst), Ordering::SeqCst),
+            peak: server
+                .peak
+                .swap(server.serving.load(Ordering::SeqCst), Ordering::SeqCst),
             p99: (!last.is_empty()).then(|| at(&last, 99.0)),
             rejected: seen.rejected - reported,
         };
@@ -244,7 +251,11 @@ async fn run(
     while server.serving.load(Ordering::SeqCst) > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let seen = Arc::try_unwrap(seen).ok().expect("callers done").into_inner().unwrap();
+    let seen = Arc::try_unwrap(seen)
+        .ok()
+        .expect("callers done")
+        .into_inner()
+        .unwrap();
     (seen, seconds)
 }
 
@@ -269,10 +280,24 @@ fn p99_from(seen: &Seen, from: Duration) -> Duration {
 }
 
 /// Runs one algorithm and checks it; true if it met every criterion.
-async fn adaptive(name: &str, layer: LimitLayer, addr: SocketAddr, server: &Server, unloaded: Duration) -> bool {
+async fn adaptive(
+    name: &str,
+    layer: LimitLayer,
+    addr: SocketAddr,
+    server: &Server,
+    unloaded: Duration,
+) -> bool {
     let handle = layer.handle();
     let svc = BoxCloneSyncService::new(layer.layer(client(addr)));
-    let (seen, seconds) = run(name, svc, CALLERS, Duration::from_secs(13), Some(handle.clone()), server).await;
+    let (seen, seconds) = run(
+        name,
+        svc,
+        CALLERS,
+        Duration::from_secs(13),
+        Some(handle.clone()),
+        server,
+    )
+    .await;
     // Settled from the first second after which every one-second mean is
     // within 10 % of the capacity.
     let band = 0.9 * CAPACITY as f64..=1.1 * CAPACITY as f64;
@@ -284,7 +309,9 @@ async fn adaptive(name: &str, layer: LimitLayer, addr: SocketAddr, server: &Serv
         Some(s) if s < 10 => {
             let p99 = p99_from(&seen, Duration::from_secs(s));
             let limits: Vec<f64> = seconds[s as usize..].iter().map(|s| s.limit).collect();
-            let (lo, hi) = limits.iter().fold((f64::MAX, 0.0f64), |(lo, hi), l| (lo.min(*l), hi.max(*l)));
+            let (lo, hi) = limits
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), l| (lo.min(*l), hi.max(*l)));
             println!(
                 "{name}: settled at {s} s (limit {lo:.1} to {hi:.1} from then on, capacity {CAPACITY}); p99 from then on {} = {:.2}× unloaded; {} rejected (LimitExceeded), {} other errors, {} drops; {} requests served",
                 ms(p99),
@@ -309,7 +336,10 @@ async fn adaptive(name: &str, layer: LimitLayer, addr: SocketAddr, server: &Serv
         ok = false;
     }
     if seen.other > 0 {
-        println!("FAIL: {name}: {} errors other than LimitExceeded", seen.other);
+        println!(
+            "FAIL: {name}: {} errors other than LimitExceeded",
+            seen.other
+        );
         ok = false;
     }
     ok
@@ -324,9 +354,21 @@ async fn main() -> Result<(), BoxError> {
     let mut ok = true;
 
     // 1. Unloaded.
-    let (seen, _) = run("unloaded", client(addr), 20, Duration::from_secs(3), None, &server).await;
+    let (seen, _) = run(
+        "unloaded",
+        client(addr),
+        20,
+        Duration::from_secs(3),
+        None,
+        &server,
+    )
+    .await;
     let unloaded = p99_from(&seen, Duration::from_millis(500));
-    println!("unloaded: p99 {} over {} requests", ms(unloaded), seen.latencies.len());
+    println!(
+        "unloaded: p99 {} over {} requests",
+        ms(unloaded),
+        seen.latencies.len()
+    );
 
     // 2. Vegas and Gradient2, Netflix's defaults, 100 ms windows.
     let vegas = LimitLayer::builder("vegas")
@@ -341,9 +383,19 @@ async fn main() -> Result<(), BoxError> {
     ok &= adaptive("Gradient2", gradient2, addr, &server, unloaded).await;
 
     // 3. A fixed bulkhead of 200.
-    let bulkhead = BulkheadLayer::builder("bulkhead").max_concurrent(CALLERS).build()?;
+    let bulkhead = BulkheadLayer::builder("bulkhead")
+        .max_concurrent(CALLERS)
+        .build()?;
     let svc = BoxCloneSyncService::new(bulkhead.layer(client(addr)));
-    let (seen, _) = run("bulkhead of 200", svc, CALLERS, Duration::from_secs(5), None, &server).await;
+    let (seen, _) = run(
+        "bulkhead of 200",
+        svc,
+        CALLERS,
+        Duration::from_secs(5),
+        None,
+        &server,
+    )
+    .await;
     let p99 = p99_from(&seen, Duration::from_secs(1));
     println!(
         "bulkhead of 200: p99 {} = {:.1}× unloaded; {} requests served",

@@ -100,10 +100,10 @@ pub mod error;
 pub mod fallback;
 #[cfg(feature = "hedge")]
 pub mod hedge;
-#[cfg(feature = "limit")]
-pub mod limit;
 mod integrations;
 pub(crate) mod internal;
+#[cfg(feature = "limit")]
+pub mod limit;
 pub mod metrics;
 pub mod registry;
 #[cfg(feature = "retry")]

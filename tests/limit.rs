@@ -27,7 +27,10 @@ fn tenant(name: &'static str) -> Request<()> {
 }
 
 fn tenant_of(request: &Request<()>) -> Option<&str> {
-    request.headers().get("x-tenant").and_then(|v| v.to_str().ok())
+    request
+        .headers()
+        .get("x-tenant")
+        .and_then(|v| v.to_str().ok())
 }
 
 // ===== partitions =====
@@ -147,11 +150,7 @@ async fn calls_of_no_declared_partition_share_what_is_left_and_get_503s() {
     // Under the limit, anyone gets in, with a key or without.
     let held: Vec<_> = (0..4)
         .map(|i| {
-            let request = if i < 2 {
-                Request::new(())
-            } else {
-                tenant("z")
-            };
+            let request = if i < 2 { Request::new(()) } else { tenant("z") };
             tokio::spawn(svc.ready_oneshot_clone().call(request))
         })
         .collect();
@@ -159,7 +158,13 @@ async fn calls_of_no_declared_partition_share_what_is_left_and_get_503s() {
     assert_eq!(layer.handle().in_flight(), 4);
     // At the limit, the unknown partition has no share: LimitExceeded
     // (503), not a partition's over-share rejection (429).
-    let err = svc.ready().await.unwrap().call(Request::new(())).await.unwrap_err();
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap_err();
     assert!(err.is::<LimitExceeded>(), "{err}");
     // a still has its share of 2.
     let a = svc.ready().await.unwrap().call(tenant("a"));
@@ -195,8 +200,12 @@ impl<S> OwnedCall<S> {
 /// then 15 % slower per call past 50 (examples/adaptive_limit.rs's).
 fn contended_server(
     serving: Arc<AtomicUsize>,
-) -> impl Service<(), Response = (), Error = BoxError, Future = impl std::future::Future<Output = Result<(), BoxError>> + Send>
-       + Clone
+) -> impl Service<
+    (),
+    Response = (),
+    Error = BoxError,
+    Future = impl std::future::Future<Output = Result<(), BoxError>> + Send,
+> + Clone
        + Send {
     service_fn(move |_: ()| {
         let serving = serving.clone();
@@ -283,7 +292,10 @@ async fn vegas_finds_the_capacity_of_a_contended_server() {
     // 56 around the capacity, within 10 % of it on average.
     assert!(limits[..10].contains(&56), "{limits:?}");
     assert_within_a_tenth_of_50_each_second_from(&limits, 2);
-    assert!(limits[20..].iter().all(|l| (50..=56).contains(l)), "{limits:?}");
+    assert!(
+        limits[20..].iter().all(|l| (50..=56).contains(l)),
+        "{limits:?}"
+    );
     // 56 admitted: 40 ms × (1 + 0.15 × 6) = 76 ms at worst.
     assert!(p99(&latencies) <= ms(80), "p99 {:?}", p99(&latencies));
 }
@@ -301,7 +313,10 @@ async fn gradient2_finds_the_capacity_of_a_contended_server() {
     assert!(limits[35] > 40, "{limits:?}");
     assert_within_a_tenth_of_50_each_second_from(&limits, 6);
     // The RTT held to 1.3× its long-term average at most: 52 or 53.
-    assert!(limits[60..].iter().all(|l| (50..=55).contains(l)), "{limits:?}");
+    assert!(
+        limits[60..].iter().all(|l| (50..=55).contains(l)),
+        "{limits:?}"
+    );
     assert!(p99(&latencies) <= ms(80), "p99 {:?}", p99(&latencies));
 }
 
@@ -528,7 +543,10 @@ async fn an_axum_router_answers_503_past_the_limit_and_429_past_a_share() {
         .algorithm(Fixed::new(2))
         .partition("gold", 0.5)
         .partition_by(|request: &Request<Body>| {
-            request.headers().get("x-tenant").and_then(|v| v.to_str().ok())
+            request
+                .headers()
+                .get("x-tenant")
+                .and_then(|v| v.to_str().ok())
         })
         .build()
         .unwrap();

@@ -243,12 +243,7 @@ impl<P, C> Builder<P, C> {
         v.check(
             w.min_window >= SHORTEST_WINDOW && w.min_window <= LONGEST,
             "min_window",
-            || {
-                format!(
-                    "must be from 100 ms to an hour, got {:?}",
-                    w.min_window
-                )
-            },
+            || format!("must be from 100 ms to an hour, got {:?}", w.min_window),
         );
         v.check(
             w.max_window >= w.min_window && w.max_window <= LONGEST,
@@ -341,4 +336,3 @@ impl<P, C> Builder<P, C> {
         });
     }
 }
-

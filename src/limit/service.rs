@@ -107,12 +107,10 @@ impl<S, P, C> Limit<S, P, C> {
                     // The value replaced is `Idle`, which holds nothing:
                     // forgetting it skips a call to its drop glue on every
                     // call's path.
-                    Some(permit) => {
-                        std::mem::forget(std::mem::replace(
-                            &mut self.admission,
-                            Admission::Admitted(permit),
-                        ))
-                    }
+                    Some(permit) => std::mem::forget(std::mem::replace(
+                        &mut self.admission,
+                        Admission::Admitted(permit),
+                    )),
                     None => match shared.max_wait {
                         Some(max_wait) if shared.start_waiting() => {
                             self.admission = Admission::Waiting(Wait {
@@ -169,7 +167,8 @@ where
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         if P::PARTITIONED {
-            let admitted = Shared::try_acquire_partition(&self.shared, self.partitioner.key(&request));
+            let admitted =
+                Shared::try_acquire_partition(&self.shared, self.partitioner.key(&request));
             return match admitted {
                 Ok(permit) => self.admit(permit, request),
                 Err(refused) => {
@@ -187,7 +186,9 @@ where
                 ResponseFuture::rejected(false)
             }
             Admission::Idle | Admission::Waiting(_) => {
-                panic!("Limit::call before poll_ready returned Ready: poll_ready must be called first")
+                panic!(
+                    "Limit::call before poll_ready returned Ready: poll_ready must be called first"
+                )
             }
         }
     }
@@ -195,7 +196,11 @@ where
 
 impl<S, P, C> Limit<S, P, C> {
     #[inline]
-    fn admit<Request>(&mut self, mut permit: Permit, request: Request) -> ResponseFuture<S::Future, C>
+    fn admit<Request>(
+        &mut self,
+        mut permit: Permit,
+        request: Request,
+    ) -> ResponseFuture<S::Future, C>
     where
         S: Service<Request>,
         C: Clone,

@@ -522,11 +522,7 @@ impl Shared {
             // Too few calls to say anything (Netflix drops the window).
             return;
         }
-        let sample = Sample::new(
-            Duration::from_micros((totals & SUM) / count),
-            peak,
-            dropped,
-        );
+        let sample = Sample::new(Duration::from_micros((totals & SUM) / count), peak, dropped);
         let limit = control.algorithm.update(sample).clamp(1, MAX_LIMIT);
         control.last_sample = Some(sample);
         drop(control);
@@ -639,10 +635,6 @@ impl Shared {
             rejected: p.rejected.load(Ordering::Relaxed),
             dropped: p.dropped.load(Ordering::Relaxed),
         })
-    }
-
-    pub(crate) fn is_partitioned(&self) -> bool {
-        !self.partitions.is_empty()
     }
 
     /// One call in `stride` is timed now.
@@ -852,6 +844,46 @@ mod tests {
             shared.window.ends_at.load(Ordering::Relaxed),
             101_000 + 100_000
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stride_follows_the_last_windows_admissions() {
+        let lanes = lanes(Box::new(Fixed::new(10)), &[]);
+        let shared = lanes.shared().clone();
+        let call = |advance: u64| {
+            let mut p = Shared::try_acquire(&lanes).unwrap();
+            p.start();
+            async move {
+                tokio::time::advance(Duration::from_millis(advance)).await;
+                p.finish(Outcome::Success);
+            }
+        };
+        // 6399 admissions, then one ending the window: 6400 / 100 = 64.
+        for _ in 0..6399 {
+            call(0).await;
+        }
+        assert_eq!(shared.stride(), 1);
+        call(101).await;
+        assert_eq!(shared.stride(), 64);
+        // Timed now: admissions 6400, 6464, ...: 2 of the next 100.
+        let timed = (0..100)
+            .filter(|_| Shared::try_acquire(&lanes).unwrap().timed)
+            .count();
+        assert_eq!(timed, 2);
+        // A quiet window: 129 admissions, about one window's target, so
+        // every call is timed again. The call ending it must be timed
+        // itself: admission number 6528 (= 64 × 102).
+        for _ in 0..28 {
+            call(0).await;
+        }
+        call(101).await;
+        assert_eq!(shared.stride(), 1);
+        // 400 admissions: 4.
+        for _ in 0..399 {
+            Shared::try_acquire(&lanes).unwrap();
+        }
+        call(101).await;
+        assert_eq!(shared.stride(), 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -288,19 +288,29 @@ mod tests {
         let expected = 0.8 * before + 0.2 * (before * gradient + 4.0);
         g.update(Sample::new(ms(30), 100, false));
         assert!(close(g.long_rtt(), long));
-        assert!(close(g.estimated, expected), "{} vs {expected}", g.estimated);
+        assert!(
+            close(g.estimated, expected),
+            "{} vs {expected}",
+            g.estimated
+        );
         // An RTT of 4× the average: the gradient is held at 0.5.
         let before = g.estimated;
         let long = g.long_rtt() * (1.0 - 2.0 / 601.0) + 0.080 * 2.0 / 601.0;
         g.update(Sample::new(ms(80), 100, false));
-        assert!(close(g.estimated, 0.8 * before + 0.2 * (before * 0.5 + 4.0)));
+        assert!(close(
+            g.estimated,
+            0.8 * before + 0.2 * (before * 0.5 + 4.0)
+        ));
         assert!(close(g.long_rtt(), long));
     }
 
     #[test]
     fn the_long_rtt_is_a_plain_mean_for_ten_samples_then_exponential() {
         let mut g = Gradient2::new();
-        for (i, rtt) in [10u64, 20, 30, 40, 50, 60, 70, 80, 90, 100].iter().enumerate() {
+        for (i, rtt) in [10u64, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+            .iter()
+            .enumerate()
+        {
             g.update(Sample::new(ms(*rtt), 20, false));
             let n = (i + 1) as f64;
             let mean = (1..=i as u64 + 1).map(|k| 0.010 * k as f64).sum::<f64>() / n;
@@ -365,7 +375,11 @@ mod tests {
         // 26.0, 24.2, 22.58, 21.122, then 19.81, held at min 20.
         for expected in [26.0, 24.2, 22.58, 21.122] {
             g.update(Sample::new(ms(100), 28, false));
-            assert!(close(g.estimated, expected), "{} vs {expected}", g.estimated);
+            assert!(
+                close(g.estimated, expected),
+                "{} vs {expected}",
+                g.estimated
+            );
         }
         g.update(Sample::new(ms(100), 28, false));
         assert_eq!(g.estimated, 20.0);

@@ -113,8 +113,7 @@ impl Vegas {
     }
 
     fn should_probe(&self) -> bool {
-        self.probe_jitter * self.probe_multiplier as f64 * self.estimated
-            <= self.probe_count as f64
+        self.probe_jitter * self.probe_multiplier as f64 * self.estimated <= self.probe_count as f64
     }
 
     fn update_estimated(&mut self, rtt: Duration, rtt_noload: Duration, sample: Sample) {
@@ -228,8 +227,8 @@ mod tests {
     fn each_band_of_the_queue_estimate_step_by_step() {
         let mut v = vegas();
         v.update(Sample::new(ms(100), 20, false)); // rtt_noload = 100 ms
-        // L = 20, lg = 1, α = 3, β = 6, threshold = 1.
-        // rtt 100: queue = ⌈20·0⌉ = 0 ≤ 1 → L + β = 26.
+                                                   // L = 20, lg = 1, α = 3, β = 6, threshold = 1.
+                                                   // rtt 100: queue = ⌈20·0⌉ = 0 ≤ 1 → L + β = 26.
         assert_eq!(v.update(Sample::new(ms(100), 20, false)), 26);
         // L = 26: rtt 105 → queue = ⌈26·(1 − 100/105)⌉ = ⌈1.24⌉ = 2 < α → L + lg = 27.
         assert_eq!(v.update(Sample::new(ms(105), 26, false)), 27);
@@ -294,7 +293,7 @@ mod tests {
         assert_eq!(v.update(Sample::new(ms(10), 4, false)), 4); // 1: sets noload 10
         assert_eq!(v.update(Sample::new(ms(10), 4, false)), 10); // 2: no queue, + 6
         v.probe_jitter = 0.5 * 4.0 / 10.0; // keep the probe at sample 4 now that L = 10
-        // 3: queue = ⌈10·(1 − 10/20)⌉ = 5 (α = 3 ≤ 5 ≤ 6): unchanged.
+                                           // 3: queue = ⌈10·(1 − 10/20)⌉ = 5 (α = 3 ≤ 5 ≤ 6): unchanged.
         assert_eq!(v.update(Sample::new(ms(20), 10, false)), 10);
         // 4: the probe: rtt_noload is replaced by this sample's, higher or
         // not, and the limit is left as it is.
