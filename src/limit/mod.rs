@@ -122,9 +122,53 @@
 //! # Ok::<(), rampart::ConfigError>(())
 //! ```
 //!
-//! With plain hyper, wrap the service given to `serve_connection` (through
-//! `hyper_util::service::TowerToHyperService`) and turn the error into a
-//! response yourself; `examples/adaptive_limit.rs` does this on 127.0.0.1.
+//! With plain hyper, turn the limiter's error into a response yourself,
+//! and hand the stack to `serve_connection` through
+//! `hyper_util::service::TowerToHyperService`:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use rampart::limit::{LimitLayer, PartitionLimitExceeded, Vegas};
+//! use rampart::{BoxError, ErrorKind};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! /// A limiter's rejection as a response: 429 for a partition over its
+//! /// share, 503 for the limit; 500 for anything else.
+//! fn shed(error: BoxError) -> Response<Full<Bytes>> {
+//!     let status = if error.is::<PartitionLimitExceeded>() {
+//!         StatusCode::TOO_MANY_REQUESTS
+//!     } else if ErrorKind::of(&error) == ErrorKind::LimitExceeded {
+//!         StatusCode::SERVICE_UNAVAILABLE
+//!     } else {
+//!         StatusCode::INTERNAL_SERVER_ERROR
+//!     };
+//!     let mut response = Response::new(Full::default());
+//!     *response.status_mut() = status;
+//!     response
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! // The handler (with hyper, its requests are `Request<Incoming>`).
+//! let handler = tower::service_fn(|_: Request<String>| async {
+//!     Ok::<_, BoxError>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+//! });
+//! let mut service = ServiceBuilder::new()
+//!     // Every error answered: hyper only sees a `BoxError` if `poll_ready`
+//!     // fails, which the limiter's never does.
+//!     .map_result(|result: Result<Response<Full<Bytes>>, BoxError>| {
+//!         Ok::<_, BoxError>(result.unwrap_or_else(shed))
+//!     })
+//!     .layer(LimitLayer::builder("api").algorithm(Vegas::new()).build()?)
+//!     .service(handler);
+//! // With hyper: `serve_connection(io, TowerToHyperService::new(service.clone()))`.
+//! let response = service.ready().await?.call(Request::new(String::new())).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Errors
 //!

@@ -121,6 +121,15 @@ pub(crate) struct Events {
 }
 
 impl Events {
+    fn noop() -> Self {
+        Events {
+            success: Counter::noop(),
+            dropped: Counter::noop(),
+            ignored: Counter::noop(),
+            rejected: Counter::noop(),
+        }
+    }
+
     fn new(name: &str, partition: Option<&str>) -> Self {
         let counter = |event| match partition {
             None => event_counter(LAYER, name, event),
@@ -263,7 +272,12 @@ impl Shared {
             }),
             dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-            events: Events::new(&name, None),
+            // A partitioned limiter counts per partition, and never here.
+            events: if partitions.is_empty() {
+                Events::new(&name, None)
+            } else {
+                Events::noop()
+            },
             limit_gauge: named_gauge(LIMIT, &name),
             in_flight_gauge: named_gauge(LIMIT_IN_FLIGHT, &name),
             rtt_gauge: named_gauge(LIMIT_RTT_SECONDS, &name),
