@@ -34,7 +34,8 @@ pin_project! {
 
     impl<F, C> PinnedDrop for ResponseFuture<F, C> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(call) = this.project().call.take() {
+            // The permit is given back as the field drops, after this.
+            if let Some(call) = this.project().call {
                 call.permit.abandon();
             }
         }
@@ -85,9 +86,11 @@ where
             }));
         };
         let result = ready!(response.poll(cx)).map_err(Into::into);
-        if let Some(call) = this.call.take() {
+        if let Some(call) = this.call {
             let outcome = call.classify.classify(&result);
             call.permit.finish(outcome);
+            // Gives the permit back.
+            *this.call = None;
         }
         Poll::Ready(result)
     }
