@@ -30,13 +30,17 @@
 //! - rampart's balancer is built with its defaults otherwise (one retry on
 //!   another endpoint, outlier ejection, a retry budget); no call fails, so
 //!   none of that does more than its per-call bookkeeping. Its latency
-//!   estimates and tower's `PeakEwma` read `tokio::time::Instant`, so
-//!   `main` builds a current-thread runtime with time enabled and stays in
-//!   its context (`Runtime::enter`) for the whole run; nothing is spawned
-//!   on it and no timer is registered.
-//! - The bench build enables tokio's `test-util` (a dev-dependency
-//!   feature), which adds one relaxed atomic load to each clock read.
-//!   Production builds do not pay it.
+//!   estimates and tower's `PeakEwma` read the time, so `main` stays in a
+//!   runtime's context (`Runtime::enter`) for the whole run; nothing is
+//!   spawned on it and no timer is registered.
+//! - rampart's components are built inside a multi-thread runtime's context
+//!   (`support::runtime`), as a service's are, so they read the CPU's
+//!   time-stamp counter (the crate docs' "Time" says why and when);
+//!   `RAMPART_BENCH_CLOCK=tokio` builds them in a current-thread runtime,
+//!   where they read tokio's clock. This package's dev-dependencies turn on
+//!   tokio's `test-util`, which adds an atomic load to each read of
+//!   tokio's clock; `cargo bench --manifest-path perf/Cargo.toml` runs the
+//!   same benches without it, as a service is built.
 //! - The metrics facade has no recorder installed: rampart's per-endpoint
 //!   counters and histograms are no-ops here.
 //! - tower's p2c moves the endpoint it calls out of its ready set and into
@@ -283,7 +287,7 @@ fn main() {
     // rampart's latency estimates and tower's PeakEwma read the tokio
     // clock: stay in a runtime's context for the whole run (nothing is
     // ever spawned on it).
-    let runtime = support::timer_runtime();
+    let runtime = support::runtime();
     let _runtime = runtime.enter();
 
     support::run(benches, |estimates| {

@@ -36,9 +36,14 @@
 //! - failsafe is not a tower middleware: a small adapter below wraps the
 //!   inner service's future with `failsafe::futures::CircuitBreaker::call`,
 //!   as its docs do; rejection happens when that future is first polled.
-//! - rampart reads `tokio::time::Instant`; the bench build enables tokio's
-//!   `test-util` (a dev-dependency feature), which adds one relaxed atomic
-//!   load to each clock read. Production builds do not pay it.
+//! - rampart's components are built inside a multi-thread runtime's context
+//!   (`support::runtime`), as a service's are, so they read the CPU's
+//!   time-stamp counter (the crate docs' "Time" says why and when);
+//!   `RAMPART_BENCH_CLOCK=tokio` builds them in a current-thread runtime,
+//!   where they read tokio's clock. This package's dev-dependencies turn on
+//!   tokio's `test-util`, which adds an atomic load to each read of
+//!   tokio's clock; `cargo bench --manifest-path perf/Cargo.toml` runs the
+//!   same benches without it, as a service is built.
 //!
 //! After criterion, `main` counts allocations per call for every contender
 //! and case (10 000 calls after a warm-up, outside any timing) with a
@@ -374,6 +379,11 @@ fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
 }
 
 fn main() {
+    // rampart's breakers read the clock of the runtime they are built in
+    // (see `support::runtime`): stay in one's context for the whole run.
+    let runtime = support::runtime();
+    let _runtime = runtime.enter();
+
     support::run(benches, |estimates| {
         print_table(estimates, &count_allocations())
     });

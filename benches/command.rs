@@ -10,8 +10,8 @@
 //! for a while before it parks the thread in `futures::executor::block_on`.
 //!
 //! Timeouts make tokio `Sleep`s, and a `Sleep` needs a runtime with a timer
-//! to be created in: `main` builds a current-thread runtime with time
-//! enabled and stays inside its context (`Runtime::enter`) for the whole
+//! to be created in: `main` builds a runtime with time enabled
+//! (`support::runtime`) and stays inside its context (`Runtime::enter`) for the whole
 //! run; the threads of the two-thread cases enter it too. No timer ever
 //! fires or is even registered here: every inner future is ready at once.
 //! rampart's timeout makes its `Sleep` only when the inner future is
@@ -68,9 +68,14 @@
 //!   with rampart's failure rate (50 %), minimum calls (20) and open time
 //!   (5 s): its time window keeps a record per call, which would grow to
 //!   millions of records here.
-//! - rampart reads `tokio::time::Instant`; the bench build enables tokio's
-//!   `test-util` (a dev-dependency feature), which adds one relaxed atomic
-//!   load to each clock read. Production builds do not pay it.
+//! - rampart's components are built inside a multi-thread runtime's context
+//!   (`support::runtime`), as a service's are, so they read the CPU's
+//!   time-stamp counter (the crate docs' "Time" says why and when);
+//!   `RAMPART_BENCH_CLOCK=tokio` builds them in a current-thread runtime,
+//!   where they read tokio's clock. This package's dev-dependencies turn on
+//!   tokio's `test-util`, which adds an atomic load to each read of
+//!   tokio's clock; `cargo bench --manifest-path perf/Cargo.toml` runs the
+//!   same benches without it, as a service is built.
 //!
 //! After criterion, `main` counts allocations per call for every contender
 //! (10 000 calls after a warm-up, outside any timing; every counted call
@@ -634,7 +639,7 @@ fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
 fn main() {
     // Timeouts make tokio `Sleep`s, which need a runtime with a timer: stay
     // in one's context for the whole run (nothing is ever spawned on it).
-    let runtime = support::timer_runtime();
+    let runtime = support::runtime();
     let _runtime = runtime.enter();
 
     support::run(benches, |estimates| {

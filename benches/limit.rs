@@ -23,9 +23,12 @@
 //!   through its own service; wall time per call (both threads' calls over
 //!   the elapsed time), as in `benches/command.rs`.
 //!
-//! rampart reads `tokio::time::Instant`; the bench build enables tokio's
-//! `test-util` (a dev-dependency feature), which adds one relaxed atomic
-//! load to each clock read. Production builds do not pay it.
+//! The limiters are built inside a multi-thread runtime's context
+//! (`support::runtime`), as a service's are, so the timed calls read the
+//! CPU's time-stamp counter (the crate docs' "Time" says why and when);
+//! `RAMPART_BENCH_CLOCK=tokio` builds them in a current-thread runtime,
+//! reading tokio's clock. `cargo bench --manifest-path perf/Cargo.toml
+//! --bench limit` runs this bench without tokio's `test-util`.
 //!
 //! After criterion, `main` counts allocations per call for every contender
 //! and prints a markdown table, as the other benches do.
@@ -269,6 +272,9 @@ fn print_table(estimates: &Estimates, allocations: &[(&str, &str, f64)]) {
 }
 
 fn main() {
+    // Built and called in a runtime's context, as a service's layers are.
+    let runtime = support::runtime();
+    let _runtime = runtime.enter();
     support::run(benches, |estimates| {
         print_table(estimates, &count_allocations())
     });

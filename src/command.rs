@@ -101,6 +101,8 @@ impl Command {
             registry: None,
             retry: Identity::new(),
             fail_on: Identity::new(),
+            cache: Identity::new(),
+            cache_stats: None,
             name,
         }
     }
@@ -126,6 +128,7 @@ pub struct CommandBuilder<
     C = DefaultClassifier,
     R = Identity,
     FO = Identity,
+    K = Identity,
 > {
     name: String,
     group: Option<String>,
@@ -138,9 +141,27 @@ pub struct CommandBuilder<
     registry: Option<Registry>,
     retry: R,
     fail_on: FO,
+    cache: K,
+    /// The cache's counts, for the stream (`rollingCountResponsesFromCache`).
+    cache_stats: Option<CacheStats>,
 }
 
-impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
+/// A command's cache as the registry and the stream see it.
+#[cfg(feature = "cache")]
+type CacheStats = std::sync::Arc<crate::cache::Stats>;
+#[cfg(not(feature = "cache"))]
+type CacheStats = std::convert::Infallible;
+
+#[cfg(feature = "cache")]
+fn erase_cache(stats: CacheStats) -> std::sync::Arc<crate::registry::Erased> {
+    stats
+}
+#[cfg(not(feature = "cache"))]
+fn erase_cache(stats: CacheStats) -> std::sync::Arc<crate::registry::Erased> {
+    match stats {}
+}
+
+impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
     /// Turns a panic in the dependency (its `call` or its future) or in the
     /// fallback into an error instead of letting it unwind to the caller:
     /// [`Panicked`](crate::catch_panic::Panicked), of
@@ -175,7 +196,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
 
     /// Semaphore isolation: at most `max_concurrent` calls at once, the
     /// next rejected at once. The default, with 10.
-    pub fn bulkhead(self, max_concurrent: usize) -> CommandBuilder<FB, Semaphore, C, R, FO> {
+    pub fn bulkhead(self, max_concurrent: usize) -> CommandBuilder<FB, Semaphore, C, R, FO, K> {
         self.isolate(Semaphore { max_concurrent })
     }
 
@@ -183,7 +204,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     /// `queue` more waiting; for clients that may block their thread. The
     /// pool is named after the group, which then must not contain a NUL
     /// byte (see [`PoolLayer::builder`]).
-    pub fn pool(self, size: usize, queue: usize) -> CommandBuilder<FB, Threads, C, R, FO> {
+    pub fn pool(self, size: usize, queue: usize) -> CommandBuilder<FB, Threads, C, R, FO, K> {
         self.isolate(Threads { size, queue })
     }
 
@@ -193,7 +214,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     pub fn breaker<C2>(
         self,
         configure: impl FnOnce(BreakerBuilder<C>) -> BreakerBuilder<C2>,
-    ) -> CommandBuilder<FB, I, C2, R, FO> {
+    ) -> CommandBuilder<FB, I, C2, R, FO, K> {
         self.rebuild(|fb, i, breaker, r, fo| (fb, i, configure(breaker), r, fo))
     }
 
@@ -218,7 +239,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     /// # let _ = command;
     /// # Ok::<(), rampart::ConfigError>(())
     /// ```
-    pub fn classify<Res, F>(self, classify: F) -> CommandBuilder<FB, I, F, R, FO>
+    pub fn classify<Res, F>(self, classify: F) -> CommandBuilder<FB, I, F, R, FO, K>
     where
         F: Fn(&Result<Res, BoxError>) -> crate::circuit_breaker::Outcome,
     {
@@ -226,7 +247,10 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     }
 
     /// An async fallback, told the [`Cause`]: `|cause| async { Ok(..) }`.
-    pub fn fallback<F, Fut, Res>(self, fallback: F) -> CommandBuilder<AsyncFallback<F>, I, C, R, FO>
+    pub fn fallback<F, Fut, Res>(
+        self,
+        fallback: F,
+    ) -> CommandBuilder<AsyncFallback<F>, I, C, R, FO, K>
     where
         F: Fn(&Cause) -> Fut,
         Fut: Future<Output = Result<Res, BoxError>>,
@@ -235,7 +259,10 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     }
 
     /// A sync fallback, told the [`Cause`]: `|cause| Ok(..)`.
-    pub fn fallback_sync<F, Res>(self, fallback: F) -> CommandBuilder<SyncFallback<F>, I, C, R, FO>
+    pub fn fallback_sync<F, Res>(
+        self,
+        fallback: F,
+    ) -> CommandBuilder<SyncFallback<F>, I, C, R, FO, K>
     where
         F: Fn(&Cause) -> Result<Res, BoxError>,
     {
@@ -276,7 +303,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     pub fn retry<P>(
         self,
         retry: crate::retry::RetryLayer<P>,
-    ) -> CommandBuilder<FB, I, C, crate::retry::RetryLayer<P>, FO> {
+    ) -> CommandBuilder<FB, I, C, crate::retry::RetryLayer<P>, FO, K> {
         self.rebuild(|fb, i, breaker, _, fo| (fb, i, breaker, retry, fo))
     }
 
@@ -311,18 +338,18 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn fail_on<Res, P>(self, predicate: P) -> CommandBuilder<FB, I, C, R, FailOnLayer<P>>
+    pub fn fail_on<Res, P>(self, predicate: P) -> CommandBuilder<FB, I, C, R, FailOnLayer<P>, K>
     where
         P: Fn(&Res) -> bool,
     {
         self.rebuild(|fb, i, breaker, r, _| (fb, i, breaker, r, FailOnLayer::new(predicate)))
     }
 
-    fn isolate<I2>(self, isolation: I2) -> CommandBuilder<FB, I2, C, R, FO> {
+    fn isolate<I2>(self, isolation: I2) -> CommandBuilder<FB, I2, C, R, FO, K> {
         self.rebuild(|fb, _, breaker, r, fo| (fb, isolation, breaker, r, fo))
     }
 
-    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C, R, FO> {
+    fn with_fallback<FB2>(self, fallback: FB2) -> CommandBuilder<FB2, I, C, R, FO, K> {
         self.rebuild(|_, i, breaker, r, fo| (fallback, i, breaker, r, fo))
     }
 
@@ -333,7 +360,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
     fn rebuild<FB2, I2, C2, R2, FO2>(
         self,
         parts: impl FnOnce(FB, I, BreakerBuilder<C>, R, FO) -> (FB2, I2, BreakerBuilder<C2>, R2, FO2),
-    ) -> CommandBuilder<FB2, I2, C2, R2, FO2> {
+    ) -> CommandBuilder<FB2, I2, C2, R2, FO2, K> {
         let (fallback, isolation, breaker, retry, fail_on) = parts(
             self.fallback,
             self.isolation,
@@ -353,6 +380,63 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
             registry: self.registry,
             retry,
             fail_on,
+            cache: self.cache,
+            cache_stats: self.cache_stats,
+        }
+    }
+
+    /// Answers repeated calls from `cache` (Hystrix's request cache),
+    /// placed beneath the fallback and above the retries and the breaker:
+    ///
+    /// ```text
+    ///  caller → Fallback → Cache → (Retry) → CircuitBreaker → Bulkhead → Timeout → dependency
+    /// ```
+    ///
+    /// so a hit reaches neither the breaker nor the bulkhead and counts
+    /// nothing toward the error percentage, and a fallback's answer is
+    /// never cached. The stream counts hits as the command's
+    /// `rollingCountResponsesFromCache`, and says
+    /// `propertyValue_requestCacheEnabled: true`. Its key function sees
+    /// the command's request. Needs feature `cache`.
+    ///
+    /// ```
+    /// use rampart::cache::CacheLayer;
+    /// use rampart::Command;
+    /// use std::time::Duration;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), rampart::BoxError> {
+    /// let command = Command::builder("RatingsGet")
+    ///     .cache(CacheLayer::builder("RatingsGet", |title: &u32| *title).ttl(Duration::from_secs(5)).build()?)
+    ///     .fallback_sync(|_cause| Ok(0u8))
+    ///     .build()?;
+    /// let ratings = command.layer(service_fn(|title: u32| async move { Ok::<_, rampart::BoxError>((title % 5) as u8) }));
+    /// assert_eq!(ratings.clone().oneshot(7).await?, 2);
+    /// assert_eq!(ratings.clone().oneshot(7).await?, 2); // from the cache: the breaker saw one call
+    /// assert_eq!(command.breaker().rolling_counts().successes, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "cache")]
+    pub fn cache<F, Key, Res>(
+        self,
+        cache: crate::cache::CacheLayer<F, Key, Res>,
+    ) -> CommandBuilder<FB, I, C, R, FO, crate::cache::CacheLayer<F, Key, Res>> {
+        CommandBuilder {
+            cache_stats: Some(cache.stats().clone()),
+            cache,
+            name: self.name,
+            group: self.group,
+            timeout: self.timeout,
+            isolation: self.isolation,
+            breaker: self.breaker,
+            fallback: self.fallback,
+            fallback_max_concurrent: self.fallback_max_concurrent,
+            contain_panics: self.contain_panics,
+            registry: self.registry,
+            retry: self.retry,
+            fail_on: self.fail_on,
         }
     }
 
@@ -388,7 +472,7 @@ impl<FB, I, C, R, FO> CommandBuilder<FB, I, C, R, FO> {
 /// Builds each layer, gathering every violation, cross-layer ones included.
 macro_rules! build_command {
     ($isolation:ident, $layer:ty, |$this:ident, $group:ident, $registry:ident| $build_isolation:expr) => {
-        impl<FB, C, R, FO> CommandBuilder<FB, $isolation, C, R, FO> {
+        impl<FB, C, R, FO, K> CommandBuilder<FB, $isolation, C, R, FO, K> {
             /// Checks every option, across layers too, and builds the layer.
             ///
             /// # Errors
@@ -396,7 +480,7 @@ macro_rules! build_command {
             /// A [`ConfigError`] listing every invalid option, including
             /// contradictions between layers: a slow-call bound not shorter
             /// than the timeout, or a window shorter than the timeout.
-            pub fn build(self) -> Result<CommandLayer<FB, $layer, C, R, FO>, ConfigError> {
+            pub fn build(self) -> Result<CommandLayer<FB, $layer, C, R, FO, K>, ConfigError> {
                 let mut v = Validator::new(format!("command {:?}", self.name));
                 self.check_across(&mut v);
                 let registry = self.registry.clone().unwrap_or_else(Registry::global);
@@ -428,6 +512,7 @@ macro_rules! build_command {
                             breaker: breaker.shared(),
                             isolation: isolation.shared(),
                             fallback: &stats,
+                            cache: self.cache_stats.clone().map(erase_cache),
                         });
                         Ok(CommandLayer {
                             name: self.name,
@@ -443,6 +528,7 @@ macro_rules! build_command {
                             catch_panic: CatchPanicLayer::contain(self.contain_panics),
                             retry: self.retry,
                             fail_on: self.fail_on,
+                            cache: self.cache,
                         })
                     }
                     _ => unreachable!("a part that failed to build left a violation"),
@@ -466,7 +552,7 @@ build_command!(Threads, PoolLayer, |this, group, registry| {
         .build()
 });
 
-impl<FB, I: fmt::Debug, C, R, FO> fmt::Debug for CommandBuilder<FB, I, C, R, FO> {
+impl<FB, I: fmt::Debug, C, R, FO, K> fmt::Debug for CommandBuilder<FB, I, C, R, FO, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandBuilder")
             .field("name", &self.name)
@@ -486,7 +572,7 @@ impl<FB, I: fmt::Debug, C, R, FO> fmt::Debug for CommandBuilder<FB, I, C, R, FO>
 ///
 /// All services built from one `CommandLayer` (or its clones) share its
 /// breaker, bulkhead or pool, fallback cap and retry budget.
-pub struct CommandLayer<FB, L, C, R = Identity, FO = Identity> {
+pub struct CommandLayer<FB, L, C, R = Identity, FO = Identity, K = Identity> {
     name: String,
     group: String,
     fallback: FallbackLayer<FB>,
@@ -496,10 +582,13 @@ pub struct CommandLayer<FB, L, C, R = Identity, FO = Identity> {
     catch_panic: CatchPanicLayer,
     retry: R,
     fail_on: FO,
+    cache: K,
 }
 
 // By hand: the fallback is shared, so it need not be `Clone`.
-impl<FB, L: Clone, C: Clone, R: Clone, FO: Clone> Clone for CommandLayer<FB, L, C, R, FO> {
+impl<FB, L: Clone, C: Clone, R: Clone, FO: Clone, K: Clone> Clone
+    for CommandLayer<FB, L, C, R, FO, K>
+{
     fn clone(&self) -> Self {
         CommandLayer {
             name: self.name.clone(),
@@ -511,11 +600,12 @@ impl<FB, L: Clone, C: Clone, R: Clone, FO: Clone> Clone for CommandLayer<FB, L, 
             catch_panic: self.catch_panic,
             retry: self.retry.clone(),
             fail_on: self.fail_on.clone(),
+            cache: self.cache.clone(),
         }
     }
 }
 
-impl<FB, L, C, R, FO> CommandLayer<FB, L, C, R, FO> {
+impl<FB, L, C, R, FO, K> CommandLayer<FB, L, C, R, FO, K> {
     /// The command's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -542,53 +632,55 @@ impl<FB, L, C, R, FO> CommandLayer<FB, L, C, R, FO> {
     }
 }
 
-impl<FB, C, R, FO> CommandLayer<FB, BulkheadLayer, C, R, FO> {
+impl<FB, C, R, FO, K> CommandLayer<FB, BulkheadLayer, C, R, FO, K> {
     /// The command's bulkhead.
     pub fn bulkhead(&self) -> BulkheadHandle {
         self.isolation.handle()
     }
 }
 
-impl<FB, C, R, FO> CommandLayer<FB, PoolLayer, C, R, FO> {
+impl<FB, C, R, FO, K> CommandLayer<FB, PoolLayer, C, R, FO, K> {
     /// The command's pool.
     pub fn pool(&self) -> PoolHandle {
         self.isolation.handle()
     }
 }
 
-impl<S, FB, C: Clone, R, FO> Layer<S> for CommandLayer<FB, BulkheadLayer, C, R, FO>
+impl<S, FB, C: Clone, R, FO, K> Layer<S> for CommandLayer<FB, BulkheadLayer, C, R, FO, K>
 where
     FO: Layer<CatchPanic<S>>,
     R: Layer<CircuitBreaker<Bulkhead<Timeout<FO::Service>>, C>>,
+    K: Layer<R::Service>,
 {
-    type Service = Fallback<R::Service, FB>;
+    type Service = Fallback<K::Service, FB>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let failing = self.fail_on.layer(self.catch_panic.layer(inner));
         let timed = self.timeout.layer(failing);
         let isolated = self.isolation.layer(timed);
         let retried = self.retry.layer(self.breaker.layer(isolated));
-        self.fallback.layer(retried)
+        self.fallback.layer(self.cache.layer(retried))
     }
 }
 
-impl<S, FB, C: Clone, R, FO> Layer<S> for CommandLayer<FB, PoolLayer, C, R, FO>
+impl<S, FB, C: Clone, R, FO, K> Layer<S> for CommandLayer<FB, PoolLayer, C, R, FO, K>
 where
     FO: Layer<CatchPanic<S>>,
     R: Layer<CircuitBreaker<Timeout<Pool<FO::Service>>, C>>,
+    K: Layer<R::Service>,
 {
-    type Service = Fallback<R::Service, FB>;
+    type Service = Fallback<K::Service, FB>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let failing = self.fail_on.layer(self.catch_panic.layer(inner));
         let isolated = self.isolation.layer(failing);
         let timed = self.timeout.layer(isolated);
         let retried = self.retry.layer(self.breaker.layer(timed));
-        self.fallback.layer(retried)
+        self.fallback.layer(self.cache.layer(retried))
     }
 }
 
-impl<FB, L, C, R, FO> fmt::Debug for CommandLayer<FB, L, C, R, FO> {
+impl<FB, L, C, R, FO, K> fmt::Debug for CommandLayer<FB, L, C, R, FO, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandLayer")
             .field("name", &self.name)

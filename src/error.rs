@@ -45,15 +45,22 @@ pub enum ErrorKind {
     /// short-circuited the call: the dependency was not called.
     CircuitOpen,
     /// A bulkhead or a pool was full and rejected the call (or tower's load
-    /// shedding did): the dependency was not called.
+    /// shedding did, or a [coalescer](crate::coalesce) had as many callers
+    /// waiting for one call as it allows): the dependency was not called.
     BulkheadFull,
+    /// A rate limit refused the call: too many calls (with its key) in
+    /// its period. The dependency was not called;
+    /// [`RateLimited::retry_after`](crate::rate_limit::RateLimited::retry_after)
+    /// says when a call would be let through.
+    RateLimited,
     /// A retry was warranted but the retry budget was spent; the last
     /// attempt's error is the source.
     RetryBudgetExhausted,
     /// A load balancer had no endpoint to send the call to.
     NoHealthyEndpoint,
     /// A timeout elapsed before the inner service answered: rampart's,
-    /// tokio's or tower's, or (feature `reqwest`) a reqwest client's own.
+    /// tokio's or tower's, or a reqwest client's own (feature `reqwest`),
+    /// or a tonic channel's (feature `tonic`).
     Timeout,
     /// The call's [deadline](crate::deadline) passed: before the call
     /// (rejected at once, the dependency not called) or while it ran (cut
@@ -84,6 +91,10 @@ impl ErrorKind {
             if e.is::<crate::circuit_breaker::CircuitOpen>() {
                 return ErrorKind::CircuitOpen;
             }
+            #[cfg(feature = "rate-limit")]
+            if e.is::<crate::rate_limit::RateLimited>() {
+                return ErrorKind::RateLimited;
+            }
             #[cfg(feature = "retry")]
             if e.is::<crate::retry::RetryBudgetExhausted>() {
                 return ErrorKind::RetryBudgetExhausted;
@@ -102,6 +113,10 @@ impl ErrorKind {
                 || e.is::<crate::limit::PartitionLimitExceeded>()
             {
                 return ErrorKind::LimitExceeded;
+            }
+            #[cfg(feature = "coalesce")]
+            if e.is::<crate::coalesce::WaitersFull>() {
+                return ErrorKind::BulkheadFull;
             }
             // tower's load shedding rejects for the same reason.
             if e.is::<tower::load_shed::error::Overloaded>() {
@@ -130,7 +145,10 @@ impl ErrorKind {
     pub fn is_rejection(self) -> bool {
         matches!(
             self,
-            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull | ErrorKind::LimitExceeded
+            ErrorKind::CircuitOpen
+                | ErrorKind::BulkheadFull
+                | ErrorKind::RateLimited
+                | ErrorKind::LimitExceeded
         )
     }
 }
@@ -140,6 +158,7 @@ impl fmt::Display for ErrorKind {
         f.write_str(match self {
             ErrorKind::CircuitOpen => "circuit open",
             ErrorKind::BulkheadFull => "bulkhead full",
+            ErrorKind::RateLimited => "rate limited",
             ErrorKind::RetryBudgetExhausted => "retry budget exhausted",
             ErrorKind::NoHealthyEndpoint => "no healthy endpoint",
             ErrorKind::Timeout => "timed out",
@@ -154,7 +173,7 @@ impl fmt::Display for ErrorKind {
 
 /// The error types [`ErrorKind::of`] accepts: [`BoxError`] and `dyn Error`;
 /// with the `reqwest` and `reqwest-middleware` features, `reqwest::Error`
-/// and `reqwest_middleware::Error` too.
+/// and `reqwest_middleware::Error` too; with `tonic`, `tonic::Status`.
 ///
 /// Sealed: it exists only so that `ErrorKind::of(&boxed)` works as written.
 pub trait AsDynError: sealed::Sealed {
@@ -171,6 +190,8 @@ mod sealed {
     impl Sealed for ::reqwest::Error {}
     #[cfg(feature = "reqwest-middleware")]
     impl Sealed for reqwest_middleware::Error {}
+    #[cfg(feature = "tonic")]
+    impl Sealed for ::tonic::Status {}
 }
 
 /// `ErrorKind::of(&error)` on what a reqwest client or a
@@ -187,6 +208,16 @@ impl AsDynError for ::reqwest::Error {
 /// [`CircuitBreakerMiddleware`](crate::reqwest::CircuitBreakerMiddleware).
 #[cfg(feature = "reqwest-middleware")]
 impl AsDynError for reqwest_middleware::Error {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        self
+    }
+}
+
+/// `ErrorKind::of(&status)` on what a tonic client returns: a client-side
+/// timeout (a `CANCELLED` status caused by `tonic::TimeoutExpired`) is
+/// [`ErrorKind::Timeout`], any other status [`ErrorKind::Inner`].
+#[cfg(feature = "tonic")]
+impl AsDynError for ::tonic::Status {
     fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
         self
     }
@@ -212,7 +243,8 @@ impl AsDynError for dyn StdError + Send + Sync + 'static {
 
 /// Timeouts raised by tokio's and tower's own timeout utilities count too, so
 /// a breaker above `tower::timeout::TimeoutLayer` sees them as timeouts; and
-/// with the `reqwest` feature, a reqwest client's own timeouts.
+/// with the `reqwest` feature, a reqwest client's own timeouts; with the
+/// `tonic` feature, a tonic channel's (found in its status's source).
 fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
     #[cfg(feature = "timeout")]
     if e.is::<crate::timeout::Elapsed>() {
@@ -222,6 +254,10 @@ fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
     if e.downcast_ref::<::reqwest::Error>()
         .is_some_and(::reqwest::Error::is_timeout)
     {
+        return true;
+    }
+    #[cfg(feature = "tonic")]
+    if e.is::<::tonic::TimeoutExpired>() {
         return true;
     }
     e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>()
@@ -245,7 +281,72 @@ fn next_in_chain<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdErro
     if let Some(carried) = e.downcast_ref::<crate::reqwest::Carried>() {
         return Some(&*carried.0);
     }
+    // Transparent for Display and `source()`, so that a chain prints the
+    // original once; ErrorKind looks at the original itself.
+    if let Some(shared) = e.downcast_ref::<SharedError>() {
+        return Some(shared.original());
+    }
     e.source()
+}
+
+/// One error handed to several callers: the call a
+/// [coalescer](crate::coalesce) shared failed, or a [cache](crate::cache)
+/// told to keep errors answers with one it kept.
+///
+/// A [`BoxError`] is not `Clone`; this is the original error in an `Arc`,
+/// cloned for each caller (an `Arc` count, no copy of the error). It is
+/// transparent: its `Display` and [`source`](StdError::source) are the
+/// original's, [`ErrorKind::of`] classifies the original (a shared
+/// timeout is [`ErrorKind::Timeout`]), and [`original`](Self::original)
+/// gives it back to downcast.
+///
+/// ```
+/// use rampart::error::SharedError;
+/// use rampart::{BoxError, ErrorKind};
+///
+/// let original: BoxError = Box::new(std::io::Error::other("connection reset"));
+/// let shared = SharedError::new(original);
+/// let (a, b): (BoxError, BoxError) = (shared.clone().into(), shared.into());
+/// assert_eq!(a.to_string(), "connection reset");
+/// assert_eq!(ErrorKind::of(&b), ErrorKind::Inner);
+/// let a = a.downcast::<SharedError>().unwrap();
+/// assert!(a.original().is::<std::io::Error>());
+///
+/// // A shared rejection is still a rejection.
+/// let shed: BoxError = SharedError::new(tower::load_shed::error::Overloaded::new().into()).into();
+/// assert_eq!(ErrorKind::of(&shed), ErrorKind::BulkheadFull);
+/// ```
+#[derive(Clone)]
+pub struct SharedError(std::sync::Arc<dyn StdError + Send + Sync>);
+
+impl SharedError {
+    /// Shares `error`.
+    pub fn new(error: BoxError) -> Self {
+        SharedError(std::sync::Arc::from(error))
+    }
+
+    /// The original error, to downcast: `shared.original().downcast_ref::<E>()`.
+    pub fn original(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl StdError for SharedError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
 }
 
 /// A configuration value broke a rule: returned by every `build()`.

@@ -16,6 +16,7 @@
 //! | `rampart_bulkhead_in_flight` | gauge | `name` | calls | calls holding a bulkhead slot |
 //! | `rampart_pool_active` | gauge | `name` | calls | calls running on a pool's threads |
 //! | `rampart_pool_queued` | gauge | `name` | calls | calls queued for a pool's threads |
+//! | `rampart_rate_limit_keys` | gauge | `name` | keys | keys a rate limit per key holds state for (bounded by its `max_keys`) |
 //! | `rampart_endpoint_selected_total` | counter | `name`, `endpoint` | attempts | attempts a balancer sent to an endpoint (retries included) |
 //! | `rampart_endpoint_ejections_total` | counter | `name`, `endpoint` | ejections | times an endpoint was ejected |
 //! | `rampart_endpoint_duration_seconds` | histogram | `name`, `endpoint`, `outcome` | seconds | how long an endpoint's attempts took, by how they ended |
@@ -37,8 +38,16 @@
 //! `fallback_rejected`; `layer="balance"`: `retry`,
 //! `retry_budget_exhausted`, `no_endpoint`, `marked_dead` (an endpoint
 //! marked dead by failure accrual; ejections have their own counter);
+//! `layer="rate_limit"`: `admitted` (let through, at once or after a
+//! wait), `waited` (let through after waiting; also counted as admitted),
+//! `rejected`;
 //! `layer="chaos"`: `delay_injected`, `abort_injected` (faults injected on
 //! purpose, never real ones; these also carry the label `injected="true"`);
+//! `layer="collapse"`: `batch` (batches sent), `batched` (requests in
+//! them), `batch_failed`, `missing_item` (requests), `abandoned` (requests
+//! whose callers left before their batch was sent); `layer="coalesce"`:
+//! `call` (calls made), `joined` (callers who shared one), `rejected`;
+//! `layer="cache"`: `hit`, `miss`;
 //! `layer="limit"`: `success`, `dropped` (an overload signal: see
 //! `limit::Outcome`), `ignored`, `rejected` (a partitioned limiter's also
 //! carry the label `partition`, `unknown` for calls of no declared one).
@@ -70,8 +79,11 @@
 //! | `rampart::circuit_breaker` | `state_change` | `warn` to `open`/`forced_open`, else `info` | `from`, `to` (state names: `closed`, `open`, `half_open`, `forced_open`, `forced_closed`, `disabled`, `metrics_only`), `reason`, `open_for_ms` (to `open` only) |
 //! | `rampart::circuit_breaker` | `would_open` | `info` | `reason`: a metrics-only breaker's rules say open (once per run) |
 //! | `rampart::circuit_breaker` | `short_circuited` | `debug` | |
+//! | `rampart::circuit_breaker` | `keys_evicted` | `info` | `evicted`, `max_keys`: a keyed layer at its key bound forgot its least recently used keys (`name` is the layer's) |
 //! | `rampart::bulkhead` | `rejected` | `debug` | |
 //! | `rampart::bulkhead::pool` | `rejected` | `debug` | |
+//! | `rampart::rate_limit` | `rejected` | `debug` | `retry_after_ms` |
+//! | `rampart::rate_limit` | `keys_evicted` | `warn` | `evicted`, `max_keys`: a limit per key reached its bound and forgot the keys nearest to a full allowance |
 //! | `rampart::timeout` | `timeout` | `debug` | logged for calls begun while it was enabled: such a call takes the name along |
 //! | `rampart::fallback` | `fallback_success`, `fallback_failure`, `fallback_rejected` | `debug` | |
 //! | `rampart::balance` | `retry` | `debug` | `endpoint`, `attempt`, `error` |
@@ -85,6 +97,8 @@
 //! | `rampart::chaos` | `delay_injected` | `debug` | `injected = true`, `delay_ms` |
 //! | `rampart::chaos` | `abort_injected` | `debug` | `injected = true`, `abort` (`error`, `response`, `hang`) |
 //! | `rampart::chaos` | `enabled`, `disabled` | `warn` | `injected = true`: fault injection switched on or off |
+//! | `rampart::collapse` | `batch_failed`, `missing_item` | `debug` | `requests`: how many requests it failed |
+//! | `rampart::coalesce` | `rejected` | `debug` | |
 //! | `rampart::limit` | `rejected` | `debug` | `partition` (a partitioned limiter's) |
 //! | `rampart::limit` | `window` | `debug` | `limit`, `previous_limit`, `rtt_ms`, `in_flight`, `dropped`: a window fed to the algorithm |
 //!
@@ -115,6 +129,9 @@ pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL: &str = "rampart_circuit_breaker_tra
 
 /// Gauge of calls holding a bulkhead slot, labelled `name`.
 pub const BULKHEAD_IN_FLIGHT: &str = "rampart_bulkhead_in_flight";
+
+/// Gauge of the keys a rate limit per key holds state for, labelled `name`.
+pub const RATE_LIMIT_KEYS: &str = "rampart_rate_limit_keys";
 
 /// Gauge of calls running on a pool's threads, labelled `name`.
 pub const POOL_ACTIVE: &str = "rampart_pool_active";
@@ -171,8 +188,14 @@ pub const TARGET_FALLBACK: &str = "rampart::fallback";
 pub const TARGET_BALANCE: &str = "rampart::balance";
 /// `tracing` target of the chaos layer's events.
 pub const TARGET_CHAOS: &str = "rampart::chaos";
+/// `tracing` target of the rate limiter's events.
+pub const TARGET_RATE_LIMIT: &str = "rampart::rate_limit";
 /// `tracing` target of the retry layer's events.
 pub const TARGET_RETRY: &str = "rampart::retry";
+/// `tracing` target of the collapser's events.
+pub const TARGET_COLLAPSE: &str = "rampart::collapse";
+/// `tracing` target of the coalescer's events.
+pub const TARGET_COALESCE: &str = "rampart::coalesce";
 /// `tracing` target of the adaptive limit's events.
 pub const TARGET_LIMIT: &str = "rampart::limit";
 

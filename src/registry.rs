@@ -1,7 +1,7 @@
 //! Every component built, listed without wiring: for dashboards, streams,
 //! admin endpoints and live configuration.
 //!
-//! Each breaker, bulkhead, pool, fallback, limit, balancer and command registers itself when
+//! Each breaker, bulkhead, pool, fallback, limit, balancer, rate limit and command registers itself when
 //! built, in the process-wide [`Registry::global`] unless its builder was
 //! given another with `.registry(&registry)`. The registry holds weak
 //! references only: a component whose layers, services and handles are all
@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-type Erased = dyn Any + Send + Sync;
+pub(crate) type Erased = dyn Any + Send + Sync;
 
 /// A list of the components built in a process (or in a part of it).
 ///
@@ -53,6 +53,13 @@ struct Entries {
     /// view they all share rather than by concrete type.
     #[cfg(feature = "balance")]
     balancers: Vec<Weak<dyn crate::balance::Report>>,
+    /// Keyed breakers are generic over their keys: listed by their
+    /// shared view, which lists each key's breaker.
+    #[cfg(feature = "circuit-breaker")]
+    keyed_breakers: Vec<Weak<dyn crate::circuit_breaker::keyed::Report>>,
+    /// Rate limits are generic over their keys: listed by their shared view.
+    #[cfg(feature = "rate-limit")]
+    rate_limits: Vec<Weak<dyn crate::rate_limit::Report>>,
 }
 
 /// A command is alive while its breaker is: services built from it hold
@@ -64,6 +71,8 @@ struct CommandEntry {
     breaker: Weak<Erased>,
     isolation: Weak<Erased>,
     fallback: Weak<Erased>,
+    /// The command's cache, if it has one.
+    cache: Option<Weak<Erased>>,
 }
 
 impl Registry {
@@ -101,6 +110,26 @@ impl Registry {
         entries.balancers.push(Arc::downgrade(balancer));
     }
 
+    /// Lists a keyed breaker layer (its keys' breakers are listed when
+    /// read, not one by one as they come and go).
+    #[cfg(feature = "circuit-breaker")]
+    pub(crate) fn register_keyed_breakers(
+        &self,
+        keyed: &Arc<dyn crate::circuit_breaker::keyed::Report>,
+    ) {
+        let mut entries = self.entries();
+        entries.keyed_breakers.retain(|k| k.strong_count() > 0);
+        entries.keyed_breakers.push(Arc::downgrade(keyed));
+    }
+
+    /// Lists a rate limit.
+    #[cfg(feature = "rate-limit")]
+    pub(crate) fn register_rate_limit(&self, limit: &Arc<dyn crate::rate_limit::Report>) {
+        let mut entries = self.entries();
+        entries.rate_limits.retain(|l| l.strong_count() > 0);
+        entries.rate_limits.push(Arc::downgrade(limit));
+    }
+
     /// Lists a command made of already registered parts.
     pub(crate) fn register_command<B, I, F>(&self, command: CommandParts<'_, B, I, F>)
     where
@@ -118,6 +147,7 @@ impl Registry {
             breaker: erase(command.breaker.clone()),
             isolation: erase(command.isolation.clone()),
             fallback: erase(command.fallback.clone()),
+            cache: command.cache.as_ref().map(Arc::downgrade),
         });
     }
 
@@ -132,13 +162,28 @@ impl Registry {
     }
 
     /// Every circuit breaker built and still in use, those inside
-    /// commands included (see [`CommandInfo::breaker`]).
+    /// commands included (see [`CommandInfo::breaker`]), then every key's
+    /// breaker of each [keyed layer](crate::circuit_breaker::KeyedCircuitBreakerLayer)
+    /// still in use, by name within each layer.
     #[cfg(feature = "circuit-breaker")]
     pub fn breakers(&self) -> Vec<crate::circuit_breaker::CircuitBreakerHandle> {
-        self.live::<crate::circuit_breaker::Breaker>()
+        let mut breakers: Vec<_> = self
+            .live::<crate::circuit_breaker::Breaker>()
             .into_iter()
             .map(crate::circuit_breaker::CircuitBreakerHandle::new)
-            .collect()
+            .collect();
+        // Upgraded under the lock, read after it: a keyed layer lists its
+        // keys under its map's own locks.
+        let keyed: Vec<_> = self
+            .entries()
+            .keyed_breakers
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for layer in keyed {
+            breakers.extend(layer.breakers());
+        }
+        breakers
     }
 
     /// Every semaphore bulkhead built and still in use.
@@ -177,6 +222,15 @@ impl Registry {
             .collect()
     }
 
+    /// Every request collapser built and still in use.
+    #[cfg(feature = "collapse")]
+    pub fn collapsers(&self) -> Vec<crate::collapse::CollapseHandle> {
+        self.live::<crate::collapse::Stats>()
+            .into_iter()
+            .map(crate::collapse::CollapseHandle::new)
+            .collect()
+    }
+
     /// Every load balancer built and still in use.
     #[cfg(feature = "balance")]
     pub fn balancers(&self) -> Vec<crate::balance::BalanceHandle> {
@@ -185,6 +239,17 @@ impl Registry {
             .iter()
             .filter_map(Weak::upgrade)
             .map(crate::balance::BalanceHandle::new)
+            .collect()
+    }
+
+    /// Every rate limit built and still in use.
+    #[cfg(feature = "rate-limit")]
+    pub fn rate_limits(&self) -> Vec<crate::rate_limit::RateLimitHandle> {
+        self.entries()
+            .rate_limits
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(crate::rate_limit::RateLimitHandle::new)
             .collect()
     }
 
@@ -213,6 +278,7 @@ impl Registry {
                     fallback: crate::fallback::FallbackHandle::new(
                         c.fallback.upgrade()?.downcast().ok()?,
                     ),
+                    cache: c.cache.as_ref().and_then(Weak::upgrade),
                 })
             })
             .collect()
@@ -227,6 +293,8 @@ pub(crate) struct CommandParts<'a, B, I, F> {
     pub(crate) breaker: &'a Arc<B>,
     pub(crate) isolation: &'a Arc<I>,
     pub(crate) fallback: &'a Arc<F>,
+    /// The command's cache's counts, if it has a cache.
+    pub(crate) cache: Option<Arc<Erased>>,
 }
 
 impl fmt::Debug for Registry {
@@ -264,6 +332,7 @@ pub struct CommandInfo {
     breaker: crate::circuit_breaker::CircuitBreakerHandle,
     isolation: Isolation,
     fallback: crate::fallback::FallbackHandle,
+    cache: Option<Arc<Erased>>,
 }
 
 /// How a listed command isolates its calls.
@@ -307,5 +376,23 @@ impl CommandInfo {
     /// What the command's fallback did.
     pub fn fallback(&self) -> &crate::fallback::FallbackHandle {
         &self.fallback
+    }
+
+    /// Whether the command has a [cache](crate::command::CommandBuilder::cache).
+    pub fn has_cache(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// Calls its cache answered so far; 0 without a cache.
+    pub fn cache_hits(&self) -> u64 {
+        #[cfg(feature = "cache")]
+        if let Some(stats) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.downcast_ref::<crate::cache::Stats>())
+        {
+            return stats.hits();
+        }
+        0
     }
 }

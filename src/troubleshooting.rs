@@ -48,7 +48,7 @@
 //! answers in the service's place, so it returns the service's response
 //! type (`Result<Response, BoxError>`):
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! # use rampart::Command;
 //! # use tower::{service_fn, Layer, Service, ServiceExt};
 //! # async fn f() -> Result<(), rampart::BoxError> {
@@ -63,12 +63,14 @@
 //! ```
 //!
 //! Fix: `fallback_sync(|_cause| Ok(vec!["popular titles".to_string()]))`.
+//! To have rustc say so itself, name the request type where the service
+//! is first used (see [below](#make-rustc-name-the-mistake)).
 //!
 //! **A request or a service that is not `Clone`, under a retry layer, a
 //! hedge layer, a deadline layer or a balancer.** A retry or a hedge
 //! sends a copy of the request through a clone of the service:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! # use rampart::retry::RetryLayer;
 //! # use tower::{service_fn, Layer, Service, ServiceExt};
 //! # async fn f() -> Result<(), rampart::BoxError> {
@@ -84,6 +86,48 @@
 //! `http::Request<Bytes>` clone in O(1) for the body); box services with
 //! `tower::util::BoxCloneService` (or `BoxCloneSyncService`), not
 //! `BoxService`.
+//!
+//! # Make rustc name the mistake
+//!
+//! At `svc.ready()` the request type is not known yet: rustc infers it
+//! from the `call` that comes after, so its error says `Service<_>` and
+//! cannot check, let alone name, the bound that failed beneath (no
+//! attribute on rampart's traits can change that). Name the request type
+//! at the first use, `ServiceExt::<Request>::ready(&mut svc)`, and the
+//! same mistakes are reported as themselves. A fallback of the wrong type,
+//! at the fallback closure (`expected closure to return
+//! Result<Vec<String>, ..>, but it returns Result<&str, ..>`):
+//!
+//! ```compile_fail,E0271
+//! # use rampart::Command;
+//! # use tower::{service_fn, Layer, Service, ServiceExt};
+//! # async fn f() -> Result<(), rampart::BoxError> {
+//! let command = Command::builder("titles")
+//!     .fallback_sync(|_cause| Ok("popular titles")) // a &str
+//!     .build()?;
+//! let mut svc = command.layer(service_fn(|_: ()| async {
+//!     Ok::<_, rampart::BoxError>(vec!["personal".to_string()]) // a Vec<String>
+//! }));
+//! ServiceExt::<()>::ready(&mut svc).await?.call(()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A request a balancer cannot copy (``the trait bound `Upload: Clone` is
+//! not satisfied``):
+//!
+//! ```compile_fail,E0277
+//! # use rampart::balance::{Balance, Endpoint, Endpoints};
+//! # use tower::{service_fn, Service, ServiceExt};
+//! # async fn f() -> Result<(), rampart::BoxError> {
+//! struct Upload(std::fs::File); // not Clone
+//! let instance = service_fn(|_: Upload| async { Ok::<_, rampart::BoxError>(()) });
+//! let mut svc = Balance::builder("uploads").build(Endpoints::fixed([Endpoint::new(1, instance)]))?;
+//! ServiceExt::<Upload>::ready(&mut svc).await?.call(Upload(std::fs::File::open("x")?)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! (`svc.oneshot(request)` does not help: rustc looks the method up before
+//! it reads the argument.)
 //!
 //! # "implementation of `FnOnce` is not general enough"
 //!

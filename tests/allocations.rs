@@ -325,6 +325,162 @@ fn retried_layer_calls_that_succeed_do_not_allocate() {
     );
 }
 
+// ===== keyed breakers and rate limits =====
+
+/// [`call`] with a request of any type.
+fn call_with<S: Service<R>, R>(svc: &mut S, request: R) -> Result<S::Response, S::Error> {
+    let mut cx = Context::from_waker(noop_waker_ref());
+    match svc.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Err(e),
+        Poll::Pending => panic!("poll_ready pending"),
+    }
+    let mut response = pin!(svc.call(request));
+    match response.as_mut().poll(&mut cx) {
+        Poll::Ready(result) => result,
+        Poll::Pending => panic!("response pending"),
+    }
+}
+
+fn keyed_ok_service() -> impl Service<u32, Response = (), Error = BoxError> + Clone {
+    service_fn(|n: u32| {
+        ready(if n == u32::MAX {
+            Err("down".into())
+        } else {
+            Ok::<_, BoxError>(())
+        })
+    })
+}
+
+#[test]
+fn keyed_breaker_calls_for_a_held_key_do_not_allocate() {
+    let _serial = serial();
+    let rt = paused_runtime();
+    let _time = rt.enter();
+
+    let layer = CircuitBreakerLayer::builder("alloc-keyed")
+        .consecutive_failures(1)
+        .keyed(|n: &u32| *n % 100)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = layer.layer(keyed_ok_service());
+    // Every key made (and its breaker allocated) before counting.
+    for n in 0..WARM_UP as u32 {
+        call_with(&mut svc, n).unwrap();
+    }
+    // One key (u32::MAX % 100, that is 95) opens.
+    call_with(&mut svc, u32::MAX).unwrap_err();
+    let open_key = u32::MAX % 100;
+    assert_eq!(handle.get(&open_key).unwrap().state(), State::Open);
+
+    let allocations = allocations_in(|| {
+        for n in 0..CALLS as u32 {
+            let key = n % 100;
+            if key == open_key {
+                let err = call_with(&mut svc, key).unwrap_err();
+                assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
+            } else {
+                call_with(&mut svc, key).unwrap();
+            }
+        }
+    });
+    assert_eq!(handle.len(), 100);
+    assert_eq!(
+        allocations, 0,
+        "{CALLS} calls over 100 held keys allocated {allocations} times"
+    );
+}
+
+#[cfg(feature = "rate-limit")]
+#[test]
+fn rate_limited_calls_let_through_do_not_allocate() {
+    use rampart::rate_limit::RateLimitLayer;
+    let _serial = serial();
+    let rt = paused_runtime();
+    let _time = rt.enter();
+
+    // Time stands still: a burst large enough for every call.
+    let layer = RateLimitLayer::builder("alloc-rate")
+        .rate(1_000_000, Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(ok_service());
+    for _ in 0..WARM_UP {
+        call(&mut svc).unwrap();
+    }
+    let allocations = allocations_in(|| {
+        for _ in 0..CALLS {
+            call(&mut svc).unwrap();
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "{CALLS} admitted calls allocated {allocations} times"
+    );
+}
+
+#[cfg(feature = "rate-limit")]
+#[test]
+fn keyed_rate_limit_calls_for_a_held_key_do_not_allocate() {
+    use rampart::rate_limit::RateLimitLayer;
+    let _serial = serial();
+    let rt = paused_runtime();
+    let _time = rt.enter();
+
+    let layer = RateLimitLayer::builder("alloc-rate-keyed")
+        .rate(1_000_000, Duration::from_secs(1))
+        .key(|n: &u32| *n % 100)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = layer.layer(keyed_ok_service());
+    for n in 0..WARM_UP as u32 {
+        call_with(&mut svc, n).unwrap();
+    }
+    let allocations = allocations_in(|| {
+        for n in 0..CALLS as u32 {
+            call_with(&mut svc, n % 100).unwrap();
+        }
+    });
+    assert_eq!(handle.keys(), Some(100));
+    assert_eq!(
+        allocations, 0,
+        "{CALLS} calls over 100 held keys allocated {allocations} times"
+    );
+}
+
+/// A rejection carries its time to come back, so boxing it allocates:
+/// once per rejected call, and nothing else does.
+#[cfg(feature = "rate-limit")]
+#[test]
+fn a_rate_limit_rejection_allocates_only_its_error() {
+    use rampart::rate_limit::RateLimitLayer;
+    let _serial = serial();
+    let rt = paused_runtime();
+    let _time = rt.enter();
+
+    let layer = RateLimitLayer::builder("alloc-rate-rejected")
+        .rate(1, Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(ok_service());
+    call(&mut svc).unwrap();
+    for _ in 0..WARM_UP {
+        call(&mut svc).unwrap_err();
+    }
+    let allocations = allocations_in(|| {
+        for _ in 0..CALLS {
+            let err = call(&mut svc).unwrap_err();
+            assert_eq!(ErrorKind::of(&err), ErrorKind::RateLimited);
+        }
+    });
+    assert_eq!(
+        allocations, CALLS,
+        "{CALLS} rejections allocated {allocations} times"
+    );
+}
+
 // ===== the adaptive limit =====
 
 #[cfg(feature = "limit")]

@@ -163,6 +163,18 @@ const ENDPOINT_NUMBERS: &[&str] = &[
     "reportingHosts",
 ];
 
+/// Hystrix's `HystrixCollapser` numbers (besides `batchSize`).
+const COLLAPSER_NUMBERS: &[&str] = &[
+    "currentTime",
+    "rollingCountRequestsBatched",
+    "rollingCountBatches",
+    "rollingCountResponsesFromCache",
+    "batchSize_mean",
+    "propertyValue_maxRequestsInBatch",
+    "propertyValue_timerDelayInMilliseconds",
+    "reportingHosts",
+];
+
 /// Checks one object against its type's schema: exactly these keys, each
 /// of its JSON type, numbers whole and finite.
 fn check_schema(event: &Map<String, Value>) {
@@ -177,6 +189,13 @@ fn check_schema(event: &Map<String, Value>) {
                 &["propertyValue_executionIsolationThreadPoolKeyOverride"],
             ),
             Some("HystrixThreadPool") => (POOL_NUMBERS, &[], &["type", "name"], &[], &[]),
+            Some("HystrixCollapser") => (
+                COLLAPSER_NUMBERS,
+                &["propertyValue_requestCacheEnabled"],
+                &["type", "name"],
+                &[],
+                &[],
+            ),
             Some("RampartEndpoint") => (
                 ENDPOINT_NUMBERS,
                 &["ejected", "markedDead"],
@@ -214,7 +233,18 @@ fn check_schema(event: &Map<String, Value>) {
             whole(k, v);
         }
     }
-    let expected: BTreeSet<&str> = [numbers, bools, strings, maps, nullable_strings]
+    // A collapser's batch sizes: Hystrix sends no "0" for them.
+    let mut objects: Vec<&str> = maps.to_vec();
+    if event["type"] == "HystrixCollapser" {
+        let sizes = event["batchSize"].as_object().expect("a percentile object");
+        let keys: BTreeSet<&str> = sizes.keys().map(String::as_str).collect();
+        assert_eq!(keys, PERCENTILE_KEYS[1..].iter().copied().collect());
+        for (k, v) in sizes {
+            whole(k, v);
+        }
+        objects.push("batchSize");
+    }
+    let expected: BTreeSet<&str> = [numbers, bools, strings, &objects, nullable_strings]
         .concat()
         .into_iter()
         .collect();
@@ -468,6 +498,56 @@ async fn a_component_that_goes_away_is_announced_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn each_key_of_a_keyed_breaker_shows_as_a_breaker_and_a_forgotten_key_leaves() {
+    let registry = Registry::new();
+    let per_tenant = CircuitBreakerLayer::builder("tenants")
+        .consecutive_failures(1)
+        .registry(&registry)
+        .keyed(|tenant: &&str| *tenant)
+        .build()
+        .unwrap();
+    let tenants = per_tenant.handle();
+    let mut svc = per_tenant.layer(tower::service_fn(|tenant: &'static str| async move {
+        if tenant == "noisy" {
+            Err::<(), BoxError>("boom".into())
+        } else {
+            Ok(())
+        }
+    }));
+    for tenant in ["noisy", "quiet", "quiet"] {
+        let _ = svc.ready().await.unwrap().call(tenant).await;
+    }
+    let mut stream = HystrixStream::builder()
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let mut body = subscribe(&mut stream, "/hystrix.stream").await.into_body();
+
+    let seen = events(&frame(&mut body).await);
+    let noisy = find(&seen, "HystrixCommand", "tenants/\"noisy\"");
+    check_schema(noisy);
+    assert_eq!(noisy["isCircuitBreakerOpen"], true);
+    assert_eq!(noisy["rampartCircuitState"], "open");
+    assert_eq!(noisy["rollingCountFailure"], 1);
+    let quiet = find(&seen, "HystrixCommand", "tenants/\"quiet\"");
+    assert_eq!(quiet["isCircuitBreakerOpen"], false);
+    assert_eq!(quiet["rollingCountSuccess"], 2);
+
+    // A key forgotten is announced gone, once, like any component.
+    tenants.remove(&"noisy");
+    let gone = events(&frame(&mut body).await);
+    let deleted: Vec<_> = gone
+        .iter()
+        .filter(|e| e.contains_key("deleteData"))
+        .collect();
+    assert_eq!(deleted.len(), 1, "{gone:?}");
+    assert_eq!(deleted[0]["name"], "tenants/\"noisy\"");
+    let after = events(&frame(&mut body).await);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["name"], "tenants/\"quiet\"");
+}
+
+#[tokio::test(start_paused = true)]
 async fn each_frame_is_serialised_once_and_shared() {
     let registry = Registry::new();
     let _command = Command::builder("Shared")
@@ -673,4 +753,88 @@ async fn over_http_the_headers_are_hystrixs_and_a_closed_connection_frees_its_pl
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[cfg(all(feature = "collapse", feature = "cache"))]
+#[tokio::test(start_paused = true)]
+async fn collapsed_requests_cache_hits_and_collapsers_reach_the_stream() {
+    use rampart::cache::CacheLayer;
+    use rampart::collapse::CollapseLayer;
+
+    let registry = Registry::new();
+    // The batch command, and a collapser above it naming it.
+    let batch = Command::builder("TitlesBatchGet")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let collapser: CollapseLayer<u32> = CollapseLayer::builder("TitlesGet")
+        .registry(&registry)
+        .command(&batch)
+        .build()
+        .unwrap();
+    // A command with a cache.
+    let ratings = Command::builder("RatingsGet")
+        .registry(&registry)
+        .cache(
+            CacheLayer::builder("RatingsGet", |title: &u32| *title)
+                .ttl(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut stream = HystrixStream::builder()
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let mut body = subscribe(&mut stream, "/hystrix.stream").await.into_body();
+    frame(&mut body).await;
+
+    let titles = collapser.layer(batch.layer(tower::service_fn(|ids: Vec<u32>| async move {
+        Ok::<_, BoxError>(
+            ids.iter()
+                .map(|id| format!("title {id}"))
+                .collect::<Vec<_>>(),
+        )
+    })));
+    // Two batches: 7 requests, then 3.
+    for round in [7u32, 3] {
+        let calls: Vec<_> = (0..round)
+            .map(|id| tokio::spawn(titles.clone().oneshot(id)))
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+    }
+    let mut rated = ratings.layer(tower::service_fn(|title: u32| async move {
+        Ok::<_, BoxError>(title % 5)
+    }));
+    for _ in 0..4 {
+        rated.ready().await.unwrap().call(7).await.unwrap();
+    }
+
+    let events = events(&latest(&mut body).await);
+    for event in &events {
+        check_schema(event);
+    }
+    let batch = find(&events, "HystrixCommand", "TitlesBatchGet");
+    assert_eq!(batch["requestCount"], 2, "two batch calls");
+    assert_eq!(batch["rollingCountCollapsedRequests"], 10);
+    assert_eq!(batch["propertyValue_requestCacheEnabled"], false);
+
+    let collapser = find(&events, "HystrixCollapser", "TitlesGet");
+    assert_eq!(collapser["rollingCountRequestsBatched"], 10);
+    assert_eq!(collapser["rollingCountBatches"], 2);
+    assert_eq!(collapser["rollingCountResponsesFromCache"], 0);
+    assert_eq!(collapser["batchSize_mean"], 5);
+    assert_eq!(collapser["batchSize"]["25"], 3);
+    assert_eq!(collapser["batchSize"]["50"], 3);
+    assert_eq!(collapser["batchSize"]["100"], 7);
+    assert_eq!(collapser["propertyValue_maxRequestsInBatch"], 100);
+    assert_eq!(collapser["propertyValue_timerDelayInMilliseconds"], 10);
+
+    let ratings = find(&events, "HystrixCommand", "RatingsGet");
+    assert_eq!(ratings["rollingCountResponsesFromCache"], 3);
+    assert_eq!(ratings["requestCount"], 1, "hits reach no breaker");
+    assert_eq!(ratings["propertyValue_requestCacheEnabled"], true);
 }

@@ -31,6 +31,9 @@ use tower::{service_fn, Service};
 
 mod alloc;
 use alloc::{counting, total};
+// For the benches that measure memory per key (keyed.rs).
+#[allow(unused_imports)]
+pub use alloc::live_bytes;
 
 // ===== services and the call driver =====
 
@@ -207,14 +210,31 @@ pub fn config(warm_up: Duration, measurement: Duration) -> Criterion {
         .without_plots()
 }
 
-/// A current-thread runtime with time enabled, for a bench to stay in the
-/// context of (`Runtime::enter`) for its whole run; nothing is ever spawned
-/// on it. The two-thread cases enter it on their threads too.
-pub fn timer_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a current-thread runtime")
+/// The runtime a bench stays in the context of (`Runtime::enter`) for its
+/// whole run, with time enabled; nothing is ever spawned on it. The
+/// two-thread cases enter it on their threads too.
+///
+/// A multi-thread one (one worker), as a service runs on: rampart's
+/// components built in its context read the CPU's time-stamp counter rather
+/// than tokio's clock (see the crate docs, "Time"). With `RAMPART_BENCH_CLOCK=tokio`
+/// it is a current-thread runtime instead, whose clock tests may pause, and
+/// the components read tokio's clock: the cost on such a runtime.
+pub fn runtime() -> tokio::runtime::Runtime {
+    if std::env::var_os("RAMPART_BENCH_CLOCK").is_some_and(|v| v == "tokio") {
+        println!(
+            "RAMPART_BENCH_CLOCK=tokio: a current-thread runtime; rampart reads tokio's clock"
+        );
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime")
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .expect("a multi-thread runtime")
+    }
 }
 
 /// Runs `benches` (the `criterion_group!`) and criterion's summary; then, if

@@ -47,6 +47,12 @@ impl<K, S> Endpoint<K, S> {
     /// The circuit breaker wrapping `service` (when you built it with one),
     /// so [`AvailabilityFilter`](super::rule::AvailabilityFilter) can skip
     /// the endpoint while its breaker rejects calls.
+    ///
+    /// One [keyed layer](crate::circuit_breaker::KeyedCircuitBreakerLayer)
+    /// can hold every endpoint's breaker, keyed by endpoint:
+    /// [`for_key`](crate::circuit_breaker::KeyedCircuitBreakerLayer::for_key)
+    /// gives the layer to wrap `service` with, and its handle for here (see
+    /// [Breakers for a balancer's endpoints](crate::circuit_breaker#breakers-for-a-balancers-endpoints)).
     pub fn breaker(mut self, breaker: CircuitBreakerHandle) -> Self {
         self.breaker = Some(breaker);
         self

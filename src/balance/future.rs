@@ -6,7 +6,7 @@ use super::service::{Shared, LAYER};
 use super::set::Tried;
 use crate::circuit_breaker::Outcome;
 use crate::internal::cancel;
-use crate::internal::clock::Micros;
+use crate::internal::clock::{Micros, Reading};
 use crate::internal::shard::Lane;
 use crate::metrics::{debug_enabled, TARGET_BALANCE};
 use crate::retry::Policy;
@@ -226,7 +226,7 @@ where
             // Every call earns its share of a hedge; one clock read serves
             // the deposit, the delay and the start.
             let now = Instant::now();
-            hedge.cap.deposit_at(now);
+            hedge.cap.deposit_at(Reading::Tokio(now));
             if !shared.policy.may_send_twice(&request) {
                 return None;
             }
@@ -428,12 +428,12 @@ where
                         // Only now, the request handed over: a `call` that
                         // panicked leaves no deposit and no load behind.
                         let endpoint = endpoint.take().expect("present while ready");
-                        let now = Instant::now();
+                        let now = shared.set.clock.read();
                         if !std::mem::replace(this.deposited, true) {
                             shared.budget.deposit_at(now);
                         }
                         let attempt = endpoint.start();
-                        let started = shared.set.clock.at(now);
+                        let started = shared.set.clock.micros_at(now);
                         this.state.set(State::Calling {
                             response,
                             attempt,

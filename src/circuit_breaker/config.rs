@@ -276,6 +276,34 @@ impl<C> Builder<C> {
     ///
     /// A [`ConfigError`] listing each option outside its valid range.
     pub fn build(self) -> Result<CircuitBreakerLayer<C>, ConfigError> {
+        let parts = self.into_parts()?;
+        let breaker = Arc::new(Breaker::new(
+            parts.name.into(),
+            parts.settings,
+            parts.listeners.into(),
+        ));
+        parts
+            .registry
+            .unwrap_or_else(crate::registry::Registry::global)
+            .register(&breaker);
+        Ok(CircuitBreakerLayer::from_parts(breaker, parts.classify))
+    }
+
+    /// One breaker per key taken from each request, all with these
+    /// settings: see [`KeyedCircuitBreakerLayer`](super::KeyedCircuitBreakerLayer).
+    /// Set every other option first.
+    ///
+    /// The closure's argument needs its type written out (`|req:
+    /// &Request<Body>|`): it names the request type the layer is for.
+    pub fn keyed<Req, K, F>(self, key: F) -> super::keyed::Builder<K, F, C>
+    where
+        F: Fn(&Req) -> K,
+    {
+        super::keyed::Builder::new(self, key)
+    }
+
+    /// Checks every option; the validated settings and the rest.
+    pub(super) fn into_parts(self) -> Result<Parts<C>, ConfigError> {
         self.validate()?;
         let settings = Settings {
             window: self.window.0,
@@ -289,15 +317,18 @@ impl<C> Builder<C> {
             probes: self.probes,
             probe_timeout: micros(self.probe_timeout),
         };
-        let breaker = Arc::new(Breaker::new(
-            self.name.into(),
+        Ok(Parts {
+            name: self.name,
             settings,
-            self.listeners.into(),
-        ));
-        self.registry
-            .unwrap_or_else(crate::registry::Registry::global)
-            .register(&breaker);
-        Ok(CircuitBreakerLayer::from_parts(breaker, self.classify))
+            listeners: self.listeners,
+            classify: self.classify,
+            registry: self.registry,
+        })
+    }
+
+    /// The breaker's name, as given to the builder.
+    pub(super) fn name(&self) -> &str {
+        &self.name
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -403,6 +434,15 @@ impl<C> Builder<C> {
         });
         v.finish()
     }
+}
+
+/// A validated builder, taken apart.
+pub(super) struct Parts<C> {
+    pub(super) name: String,
+    pub(super) settings: Settings,
+    pub(super) listeners: Vec<Listener>,
+    pub(super) classify: C,
+    pub(super) registry: Option<crate::registry::Registry>,
 }
 
 impl<C> fmt::Debug for Builder<C> {

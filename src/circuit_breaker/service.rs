@@ -90,10 +90,10 @@ impl Drop for ProbePlace {
 }
 
 /// Counts a call whose inner `call` panicked as a failure.
-struct CallGuard<'a> {
-    breaker: &'a Breaker,
-    permit: Permit,
-    started: Micros,
+pub(super) struct CallGuard<'a> {
+    pub(super) breaker: &'a Breaker,
+    pub(super) permit: Permit,
+    pub(super) started: Micros,
 }
 
 impl Drop for CallGuard<'_> {
@@ -229,7 +229,9 @@ where
             }
             // Recorded at the time of the call, which may come long after
             // the poll (a Buffer worker): a rejection is counted when made.
-            Admission::Rejected => Err(breaker.now()),
+            // (A forced-open breaker's decision read no time, so that
+            // rejection reads the clock once.)
+            Admission::Rejected => Err(None),
             // Admitted when polled, but the breaker has changed state since
             // (a force, a reset, a trip; or a Buffer worker that polls long
             // before it calls): decide again. A stale probe place is no
@@ -238,8 +240,8 @@ where
             Admission::Admitted(_) | Admission::Probe(_) | Admission::Idle => breaker.acquire(),
         };
         match permit {
-            Err(now) => {
-                breaker.reject(now);
+            Err(at) => {
+                breaker.reject(at.unwrap_or_else(|| breaker.now()));
                 self.disarm();
                 ResponseFuture::rejected()
             }

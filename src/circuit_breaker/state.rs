@@ -139,6 +139,9 @@ pub(crate) struct Breaker {
     probe_deadline: AtomicU64,
     /// MetricsOnly: whether "would open" has been logged for the current run.
     would_open: AtomicBool,
+    /// When a call last came (µs), for a keyed layer's least-recently-used
+    /// bound; written only by keyed layers.
+    last_used: AtomicU64,
     name: Arc<str>,
     settings: Settings,
     clock: Clock,
@@ -166,6 +169,23 @@ impl std::fmt::Debug for Breaker {
 
 impl Breaker {
     pub(crate) fn new(name: Arc<str>, settings: Settings, listeners: Box<[Listener]>) -> Self {
+        Self::with_shards(
+            name,
+            settings,
+            listeners,
+            crate::internal::shard::shard_count(),
+        )
+    }
+
+    /// A breaker whose window has `shards` shards: [`new`](Self::new)'s
+    /// spread over threads costs a latency histogram per shard, too much
+    /// for one breaker per key.
+    pub(crate) fn with_shards(
+        name: Arc<str>,
+        settings: Settings,
+        listeners: Box<[Listener]>,
+        shards: usize,
+    ) -> Self {
         let clock = Clock::new();
         let (bucket_len, buckets) = match settings.window {
             WindowKind::Time { length, buckets } => (
@@ -187,9 +207,10 @@ impl Breaker {
             trips: AtomicU32::new(0),
             probe_deadline: AtomicU64::new(0),
             would_open: AtomicBool::new(false),
+            last_used: AtomicU64::new(0),
             telemetry: Telemetry::new(&name),
             name,
-            stats: TimeWindow::new(bucket_len, buckets, clock.now()),
+            stats: TimeWindow::with_shards(bucket_len, buckets, clock.now(), shards),
             decisions,
             settings,
             clock,
@@ -206,14 +227,26 @@ impl Breaker {
         self.clock.now()
     }
 
+    /// Notes a call at `now` (µs on this breaker's clock), for a keyed
+    /// layer's bound: a plain store, of a time the call read anyway.
+    #[inline]
+    pub(crate) fn touch(&self, now: Micros) {
+        self.last_used.store(now, Ordering::Relaxed);
+    }
+
+    /// When a call last came, as noted by [`touch`](Self::touch).
+    pub(crate) fn last_used(&self) -> Micros {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
     // ===== admission =====
 
-    /// Admits a call, or rejects it with the time of the rejection (a
-    /// rejection always knows the time: it is recorded in the window as a
-    /// short-circuit). An open breaker whose open time has passed turns
-    /// half-open here, admitting this call as its first probe.
+    /// Admits a call, or rejects it with the time of the rejection when
+    /// the decision read it (a forced-open breaker decides without the
+    /// time). An open breaker whose open time has passed turns half-open
+    /// here, admitting this call as its first probe.
     #[inline]
-    pub(crate) fn acquire(&self) -> Result<Permit, Micros> {
+    pub(crate) fn acquire(&self) -> Result<Permit, Option<Micros>> {
         let mut w = self.word.0.load(Ordering::Acquire);
         loop {
             let (next, permit) = match tag(w) {
@@ -223,11 +256,11 @@ impl Breaker {
                     })
                 }
                 DISABLED => return Ok(Permit::Uncounted),
-                FORCED_OPEN => return Err(self.clock.now()),
+                FORCED_OPEN => return Err(None),
                 OPEN => {
                     let now = self.clock.now();
                     if now < deadline(w) {
-                        return Err(now);
+                        return Err(Some(now));
                     }
                     self.start_probe_clock(now);
                     let next = next_word(w, HALF_OPEN, 0) + ADMITTED_ONE;
@@ -246,7 +279,7 @@ impl Breaker {
                         if now >= self.probe_deadline.load(Ordering::Relaxed) {
                             let _ = self.open(w, TransitionReason::ProbeTimedOut, now);
                         }
-                        return Err(now);
+                        return Err(Some(now));
                     }
                     if admitted(w) == 0 {
                         // The first probe of a half-open period entered by a

@@ -2,6 +2,7 @@
 
 use super::future::ResponseFuture;
 use super::layer::Shared;
+use crate::internal::clock::Reading;
 use crate::retry::Policy;
 use crate::BoxError;
 use std::fmt;
@@ -64,7 +65,7 @@ where
         let shared = &self.shared;
         // One clock read: the cap's deposit, the delay and the start.
         let now = tokio::time::Instant::now();
-        shared.cap.deposit_at(now);
+        shared.cap.deposit_at(Reading::Tokio(now));
         let hedge = if shared.policy.may_send_twice(&request) {
             shared
                 .tracker

@@ -67,6 +67,7 @@
 //! |---|---|---|---|
 //! | [`CircuitOpen`](ErrorKind::CircuitOpen) | 503 Service Unavailable, with `Retry-After` through [`error_response_with`] | `circuit_open` | `circuit open` |
 //! | [`BulkheadFull`](ErrorKind::BulkheadFull) (a pool or tower's `LoadShed` too) | 503 | `bulkhead_full` | `bulkhead full` |
+//! | [`RateLimited`](ErrorKind::RateLimited) | 429 Too Many Requests, with `Retry-After` from the error | `rate_limited` | `rate limited` |
 //! | [`RetryBudgetExhausted`](ErrorKind::RetryBudgetExhausted) | 503 | `retry_budget_exhausted` | `retry budget exhausted` |
 //! | [`NoHealthyEndpoint`](ErrorKind::NoHealthyEndpoint) | 503 | `no_healthy_endpoint` | `no healthy endpoint` |
 //! | [`LimitExceeded`](ErrorKind::LimitExceeded): an adaptive limit's `LimitExceeded` | 503 | `limit_exceeded` | `limit exceeded` |
@@ -99,14 +100,20 @@
 //! time itself: it is zero-sized so that a rejection never allocates, and
 //! the time is read from the breaker's handle instead.
 //!
-//! An adaptive limit's rejections (feature `limit`) need no setup of
-//! their own: `rampart::limit`'s module docs show a limit with partitions
-//! in front of a router.
+//! A rate limit's rejection ([`RateLimited`](ErrorKind::RateLimited),
+//! feature `rate-limit`) is different: the server is fine, *this* client
+//! (or tenant, or everyone) sent too many requests, which is 429 Too Many
+//! Requests (RFC 6585, section 4). The error carries when its next permit
+//! comes, so [`ErrorResponse::new`] (and so [`error_response`]) sends
+//! `Retry-After` for it without being told: rounded up, a client that
+//! obeys it finds its permit there.
 //!
-//! Not yet here: rampart has no rate limiter yet. When it comes, its
-//! rejection will answer 429 Too Many Requests with `Retry-After` from its
-//! next free permit (RFC 6585, section 4); until then such errors, like
-//! any unknown one, answer 500.
+//! An adaptive limit's rejections (feature `limit`) need no setup of
+//! their own either: `LimitExceeded` answers 503 like a full bulkhead, and
+//! a partition over its share (`PartitionLimitExceeded`) 429, with no
+//! `Retry-After` (a limit has no clock to tell when a permit frees).
+//! `rampart::limit`'s module docs show a limit with partitions in front of
+//! a router.
 //!
 //! [`HandleErrorLayer`]: ::axum::error_handling::HandleErrorLayer
 
@@ -214,13 +221,19 @@ pub struct ErrorResponse {
 
 impl ErrorResponse {
     /// The response for `error` (a [`BoxError`] or a `dyn Error`), as the
-    /// [module docs](self) map it; no `Retry-After` yet.
+    /// [module docs](self) map it; with `Retry-After` only for a rate
+    /// limit's rejection, which carries its time.
     pub fn new<E: AsDynError + ?Sized>(error: &E) -> Self {
-        let kind = kind_of(error.as_dyn_error());
+        let error = error.as_dyn_error();
+        let kind = kind_of(error);
         ErrorResponse {
             kind,
-            over_share: kind == ErrorKind::LimitExceeded && is_over_share(error.as_dyn_error()),
-            retry_after: None,
+            over_share: kind == ErrorKind::LimitExceeded && is_over_share(error),
+            retry_after: match kind {
+                #[cfg(feature = "rate-limit")]
+                ErrorKind::RateLimited => rate_limited_after(error),
+                _ => None,
+            },
         }
     }
 
@@ -277,6 +290,11 @@ fn describe(kind: ErrorKind, over_share: bool) -> Description {
             StatusCode::SERVICE_UNAVAILABLE,
             Some("bulkhead_full"),
             "bulkhead full",
+        ),
+        ErrorKind::RateLimited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("rate_limited"),
+            "rate limited",
         ),
         ErrorKind::RetryBudgetExhausted => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -354,6 +372,24 @@ fn is_over_share(error: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+/// The time a [`RateLimited`](crate::rate_limit::RateLimited) in `error`'s
+/// chain (or, for a rejected fallback, its cause's) says to come back after.
+#[cfg(feature = "rate-limit")]
+fn rate_limited_after(error: &(dyn StdError + 'static)) -> Option<Duration> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(limited) = e.downcast_ref::<crate::rate_limit::RateLimited>() {
+            return Some(limited.retry_after());
+        }
+        #[cfg(feature = "fallback")]
+        if let Some(rejected) = e.downcast_ref::<crate::fallback::FallbackRejected>() {
+            return rate_limited_after(&**rejected.cause());
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// `Retry-After` has no fractions: 2.5 s is "3", so a client that obeys
 /// never comes back early.
 fn whole_seconds_up(after: Duration) -> u64 {
@@ -388,6 +424,36 @@ mod tests {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         let response = response.into_response();
         assert_eq!(response.headers()[ERROR_HEADER], "partition_limit_exceeded");
+    }
+
+    #[cfg(feature = "rate-limit")]
+    #[test]
+    fn a_rate_limit_is_answered_429_with_its_own_retry_after() {
+        let error: BoxError =
+            crate::rate_limit::RateLimited::new(Duration::from_millis(1_200)).into();
+        let response = ErrorResponse::new(&error);
+        assert_eq!(response.kind(), ErrorKind::RateLimited);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let response = response.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        assert_eq!(response.headers()[ERROR_HEADER], "rate_limited");
+        // Other errors get no Retry-After unless told.
+        let error: BoxError = "boom".into();
+        assert!(ErrorResponse::new(&error)
+            .into_response()
+            .headers()
+            .get(RETRY_AFTER)
+            .is_none());
+    }
+
+    #[cfg(all(feature = "rate-limit", feature = "fallback"))]
+    #[test]
+    fn a_rejected_fallback_over_a_rate_limit_still_says_when_to_come_back() {
+        let cause: BoxError = crate::rate_limit::RateLimited::new(Duration::from_secs(3)).into();
+        let error: BoxError = crate::fallback::FallbackRejected::new(cause).into();
+        let response = ErrorResponse::new(&error).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "3");
     }
 
     #[cfg(feature = "fallback")]

@@ -1,35 +1,140 @@
-//! The time source: `tokio::time`, so tests on a paused clock drive every
-//! deadline, window and latency in rampart.
+//! The time source: `tokio::time` wherever tokio's clock can be paused, the
+//! CPU's time-stamp counter everywhere else.
 //!
 //! Time inside rampart is a `u64` count of microseconds since the owning
 //! component was built. It fits in an atomic word, so deadlines and window
 //! slots are read and compared without locks, and a microsecond is finer than
 //! any timeout or latency bucket rampart reasons about.
+//!
+//! # Which clock a component reads
+//!
+//! Reading `tokio::time::Instant::now()` is a `clock_gettime` call: about
+//! 35 ns on the 2-core VM rampart is measured on, two thirds of what a
+//! closed breaker's call cost. The CPU's time-stamp counter, read through
+//! [`quanta`] (one `rdtsc`, scaled to nanoseconds by a factor it calibrated
+//! against the OS clock once per process), costs about 12 ns there.
+//!
+//! But tests pause tokio's clock and drive every deadline and window with
+//! it, and the counter does not stop when tokio's clock does. tokio allows a
+//! paused clock on a current-thread runtime only (`pause()` panics on a
+//! multi-thread runtime, and `start_paused` is a current-thread option), so
+//! the choice is made once per component, when it is built:
+//!
+//! - built inside a multi-thread runtime: the time-stamp counter (when the
+//!   CPU has no invariant one, `quanta` reads the OS clock instead, as
+//!   tokio would);
+//! - built inside a current-thread runtime, or outside any runtime:
+//!   `tokio::time`, so a paused clock drives it.
+//!
+//! A component built in a multi-thread runtime and later used under a
+//! paused clock (a `static` first touched by a multi-thread test, then
+//! used by a paused one) would not see the pause; nothing else can tell
+//! the two clocks apart. The first component to pick the counter waits for
+//! `quanta`'s calibration: 10 to 20 ms, never more than 200 ms, once per
+//! process.
 
+use std::sync::OnceLock;
 use std::time::Duration;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::time::Instant;
 
 /// Microseconds since a [`Clock`]'s origin.
 pub(crate) type Micros = u64;
 
-/// Reads `tokio::time::Instant` relative to a fixed origin.
+/// One read of a clock's source: see [`Clock::read`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reading {
+    Tokio(Instant),
+    Counter(u64),
+}
+
+/// Reads the time relative to a fixed origin, from tokio's clock or from
+/// the time-stamp counter (see the module docs).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     origin: Instant,
+    // The counter's raw value at `origin`, when this clock reads the
+    // counter; `None` when it reads tokio's clock.
+    tsc_origin: Option<u64>,
+}
+
+/// The process's calibrated counter (`quanta` reads the OS clock instead
+/// when the CPU has no invariant time-stamp counter).
+fn tsc() -> &'static quanta::Clock {
+    static TSC: OnceLock<quanta::Clock> = OnceLock::new();
+    TSC.get_or_init(quanta::Clock::new)
 }
 
 impl Clock {
-    /// A clock whose zero is now.
+    /// A clock whose zero is now, reading the counter when built on a
+    /// multi-thread runtime (see the module docs).
     pub(crate) fn new() -> Self {
-        Clock {
-            origin: Instant::now(),
+        let pausable = Handle::try_current().map_or(true, |handle| {
+            handle.runtime_flavor() != RuntimeFlavor::MultiThread
+        });
+        if pausable {
+            return Clock {
+                origin: Instant::now(),
+                tsc_origin: None,
+            };
+        }
+        // Both origins at one moment: the counter's read between two of
+        // tokio's, taken again if the thread was preempted in between (the
+        // counter's first use, which calibrates it, comes before).
+        let tsc = tsc();
+        let mut tries = 0;
+        loop {
+            let before = Instant::now();
+            let raw = tsc.raw();
+            let gap = before.elapsed();
+            tries += 1;
+            if gap < Duration::from_micros(20) || tries == 5 {
+                return Clock {
+                    origin: before + gap / 2,
+                    tsc_origin: Some(raw),
+                };
+            }
         }
     }
 
     /// Microseconds elapsed since the origin.
     #[inline]
     pub(crate) fn now(&self) -> Micros {
-        self.at(Instant::now())
+        match self.tsc_origin {
+            Some(_) => self.micros_at(Reading::Counter(tsc().raw())),
+            None => self.at(Instant::now()),
+        }
+    }
+
+    /// One reading of this clock's source, for several clocks to convert
+    /// ([`micros_at`](Self::micros_at)): one read serves them all.
+    #[inline]
+    pub(crate) fn read(&self) -> Reading {
+        match self.tsc_origin {
+            Some(_) => Reading::Counter(tsc().raw()),
+            None => Reading::Tokio(Instant::now()),
+        }
+    }
+
+    /// `reading`, in microseconds since this clock's origin. A reading of
+    /// the other source (components built on different runtimes) costs a
+    /// read of this clock's own, unless it is tokio's instant, which every
+    /// clock can place (a counter clock is never paused, so tokio's time
+    /// and the counter's agree).
+    #[inline]
+    pub(crate) fn micros_at(&self, reading: Reading) -> Micros {
+        match (reading, self.tsc_origin) {
+            (Reading::Counter(raw), Some(origin)) => tsc().delta_as_nanos(origin, raw) / 1_000,
+            (Reading::Tokio(instant), _) => self.at(instant),
+            (Reading::Counter(_), None) => self.now(),
+        }
+    }
+
+    /// The tokio instant `after` from now (to the microsecond), for a
+    /// timer: one read of this clock rather than of tokio's.
+    #[inline]
+    pub(crate) fn instant_after(&self, after: Duration) -> Instant {
+        self.origin + Duration::from_micros(self.now()) + after
     }
 
     /// `instant`, in microseconds since the origin: lets one clock read
@@ -37,6 +142,13 @@ impl Clock {
     #[inline]
     pub(crate) fn at(&self, instant: Instant) -> Micros {
         micros(instant.saturating_duration_since(self.origin))
+    }
+
+    /// Whether this clock reads the time-stamp counter rather than
+    /// tokio's clock.
+    #[cfg(test)]
+    pub(crate) fn reads_counter(&self) -> bool {
+        self.tsc_origin.is_some()
     }
 }
 
@@ -46,6 +158,41 @@ pub(crate) fn micros(d: Duration) -> Micros {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// [`Clock`]'s time for governor's rate limiters, whose own clocks read
+/// `std::time::Instant` (or the TSC): nanoseconds since this clock was
+/// made, read from `tokio::time::Instant`, so a paused tokio clock drives
+/// rampart's rate limits like everything else.
+#[cfg(feature = "rate-limit")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GovernorClock {
+    origin: Instant,
+}
+
+#[cfg(feature = "rate-limit")]
+impl GovernorClock {
+    pub(crate) fn new() -> Self {
+        GovernorClock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// The instant a reading of this clock stands for.
+    pub(crate) fn instant(&self, at: governor::nanos::Nanos) -> Instant {
+        self.origin + Duration::from_nanos(at.as_u64())
+    }
+}
+
+#[cfg(feature = "rate-limit")]
+impl governor::clock::Clock for GovernorClock {
+    type Instant = governor::nanos::Nanos;
+
+    #[inline]
+    fn now(&self) -> Self::Instant {
+        let since = Instant::now().saturating_duration_since(self.origin);
+        governor::nanos::Nanos::new(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,9 +200,45 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn follows_the_paused_tokio_clock() {
         let clock = Clock::new();
+        assert!(!clock.reads_counter());
         assert_eq!(clock.now(), 0);
         tokio::time::advance(Duration::from_millis(1500)).await;
         assert_eq!(clock.now(), 1_500_000);
+    }
+
+    #[cfg(feature = "rate-limit")]
+    #[tokio::test(start_paused = true)]
+    async fn governor_clock_follows_the_paused_tokio_clock() {
+        use governor::clock::Clock as _;
+        let clock = GovernorClock::new();
+        assert_eq!(clock.now().as_u64(), 0);
+        tokio::time::advance(Duration::from_millis(3)).await;
+        assert_eq!(clock.now().as_u64(), 3_000_000);
+        assert_eq!(clock.instant(clock.now()), Instant::now());
+    }
+
+    #[test]
+    fn outside_a_runtime_reads_tokios_clock() {
+        assert!(!Clock::new().reads_counter());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn on_a_multi_thread_runtime_reads_the_counter() {
+        let clock = Clock::new();
+        assert!(clock.reads_counter());
+        // The counter and tokio's clock agree: calibrated against the same
+        // OS clock, a counter read falls between the tokio reads around it
+        // (give or take the calibration's error: 0.1 % and 100 µs allowed).
+        std::thread::sleep(Duration::from_millis(20));
+        let before = clock.at(Instant::now());
+        let by_counter = clock.now();
+        let after = clock.at(Instant::now());
+        assert!(before >= 20_000, "{before} µs");
+        let slack = 100 + after / 1_000;
+        assert!(
+            before.saturating_sub(slack) <= by_counter && by_counter <= after + slack,
+            "{before} <= {by_counter} <= {after}"
+        );
     }
 
     #[test]

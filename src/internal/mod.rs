@@ -7,6 +7,8 @@ pub(crate) mod clock;
 pub(crate) mod deadline;
 #[cfg(any(feature = "circuit-breaker", feature = "fallback"))]
 pub(crate) mod handoff;
+#[cfg(any(feature = "circuit-breaker", feature = "rate-limit"))]
+pub(crate) mod keyed;
 #[cfg(any(feature = "retry", feature = "limit"))]
 pub(crate) mod rng;
 pub(crate) mod shard;

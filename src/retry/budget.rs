@@ -1,7 +1,7 @@
 //! A retry budget shared by every client that holds it.
 
 use crate::error::{ConfigError, Validator};
-use crate::internal::clock::{micros, Clock};
+use crate::internal::clock::{micros, Clock, Reading};
 use crate::window::{Category, Record, TimeWindow};
 use std::fmt;
 use std::sync::Arc;
@@ -91,15 +91,18 @@ impl RetryBudget {
 
     /// Counts one request (not a retry): earns `ratio` of a retry.
     pub fn deposit(&self) {
-        self.deposit_at(tokio::time::Instant::now());
-    }
-
-    /// As [`deposit`](Self::deposit), at a time the caller has read already.
-    pub(crate) fn deposit_at(&self, now: tokio::time::Instant) {
         let inner = &self.inner;
         inner
             .window
-            .record(inner.clock.at(now), Record::tally(Category::Success));
+            .record(inner.clock.now(), Record::tally(Category::Success));
+    }
+
+    /// As [`deposit`](Self::deposit), at a time the caller has read already.
+    pub(crate) fn deposit_at(&self, now: Reading) {
+        let inner = &self.inner;
+        inner
+            .window
+            .record(inner.clock.micros_at(now), Record::tally(Category::Success));
     }
 
     /// Takes one retry from the budget, if there is one.

@@ -170,6 +170,53 @@ pub(crate) struct PoolEvent<'a> {
     reporting_hosts: u64,
 }
 
+/// Batch sizes at the percentiles Hystrix sends for a collapser (no "0").
+#[cfg(feature = "collapse")]
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchSizes {
+    #[serde(rename = "25")]
+    p25: u64,
+    #[serde(rename = "50")]
+    p50: u64,
+    #[serde(rename = "75")]
+    p75: u64,
+    #[serde(rename = "90")]
+    p90: u64,
+    #[serde(rename = "95")]
+    p95: u64,
+    #[serde(rename = "99")]
+    p99: u64,
+    #[serde(rename = "99.5")]
+    p99_5: u64,
+    #[serde(rename = "100")]
+    p100: u64,
+}
+
+/// Hystrix's `HystrixCollapser` object (the Hystrix dashboard ignores it;
+/// Turbine merges it).
+#[cfg(feature = "collapse")]
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CollapserEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    current_time: u64,
+    rolling_count_requests_batched: u64,
+    rolling_count_batches: u64,
+    rolling_count_responses_from_cache: u64,
+    #[serde(rename = "batchSize_mean")]
+    batch_size_mean: u64,
+    batch_size: BatchSizes,
+    #[serde(rename = "propertyValue_requestCacheEnabled")]
+    request_cache_enabled: bool,
+    #[serde(rename = "propertyValue_maxRequestsInBatch")]
+    max_requests_in_batch: u64,
+    #[serde(rename = "propertyValue_timerDelayInMilliseconds")]
+    timer_delay_ms: u64,
+    reporting_hosts: u64,
+}
+
 /// rampart's own `RampartEndpoint` object: one endpoint of one balancer.
 /// The Hystrix dashboard ignores types it does not know; Turbine merges it
 /// like any other object (numbers summed, strings and booleans counted).
@@ -217,6 +264,8 @@ struct Deleted<'a> {
 const COMMAND: &str = "HystrixCommand";
 const POOL: &str = "HystrixThreadPool";
 const ENDPOINT: &str = "RampartEndpoint";
+#[cfg(feature = "collapse")]
+const COLLAPSER: &str = "HystrixCollapser";
 
 /// Rolling totals of counters a component keeps as running totals:
 /// sampled at each snapshot, the difference between now and the newest
@@ -267,6 +316,8 @@ struct Memory {
     /// ejections, marked dead.
     endpoint: Rolling<8>,
     peak: RollingPeak,
+    /// A command's requests collapsed into its calls, and its cache hits.
+    command: Rolling<2>,
     /// Seen in the snapshot being taken.
     seen: bool,
 }
@@ -297,10 +348,25 @@ impl Snapshots {
             .map_or(0, |d| d.as_millis() as u64);
         let mut out = Vec::new();
         let commands = self.registry.commands();
+        #[cfg(feature = "collapse")]
+        let collapsers = self.registry.collapsers();
         for command in &commands {
+            #[cfg(feature = "collapse")]
+            let collapsed = collapsers
+                .iter()
+                .filter(|c| c.command() == Some(command.name()))
+                .map(|c| c.requests_batched())
+                .sum();
+            #[cfg(not(feature = "collapse"))]
+            let collapsed = 0;
             let memory = self.remember(COMMAND, command.name());
-            let event = command_event(command, memory, now, wall);
+            let event = command_event(command, memory, collapsed, now, wall);
             push_event(&mut out, &event);
+        }
+        #[cfg(feature = "collapse")]
+        for collapser in &collapsers {
+            self.remember(COLLAPSER, collapser.name());
+            push_event(&mut out, &collapser_event(collapser, wall));
         }
         for breaker in self.registry.breakers() {
             if commands.iter().any(|c| c.breaker().same_breaker(&breaker)) {
@@ -464,14 +530,22 @@ impl BreakerView {
     }
 }
 
+/// `collapsed`: the running total of requests batched into the
+/// command's calls by the collapsers naming it.
 fn command_event<'a>(
     command: &'a CommandInfo,
     memory: &mut Memory,
+    collapsed: u64,
     now: Instant,
     wall: u64,
 ) -> CommandEvent<'a> {
     let view = BreakerView::of(command.breaker());
     let window = Duration::from_millis(view.window_ms);
+    // Running totals, turned into counts over the command's window.
+    let [collapsed, from_cache] =
+        memory
+            .command
+            .update(now, [collapsed, command.cache_hits()], window);
     let fallback = command.fallback();
     // A command's fallback keeps windows lined up with its breaker's.
     let rolling = fallback.rolling().unwrap_or_default();
@@ -537,7 +611,47 @@ fn command_event<'a>(
         semaphore_max: pool_key,
         fallback_semaphore_max: fallback.max_concurrent().map_or(0, |m| m as u64),
         thread_pool,
+        rolling_count_collapsed_requests: collapsed,
+        rolling_count_responses_from_cache: from_cache,
+        request_cache_enabled: command.has_cache(),
         ..breaker_event(command.breaker(), view, wall)
+    }
+}
+
+/// A collapser's batches over the last 10 s, and its settings.
+#[cfg(feature = "collapse")]
+fn collapser_event(collapser: &crate::collapse::CollapseHandle, wall: u64) -> CollapserEvent<'_> {
+    let stats = collapser.stats();
+    let rolling = stats.rolling();
+    // Sizes stand where latencies stand in the window: read them back as
+    // whole microseconds.
+    let at = |p: f64| rolling.sizes.percentile(p).as_micros() as u64;
+    CollapserEvent {
+        kind: COLLAPSER,
+        name: collapser.name(),
+        current_time: wall,
+        rolling_count_requests_batched: rolling.batched,
+        rolling_count_batches: rolling.batches,
+        // rampart's collapser keeps no request cache of its own (a
+        // command's cache counts on the command).
+        rolling_count_responses_from_cache: 0,
+        batch_size_mean: (rolling.batched + rolling.batches / 2)
+            .checked_div(rolling.batches)
+            .unwrap_or(0),
+        batch_size: BatchSizes {
+            p25: at(25.0),
+            p50: at(50.0),
+            p75: at(75.0),
+            p90: at(90.0),
+            p95: at(95.0),
+            p99: at(99.0),
+            p99_5: at(99.5),
+            p100: at(100.0),
+        },
+        request_cache_enabled: false,
+        max_requests_in_batch: collapser.max_batch() as u64,
+        timer_delay_ms: millis(collapser.window()),
+        reporting_hosts: 1,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::config::Builder;
 use super::service::Timeout;
+use crate::internal::clock::Clock;
 use crate::metrics::event_counter;
 use metrics::Counter;
 use std::sync::Arc;
@@ -15,6 +16,9 @@ pub(super) const LAYER: &str = "timeout";
 #[derive(Debug, Clone)]
 pub struct TimeoutLayer {
     timeout: Duration,
+    // Read at each call for its deadline: the time-stamp counter on a
+    // multi-thread runtime (see `internal::clock`).
+    clock: Clock,
     timed_out: Counter,
     name: Arc<str>,
 }
@@ -28,6 +32,7 @@ impl TimeoutLayer {
     pub(crate) fn new(name: &str, timeout: Duration) -> Self {
         TimeoutLayer {
             timeout,
+            clock: Clock::new(),
             timed_out: event_counter(LAYER, name, "timeout"),
             name: name.into(),
         }
@@ -46,6 +51,7 @@ impl<S> Layer<S> for TimeoutLayer {
         Timeout::new(
             inner,
             self.timeout,
+            self.clock,
             self.timed_out.clone(),
             self.name.clone(),
         )

@@ -1,13 +1,13 @@
 //! The timeout service.
 
 use super::future::ResponseFuture;
+use crate::internal::clock::Clock;
 use crate::metrics::{debug_enabled, TARGET_TIMEOUT};
 use crate::BoxError;
 use metrics::Counter;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Instant;
 use tower_service::Service;
 
 /// Fails a call with [`Elapsed`](super::Elapsed) when the inner service has
@@ -21,15 +21,23 @@ use tower_service::Service;
 pub struct Timeout<S> {
     inner: S,
     timeout: Duration,
+    clock: Clock,
     timed_out: Counter,
     name: Arc<str>,
 }
 
 impl<S> Timeout<S> {
-    pub(crate) fn new(inner: S, timeout: Duration, timed_out: Counter, name: Arc<str>) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        timeout: Duration,
+        clock: Clock,
+        timed_out: Counter,
+        name: Arc<str>,
+    ) -> Self {
         Timeout {
             inner,
             timeout,
+            clock,
             timed_out,
             name,
         }
@@ -67,7 +75,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
-        let own = Instant::now() + self.timeout;
+        let own = self.clock.instant_after(self.timeout);
         // The earlier of its own and the caller's deadline, if one is in
         // force: past the caller's, nobody waits for the answer.
         let (deadline, by_caller) = match crate::internal::deadline::current() {

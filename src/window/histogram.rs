@@ -126,6 +126,14 @@ impl LatencySnapshot {
         LatencySnapshot::new(buckets, sum)
     }
 
+    /// The sum of the recorded values, in whole microseconds: the
+    /// collapser records batch sizes in this slot and reads their total.
+    #[cfg(feature = "collapse")]
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn sum_micros(&self) -> u64 {
+        self.sum_us
+    }
+
     /// How many latencies were recorded.
     pub fn count(&self) -> u64 {
         self.count

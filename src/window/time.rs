@@ -52,13 +52,26 @@ pub(crate) struct TimeWindow {
 impl TimeWindow {
     /// A window of `buckets` buckets of `bucket_len` µs, starting at time `now`.
     pub(crate) fn new(bucket_len: Micros, buckets: usize, now: Micros) -> Self {
+        Self::with_shards(bucket_len, buckets, now, shard_count())
+    }
+
+    /// [`new`](Self::new) with `shards` shards (a power of two): one for a
+    /// window of which there are many, each written by few threads at once
+    /// (a breaker per key), to spare memory.
+    pub(crate) fn with_shards(
+        bucket_len: Micros,
+        buckets: usize,
+        now: Micros,
+        shards: usize,
+    ) -> Self {
         assert!(bucket_len > 0 && buckets > 0, "validated by the builder");
+        debug_assert!(shards.is_power_of_two());
         let zeros = || std::array::from_fn(|_| AtomicU64::new(0));
         TimeWindow {
             bucket_len,
             current: AtomicU64::new(now / bucket_len),
             published: AtomicU64::new(now / bucket_len),
-            shards: (0..shard_count())
+            shards: (0..shards)
                 .map(|_| Shard {
                     tallies: zeros(),
                     latencies: AtomicHistogram::new(),
