@@ -44,7 +44,7 @@ use crate::error::{ConfigError, Validator};
 /// then 15 % slower per request past it; 100 ms windows): the defaults
 /// reach 55 at 6 s and creep on to 56 to 57, with a p99 1.7× rising to 2.0×
 /// the unloaded one by 13 s;
-/// `rtt_tolerance(1.2)` settles at 51 to 54 within 4 s, p99 1.3×.
+/// `rtt_tolerance(1.2)` settles at 51 to 54 within 4 s, p99 about 1.5×.
 ///
 /// ```
 /// use rampart::limit::{Gradient2, LimitLayer};
