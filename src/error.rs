@@ -72,6 +72,10 @@ pub enum ErrorKind {
     /// A fallback would have run, but as many as its cap allows were
     /// already running; the call's own error is the source.
     FallbackRejected,
+    /// An adaptive concurrency limit was reached (or the call's partition
+    /// was over its share of it) and rejected the call: the dependency was
+    /// not called.
+    LimitExceeded,
     /// Any other error: the inner service's own failure.
     Inner,
 }
@@ -104,6 +108,12 @@ impl ErrorKind {
             {
                 return ErrorKind::BulkheadFull;
             }
+            #[cfg(feature = "limit")]
+            if e.is::<crate::limit::LimitExceeded>()
+                || e.is::<crate::limit::PartitionLimitExceeded>()
+            {
+                return ErrorKind::LimitExceeded;
+            }
             #[cfg(feature = "coalesce")]
             if e.is::<crate::coalesce::WaitersFull>() {
                 return ErrorKind::BulkheadFull;
@@ -135,7 +145,10 @@ impl ErrorKind {
     pub fn is_rejection(self) -> bool {
         matches!(
             self,
-            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull | ErrorKind::RateLimited
+            ErrorKind::CircuitOpen
+                | ErrorKind::BulkheadFull
+                | ErrorKind::RateLimited
+                | ErrorKind::LimitExceeded
         )
     }
 }
@@ -152,6 +165,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline exceeded",
             ErrorKind::Panicked => "panicked",
             ErrorKind::FallbackRejected => "fallback rejected",
+            ErrorKind::LimitExceeded => "limit exceeded",
             ErrorKind::Inner => "inner service failed",
         })
     }

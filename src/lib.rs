@@ -22,6 +22,7 @@
 //! | [`deadline`] | deadlines that travel with the request, across layers and over the wire (`grpc-timeout`, `rampart-timeout-ms`) |
 //! | `rate_limit` | rate limits (GCRA, on governor) for all calls or per key, rejecting with when to retry or waiting up to a bound (feature `rate-limit`) |
 //! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
+//! | `limit` | adaptive concurrency limits (Netflix's Vegas, Gradient2, AIMD) moved by measured round-trip times, with partitions guaranteeing each tenant its share (feature `limit`) |
 //! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
@@ -29,13 +30,12 @@
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
 //! | [`troubleshooting`] | the compile errors new users meet, and their fixes |
-//! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 429 for a rate limit, 504, 500 (feature `axum`) |
+//! | [`axum`] | rampart's errors as HTTP responses for axum's `HandleErrorLayer`: 503 with `Retry-After`, 429 for a rate limit or a partition over its share of a limit, 504, 500 (feature `axum`) |
 //! | [`tonic`] | gRPC status codes for the breaker, the balancer and retries (`UNAVAILABLE` fails, `INVALID_ARGUMENT` is the caller's), and rampart's errors as gRPC statuses (feature `tonic`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
-//! Not yet here: live reconfiguration and etcd, adaptive limits (see the
-//! README).
+//! Not yet here: live reconfiguration and etcd (see the README).
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see
@@ -135,6 +135,8 @@ pub mod fallback;
 pub mod hedge;
 mod integrations;
 pub(crate) mod internal;
+#[cfg(feature = "limit")]
+pub mod limit;
 pub mod metrics;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;

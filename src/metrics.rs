@@ -20,6 +20,11 @@
 //! | `rampart_endpoint_selected_total` | counter | `name`, `endpoint` | attempts | attempts a balancer sent to an endpoint (retries included) |
 //! | `rampart_endpoint_ejections_total` | counter | `name`, `endpoint` | ejections | times an endpoint was ejected |
 //! | `rampart_endpoint_duration_seconds` | histogram | `name`, `endpoint`, `outcome` | seconds | how long an endpoint's attempts took, by how they ended |
+//! | `rampart_limit` | gauge | `name` | calls | an adaptive limit's concurrency limit now |
+//! | `rampart_limit_in_flight` | gauge | `name` | calls | calls holding a permit of the limit |
+//! | `rampart_limit_rtt_seconds` | gauge | `name` | seconds | the mean round-trip time of the limit's last window |
+//! | `rampart_limit_partition` | gauge | `name`, `partition` | calls | a partition's guaranteed share of the limit, in permits |
+//! | `rampart_limit_partition_in_flight` | gauge | `name`, `partition` | calls | a partition's calls holding a permit |
 //!
 //! `examples/prometheus.rs` serves them to Prometheus; the README's
 //! "Metrics" section says how to run it.
@@ -42,7 +47,10 @@
 //! them), `batch_failed`, `missing_item` (requests), `abandoned` (requests
 //! whose callers left before their batch was sent); `layer="coalesce"`:
 //! `call` (calls made), `joined` (callers who shared one), `rejected`;
-//! `layer="cache"`: `hit`, `miss`.
+//! `layer="cache"`: `hit`, `miss`;
+//! `layer="limit"`: `success`, `dropped` (an overload signal: see
+//! `limit::Outcome`), `ignored`, `rejected` (a partitioned limiter's also
+//! carry the label `partition`, `unknown` for calls of no declared one).
 //!
 //! `outcome` values of `rampart_endpoint_duration_seconds`: `success`,
 //! `failure` (as the balancer's policy says; a panic in the endpoint counts
@@ -91,6 +99,8 @@
 //! | `rampart::chaos` | `enabled`, `disabled` | `warn` | `injected = true`: fault injection switched on or off |
 //! | `rampart::collapse` | `batch_failed`, `missing_item` | `debug` | `requests`: how many requests it failed |
 //! | `rampart::coalesce` | `rejected` | `debug` | |
+//! | `rampart::limit` | `rejected` | `debug` | `partition` (a partitioned limiter's) |
+//! | `rampart::limit` | `window` | `debug` | `limit`, `previous_limit`, `rtt_ms`, `in_flight`, `dropped`: a window fed to the algorithm |
 //!
 //! `reason` is a `circuit_breaker::TransitionReason` name: `failure_rate`,
 //! `slow_call_rate`, `consecutive_failures`, `open_elapsed`,
@@ -141,6 +151,22 @@ pub const LABEL_ENDPOINT: &str = "endpoint";
 /// `cancelled`).
 pub const LABEL_OUTCOME: &str = "outcome";
 
+/// Gauge of an adaptive limit's concurrency limit, labelled `name`.
+pub const LIMIT: &str = "rampart_limit";
+/// Gauge of calls holding a permit of an adaptive limit, labelled `name`.
+pub const LIMIT_IN_FLIGHT: &str = "rampart_limit_in_flight";
+/// Gauge of the mean RTT of an adaptive limit's last window, in seconds,
+/// labelled `name`.
+pub const LIMIT_RTT_SECONDS: &str = "rampart_limit_rtt_seconds";
+/// Gauge of a partition's share of an adaptive limit, in permits, labelled
+/// `name`, `partition`.
+pub const LIMIT_PARTITION: &str = "rampart_limit_partition";
+/// Gauge of a partition's calls holding a permit, labelled `name`,
+/// `partition`.
+pub const LIMIT_PARTITION_IN_FLIGHT: &str = "rampart_limit_partition_in_flight";
+/// Label: a limiter's partition.
+pub const LABEL_PARTITION: &str = "partition";
+
 /// Label: which kind of layer (`circuit_breaker`, ...).
 pub const LABEL_LAYER: &str = "layer";
 /// Label: the layer's name, as given to its builder.
@@ -170,6 +196,8 @@ pub const TARGET_RETRY: &str = "rampart::retry";
 pub const TARGET_COLLAPSE: &str = "rampart::collapse";
 /// `tracing` target of the coalescer's events.
 pub const TARGET_COALESCE: &str = "rampart::coalesce";
+/// `tracing` target of the adaptive limit's events.
+pub const TARGET_LIMIT: &str = "rampart::limit";
 
 /// Whether `debug` events can be on at all: one load and a compare, the
 /// test tracing's own macros begin with. Per-call events ask this inline
@@ -203,6 +231,23 @@ pub(crate) fn endpoint_counter(metric: &'static str, name: &str, endpoint: &str)
 #[cfg(feature = "balance")]
 pub(crate) fn endpoint_histogram(name: &str, endpoint: &str, outcome: &'static str) -> Histogram {
     metrics::histogram!(ENDPOINT_DURATION_SECONDS, LABEL_NAME => name.to_owned(), LABEL_ENDPOINT => endpoint.to_owned(), LABEL_OUTCOME => outcome)
+}
+
+/// An event counter for one partition of a limiter.
+#[cfg(feature = "limit")]
+pub(crate) fn partition_event_counter(
+    layer: &'static str,
+    name: &str,
+    event: &'static str,
+    partition: &str,
+) -> Counter {
+    metrics::counter!(EVENTS_TOTAL, LABEL_LAYER => layer, LABEL_NAME => name.to_owned(), LABEL_EVENT => event, LABEL_PARTITION => partition.to_owned())
+}
+
+/// A gauge of one partition of a limiter.
+#[cfg(feature = "limit")]
+pub(crate) fn partition_gauge(metric: &'static str, name: &str, partition: &str) -> Gauge {
+    metrics::gauge!(metric, LABEL_NAME => name.to_owned(), LABEL_PARTITION => partition.to_owned())
 }
 
 /// A gauge labelled with a layer instance's name.

@@ -1,7 +1,7 @@
 //! Every component built, listed without wiring: for dashboards, streams,
 //! admin endpoints and live configuration.
 //!
-//! Each breaker, bulkhead, pool, fallback, balancer, rate limit and command registers itself when
+//! Each breaker, bulkhead, pool, fallback, limit, balancer, rate limit and command registers itself when
 //! built, in the process-wide [`Registry::global`] unless its builder was
 //! given another with `.registry(&registry)`. The registry holds weak
 //! references only: a component whose layers, services and handles are all
@@ -201,6 +201,15 @@ impl Registry {
         self.live::<crate::bulkhead::pool::Shared>()
             .into_iter()
             .map(crate::bulkhead::pool::PoolHandle::new)
+            .collect()
+    }
+
+    /// Every adaptive limit built and still in use.
+    #[cfg(feature = "limit")]
+    pub fn limits(&self) -> Vec<crate::limit::LimitHandle> {
+        self.live::<crate::limit::Shared>()
+            .into_iter()
+            .map(crate::limit::LimitHandle::new)
             .collect()
     }
 

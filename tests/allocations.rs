@@ -480,3 +480,176 @@ fn a_rate_limit_rejection_allocates_only_its_error() {
         "{CALLS} rejections allocated {allocations} times"
     );
 }
+
+// ===== the adaptive limit =====
+
+#[cfg(feature = "limit")]
+mod limit {
+    use super::*;
+    use rampart::limit::{Algorithm, Fixed, LimitLayer, Sample, Vegas};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Vegas, counting the windows it is fed.
+    #[derive(Debug)]
+    struct Counted(Vegas, Arc<AtomicUsize>);
+
+    impl Algorithm for Counted {
+        fn initial_limit(&self) -> usize {
+            Algorithm::initial_limit(&self.0)
+        }
+        fn update(&mut self, sample: Sample) -> usize {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.update(sample)
+        }
+    }
+
+    #[test]
+    fn limited_calls_do_not_allocate_admitted_or_rejected() {
+        let _serial = serial();
+        let rt = paused_runtime();
+        let _time = rt.enter();
+
+        let layer = LimitLayer::builder("alloc-limit").build().unwrap();
+        let handle = layer.handle();
+        let mut svc = layer.layer(ok_service());
+        for _ in 0..WARM_UP {
+            call(&mut svc).unwrap();
+        }
+        let allocations = allocations_in(|| {
+            for _ in 0..CALLS {
+                call(&mut svc).unwrap();
+            }
+        });
+        assert_eq!((handle.in_flight(), handle.rejected()), (0, 0));
+        assert_eq!(
+            allocations, 0,
+            "{CALLS} admitted calls allocated {allocations} times"
+        );
+
+        // The only permit held by a call that never ends: every call is
+        // rejected.
+        let full = LimitLayer::builder("alloc-limit-full")
+            .algorithm(Fixed::new(1))
+            .build()
+            .unwrap();
+        let mut holder = full.layer(never_service());
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(holder.poll_ready(&mut cx).is_ready());
+        let held = holder.call(());
+        let mut svc = full.layer(ok_service());
+        for _ in 0..WARM_UP {
+            call(&mut svc).unwrap_err();
+        }
+        let allocations = allocations_in(|| {
+            for _ in 0..CALLS {
+                let err = call(&mut svc).unwrap_err();
+                assert_eq!(ErrorKind::of(&err), ErrorKind::LimitExceeded);
+            }
+        });
+        drop(held);
+        assert_eq!(full.handle().rejected(), (WARM_UP + CALLS) as u64);
+        assert_eq!(
+            allocations, 0,
+            "{CALLS} rejections allocated {allocations} times"
+        );
+    }
+
+    #[test]
+    fn partitioned_calls_do_not_allocate() {
+        let _serial = serial();
+        let rt = paused_runtime();
+        let _time = rt.enter();
+
+        let layer = LimitLayer::builder("alloc-limit-partitioned")
+            .algorithm(Fixed::new(1))
+            .partition("a", 0.5)
+            .partition("b", 0.5)
+            .partition_by(|_: &()| Some("a"))
+            .build()
+            .unwrap();
+        let mut svc = layer.layer(ok_service());
+        for _ in 0..WARM_UP {
+            call(&mut svc).unwrap();
+        }
+        let allocations = allocations_in(|| {
+            for _ in 0..CALLS {
+                call(&mut svc).unwrap();
+            }
+        });
+        assert_eq!(
+            allocations, 0,
+            "{CALLS} partitioned calls allocated {allocations} times"
+        );
+        // Over its share (1 of 1, held), a's calls are rejected.
+        let mut holder = layer.layer(never_service());
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(holder.poll_ready(&mut cx).is_ready());
+        let held = holder.call(());
+        let allocations = allocations_in(|| {
+            for _ in 0..CALLS {
+                let err = call(&mut svc).unwrap_err();
+                assert_eq!(ErrorKind::of(&err), ErrorKind::LimitExceeded);
+            }
+        });
+        drop(held);
+        assert_eq!(
+            allocations, 0,
+            "{CALLS} partition rejections allocated {allocations} times"
+        );
+    }
+
+    /// Calls that take 1 ms each on the paused clock, through windows of
+    /// 100 ms: about every 100th call ends a window and feeds Vegas.
+    #[test]
+    fn ending_windows_and_feeding_the_algorithm_does_not_allocate() {
+        let _serial = serial();
+        let rt = paused_runtime();
+        let _time = rt.enter();
+
+        let fed = Arc::new(AtomicUsize::new(0));
+        let layer = LimitLayer::builder("alloc-limit-windows")
+            .algorithm(Counted(Vegas::new(), fed.clone()))
+            .min_window(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let handle = layer.handle();
+        let mut svc = layer.layer(ok_service());
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut timed_call = |count: bool| {
+            let mut allocations = 0;
+            let mut counted = |f: &mut dyn FnMut()| {
+                if count {
+                    allocations += allocations_in(f);
+                } else {
+                    f();
+                }
+            };
+            let mut response = None;
+            counted(&mut || {
+                assert!(svc.poll_ready(&mut cx).is_ready());
+                response = Some(svc.call(()));
+            });
+            // Time passes while the call is out, outside the count.
+            rt.block_on(tokio::time::advance(Duration::from_millis(1)));
+            let mut response = std::pin::pin!(response.unwrap());
+            counted(&mut || {
+                let polled = response.as_mut().poll(&mut cx);
+                assert!(matches!(polled, Poll::Ready(Ok(()))));
+            });
+            allocations
+        };
+        for _ in 0..WARM_UP * 3 {
+            timed_call(false);
+        }
+        assert!(handle.last_sample().is_some(), "a window was fed");
+        let before = fed.load(Ordering::Relaxed);
+        let allocations: usize = (0..CALLS).map(|_| timed_call(true)).sum();
+        let windows = fed.load(Ordering::Relaxed) - before;
+        assert!(windows >= 9, "{windows} windows fed");
+        assert_eq!(
+            allocations, 0,
+            "{CALLS} calls ending {windows} windows allocated {allocations} times"
+        );
+    }
+}

@@ -70,6 +70,8 @@
 //! | [`RateLimited`](ErrorKind::RateLimited) | 429 Too Many Requests, with `Retry-After` from the error | `rate_limited` | `rate limited` |
 //! | [`RetryBudgetExhausted`](ErrorKind::RetryBudgetExhausted) | 503 | `retry_budget_exhausted` | `retry budget exhausted` |
 //! | [`NoHealthyEndpoint`](ErrorKind::NoHealthyEndpoint) | 503 | `no_healthy_endpoint` | `no healthy endpoint` |
+//! | [`LimitExceeded`](ErrorKind::LimitExceeded): an adaptive limit's `LimitExceeded` | 503 | `limit_exceeded` | `limit exceeded` |
+//! | [`LimitExceeded`](ErrorKind::LimitExceeded): a partition over its share (`PartitionLimitExceeded`) | 429 Too Many Requests | `partition_limit_exceeded` | `too many requests` |
 //! | [`Timeout`](ErrorKind::Timeout) | 504 Gateway Timeout | `timeout` | `timed out` |
 //! | [`DeadlineExceeded`](ErrorKind::DeadlineExceeded) | 504 | `deadline_exceeded` | `deadline exceeded` |
 //! | [`Panicked`](ErrorKind::Panicked) | 500 Internal Server Error | `panicked` | `panicked` |
@@ -78,8 +80,11 @@
 //!
 //! Where the statuses come from (RFC 9110, section 15.6): 503 says the
 //! server cannot handle the request *now* and a client may try again later,
-//! which is what a rejection by an open breaker, a full bulkhead, a spent
-//! retry budget or an empty endpoint set means; 504 says a server did not
+//! which is what a rejection by an open breaker, a full bulkhead, a reached
+//! concurrency limit, a spent retry budget or an empty endpoint set means;
+//! 429 (RFC 6585, section 4) says *this client* sends too much, which is
+//! what a partition over its guaranteed share of a limit means (the
+//! server is not down: other partitions are served); 504 says a server did not
 //! get a timely answer from what it depends on, which is what rampart's
 //! timeout bounds. (408 Request Timeout, which tower-http's timeout sends,
 //! says the *client* was too slow to send its request.) The bodies are
@@ -103,9 +108,12 @@
 //! `Retry-After` for it without being told: rounded up, a client that
 //! obeys it finds its permit there.
 //!
-//! Not yet here: rampart has no adaptive concurrency limit yet. When it
-//! comes, its rejection (`LimitExceeded`) will answer 503 like a full
-//! bulkhead; until then such errors, like any unknown one, answer 500.
+//! An adaptive limit's rejections (feature `limit`) need no setup of
+//! their own either: `LimitExceeded` answers 503 like a full bulkhead, and
+//! a partition over its share (`PartitionLimitExceeded`) 429, with no
+//! `Retry-After` (a limit has no clock to tell when a permit frees).
+//! `rampart::limit`'s module docs show a limit with partitions in front of
+//! a router.
 //!
 //! [`HandleErrorLayer`]: ::axum::error_handling::HandleErrorLayer
 
@@ -206,6 +214,8 @@ pub fn error_response_with(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorResponse {
     kind: ErrorKind,
+    /// A partition over its share of a limit: 429 rather than 503.
+    over_share: bool,
     retry_after: Option<Duration>,
 }
 
@@ -218,6 +228,7 @@ impl ErrorResponse {
         let kind = kind_of(error);
         ErrorResponse {
             kind,
+            over_share: kind == ErrorKind::LimitExceeded && is_over_share(error),
             retry_after: match kind {
                 #[cfg(feature = "rate-limit")]
                 ErrorKind::RateLimited => rate_limited_after(error),
@@ -241,13 +252,13 @@ impl ErrorResponse {
 
     /// The status: 503, 429, 504 or 500 (see the [module docs](self)).
     pub fn status(&self) -> StatusCode {
-        describe(self.kind).status
+        describe(self.kind, self.over_share).status
     }
 }
 
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
-        let Description { status, code, body } = describe(self.kind);
+        let Description { status, code, body } = describe(self.kind, self.over_share);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         if let Some(code) = code {
@@ -268,7 +279,7 @@ struct Description {
     body: &'static str,
 }
 
-fn describe(kind: ErrorKind) -> Description {
+fn describe(kind: ErrorKind, over_share: bool) -> Description {
     let (status, code, body) = match kind {
         ErrorKind::CircuitOpen => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -294,6 +305,16 @@ fn describe(kind: ErrorKind) -> Description {
             StatusCode::SERVICE_UNAVAILABLE,
             Some("no_healthy_endpoint"),
             "no healthy endpoint",
+        ),
+        ErrorKind::LimitExceeded if over_share => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("partition_limit_exceeded"),
+            "too many requests",
+        ),
+        ErrorKind::LimitExceeded => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("limit_exceeded"),
+            "limit exceeded",
         ),
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, Some("timeout"), "timed out"),
         ErrorKind::DeadlineExceeded => (
@@ -335,6 +356,22 @@ fn kind_of(error: &(dyn StdError + 'static)) -> ErrorKind {
     kind
 }
 
+/// Whether `error` (a limit's rejection) is a partition's, over its share.
+fn is_over_share(error: &(dyn StdError + 'static)) -> bool {
+    #[cfg(feature = "limit")]
+    {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if e.is::<crate::limit::PartitionLimitExceeded>() {
+                return true;
+            }
+            next = e.source();
+        }
+    }
+    let _ = error;
+    false
+}
+
 /// The time a [`RateLimited`](crate::rate_limit::RateLimited) in `error`'s
 /// chain (or, for a rejected fallback, its cause's) says to come back after.
 #[cfg(feature = "rate-limit")]
@@ -369,6 +406,24 @@ mod tests {
         assert_eq!(whole_seconds_up(Duration::from_nanos(1)), 1);
         assert_eq!(whole_seconds_up(Duration::from_secs(5)), 5);
         assert_eq!(whole_seconds_up(Duration::from_millis(5_001)), 6);
+    }
+
+    #[cfg(feature = "limit")]
+    #[test]
+    fn a_limit_answers_503_and_a_partition_over_its_share_429() {
+        let error: BoxError = crate::limit::LimitExceeded::new().into();
+        let response = ErrorResponse::new(&error);
+        assert_eq!(response.kind(), ErrorKind::LimitExceeded);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = response.into_response();
+        assert_eq!(response.headers()[ERROR_HEADER], "limit_exceeded");
+
+        let error: BoxError = crate::limit::PartitionLimitExceeded::new().into();
+        let response = ErrorResponse::new(&error);
+        assert_eq!(response.kind(), ErrorKind::LimitExceeded);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let response = response.into_response();
+        assert_eq!(response.headers()[ERROR_HEADER], "partition_limit_exceeded");
     }
 
     #[cfg(feature = "rate-limit")]
