@@ -250,3 +250,94 @@ fn every_bad_option_is_a_config_error_naming_its_field() {
         .unwrap_err();
     assert!(err.names("name") && err.names("max_waiters"), "{err}");
 }
+
+/// A dependency whose first `failures` calls fail after `wait`; later
+/// calls answer `answer N` (N counting calls from 1).
+fn failing_first(
+    failures: usize,
+    wait: Duration,
+    calls: Arc<AtomicUsize>,
+) -> impl Service<String, Response = String, Error = BoxError, Future: Send> + Clone + Send + 'static
+{
+    service_fn(move |_: String| {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            tokio::time::sleep(wait).await;
+            if n <= failures {
+                return Err::<String, BoxError>(format!("call {n} failed").into());
+            }
+            Ok(format!("answer {n}"))
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn successes_only_joined_callers_of_a_failed_call_call_again_as_one() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = CoalesceLayer::builder("ProfileGet", |name: &String| name.clone())
+        .successes_only()
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(failing_first(1, MS(50), calls.clone()));
+
+    let start = Instant::now();
+    let got = join(spawn_calls(&svc, &["ada"; 5])).await;
+    // The caller who started the failed call gets its error...
+    let first = got[0].as_ref().unwrap_err();
+    assert_eq!(first.to_string(), "call 1 failed");
+    // ...the four who joined it call again, coalesced among themselves:
+    // one second call, whose answer they all get.
+    for answer in &got[1..] {
+        assert_eq!(answer.as_ref().unwrap(), "answer 2");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        start.elapsed(),
+        MS(100),
+        "the second call follows the first"
+    );
+    assert_eq!(handle.retried(), 4);
+    // 4 joined the first call; of the 4 calling again, 1 called, 3 joined.
+    assert_eq!(counts(&handle), (2, 7, 0));
+    assert_eq!(svc.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn successes_only_the_second_failure_is_final_for_everyone() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = CoalesceLayer::builder("ProfileGet", |name: &String| name.clone())
+        .successes_only()
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let svc = layer.layer(failing_first(usize::MAX, MS(50), calls.clone()));
+
+    let got = join(spawn_calls(&svc, &["ada"; 4])).await;
+    assert_eq!(got[0].as_ref().unwrap_err().to_string(), "call 1 failed");
+    for err in &got[1..] {
+        // The second call's error, shared among those who made it.
+        let err = err.as_ref().unwrap_err();
+        assert_eq!(err.to_string(), "call 2 failed");
+        assert!(err.is::<SharedError>(), "{err:?}");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "at most one more call per key than with shared errors, no storm"
+    );
+    assert_eq!(handle.retried(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_errors_by_default_no_caller_calls_again() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = layer(1000);
+    let handle = layer.handle();
+    let svc = layer.layer(failing_first(1, MS(50), calls.clone()));
+
+    let got = join(spawn_calls(&svc, &["ada"; 3])).await;
+    assert!(got.iter().all(Result::is_err));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(handle.retried(), 0);
+}

@@ -35,4 +35,11 @@ impl CoalesceHandle {
     pub fn rejected(&self) -> u64 {
         self.stats.rejections()
     }
+
+    /// Callers who joined a call that failed and called again on their
+    /// own; always 0 unless the coalescer shares
+    /// [successes only](super::Builder::successes_only).
+    pub fn retried(&self) -> u64 {
+        self.stats.retries()
+    }
 }

@@ -1,6 +1,6 @@
 //! The coalesce layer.
 
-use super::config::Builder;
+use super::config::{Builder, ShareErrors, Types};
 use super::handle::CoalesceHandle;
 use super::service::Coalesce;
 use super::table::{Stats, Table};
@@ -14,11 +14,13 @@ use tower_service::Service;
 
 /// Makes identical calls in flight one call; see the [module docs](super).
 ///
-/// `Req` is the request type, taken from the key function.
-pub struct CoalesceLayer<Req, F, K> {
+/// `Req` is the request type, taken from the key function; `M` what
+/// joined callers get of a failed call ([`ShareErrors`] by default, or
+/// [`SuccessesOnly`](super::SuccessesOnly)).
+pub struct CoalesceLayer<Req, F, K, M = ShareErrors> {
     key: Arc<F>,
     stats: Arc<Stats>,
-    _types: PhantomData<fn(&Req) -> K>,
+    _types: Types<Req, K, M>,
 }
 
 impl<Req, F, K> CoalesceLayer<Req, F, K>
@@ -33,7 +35,7 @@ where
     }
 }
 
-impl<Req, F, K> CoalesceLayer<Req, F, K> {
+impl<Req, F, K, M> CoalesceLayer<Req, F, K, M> {
     pub(super) fn new(key: Arc<F>, stats: Arc<Stats>) -> Self {
         CoalesceLayer {
             key,
@@ -48,19 +50,19 @@ impl<Req, F, K> CoalesceLayer<Req, F, K> {
     }
 }
 
-impl<Req, F, K> Clone for CoalesceLayer<Req, F, K> {
+impl<Req, F, K, M> Clone for CoalesceLayer<Req, F, K, M> {
     fn clone(&self) -> Self {
         CoalesceLayer::new(self.key.clone(), self.stats.clone())
     }
 }
 
-impl<S, Req, F, K> Layer<S> for CoalesceLayer<Req, F, K>
+impl<S, Req, F, K, M> Layer<S> for CoalesceLayer<Req, F, K, M>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     K: Hash + Eq,
 {
-    type Service = Coalesce<S, Req, F, K>;
+    type Service = Coalesce<S, Req, F, K, M>;
 
     /// Wraps `inner`; the service and its clones share the calls in
     /// flight (each `layer` call has its own).
@@ -73,7 +75,7 @@ where
     }
 }
 
-impl<Req, F, K> fmt::Debug for CoalesceLayer<Req, F, K> {
+impl<Req, F, K, M> fmt::Debug for CoalesceLayer<Req, F, K, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CoalesceLayer")
             .field("name", &self.stats.name)

@@ -15,11 +15,14 @@
 //!   error as a [`SharedError`](crate::error::SharedError), which
 //!   [`ErrorKind::of`](crate::ErrorKind::of) sees through (a shared
 //!   timeout is a timeout). A panic in the call is shared as
-//!   [`Panicked`](crate::catch_panic::Panicked).
+//!   [`Panicked`](crate::catch_panic::Panicked). Or, with
+//!   [`successes_only`](Builder::successes_only), only answers are
+//!   shared: a caller who joined a call that fails makes a call of its
+//!   own instead.
 //! - **Bounded**: at most [`max_waiters`](Builder::max_waiters) callers
 //!   join one call (default 1000); the next is rejected at once with
 //!   [`WaitersFull`] ([`ErrorKind::BulkheadFull`](crate::ErrorKind::BulkheadFull)).
-//! - **Counted**: `rampart_events_total{layer="coalesce",event="call"|"joined"|"rejected"}`
+//! - **Counted**: `rampart_events_total{layer="coalesce",event="call"|"joined"|"rejected"|"retried"}`
 //!   and the [`CoalesceHandle`].
 //!
 //! Keys must identify the answer: two requests with equal keys must be
@@ -82,10 +85,10 @@ mod layer;
 mod service;
 mod table;
 
-pub use config::{Builder, DEFAULT_MAX_WAITERS};
+pub use config::{Builder, ShareErrors, SuccessesOnly, DEFAULT_MAX_WAITERS};
 pub use error::WaitersFull;
 pub use flight::Flight;
-pub use future::ResponseFuture;
+pub use future::{ResponseFuture, SuccessesOnlyFuture};
 pub use handle::CoalesceHandle;
 pub use layer::CoalesceLayer;
 pub use service::Coalesce;

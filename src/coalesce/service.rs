@@ -1,7 +1,8 @@
 //! The coalescing service.
 
+use super::config::{ShareErrors, SuccessesOnly};
 use super::flight::Flight;
-use super::future::ResponseFuture;
+use super::future::{ResponseFuture, SuccessesOnlyFuture};
 use super::table::Table;
 use crate::BoxError;
 use futures_util::FutureExt;
@@ -14,8 +15,9 @@ use tower_service::Service;
 
 /// Makes identical calls in flight one call; made by a
 /// [`CoalesceLayer`](super::CoalesceLayer). Clones share the calls in
-/// flight.
-pub struct Coalesce<S, Req, F, K>
+/// flight. `M` is what joined callers get of a failed call
+/// ([`ShareErrors`] or [`SuccessesOnly`]).
+pub struct Coalesce<S, Req, F, K, M = ShareErrors>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
@@ -25,10 +27,10 @@ where
     key: Arc<F>,
     max_waiters: usize,
     table: Arc<Table<K, Flight<S::Future>>>,
-    _request: PhantomData<fn(Req)>,
+    _types: PhantomData<fn(Req) -> M>,
 }
 
-impl<S, Req, F, K> Coalesce<S, Req, F, K>
+impl<S, Req, F, K, M> Coalesce<S, Req, F, K, M>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
@@ -40,7 +42,7 @@ where
             inner,
             key,
             table,
-            _request: PhantomData,
+            _types: PhantomData,
         }
     }
 
@@ -60,7 +62,7 @@ where
     }
 }
 
-impl<S, Req, F, K> Clone for Coalesce<S, Req, F, K>
+impl<S, Req, F, K, M> Clone for Coalesce<S, Req, F, K, M>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
@@ -72,12 +74,12 @@ where
             key: self.key.clone(),
             max_waiters: self.max_waiters,
             table: self.table.clone(),
-            _request: PhantomData,
+            _types: PhantomData,
         }
     }
 }
 
-impl<S, Req, F, K> Service<Req> for Coalesce<S, Req, F, K>
+impl<S, Req, F, K> Service<Req> for Coalesce<S, Req, F, K, ShareErrors>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
@@ -111,7 +113,60 @@ where
     }
 }
 
-impl<S, Req, F, K> fmt::Debug for Coalesce<S, Req, F, K>
+impl<S, Req, F, K> Service<Req> for Coalesce<S, Req, F, K, SuccessesOnly>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    S::Response: Clone,
+    F: Fn(&Req) -> K,
+    K: Hash + Eq + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = SuccessesOnlyFuture<S, Req, K>;
+
+    /// As with shared errors: the inner service's readiness.
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let key = (self.key)(&request);
+        let inner = &mut self.inner;
+        // Taken only if this caller starts the call; a caller who joins
+        // keeps its request, to call on its own if the call fails.
+        let mut request = Some(request);
+        let joined = self.table.join_or_start(&key, self.max_waiters, || {
+            let request = request.take().expect("the request is taken once");
+            Flight::new(inner.call(request)).shared()
+        });
+        match (joined, request) {
+            (Some((flight, id, _)), None) => SuccessesOnlyFuture::started(ResponseFuture::waiting(
+                flight,
+                id,
+                key,
+                self.table.clone(),
+            )),
+            (Some((flight, id, _)), Some(request)) => {
+                let share = ResponseFuture::waiting(flight, id, key.clone(), self.table.clone());
+                // The clone is readied when it is needed: this caller's
+                // readiness stays with `inner`, for the next call.
+                let own = (
+                    self.inner.clone(),
+                    request,
+                    key,
+                    self.table.clone(),
+                    self.max_waiters,
+                );
+                SuccessesOnlyFuture::joined(share, own)
+            }
+            (None, _) => SuccessesOnlyFuture::started(ResponseFuture::full()),
+        }
+    }
+}
+
+impl<S, Req, F, K, M> fmt::Debug for Coalesce<S, Req, F, K, M>
 where
     S: Service<Req> + fmt::Debug,
     S::Error: Into<BoxError>,

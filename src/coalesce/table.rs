@@ -129,9 +129,11 @@ pub(crate) struct Stats {
     calls: AtomicU64,
     joined: AtomicU64,
     rejected: AtomicU64,
+    retried: AtomicU64,
     call_counter: Counter,
     joined_counter: Counter,
     rejected_counter: Counter,
+    retried_counter: Counter,
 }
 
 impl Stats {
@@ -140,11 +142,13 @@ impl Stats {
             call_counter: event_counter(LAYER, &name, "call"),
             joined_counter: event_counter(LAYER, &name, "joined"),
             rejected_counter: event_counter(LAYER, &name, "rejected"),
+            retried_counter: event_counter(LAYER, &name, "retried"),
             name,
             max_waiters,
             calls: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
         }
     }
 
@@ -164,6 +168,16 @@ impl Stats {
         if debug_enabled() {
             rejected_event(&self.name);
         }
+    }
+
+    /// A joined caller of a failed call calls again (successes only).
+    pub(super) fn retried(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+        self.retried_counter.increment(1);
+    }
+
+    pub(super) fn retries(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
     }
 
     pub(super) fn calls(&self) -> u64 {
