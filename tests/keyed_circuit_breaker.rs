@@ -235,3 +235,35 @@ async fn a_balancer_skips_an_endpoint_whose_keyed_breaker_is_open() {
     );
     assert_eq!(calls[1].load(Ordering::SeqCst), 10);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_keys_breaker_trips_on_slow_calls_without_keeping_latency_histograms() {
+    // A key's window keeps counts only (2.2 KB a key instead of 16 KB):
+    // the slow-call rule reads a count, so it still trips.
+    let breakers = CircuitBreakerLayer::builder("slow-hosts")
+        .failure_rate(None)
+        .slow_call(Duration::from_millis(100), 0.5)
+        .min_calls(4)
+        .registry(&Registry::new())
+        .keyed(host as fn(&Req) -> &'static str)
+        .build()
+        .unwrap();
+    let handle = breakers.handle();
+    let mut svc = breakers.layer(service_fn(|(host, _): Req| async move {
+        if host == "slow" {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok::<(), BoxError>(())
+    }));
+    for _ in 0..4 {
+        call(&mut svc, ("slow", false)).await.unwrap();
+        call(&mut svc, ("fast", false)).await.unwrap();
+    }
+    let slow = handle.get(&"slow").unwrap();
+    assert_eq!(slow.state(), State::Open);
+    assert_eq!(slow.rolling_counts().slow, 4);
+    assert_eq!(handle.get(&"fast").unwrap().state(), State::Closed);
+    // What it does not keep: a latency distribution.
+    assert_eq!(slow.latencies().count(), 0);
+    assert_eq!(slow.latencies().percentile(99.0), Duration::ZERO);
+}

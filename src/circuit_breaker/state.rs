@@ -169,22 +169,21 @@ impl std::fmt::Debug for Breaker {
 
 impl Breaker {
     pub(crate) fn new(name: Arc<str>, settings: Settings, listeners: Box<[Listener]>) -> Self {
-        Self::with_shards(
-            name,
-            settings,
-            listeners,
-            crate::internal::shard::shard_count(),
-        )
+        Self::build(name, settings, listeners, TimeWindow::new)
     }
 
-    /// A breaker whose window has `shards` shards: [`new`](Self::new)'s
-    /// spread over threads costs a latency histogram per shard, too much
-    /// for one breaker per key.
-    pub(crate) fn with_shards(
+    /// A breaker of which there are very many (one per key), on a
+    /// [lean](TimeWindow::lean) window: [`new`](Self::new)'s spread over
+    /// threads and latency histograms would take about 16 KB a key.
+    pub(crate) fn for_key(name: Arc<str>, settings: Settings, listeners: Box<[Listener]>) -> Self {
+        Self::build(name, settings, listeners, TimeWindow::lean)
+    }
+
+    fn build(
         name: Arc<str>,
         settings: Settings,
         listeners: Box<[Listener]>,
-        shards: usize,
+        window: fn(Micros, usize, Micros) -> TimeWindow,
     ) -> Self {
         let clock = Clock::new();
         let (bucket_len, buckets) = match settings.window {
@@ -210,7 +209,7 @@ impl Breaker {
             last_used: AtomicU64::new(0),
             telemetry: Telemetry::new(&name),
             name,
-            stats: TimeWindow::with_shards(bucket_len, buckets, clock.now(), shards),
+            stats: window(bucket_len, buckets, clock.now()),
             decisions,
             settings,
             clock,

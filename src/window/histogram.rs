@@ -64,22 +64,47 @@ impl AtomicHistogram {
         }
     }
 
+    /// A histogram that keeps nothing: adds are dropped and every bucket
+    /// reads 0. For windows of which there are very many (a breaker per
+    /// key), where 1.2 KB a histogram, a dozen per window, is most of
+    /// the memory a key takes.
+    pub(crate) fn disabled() -> Self {
+        AtomicHistogram {
+            buckets: Box::new([]),
+        }
+    }
+
+    /// Whether it keeps counts (see [`disabled`](Self::disabled)).
+    pub(crate) fn enabled(&self) -> bool {
+        !self.buckets.is_empty()
+    }
+
+    // `get` rather than indexing: the same bounds check, which a disabled
+    // histogram fails on purpose.
     #[inline]
     pub(crate) fn add(&self, bucket: usize) {
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        if let Some(count) = self.buckets.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     #[inline]
     pub(crate) fn sub(&self, bucket: usize) {
-        self.buckets[bucket].fetch_sub(1, Ordering::Relaxed);
+        if let Some(count) = self.buckets.get(bucket) {
+            count.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn load(&self, bucket: usize) -> u32 {
-        self.buckets[bucket].load(Ordering::Relaxed)
+        self.buckets
+            .get(bucket)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
     }
 
     pub(crate) fn store(&self, bucket: usize, value: u32) {
-        self.buckets[bucket].store(value, Ordering::Relaxed);
+        if let Some(count) = self.buckets.get(bucket) {
+            count.store(value, Ordering::Relaxed);
+        }
     }
 }
 

@@ -52,17 +52,29 @@ pub(crate) struct TimeWindow {
 impl TimeWindow {
     /// A window of `buckets` buckets of `bucket_len` µs, starting at time `now`.
     pub(crate) fn new(bucket_len: Micros, buckets: usize, now: Micros) -> Self {
-        Self::with_shards(bucket_len, buckets, now, shard_count())
+        Self::build(
+            bucket_len,
+            buckets,
+            now,
+            shard_count(),
+            AtomicHistogram::new,
+        )
     }
 
-    /// [`new`](Self::new) with `shards` shards (a power of two): one for a
-    /// window of which there are many, each written by few threads at once
-    /// (a breaker per key), to spare memory.
-    pub(crate) fn with_shards(
+    /// A window for one of very many (a breaker per key): one shard, since
+    /// each is written by few threads at once, and counts and the latency
+    /// sum but no latency histograms, which would be most of its memory
+    /// (its [`latencies`](Self::latencies) read empty).
+    pub(crate) fn lean(bucket_len: Micros, buckets: usize, now: Micros) -> Self {
+        Self::build(bucket_len, buckets, now, 1, AtomicHistogram::disabled)
+    }
+
+    fn build(
         bucket_len: Micros,
         buckets: usize,
         now: Micros,
         shards: usize,
+        histogram: fn() -> AtomicHistogram,
     ) -> Self {
         assert!(bucket_len > 0 && buckets > 0, "validated by the builder");
         debug_assert!(shards.is_power_of_two());
@@ -74,13 +86,13 @@ impl TimeWindow {
             shards: (0..shards)
                 .map(|_| Shard {
                     tallies: zeros(),
-                    latencies: AtomicHistogram::new(),
+                    latencies: histogram(),
                 })
                 .collect(),
             marks: (0..buckets)
                 .map(|_| Mark {
                     tallies: zeros(),
-                    latencies: AtomicHistogram::new(),
+                    latencies: histogram(),
                 })
                 .collect(),
         }
@@ -136,10 +148,14 @@ impl TimeWindow {
         Counts::from_tallies(&tallies)
     }
 
-    /// The latencies of the calls in the window that ends at `now`.
+    /// The latencies of the calls in the window that ends at `now`; none
+    /// for a [`lean`](Self::lean) window.
     pub(crate) fn latencies(&self, now: Micros) -> LatencySnapshot {
         self.advance(now / self.bucket_len);
         let start = &self.marks[self.start_index()];
+        if !start.latencies.enabled() {
+            return LatencySnapshot::default();
+        }
         let totals = self.totals();
         let buckets = (0..BUCKETS)
             .map(|b| totals.latencies[b].wrapping_sub(start.latencies.load(b)))
@@ -208,8 +224,10 @@ impl TimeWindow {
             for (t, a) in tallies.iter_mut().zip(&shard.tallies) {
                 *t += a.load(Ordering::Relaxed);
             }
-            for (b, l) in latencies.iter_mut().enumerate() {
-                *l = l.wrapping_add(shard.latencies.load(b));
+            if shard.latencies.enabled() {
+                for (b, l) in latencies.iter_mut().enumerate() {
+                    *l = l.wrapping_add(shard.latencies.load(b));
+                }
             }
         }
         Totals { tallies, latencies }
@@ -220,8 +238,10 @@ fn store(mark: &Mark, totals: &Totals) {
     for (a, &t) in mark.tallies.iter().zip(&totals.tallies) {
         a.store(t, Ordering::Relaxed);
     }
-    for (b, &l) in totals.latencies.iter().enumerate() {
-        mark.latencies.store(b, l);
+    if mark.latencies.enabled() {
+        for (b, &l) in totals.latencies.iter().enumerate() {
+            mark.latencies.store(b, l);
+        }
     }
 }
 
@@ -233,6 +253,18 @@ mod tests {
 
     fn call(category: Category, latency: u64) -> Record {
         Record::call(category, false, latency)
+    }
+
+    #[test]
+    fn a_lean_window_counts_and_sums_but_keeps_no_latency_distribution() {
+        let w = TimeWindow::lean(100_000, 10, 0);
+        w.record(0, call(Category::Success, 300));
+        w.record(150_000, call(Category::Failure, 500));
+        let counts = w.counts(150_000);
+        assert_eq!((counts.successes, counts.failures), (1, 1));
+        assert_eq!(w.latencies(150_000), LatencySnapshot::default());
+        // The window still rolls: past its 1 s, nothing is left.
+        assert_eq!(w.counts(1_200_000).calls(), 0);
     }
 
     #[test]

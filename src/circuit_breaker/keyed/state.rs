@@ -81,15 +81,14 @@ impl<K> Keyed<K> {
 
 impl<K: Hash + Eq + Clone + fmt::Debug> Keyed<K> {
     /// A new key's breaker: named `name/key` (the key in its `Debug`
-    /// form), with one window shard.
+    /// form), on a lean window (one shard, no latency histograms).
     #[cold]
     fn make(&self, key: &K) -> Slot {
         let name = format!("{}/{key:?}", self.name);
-        let breaker = Breaker::with_shards(
+        let breaker = Breaker::for_key(
             name.into(),
             self.settings.clone(),
             self.listeners.iter().cloned().collect(),
-            1,
         );
         Slot {
             breaker: Lanes::new(Arc::new(breaker)),
