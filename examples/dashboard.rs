@@ -2,7 +2,7 @@
 //! balancer whose dependencies misbehave in turn.
 //!
 //! ```text
-//! cargo run --example dashboard --features stream
+//! cargo run --example dashboard
 //! ```
 //!
 //! then open the printed address (`http://127.0.0.1:9000/` unless that port

@@ -442,6 +442,11 @@ impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
 
     /// Checks the options that span layers; the layers check their own.
     fn check_across(&self, v: &mut Validator) {
+        // The group names the thread pool and the stream's grouping; an
+        // empty one would otherwise be blamed on the pool's name.
+        if let Some(group) = &self.group {
+            v.check(!group.is_empty(), "group", || "must not be empty".into());
+        }
         if let Some(bound) = self.breaker.slow_call_bound() {
             v.check(bound < self.timeout, "slow_call", || {
                 format!(

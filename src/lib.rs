@@ -12,18 +12,18 @@
 //! | [`bulkhead`] | concurrency isolation: a semaphore bulkhead with an optional bounded wait, and [`bulkhead::pool`] (calls on threads of their own) |
 //! | [`timeout`] | per-call deadlines with a typed error |
 //! | [`fallback`] | sync or async fallback closures, told why they run |
-//! | `collapse` | request collapsing (Hystrix's collapser): single calls within a window batched into one call of a bulk service (feature `collapse`) |
-//! | `coalesce` | identical calls in flight made one call, its answer shared (feature `coalesce`) |
-//! | `cache` | a response cache on moka: by key, time to live, least-recently-used eviction; counted in a command's stream (feature `cache`) |
+//! | [`collapse`] | request collapsing (Hystrix's collapser): single calls within a window batched into one call of a bulk service (feature `collapse`) |
+//! | [`coalesce`] | identical calls in flight made one call, its answer shared (feature `coalesce`) |
+//! | [`cache`] | a response cache on moka: by key, time to live, least-recently-used eviction; counted in a command's stream (feature `cache`) |
 //! | [`catch_panic`] | a panicking dependency turned into an error the breaker counts and the fallback serves |
 //! | [`Command`] | the Hystrix-style facade: one validated builder for all of the above |
 //! | [`balance`] | client-side load balancing: selection rules, retries across instances, outlier ejection, discovery |
 //! | [`hedge`] | hedged requests: a second copy of a slow call, the first success wins, capped extra load (feature `hedge`, on with `balance`) |
 //! | [`deadline`] | deadlines that travel with the request, across layers and over the wire (`grpc-timeout`, `rampart-timeout-ms`) |
-//! | `rate_limit` | rate limits (GCRA, on governor) for all calls or per key, rejecting with when to retry or waiting up to a bound (feature `rate-limit`) |
+//! | [`rate_limit`] | rate limits (GCRA, on governor) for all calls or per key, rejecting with when to retry or waiting up to a bound (feature `rate-limit`) |
 //! | [`retry`] | a retry layer for any service, backoff with jitter, and retry budgets shared with the balancer |
-//! | `limit` | adaptive concurrency limits (Netflix's Vegas, Gradient2, AIMD) moved by measured round-trip times, with partitions guaranteeing each tenant its share (feature `limit`) |
-//! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
+//! | [`limit`] | adaptive concurrency limits (Netflix's Vegas, Gradient2, AIMD) moved by measured round-trip times, with partitions guaranteeing each tenant its share (feature `limit`) |
+//! | [`chaos`] | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
 //! | [`stream`] | see it live: hystrix.stream, a Turbine-style aggregator over many instances, and the dashboard page (feature `stream`) |
@@ -36,6 +36,18 @@
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
 //! Not yet here: live reconfiguration and etcd (see the README).
+//!
+//! ## Where to start
+//!
+//! 1. One dependency: put its client behind a [`Command`] (the example
+//!    below; the README's quick start does it for a hyper client against a
+//!    real server).
+//! 2. Several instances of it: [`balance`] spreads calls, retries on
+//!    another instance and ejects the unhealthy.
+//! 3. See it live: [`stream`] serves the Hystrix stream and a dashboard.
+//! 4. When rustc's error is far from its cause: [`troubleshooting`].
+//!
+//! Each module's docs start with when to use it and a runnable example.
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see

@@ -138,6 +138,44 @@
 //! pass it through [`CommandBuilder::classify`](crate::command::CommandBuilder::classify)
 //! (its bound asks for every lifetime), or use a named `fn`.
 //!
+//! # "implementation of `From` is not general enough" (in a spawned task)
+//!
+//! An `async move` block that awaits a call through a rampart layer, over a
+//! service failing with [`BoxError`](crate::BoxError), handed to
+//! `tokio::spawn`: to prove the block `Send`, rustc must prove a bound for
+//! every lifetime of the error's trait object, and gives up (a rustc
+//! limitation with higher-ranked bounds in async blocks, not a missing
+//! impl; tower's own `Timeout` meets it too). With a `Command`, rustc may
+//! add "one type is more general than the other".
+//!
+//! ```compile_fail
+//! # use rampart::retry::RetryLayer;
+//! # use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! # async fn f() -> Result<(), rampart::BoxError> {
+//! let svc = ServiceBuilder::new()
+//!     .layer(RetryLayer::builder("profiles").build()?)
+//!     .service(service_fn(|user: String| async move { Ok::<_, rampart::BoxError>(user) }));
+//! let task = tokio::spawn(async move { svc.oneshot("ada".to_string()).await });
+//! # Ok(()) }
+//! ```
+//!
+//! Fix: spawn the call's future itself, which names its type, rather than
+//! a block that awaits it (or give the service a concrete error type, such
+//! as `std::io::Error`):
+//!
+//! ```
+//! # use rampart::retry::RetryLayer;
+//! # use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rampart::BoxError> {
+//! let svc = ServiceBuilder::new()
+//!     .layer(RetryLayer::builder("profiles").build()?)
+//!     .service(service_fn(|user: String| async move { Ok::<_, rampart::BoxError>(user) }));
+//! let task = tokio::spawn(svc.oneshot("ada".to_string()));
+//! assert_eq!(task.await??, "ada");
+//! # Ok(()) }
+//! ```
+//!
 //! # "`Infallible: From<Box<dyn Error + Send + Sync>>` is not satisfied" (axum)
 //!
 //! axum serves only services that cannot fail; rampart's layers fail with

@@ -1139,3 +1139,55 @@ proptest! {
         }
     }
 }
+
+/// Every builder of a named component says an empty name is wrong, by
+/// name, as its docs say (the retry, hedge and deadline builders once let
+/// it through).
+#[test]
+fn every_named_builder_rejects_an_empty_name() {
+    let names_name = |what: &str, result: Result<(), ConfigError>| match result {
+        Err(err) => assert!(err.names("name"), "{what}: {err}"),
+        Ok(()) => panic!("{what}: an empty name was accepted"),
+    };
+    let fallback = |_: &rampart::fallback::Cause| async { Ok::<(), BoxError>(()) };
+    names_name(
+        "breaker",
+        CircuitBreakerLayer::builder("").build().map(drop),
+    );
+    names_name("bulkhead", BulkheadLayer::builder("").build().map(drop));
+    names_name("pool", PoolLayer::builder("").build().map(drop));
+    names_name("timeout", TimeoutLayer::builder("").build().map(drop));
+    names_name(
+        "fallback",
+        FallbackLayer::builder("")
+            .fallback(fallback)
+            .build()
+            .map(drop),
+    );
+    names_name("retry", RetryLayer::builder("").build().map(drop));
+    names_name(
+        "hedge",
+        rampart::hedge::HedgeLayer::builder("", rampart::retry::HttpPolicy)
+            .build()
+            .map(drop),
+    );
+    names_name(
+        "deadline",
+        rampart::deadline::DeadlineLayer::builder("")
+            .build()
+            .map(drop),
+    );
+    names_name("command", Command::builder("").build().map(drop));
+    names_name(
+        "balancer",
+        Balance::builder("")
+            .build(Endpoints::fixed([Endpoint::new(1, inner())]))
+            .map(drop),
+    );
+    let group = Command::builder("c")
+        .group("")
+        .build()
+        .map(drop)
+        .unwrap_err();
+    assert!(group.names("group"), "{group}");
+}

@@ -122,7 +122,7 @@
 //!   So 1000 keys take about 2.2 MB, 100 000 about 220 MB. A key's
 //!   breaker decides on counts only, so nothing is lost for its rules;
 //!   what it does not have is a latency distribution: its
-//!   [`latencies`](super::CircuitBreakerHandle::latencies) read empty and
+//!   [`latencies`](CircuitBreakerHandle::latencies) read empty and
 //!   its latency percentiles in the stream read 0. Each call touches a few cache
 //!   lines of its key's breaker, so once the breakers outgrow the CPU's
 //!   caches a call costs a few cache misses more than with one breaker.

@@ -31,9 +31,11 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming `budget` if it is out of range.
+    /// A [`ConfigError`] naming `name` if it is empty and `budget` if it
+    /// is out of range.
     pub fn build(self) -> Result<DeadlineLayer, ConfigError> {
         let mut v = Validator::new(format!("deadline {:?}", self.name));
+        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
         if let Some(budget) = self.budget {
             v.check(
                 budget >= Duration::from_millis(1) && budget <= Duration::from_secs(3600),

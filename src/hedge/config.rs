@@ -77,6 +77,7 @@ impl<P> Builder<P> {
     /// A [`ConfigError`] naming each bad setting.
     pub fn build(self) -> Result<HedgeLayer<P>, ConfigError> {
         let mut v = Validator::new(format!("hedge {:?}", self.name));
+        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
         v.check(!super::sends_nothing_twice::<P>(), "policy", || {
             super::NOTHING_TWICE.into()
         });

@@ -21,7 +21,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), rampart::BoxError> {
-//! // 2 calls per second, at most 2 at once.
+//! // 2 calls per second, in bursts of at most 2 (not a bound on calls in flight).
 //! let limit = RateLimitLayer::builder("geocoding")
 //!     .rate(2, Duration::from_secs(1))
 //!     .build()?;

@@ -105,6 +105,7 @@ impl<P> Builder<P> {
     /// A [`ConfigError`] naming each bad setting.
     pub fn build(self) -> Result<RetryLayer<P>, ConfigError> {
         let mut v = Validator::new(format!("retry {:?}", self.name));
+        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
         let attempts = self.max_attempts;
         v.check((1..=100).contains(&attempts), "max_attempts", || {
             format!("must be from 1 to 100, got {attempts}")

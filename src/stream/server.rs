@@ -120,6 +120,7 @@ impl<S> fmt::Debug for Server<S> {
 /// A running [`Server`]; dropping it stops the server and closes its
 /// connections.
 #[derive(Debug)]
+#[must_use = "the server stops when `Serving` is dropped: keep it for as long as it should serve"]
 pub struct Serving {
     address: SocketAddr,
     task: JoinHandle<()>,
