@@ -91,6 +91,16 @@
 //! | `rampart::chaos` | `enabled`, `disabled` | `warn` | `injected = true`: fault injection switched on or off |
 //! | `rampart::collapse` | `batch_failed`, `missing_item` | `debug` | `requests`: how many requests it failed |
 //! | `rampart::coalesce` | `rejected` | `debug` | |
+//! | `rampart::discovery` | `registered` | `info` | `lease`, `status`: an instance written to etcd (`name` is its key) |
+//! | `rampart::discovery` | `renewed` | `trace` | `lease` |
+//! | `rampart::discovery` | `lease_lost` | `warn` | `lease`: a keep-alive answered TTL 0; registering again |
+//! | `rampart::discovery` | `deregistered`, `deregister_failed` | `info`, `warn` | `lease` or `error` |
+//! | `rampart::discovery` | `etcd_unreachable` | `warn` (first failure), then `debug` | `error`, `offered` (discovery), `retries` |
+//! | `rampart::discovery` | `reconnected`, `resynced` | `info` | `registered` (discovery): etcd answers again |
+//! | `rampart::discovery` | `instances_changed` | `debug` | `offered`, `registered` |
+//! | `rampart::discovery` | `self_preservation` | `warn` | `vanished`, `offered`, `share`: vanished instances kept |
+//! | `rampart::discovery` | `self_preservation_ended`, `self_preservation_expired` | `info`, `warn` | `dropped` (expired) |
+//! | `rampart::discovery` | `invalid_instance`, `invalid_property` | `warn` | `key`, `error`: not applied |
 //!
 //! `reason` is a `circuit_breaker::TransitionReason` name: `failure_rate`,
 //! `slow_call_rate`, `consecutive_failures`, `open_elapsed`,
@@ -170,6 +180,8 @@ pub const TARGET_RETRY: &str = "rampart::retry";
 pub const TARGET_COLLAPSE: &str = "rampart::collapse";
 /// `tracing` target of the coalescer's events.
 pub const TARGET_COALESCE: &str = "rampart::coalesce";
+/// `tracing` target of etcd registration, discovery and property events.
+pub const TARGET_DISCOVERY: &str = "rampart::discovery";
 
 /// Whether `debug` events can be on at all: one load and a compare, the
 /// test tracing's own macros begin with. Per-call events ask this inline

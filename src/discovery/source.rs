@@ -1,0 +1,572 @@
+//! The instances of a service as a balancer's endpoints, read from etcd
+//! with Eureka's client semantics (only `UP` instances, the last known set
+//! kept when the registry is in trouble).
+
+use super::feed::{dir, KeyChange, PrefixFeed, Update};
+use super::instance::{Instance, Status, DEFAULT_PREFIX};
+use super::registration::{DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX};
+use crate::balance::{Endpoint, Endpoints};
+use crate::error::{ConfigError, Validator};
+use crate::metrics::TARGET_DISCOVERY;
+use crate::retry::Backoff;
+use etcd_client::Client;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Eureka's self-preservation threshold: when more than 15 % of the known
+/// instances vanish at once, keep them (`renewalPercentThreshold` 0.85).
+pub const DEFAULT_SELF_PRESERVATION: f64 = 0.15;
+/// How long instances kept by self-preservation stay while etcd, reachable,
+/// still lacks them: Eureka's renewal-threshold update interval (15 min),
+/// after which Eureka accepts the smaller registry as the expected one.
+pub const DEFAULT_PRESERVE_FOR: Duration = Duration::from_secs(15 * 60);
+
+const LAYER: &str = "discovery";
+
+/// Options for a [`Discovery`]; from [`Discovery::builder`].
+#[derive(Debug, Clone)]
+pub struct DiscoveryBuilder {
+    service: String,
+    prefix: String,
+    self_preservation: f64,
+    preserve_for: Duration,
+    backoff: Result<Backoff, ConfigError>,
+}
+
+impl DiscoveryBuilder {
+    /// The key prefix. Default [`DEFAULT_PREFIX`] (`/services`): the
+    /// instances are the keys `<prefix>/<service>/<id>`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The share of offered instances that may vanish (their keys deleted
+    /// or their leases run out) in one update before the rest are taken
+    /// for a registry in trouble and kept. From 0 to 1; default 0.15
+    /// (Eureka's). 1 turns self-preservation off (more than all can never
+    /// vanish); 0 keeps every vanished instance (for
+    /// [`preserve_for`](Self::preserve_for)).
+    ///
+    /// One update is one etcd watch response (the changes of one revision,
+    /// or a few), or the difference found by a full read after a
+    /// reconnection. With fewer than 7 instances and the default, a single
+    /// vanished instance is already more than 15 %: small sets want a
+    /// larger share, as a small Eureka registry does.
+    pub fn self_preservation(mut self, share: f64) -> Self {
+        self.self_preservation = share;
+        self
+    }
+
+    /// How long instances kept by self-preservation are kept while etcd is
+    /// reachable and still lacks them; after that they are dropped (the
+    /// mass departure is taken as real). Positive; default 15 minutes.
+    /// Instances that come back end it early. While etcd is unreachable,
+    /// nothing is ever dropped.
+    pub fn preserve_for(mut self, preserve_for: Duration) -> Self {
+        self.preserve_for = preserve_for;
+        self
+    }
+
+    /// The backoff between attempts while etcd cannot be reached. Default:
+    /// exponential with full jitter from 100 ms up to 10 s.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Ok(backoff);
+        self
+    }
+
+    /// Checks the options and starts following the service's instances in
+    /// the background. The set is empty until the first read of etcd
+    /// ([`Discovery::synced`] waits for it).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming every bad option.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (it spawns its task), as `tokio::spawn` does.
+    pub fn start(self, client: Client) -> Result<Discovery, ConfigError> {
+        let mut v = Validator::new(format!("discovery \"{}\"", self.service));
+        v.check(
+            !self.service.is_empty() && !self.service.contains('/'),
+            "service",
+            || format!("must be non-empty without '/', got {:?}", self.service),
+        );
+        v.check(self.prefix.starts_with('/'), "prefix", || {
+            format!("must start with '/', got {:?}", self.prefix)
+        });
+        let share = self.self_preservation;
+        v.check((0.0..=1.0).contains(&share), "self_preservation", || {
+            format!("must be in [0, 1], got {share}")
+        });
+        let preserve_for = self.preserve_for;
+        v.check(preserve_for > Duration::ZERO, "preserve_for", || {
+            format!("must be positive, got {preserve_for:?}")
+        });
+        let backoff = v.absorb(self.backoff);
+        v.finish()?;
+        let dir = format!("{}{}/", dir(&self.prefix), self.service);
+        let (instances, instances_rx) = watch::channel(Vec::new());
+        let (state, state_rx) = watch::channel(DiscoveryState::default());
+        let feed = PrefixFeed::new(
+            client,
+            dir.clone().into_bytes(),
+            backoff.unwrap_or_default(),
+        );
+        let task = Task {
+            name: self.service,
+            dir,
+            feed,
+            share,
+            preserve_for,
+            actual: BTreeMap::new(),
+            invalid: BTreeSet::new(),
+            kept: BTreeMap::new(),
+            preserving_since: None,
+            instances,
+            state,
+        };
+        tokio::spawn(task.run());
+        Ok(Discovery {
+            instances: instances_rx,
+            state: state_rx,
+        })
+    }
+}
+
+/// The `UP` instances of a service registered in etcd (by
+/// [`Registration`](super::Registration)s), kept up to date: Eureka's
+/// client-side registry cache, fed by a watch instead of a 30 s poll.
+///
+/// - A full read of `<prefix>/<service>/`, then a watch from the next
+///   revision: every change is seen once, in order, within the watch's
+///   latency (milliseconds).
+/// - Only `UP` instances are offered: an instance set `DOWN` (or any other
+///   status) leaves the set at once; set `UP` again, it comes back.
+/// - **Self-preservation** (Eureka's): if more than a share
+///   ([`self_preservation`](DiscoveryBuilder::self_preservation), 15 %) of
+///   the offered instances vanish in one update, they are kept (a network
+///   problem looks like mass death), [reported](DiscoveryState::preserving)
+///   and logged, until they come back or
+///   [`preserve_for`](DiscoveryBuilder::preserve_for) has passed.
+/// - **etcd unreachable**: the last known set is kept (and reported as
+///   preserved) while the source reconnects with backoff; on reconnection
+///   it reads everything again and applies the difference as one update
+///   (self-preservation included). A watch cancelled by etcd (its start
+///   revision compacted) is handled the same way.
+///
+/// The background task runs while the `Discovery` or any receiver from
+/// [`instances`](Discovery::instances) (a balancer fed by
+/// [`endpoints`](Discovery::endpoints)) is alive.
+pub struct Discovery {
+    instances: watch::Receiver<Vec<Instance>>,
+    state: watch::Receiver<DiscoveryState>,
+}
+
+impl Discovery {
+    /// Options to follow `service`'s instances. Defaults: prefix
+    /// `/services`, self-preservation past 15 %, kept for 15 minutes.
+    pub fn builder(service: impl Into<String>) -> DiscoveryBuilder {
+        DiscoveryBuilder {
+            service: service.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            self_preservation: DEFAULT_SELF_PRESERVATION,
+            preserve_for: DEFAULT_PRESERVE_FOR,
+            backoff: Backoff::exponential(DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX),
+        }
+    }
+
+    /// The offered instances (`UP`, and those kept by self-preservation),
+    /// sorted by id, as a `watch` channel: for
+    /// [`Endpoints::watch`](crate::balance::Endpoints::watch), or to read
+    /// yourself.
+    pub fn instances(&self) -> watch::Receiver<Vec<Instance>> {
+        self.instances.clone()
+    }
+
+    /// The offered instances now, sorted by id.
+    pub fn current(&self) -> Vec<Instance> {
+        self.instances.borrow().clone()
+    }
+
+    /// The offered instances as a balancer's [`Endpoints`]: `make` builds
+    /// the service for each instance when it first appears (from its
+    /// [`address`](Instance::address), say); the instance is the endpoint's
+    /// key, and its [`zone`](Instance::zone) the endpoint's (for
+    /// [`ZoneAffinity`](crate::balance::rule::ZoneAffinity)). Removed
+    /// instances finish the calls they have in flight.
+    ///
+    /// ```no_run
+    /// use rampart::balance::Balance;
+    /// use rampart::discovery::Discovery;
+    /// # async fn f(client: etcd_client::Client) -> Result<(), rampart::BoxError> {
+    /// # let http = |address: &str| tower::service_fn(|_: ()| async { Ok::<_, rampart::BoxError>(()) });
+    /// let discovery = Discovery::builder("ratings").start(client)?;
+    /// discovery.synced().await;
+    /// let ratings = Balance::builder("ratings")
+    ///     .build(discovery.endpoints(|instance| http(&instance.address)))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn endpoints<S, F>(&self, make: F) -> Endpoints<Instance, S>
+    where
+        S: Send + 'static,
+        F: Fn(&Instance) -> S + Send + 'static,
+    {
+        Endpoints::watch(self.instances(), move |instance: &Instance| {
+            let endpoint = Endpoint::new(instance.clone(), make(instance));
+            match &instance.zone {
+                Some(zone) => endpoint.zone(zone.as_str()),
+                None => endpoint,
+            }
+        })
+    }
+
+    /// What the source knows now: whether etcd is reachable, what it holds,
+    /// what is kept.
+    pub fn state(&self) -> DiscoveryState {
+        self.state.borrow().clone()
+    }
+
+    /// The state as a `watch` channel, to wait for a change.
+    pub fn watch_state(&self) -> watch::Receiver<DiscoveryState> {
+        self.state.clone()
+    }
+
+    /// Why the offered set is not what etcd holds now, if it is not:
+    /// shorthand for `state().preserving()`.
+    pub fn preserving(&self) -> Option<Preserving> {
+        self.state.borrow().preserving()
+    }
+
+    /// Waits for the first successful read of etcd.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn synced(&self) {
+        let mut state = self.state.clone();
+        let _ = state.wait_for(|s| s.synced).await;
+    }
+}
+
+impl fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Discovery")
+            .field("state", &*self.state.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`Discovery`] knows, from [`Discovery::state`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiscoveryState {
+    /// etcd has been read at least once.
+    pub synced: bool,
+    /// The last attempt to read or watch etcd succeeded.
+    pub reachable: bool,
+    /// Instances in etcd at the last read, whatever their status
+    /// (undecodable values not counted).
+    pub registered: usize,
+    /// Instances offered: `UP` ones plus those kept.
+    pub offered: usize,
+    /// The ids of instances gone from etcd but kept by self-preservation.
+    pub kept: Vec<String>,
+    /// Keys under the prefix now whose value could not be read as an
+    /// instance (logged as `invalid_instance` each time one is written).
+    pub invalid: usize,
+}
+
+impl DiscoveryState {
+    /// Why the offered set is not what etcd holds now, if it is not:
+    /// etcd cannot be reached (the last known set stays), or
+    /// self-preservation keeps vanished instances.
+    pub fn preserving(&self) -> Option<Preserving> {
+        if self.synced && !self.reachable {
+            Some(Preserving::Unreachable)
+        } else if !self.kept.is_empty() {
+            Some(Preserving::Vanished {
+                kept: self.kept.len(),
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a [`Discovery`] offers instances etcd does not confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Preserving {
+    /// etcd cannot be reached: the last known set stays as it was.
+    Unreachable,
+    /// More than the self-preservation share vanished at once: `kept`
+    /// instances gone from etcd are still offered.
+    Vanished {
+        /// How many.
+        kept: usize,
+    },
+}
+
+// ===== the background task =====
+
+struct Task {
+    name: String,
+    dir: String,
+    feed: PrefixFeed,
+    share: f64,
+    preserve_for: Duration,
+    /// Every decodable instance in etcd, any status, by id.
+    actual: BTreeMap<String, Instance>,
+    /// Keys whose value is not an instance.
+    invalid: BTreeSet<Vec<u8>>,
+    /// Instances gone from etcd, kept by self-preservation, by id.
+    kept: BTreeMap<String, Instance>,
+    preserving_since: Option<Instant>,
+    instances: watch::Sender<Vec<Instance>>,
+    state: watch::Sender<DiscoveryState>,
+}
+
+impl Task {
+    async fn run(mut self) {
+        loop {
+            let reachable = self.state.borrow().reachable;
+            let expiry = self
+                .preserving_since
+                .filter(|_| reachable)
+                .map(|since| since + self.preserve_for);
+            tokio::select! {
+                // Nobody reads the instances any more.
+                _ = self.instances.closed() => return,
+                _ = sleep_until(expiry), if expiry.is_some() => self.expire(),
+                update = self.feed.next() => self.update(update),
+            }
+        }
+    }
+
+    fn update(&mut self, update: Update) {
+        match update {
+            Update::Full(all) => {
+                let mut actual = BTreeMap::new();
+                self.invalid.clear();
+                for (key, value) in all {
+                    match Instance::decode(&self.dir, &key, &value) {
+                        Ok(instance) => {
+                            actual.insert(instance.id.clone(), instance);
+                        }
+                        Err(error) => {
+                            self.report_invalid(&key, &error);
+                            self.invalid.insert(key);
+                        }
+                    }
+                }
+                let invalid = self.invalid.len();
+                let was = self.state.borrow().clone();
+                if was.synced && !was.reachable {
+                    tracing::info!(
+                        target: TARGET_DISCOVERY,
+                        layer = LAYER,
+                        name = %self.name,
+                        event = "resynced",
+                        registered = actual.len(),
+                        "etcd reachable again; read every instance"
+                    );
+                }
+                self.state.send_modify(|s| {
+                    s.synced = true;
+                    s.reachable = true;
+                    s.invalid = invalid;
+                });
+                self.apply(actual, &BTreeSet::new());
+            }
+            Update::Changes(changes) => {
+                let mut actual = self.actual.clone();
+                // Instances that left rotation on purpose in this update
+                // (a `DOWN` before their deletion, as a shutdown does).
+                let mut departed = BTreeSet::new();
+                for change in changes {
+                    match change {
+                        KeyChange::Put(key, value) => {
+                            match Instance::decode(&self.dir, &key, &value) {
+                                Ok(instance) => {
+                                    if instance.status != Status::Up {
+                                        departed.insert(instance.id.clone());
+                                    }
+                                    self.invalid.remove(&key);
+                                    actual.insert(instance.id.clone(), instance);
+                                }
+                                Err(error) => {
+                                    // Unusable: as good as gone.
+                                    self.report_invalid(&key, &error);
+                                    if let Ok(id) = super::instance::id_of(&self.dir, &key) {
+                                        actual.remove(id);
+                                    }
+                                    self.invalid.insert(key);
+                                }
+                            }
+                        }
+                        KeyChange::Delete(key) => {
+                            if let Ok(id) = super::instance::id_of(&self.dir, &key) {
+                                actual.remove(id);
+                            }
+                            self.invalid.remove(&key);
+                        }
+                    }
+                }
+                let invalid = self.invalid.len();
+                self.state.send_modify(|s| s.invalid = invalid);
+                self.apply(actual, &departed);
+            }
+            Update::Lost { error, retries } => {
+                let was_reachable = self.state.borrow().reachable;
+                if was_reachable {
+                    tracing::warn!(
+                        target: TARGET_DISCOVERY,
+                        layer = LAYER,
+                        name = %self.name,
+                        event = "etcd_unreachable",
+                        error = %error,
+                        offered = self.instances.borrow().len(),
+                        "cannot reach etcd; keeping the last known instances and reconnecting"
+                    );
+                    self.state.send_modify(|s| s.reachable = false);
+                } else {
+                    tracing::debug!(
+                        target: TARGET_DISCOVERY,
+                        layer = LAYER,
+                        name = %self.name,
+                        event = "etcd_unreachable",
+                        error = %error,
+                        retries,
+                        "still cannot reach etcd"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Takes `actual` as what etcd holds now, after one update, applying
+    /// self-preservation to what vanished from the offered set (`departed`:
+    /// instances that left rotation on purpose within the update).
+    fn apply(&mut self, actual: BTreeMap<String, Instance>, departed: &BTreeSet<String>) {
+        let offered = self.instances.borrow().clone();
+        // Offered instances, not already kept, whose keys are gone (a
+        // status change is deliberate, so it is not a vanishing).
+        let vanished: Vec<&Instance> = offered
+            .iter()
+            .filter(|i| {
+                !actual.contains_key(&i.id)
+                    && !self.kept.contains_key(&i.id)
+                    && !departed.contains(&i.id)
+            })
+            .collect();
+        // Kept instances that came back (whatever their status now).
+        self.kept.retain(|id, _| !actual.contains_key(id));
+        let preserving = !self.kept.is_empty();
+        if preserving || vanished.len() as f64 > self.share * offered.len() as f64 {
+            if !preserving && !vanished.is_empty() {
+                self.preserving_since = Some(Instant::now());
+                tracing::warn!(
+                    target: TARGET_DISCOVERY,
+                    layer = LAYER,
+                    name = %self.name,
+                    event = "self_preservation",
+                    vanished = vanished.len(),
+                    offered = offered.len(),
+                    share = self.share,
+                    "more instances vanished at once than the share allows; keeping them"
+                );
+            }
+            for instance in vanished {
+                self.kept.insert(instance.id.clone(), instance.clone());
+            }
+        }
+        if self.kept.is_empty() && self.preserving_since.take().is_some() {
+            tracing::info!(
+                target: TARGET_DISCOVERY,
+                layer = LAYER,
+                name = %self.name,
+                event = "self_preservation_ended",
+                "the kept instances are back"
+            );
+        }
+        self.actual = actual;
+        self.publish();
+    }
+
+    /// Self-preservation has lasted `preserve_for` with etcd reachable:
+    /// the kept instances are taken as gone.
+    fn expire(&mut self) {
+        tracing::warn!(
+            target: TARGET_DISCOVERY,
+            layer = LAYER,
+            name = %self.name,
+            event = "self_preservation_expired",
+            dropped = self.kept.len(),
+            "kept instances still missing after preserve_for; dropping them"
+        );
+        self.kept.clear();
+        self.preserving_since = None;
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        let mut offered: BTreeMap<&str, &Instance> = self
+            .actual
+            .values()
+            .filter(|i| i.status == Status::Up)
+            .map(|i| (i.id.as_str(), i))
+            .collect();
+        offered.extend(self.kept.values().map(|i| (i.id.as_str(), i)));
+        let offered: Vec<Instance> = offered.into_values().cloned().collect();
+        let (registered, kept) = (self.actual.len(), self.kept.keys().cloned().collect());
+        let count = offered.len();
+        let changed = self.instances.send_if_modified(|now| {
+            if *now == offered {
+                false
+            } else {
+                *now = offered;
+                true
+            }
+        });
+        if changed {
+            tracing::debug!(
+                target: TARGET_DISCOVERY,
+                layer = LAYER,
+                name = %self.name,
+                event = "instances_changed",
+                offered = count,
+                registered,
+                "the offered instances changed"
+            );
+        }
+        self.state.send_modify(|s| {
+            s.registered = registered;
+            s.offered = count;
+            s.kept = kept;
+        });
+    }
+
+    fn report_invalid(&self, key: &[u8], error: &str) {
+        tracing::warn!(
+            target: TARGET_DISCOVERY,
+            layer = LAYER,
+            name = %self.name,
+            event = "invalid_instance",
+            key = %String::from_utf8_lossy(key),
+            error,
+            "a key under the service's prefix is not an instance; ignored"
+        );
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
