@@ -118,15 +118,8 @@ impl DiscoveryBuilder {
             backoff.unwrap_or_default(),
         );
         let task = Task {
-            name: self.service,
-            dir,
+            cache: Cache::new(self.service, dir, share, preserve_for),
             feed,
-            share,
-            preserve_for,
-            actual: BTreeMap::new(),
-            invalid: BTreeSet::new(),
-            kept: BTreeMap::new(),
-            preserving_since: None,
             instances,
             state,
         };
@@ -312,12 +305,13 @@ pub enum Preserving {
     },
 }
 
-// ===== the background task =====
+// ===== the cache: what etcd holds, what is offered =====
 
-struct Task {
+/// What etcd holds and what is offered, apart from any I/O: the rules
+/// (only `UP`, self-preservation) as plain methods.
+struct Cache {
     name: String,
     dir: String,
-    feed: PrefixFeed,
     share: f64,
     preserve_for: Duration,
     /// Every decodable instance in etcd, any status, by id.
@@ -327,147 +321,100 @@ struct Task {
     /// Instances gone from etcd, kept by self-preservation, by id.
     kept: BTreeMap<String, Instance>,
     preserving_since: Option<Instant>,
-    instances: watch::Sender<Vec<Instance>>,
-    state: watch::Sender<DiscoveryState>,
+    /// What is offered: `UP` instances and kept ones, sorted by id.
+    offered: Vec<Instance>,
 }
 
-impl Task {
-    async fn run(mut self) {
-        loop {
-            let reachable = self.state.borrow().reachable;
-            let expiry = self
-                .preserving_since
-                .filter(|_| reachable)
-                .map(|since| since + self.preserve_for);
-            tokio::select! {
-                // Nobody reads the instances any more.
-                _ = self.instances.closed() => return,
-                _ = sleep_until(expiry), if expiry.is_some() => self.expire(),
-                update = self.feed.next() => self.update(update),
-            }
+impl Cache {
+    fn new(name: String, dir: String, share: f64, preserve_for: Duration) -> Self {
+        Cache {
+            name,
+            dir,
+            share,
+            preserve_for,
+            actual: BTreeMap::new(),
+            invalid: BTreeSet::new(),
+            kept: BTreeMap::new(),
+            preserving_since: None,
+            offered: Vec::new(),
         }
     }
 
-    fn update(&mut self, update: Update) {
-        match update {
-            Update::Full(all) => {
-                let mut actual = BTreeMap::new();
-                self.invalid.clear();
-                for (key, value) in all {
-                    match Instance::decode(&self.dir, &key, &value) {
-                        Ok(instance) => {
-                            actual.insert(instance.id.clone(), instance);
-                        }
-                        Err(error) => {
-                            self.report_invalid(&key, &error);
-                            self.invalid.insert(key);
-                        }
-                    }
+    /// Everything etcd holds now, from a full read.
+    fn full(&mut self, all: Vec<(Vec<u8>, Vec<u8>)>) {
+        let mut actual = BTreeMap::new();
+        self.invalid.clear();
+        for (key, value) in all {
+            match Instance::decode(&self.dir, &key, &value) {
+                Ok(instance) => {
+                    actual.insert(instance.id.clone(), instance);
                 }
-                let invalid = self.invalid.len();
-                let was = self.state.borrow().clone();
-                if was.synced && !was.reachable {
-                    tracing::info!(
-                        target: TARGET_DISCOVERY,
-                        layer = LAYER,
-                        name = %self.name,
-                        event = "resynced",
-                        registered = actual.len(),
-                        "etcd reachable again; read every instance"
-                    );
-                }
-                self.state.send_modify(|s| {
-                    s.synced = true;
-                    s.reachable = true;
-                    s.invalid = invalid;
-                });
-                self.apply(actual, &BTreeSet::new());
-            }
-            Update::Changes(changes) => {
-                let mut actual = self.actual.clone();
-                // Instances that left rotation on purpose in this update
-                // (a `DOWN` before their deletion, as a shutdown does).
-                let mut departed = BTreeSet::new();
-                for change in changes {
-                    match change {
-                        KeyChange::Put(key, value) => {
-                            match Instance::decode(&self.dir, &key, &value) {
-                                Ok(instance) => {
-                                    if instance.status != Status::Up {
-                                        departed.insert(instance.id.clone());
-                                    }
-                                    self.invalid.remove(&key);
-                                    actual.insert(instance.id.clone(), instance);
-                                }
-                                Err(error) => {
-                                    // Unusable: as good as gone.
-                                    self.report_invalid(&key, &error);
-                                    if let Ok(id) = super::instance::id_of(&self.dir, &key) {
-                                        actual.remove(id);
-                                    }
-                                    self.invalid.insert(key);
-                                }
-                            }
-                        }
-                        KeyChange::Delete(key) => {
-                            if let Ok(id) = super::instance::id_of(&self.dir, &key) {
-                                actual.remove(id);
-                            }
-                            self.invalid.remove(&key);
-                        }
-                    }
-                }
-                let invalid = self.invalid.len();
-                self.state.send_modify(|s| s.invalid = invalid);
-                self.apply(actual, &departed);
-            }
-            Update::Lost { error, retries } => {
-                let was_reachable = self.state.borrow().reachable;
-                if was_reachable {
-                    tracing::warn!(
-                        target: TARGET_DISCOVERY,
-                        layer = LAYER,
-                        name = %self.name,
-                        event = "etcd_unreachable",
-                        error = %error,
-                        offered = self.instances.borrow().len(),
-                        "cannot reach etcd; keeping the last known instances and reconnecting"
-                    );
-                    self.state.send_modify(|s| s.reachable = false);
-                } else {
-                    tracing::debug!(
-                        target: TARGET_DISCOVERY,
-                        layer = LAYER,
-                        name = %self.name,
-                        event = "etcd_unreachable",
-                        error = %error,
-                        retries,
-                        "still cannot reach etcd"
-                    );
+                Err(error) => {
+                    self.report_invalid(&key, &error);
+                    self.invalid.insert(key);
                 }
             }
         }
+        self.apply(actual, &BTreeSet::new());
+    }
+
+    /// The changes of one watch response.
+    fn changes(&mut self, changes: Vec<KeyChange>) {
+        let mut actual = self.actual.clone();
+        // Instances that left rotation on purpose in this update (a
+        // `DOWN` before their deletion, as a shutdown does).
+        let mut departed = BTreeSet::new();
+        for change in changes {
+            match change {
+                KeyChange::Put(key, value) => match Instance::decode(&self.dir, &key, &value) {
+                    Ok(instance) => {
+                        if instance.status != Status::Up {
+                            departed.insert(instance.id.clone());
+                        }
+                        self.invalid.remove(&key);
+                        actual.insert(instance.id.clone(), instance);
+                    }
+                    Err(error) => {
+                        // Unusable: as good as gone.
+                        self.report_invalid(&key, &error);
+                        if let Ok(id) = super::instance::id_of(&self.dir, &key) {
+                            actual.remove(id);
+                        }
+                        self.invalid.insert(key);
+                    }
+                },
+                KeyChange::Delete(key) => {
+                    if let Ok(id) = super::instance::id_of(&self.dir, &key) {
+                        actual.remove(id);
+                    }
+                    self.invalid.remove(&key);
+                }
+            }
+        }
+        self.apply(actual, &departed);
     }
 
     /// Takes `actual` as what etcd holds now, after one update, applying
     /// self-preservation to what vanished from the offered set (`departed`:
     /// instances that left rotation on purpose within the update).
     fn apply(&mut self, actual: BTreeMap<String, Instance>, departed: &BTreeSet<String>) {
-        let offered = self.instances.borrow().clone();
         // Offered instances, not already kept, whose keys are gone (a
         // status change is deliberate, so it is not a vanishing).
-        let vanished: Vec<&Instance> = offered
+        let vanished: Vec<Instance> = self
+            .offered
             .iter()
             .filter(|i| {
                 !actual.contains_key(&i.id)
                     && !self.kept.contains_key(&i.id)
                     && !departed.contains(&i.id)
             })
+            .cloned()
             .collect();
         // Kept instances that came back (whatever their status now).
         self.kept.retain(|id, _| !actual.contains_key(id));
         let preserving = !self.kept.is_empty();
-        if preserving || vanished.len() as f64 > self.share * offered.len() as f64 {
+        let known = self.offered.len();
+        if preserving || vanished.len() as f64 > self.share * known as f64 {
             if !preserving && !vanished.is_empty() {
                 self.preserving_since = Some(Instant::now());
                 tracing::warn!(
@@ -476,13 +423,13 @@ impl Task {
                     name = %self.name,
                     event = "self_preservation",
                     vanished = vanished.len(),
-                    offered = offered.len(),
+                    offered = known,
                     share = self.share,
                     "more instances vanished at once than the share allows; keeping them"
                 );
             }
             for instance in vanished {
-                self.kept.insert(instance.id.clone(), instance.clone());
+                self.kept.insert(instance.id.clone(), instance);
             }
         }
         if self.kept.is_empty() && self.preserving_since.take().is_some() {
@@ -495,7 +442,12 @@ impl Task {
             );
         }
         self.actual = actual;
-        self.publish();
+        self.offer();
+    }
+
+    /// When the kept instances are to be dropped, if any are kept.
+    fn expiry(&self) -> Option<Instant> {
+        self.preserving_since.map(|since| since + self.preserve_for)
     }
 
     /// Self-preservation has lasted `preserve_for` with etcd reachable:
@@ -511,10 +463,10 @@ impl Task {
         );
         self.kept.clear();
         self.preserving_since = None;
-        self.publish();
+        self.offer();
     }
 
-    fn publish(&mut self) {
+    fn offer(&mut self) {
         let mut offered: BTreeMap<&str, &Instance> = self
             .actual
             .values()
@@ -522,33 +474,7 @@ impl Task {
             .map(|i| (i.id.as_str(), i))
             .collect();
         offered.extend(self.kept.values().map(|i| (i.id.as_str(), i)));
-        let offered: Vec<Instance> = offered.into_values().cloned().collect();
-        let (registered, kept) = (self.actual.len(), self.kept.keys().cloned().collect());
-        let count = offered.len();
-        let changed = self.instances.send_if_modified(|now| {
-            if *now == offered {
-                false
-            } else {
-                *now = offered;
-                true
-            }
-        });
-        if changed {
-            tracing::debug!(
-                target: TARGET_DISCOVERY,
-                layer = LAYER,
-                name = %self.name,
-                event = "instances_changed",
-                offered = count,
-                registered,
-                "the offered instances changed"
-            );
-        }
-        self.state.send_modify(|s| {
-            s.registered = registered;
-            s.offered = count;
-            s.kept = kept;
-        });
+        self.offered = offered.into_values().cloned().collect();
     }
 
     fn report_invalid(&self, key: &[u8], error: &str) {
@@ -564,9 +490,282 @@ impl Task {
     }
 }
 
+// ===== the background task =====
+
+struct Task {
+    cache: Cache,
+    feed: PrefixFeed,
+    instances: watch::Sender<Vec<Instance>>,
+    state: watch::Sender<DiscoveryState>,
+}
+
+impl Task {
+    async fn run(mut self) {
+        loop {
+            // Nothing kept is dropped while etcd cannot confirm it.
+            let reachable = self.state.borrow().reachable;
+            let expiry = self.cache.expiry().filter(|_| reachable);
+            tokio::select! {
+                // Nobody reads the instances any more.
+                _ = self.instances.closed() => return,
+                _ = sleep_until(expiry), if expiry.is_some() => self.cache.expire(),
+                update = self.feed.next() => self.update(update),
+            }
+            self.publish();
+        }
+    }
+
+    fn update(&mut self, update: Update) {
+        match update {
+            Update::Full(all) => {
+                let was = self.state.borrow().clone();
+                self.cache.full(all);
+                if was.synced && !was.reachable {
+                    tracing::info!(
+                        target: TARGET_DISCOVERY,
+                        layer = LAYER,
+                        name = %self.cache.name,
+                        event = "resynced",
+                        registered = self.cache.actual.len(),
+                        "etcd reachable again; read every instance"
+                    );
+                }
+                self.state.send_modify(|s| {
+                    s.synced = true;
+                    s.reachable = true;
+                });
+            }
+            Update::Changes(changes) => self.cache.changes(changes),
+            Update::Lost { error, retries } => {
+                if self.state.borrow().reachable {
+                    tracing::warn!(
+                        target: TARGET_DISCOVERY,
+                        layer = LAYER,
+                        name = %self.cache.name,
+                        event = "etcd_unreachable",
+                        error = %error,
+                        offered = self.cache.offered.len(),
+                        "cannot reach etcd; keeping the last known instances and reconnecting"
+                    );
+                    self.state.send_modify(|s| s.reachable = false);
+                } else {
+                    tracing::debug!(
+                        target: TARGET_DISCOVERY,
+                        layer = LAYER,
+                        name = %self.cache.name,
+                        event = "etcd_unreachable",
+                        error = %error,
+                        retries,
+                        "still cannot reach etcd"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends the offered set if it changed, and the counts.
+    fn publish(&mut self) {
+        let cache = &self.cache;
+        let changed = self.instances.send_if_modified(|now| {
+            if *now == cache.offered {
+                false
+            } else {
+                now.clone_from(&cache.offered);
+                true
+            }
+        });
+        if changed {
+            tracing::debug!(
+                target: TARGET_DISCOVERY,
+                layer = LAYER,
+                name = %cache.name,
+                event = "instances_changed",
+                offered = cache.offered.len(),
+                registered = cache.actual.len(),
+                "the offered instances changed"
+            );
+        }
+        let kept: Vec<String> = cache.kept.keys().cloned().collect();
+        self.state.send_if_modified(|s| {
+            let new = (cache.actual.len(), cache.offered.len(), cache.invalid.len());
+            if (s.registered, s.offered, s.invalid) == new && s.kept == kept {
+                return false;
+            }
+            (s.registered, s.offered, s.invalid) = new;
+            s.kept = kept;
+            true
+        });
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIR: &str = "/services/ratings/";
+
+    fn cache(share: f64) -> Cache {
+        Cache::new("ratings".into(), DIR.into(), share, Duration::from_secs(60))
+    }
+
+    fn put(id: &str, status: &str) -> KeyChange {
+        KeyChange::Put(
+            format!("{DIR}{id}").into_bytes(),
+            format!(r#"{{"address":"{id}:80","status":"{status}"}}"#).into_bytes(),
+        )
+    }
+
+    fn delete(id: &str) -> KeyChange {
+        KeyChange::Delete(format!("{DIR}{id}").into_bytes())
+    }
+
+    fn full(ids: impl IntoIterator<Item = String>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        ids.into_iter()
+            .map(|id| {
+                let value = format!(r#"{{"address":"{id}:80","status":"UP"}}"#);
+                (format!("{DIR}{id}").into_bytes(), value.into_bytes())
+            })
+            .collect()
+    }
+
+    fn twenty() -> Vec<String> {
+        (0..20).map(|i| format!("i{i:02}")).collect()
+    }
+
+    fn offered(cache: &Cache) -> Vec<&str> {
+        cache.offered.iter().map(|i| i.id.as_str()).collect()
+    }
+
+    #[test]
+    fn only_up_instances_are_offered() {
+        let mut c = cache(0.15);
+        c.changes(vec![
+            put("a", "UP"),
+            put("b", "STARTING"),
+            put("c", "OUT_OF_SERVICE"),
+        ]);
+        assert_eq!(offered(&c), ["a"]);
+        c.changes(vec![put("b", "UP"), put("a", "DOWN")]);
+        assert_eq!(offered(&c), ["b"]);
+        assert_eq!(c.actual.len(), 3);
+        assert!(c.kept.is_empty(), "status changes are never kept");
+    }
+
+    #[test]
+    fn a_share_up_to_the_threshold_goes_more_is_kept() {
+        // 3 of 20 is 15 %: not more than the share, so they go.
+        let mut c = cache(0.15);
+        c.full(full(twenty()));
+        c.changes(vec![delete("i00"), delete("i01"), delete("i02")]);
+        assert_eq!(c.offered.len(), 17);
+        assert!(c.kept.is_empty());
+        // 3 of the 17 left is 17.6 %: kept.
+        c.changes(vec![delete("i03"), delete("i04"), delete("i05")]);
+        assert_eq!(c.offered.len(), 17);
+        assert_eq!(c.kept.keys().collect::<Vec<_>>(), ["i03", "i04", "i05"]);
+        assert_eq!(c.actual.len(), 14);
+        // While preserving, any further vanishing is kept too (Eureka stops
+        // evicting altogether).
+        c.changes(vec![delete("i06")]);
+        assert_eq!(c.offered.len(), 17);
+        assert_eq!(c.kept.len(), 4);
+        // New instances still join.
+        c.changes(vec![put("new", "UP")]);
+        assert_eq!(c.offered.len(), 18);
+    }
+
+    #[test]
+    fn kept_instances_that_come_back_end_preservation() {
+        let mut c = cache(0.15);
+        c.full(full(["a", "b", "c"].map(String::from)));
+        c.changes(vec![delete("a")]);
+        assert_eq!(offered(&c), ["a", "b", "c"], "1 of 3 is more than 15 %");
+        assert!(c.preserving_since.is_some());
+        // Back, but DOWN: no longer kept, and not offered.
+        c.changes(vec![put("a", "DOWN")]);
+        assert_eq!(offered(&c), ["b", "c"]);
+        assert!(c.kept.is_empty());
+        assert!(c.preserving_since.is_none());
+    }
+
+    #[test]
+    fn a_deliberate_departure_is_not_kept() {
+        let mut c = cache(0.15);
+        c.full(full(["a", "b", "c"].map(String::from)));
+        // A shutdown: DOWN, then the key deleted, in one watch response.
+        c.changes(vec![put("a", "DOWN"), delete("a")]);
+        assert_eq!(offered(&c), ["b", "c"]);
+        assert!(c.kept.is_empty());
+    }
+
+    #[test]
+    fn share_one_never_keeps_share_zero_always_does() {
+        let mut off = cache(1.0);
+        off.full(full(["a", "b"].map(String::from)));
+        off.changes(vec![delete("a"), delete("b")]);
+        assert!(off.offered.is_empty(), "all may vanish with a share of 1");
+        let mut strict = cache(0.0);
+        strict.full(full(twenty()));
+        strict.changes(vec![delete("i00")]);
+        assert_eq!(strict.offered.len(), 20);
+    }
+
+    #[test]
+    fn a_full_read_after_an_outage_is_one_update() {
+        let mut c = cache(0.15);
+        c.full(full(twenty()));
+        // Read again after an outage: 5 gone (25 %), 1 new.
+        let mut now: Vec<String> = twenty().into_iter().skip(5).collect();
+        now.push("new".into());
+        c.full(full(now));
+        assert_eq!(c.offered.len(), 21);
+        assert_eq!(c.kept.len(), 5);
+        assert_eq!(c.actual.len(), 16);
+    }
+
+    #[test]
+    fn undecodable_values_are_counted_and_not_offered() {
+        let mut c = cache(1.0);
+        c.changes(vec![
+            put("a", "UP"),
+            KeyChange::Put(format!("{DIR}b").into_bytes(), b"not json".to_vec()),
+            KeyChange::Put(format!("{DIR}x/y").into_bytes(), b"{}".to_vec()),
+        ]);
+        assert_eq!(offered(&c), ["a"]);
+        assert_eq!(c.invalid.len(), 2);
+        // An instance whose value turns bad is as good as gone.
+        c.changes(vec![KeyChange::Put(
+            format!("{DIR}a").into_bytes(),
+            b"[]".to_vec(),
+        )]);
+        assert!(c.offered.is_empty());
+        assert_eq!(c.invalid.len(), 3);
+        c.changes(vec![delete("b"), put("a", "UP")]);
+        assert_eq!(c.invalid.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn kept_instances_expire_after_preserve_for() {
+        let mut c = cache(0.15);
+        c.full(full(["a", "b", "c"].map(String::from)));
+        let start = Instant::now();
+        c.changes(vec![delete("a"), delete("b")]);
+        assert_eq!(c.expiry(), Some(start + Duration::from_secs(60)));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // Coming back and vanishing again within the same preservation
+        // does not restart the clock.
+        c.changes(vec![put("a", "UP")]);
+        c.changes(vec![delete("a")]);
+        assert_eq!(c.expiry(), Some(start + Duration::from_secs(60)));
+        c.expire();
+        assert_eq!(offered(&c), ["c"]);
+        assert_eq!(c.expiry(), None);
     }
 }
