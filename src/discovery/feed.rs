@@ -7,6 +7,11 @@ use crate::retry::Backoff;
 use etcd_client::{Client, EventType, GetOptions, WatchOptions, WatchStream};
 use std::time::Duration;
 
+/// How long a full read (and the watch's creation) may take: an etcd
+/// partitioned away may never answer, and the last known values are kept
+/// meanwhile anyway.
+const READ_LIMIT: Duration = Duration::from_secs(10);
+
 /// One key changed under the prefix.
 #[derive(Debug)]
 pub(crate) enum KeyChange {
@@ -111,7 +116,14 @@ impl PrefixFeed {
                 self.previous_delay = delay;
                 tokio::time::sleep(delay).await;
             }
-            match self.read_and_watch().await {
+            let read = tokio::time::timeout(READ_LIMIT, self.read_and_watch()).await;
+            let read = read.unwrap_or_else(|_| {
+                Err(etcd_client::Error::IoError(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("etcd did not answer a full read within {READ_LIMIT:?}"),
+                )))
+            });
+            match read {
                 Ok(all) => {
                     self.failures = 0;
                     self.previous_delay = Duration::ZERO;

@@ -393,7 +393,14 @@ impl Task {
                     _ = self.stop.changed() => continue,
                 }
             }
-            match self.step(&mut lease, &mut renew_at).await {
+            // A stop cuts a step short, even one waiting on an etcd that
+            // does not answer; the lease is revoked at the loop's top.
+            let mut stop = self.stop.clone();
+            let stepped = tokio::select! {
+                stepped = self.step(&mut lease, &mut renew_at) => stepped,
+                _ = stop.changed() => continue,
+            };
+            match stepped {
                 Ok(()) => {
                     if failures > 0 {
                         tracing::info!(
@@ -437,10 +444,8 @@ impl Task {
         renew_at: &mut Instant,
     ) -> Result<(), etcd_client::Error> {
         let Some(current) = lease else {
-            let granted = self
-                .client
-                .lease_grant(self.ttl.as_secs() as i64, None)
-                .await?;
+            let ttl = self.ttl.as_secs() as i64;
+            let granted = bounded(self.renew_every, self.client.lease_grant(ttl, None)).await?;
             *lease = Some(Lease {
                 id: granted.id(),
                 keeper: None,
@@ -453,14 +458,15 @@ impl Task {
             self.instance.status = *self.status.borrow_and_update();
             self.registered.send_replace(None);
             current.written = false;
-            let put = self
-                .client
-                .put(
+            let put = bounded(
+                self.renew_every,
+                self.client.put(
                     self.key.as_bytes(),
                     self.instance.encode(),
                     Some(PutOptions::new().with_lease(current.id)),
-                )
-                .await;
+                ),
+            )
+            .await;
             if let Err(e) = put {
                 if e.to_string().contains("lease not found") {
                     // It ran out while etcd was out of reach: a new one.
@@ -488,13 +494,12 @@ impl Task {
                 current.written = false;
                 return Ok(());
             }
-            _ = self.stop.changed() => return Ok(()),
         }
         let renewal = match &mut current.keeper {
             None => {
                 // Opening the stream sends the first keep-alive, and
                 // etcd-client turns an answer of TTL 0 into this error.
-                match self.client.lease_keep_alive(current.id).await {
+                match bounded(self.renew_every, self.client.lease_keep_alive(current.id)).await {
                     Ok(keeper) => {
                         current.keeper = Some(keeper);
                         Renewal::Renewed
@@ -506,8 +511,12 @@ impl Task {
                 }
             }
             Some((keeper, answers)) => {
-                keeper.keep_alive().await?;
-                match answers.message().await? {
+                let answer = bounded(self.renew_every, async {
+                    keeper.keep_alive().await?;
+                    answers.message().await
+                })
+                .await?;
+                match answer {
                     Some(answer) if answer.ttl() > 0 => Renewal::Renewed,
                     Some(_) => Renewal::Lost,
                     None => {
@@ -592,5 +601,21 @@ impl Task {
             ),
         }
         result
+    }
+}
+
+/// `request`, failed if etcd does not answer within `limit` (the renewal
+/// interval: an answer later than that is as good as none, and a
+/// partitioned etcd may never answer at all).
+async fn bounded<T>(
+    limit: Duration,
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, etcd_client::Error> {
+    match tokio::time::timeout(limit, request).await {
+        Ok(answer) => answer,
+        Err(_) => Err(etcd_client::Error::IoError(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("etcd did not answer within {limit:?}"),
+        ))),
     }
 }

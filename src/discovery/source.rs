@@ -139,7 +139,11 @@ impl DiscoveryBuilder {
 ///   revision: every change is seen once, in order, within the watch's
 ///   latency (milliseconds).
 /// - Only `UP` instances are offered: an instance set `DOWN` (or any other
-///   status) leaves the set at once; set `UP` again, it comes back.
+///   status) leaves the set at once; set `UP` again, it comes back. Such a
+///   departure is deliberate and never held back, and so is a deletion
+///   that follows a non-`UP` status in the same update (a
+///   [`Registration::shutdown`](super::Registration::shutdown) writes
+///   `DOWN`, then revokes its lease).
 /// - **Self-preservation** (Eureka's): if more than a share
 ///   ([`self_preservation`](DiscoveryBuilder::self_preservation), 15 %) of
 ///   the offered instances vanish in one update, they are kept (a network
