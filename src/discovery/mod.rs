@@ -50,7 +50,7 @@
 //! discovery.synced().await;
 //! # let http = |_: &str| tower::service_fn(|_: ()| async { Ok::<_, rampart::BoxError>(()) });
 //! let ratings = Balance::builder("ratings")
-//!     .build(discovery.endpoints(|instance| http(&instance.address)))?;
+//!     .build(discovery.endpoints(move |instance| http(&instance.address)))?;
 //!
 //! // Properties for live reconfiguration.
 //! let mut properties = PropertyWatcher::builder("/rampart/shop").start(etcd)?;

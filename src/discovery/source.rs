@@ -205,7 +205,7 @@ impl Discovery {
     /// let discovery = Discovery::builder("ratings").start(client)?;
     /// discovery.synced().await;
     /// let ratings = Balance::builder("ratings")
-    ///     .build(discovery.endpoints(|instance| http(&instance.address)))?;
+    ///     .build(discovery.endpoints(move |instance| http(&instance.address)))?;
     /// # Ok(()) }
     /// ```
     pub fn endpoints<S, F>(&self, make: F) -> Endpoints<Instance, S>
