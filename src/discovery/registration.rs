@@ -437,7 +437,7 @@ impl Task {
     }
 
     /// One step: register, write a new status, or renew, whichever is due
-    /// (waiting for it, or for a stop).
+    /// (waiting for the renewal or a status change). Cancelled by a stop.
     async fn step(
         &mut self,
         lease: &mut Option<Lease>,

@@ -234,7 +234,8 @@ impl Discovery {
     }
 
     /// Why the offered set is not what etcd holds now, if it is not:
-    /// shorthand for `state().preserving()`.
+    /// shorthand for `state().preserving()`. `None` before the first read
+    /// (the set is empty then: see [`synced`](Self::synced)).
     pub fn preserving(&self) -> Option<Preserving> {
         self.state.borrow().preserving()
     }
