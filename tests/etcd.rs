@@ -532,6 +532,37 @@ async fn etcd_down_keeps_the_last_set_and_a_restart_resyncs() {
     eprintln!("etcd outage and resync took {:?}", started.elapsed());
 }
 
+#[tokio::test]
+async fn a_registration_started_while_etcd_is_down_registers_once_it_is_back() {
+    let Some(mut etcd) = Etcd::start().await else {
+        return;
+    };
+    let client = etcd.client().await;
+    etcd.kill();
+    let me = Registration::builder("ratings", "early", "early:80")
+        .ttl(Duration::from_secs(10))
+        .renew_every(Duration::from_millis(500))
+        .backoff(fast_backoff())
+        .start(client.clone())
+        .unwrap();
+    let handle = me.handle();
+    // It keeps trying (with backoff) while etcd is down...
+    let early = tokio::time::timeout(Duration::from_millis(500), handle.registered()).await;
+    assert!(early.is_err(), "registered with etcd down: {early:?}");
+    // ...and registers once etcd is back.
+    etcd.restart().await;
+    let lease = tokio::time::timeout(LIMIT, handle.registered())
+        .await
+        .expect("registered after the restart")
+        .unwrap();
+    let mut kv = etcd.client().await;
+    let got = kv.get(handle.key(), None).await.unwrap();
+    assert_eq!(got.kvs()[0].lease(), lease);
+    me.shutdown().await.unwrap();
+    let got = kv.get(handle.key(), None).await.unwrap();
+    assert!(got.kvs().is_empty(), "shutdown removed it");
+}
+
 // ===== properties =====
 
 fn prop(component: &str, name: &str, value: &str) -> Property {
