@@ -563,6 +563,76 @@ async fn a_registration_started_while_etcd_is_down_registers_once_it_is_back() {
     assert!(got.kvs().is_empty(), "shutdown removed it");
 }
 
+/// Three clients, each on a runtime of its own (as in a process of its
+/// own), through an etcd outage: each keeps serving its last known set,
+/// and each resynchronises after the restart.
+#[test]
+fn three_clients_keep_their_sets_through_an_outage_and_resync() {
+    let main = tokio::runtime::Runtime::new().unwrap();
+    let Some(mut etcd) = main.block_on(Etcd::start()) else {
+        return;
+    };
+    let endpoint = etcd.endpoint.clone();
+    let regs: Vec<Registration> = main.block_on(async {
+        let client = connect(&endpoint).await;
+        ["a", "b", "c"]
+            .iter()
+            .map(|id| {
+                Registration::builder("ratings", *id, format!("{id}:80"))
+                    .ttl(Duration::from_secs(30))
+                    .renew_every(Duration::from_millis(500))
+                    .backoff(fast_backoff())
+                    .start(client.clone())
+                    .unwrap()
+            })
+            .collect()
+    });
+    let clients: Vec<(tokio::runtime::Runtime, Discovery)> = (0..3)
+        .map(|_| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let discovery = runtime.block_on(async {
+                let client = connect(&endpoint).await;
+                Discovery::builder("ratings")
+                    .backoff(fast_backoff())
+                    .start(client)
+                    .unwrap()
+            });
+            (runtime, discovery)
+        })
+        .collect();
+    main.block_on(async {
+        for (_, discovery) in &clients {
+            let mut instances = discovery.instances();
+            wait_for(&mut instances, LIMIT, "three offered", |i| i.len() == 3).await;
+        }
+        etcd.kill();
+        for (_, discovery) in &clients {
+            let mut state = discovery.watch_state();
+            wait_for(&mut state, LIMIT, "etcd seen unreachable", |s| !s.reachable).await;
+            assert_eq!(discovery.preserving(), Some(Preserving::Unreachable));
+            assert_eq!(ids(&discovery.current()), ["a", "b", "c"]);
+        }
+        regs[1].set_status(Status::Down);
+        etcd.restart().await;
+        for (_, discovery) in &clients {
+            let mut instances = discovery.instances();
+            wait_for(
+                &mut instances,
+                LIMIT,
+                "b's DOWN seen after the restart",
+                |i| ids(i) == ["a", "c"],
+            )
+            .await;
+            assert_eq!(discovery.preserving(), None);
+        }
+    });
+    drop(clients);
+}
+
 // ===== properties =====
 
 fn prop(component: &str, name: &str, value: &str) -> Property {
