@@ -633,6 +633,76 @@ fn three_clients_keep_their_sets_through_an_outage_and_resync() {
     drop(clients);
 }
 
+/// With etcd's authentication on, a user whose roles grant the module
+/// docs' prefixes registers, discovers and reads properties, and cannot
+/// write properties: the connection options (user and password) pass
+/// through, and the roles restrict who steers the fleet.
+#[tokio::test]
+async fn roles_restrict_who_writes_the_prefixes() {
+    use etcd_client::Permission;
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mut admin = etcd.client().await;
+    admin.role_add("ratings-instance").await.unwrap();
+    let own = Permission::read_write("/services/ratings/").with_prefix();
+    admin
+        .role_grant_permission("ratings-instance", own)
+        .await
+        .unwrap();
+    admin.role_add("shop-reader").await.unwrap();
+    for prefix in ["/services/", "/rampart/shop/"] {
+        let read = Permission::read(prefix).with_prefix();
+        admin
+            .role_grant_permission("shop-reader", read)
+            .await
+            .unwrap();
+    }
+    admin.user_add("ratings", "secret", None).await.unwrap();
+    for role in ["ratings-instance", "shop-reader"] {
+        admin.user_grant_role("ratings", role).await.unwrap();
+    }
+    admin.user_add("root", "rootpw", None).await.unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.auth_enable().await.unwrap();
+    let options = etcd_client::ConnectOptions::new().with_user("root", "rootpw");
+    let mut root = etcd_client::Client::connect([etcd.endpoint.as_str()], Some(options))
+        .await
+        .unwrap();
+    root.put("/rampart/shop/ratings/timeout", "250ms", None)
+        .await
+        .unwrap();
+
+    let options = etcd_client::ConnectOptions::new().with_user("ratings", "secret");
+    let user = etcd_client::Client::connect([etcd.endpoint.as_str()], Some(options))
+        .await
+        .unwrap();
+    let me = Registration::builder("ratings", "r1", "r1:80")
+        .start(user.clone())
+        .unwrap();
+    tokio::time::timeout(LIMIT, me.handle().registered())
+        .await
+        .unwrap()
+        .unwrap();
+    let discovery = Discovery::builder("ratings").start(user.clone()).unwrap();
+    let mut instances = discovery.instances();
+    wait_for(&mut instances, LIMIT, "r1 offered", |i| ids(i) == ["r1"]).await;
+    let mut watcher = PropertyWatcher::builder("/rampart/shop")
+        .start(user.clone())
+        .unwrap();
+    assert_eq!(
+        next(&mut watcher).await,
+        PropertyEvent::Replace(vec![prop("ratings", "timeout", "250ms")])
+    );
+    let mut kv = user.clone();
+    let denied = kv
+        .put("/rampart/shop/ratings/force_open", "true", None)
+        .await;
+    let denied = denied.expect_err("an instance cannot steer the fleet");
+    assert!(denied.to_string().contains("permission denied"), "{denied}");
+    me.shutdown().await.unwrap();
+}
+
 // ===== properties =====
 
 fn prop(component: &str, name: &str, value: &str) -> Property {

@@ -121,9 +121,15 @@
 //! etcdctl role add shop-operator
 //! etcdctl role grant-permission shop-operator readwrite /rampart/shop/ --prefix=true
 //! etcdctl user add ratings --new-user-password=...
-//! etcdctl user grant-role ratings ratings-instance shop-reader
-//! etcdctl user add root && etcdctl user grant-role root root && etcdctl auth enable
+//! etcdctl user grant-role ratings ratings-instance
+//! etcdctl user grant-role ratings shop-reader
+//! etcdctl user add root --new-user-password=...
+//! etcdctl user grant-role root root
+//! etcdctl auth enable
 //! ```
+//!
+//! (`tests/etcd.rs` checks these grants: such a user registers, discovers
+//! and reads properties, and is denied writing one.)
 //!
 //! A reader then connects with
 //! `ConnectOptions::new().with_user("ratings", password)`, over TLS.
