@@ -488,6 +488,10 @@ impl Task {
             return Ok(());
         }
         tokio::select! {
+            // A due renewal first: after a failure it is due at once, and
+            // it proves etcd reachable again (a status change alone does
+            // not; it stays pending for the next step's check).
+            biased;
             _ = tokio::time::sleep_until(*renew_at) => {}
             // `changed` marks the new status seen: write it next step.
             _ = self.status.changed() => {
