@@ -53,7 +53,12 @@ impl DiscoveryBuilder {
     ///
     /// One update is one etcd watch response (the changes of one revision,
     /// or a few), or the difference found by a full read after a
-    /// reconnection. With fewer than 7 instances and the default, a single
+    /// reconnection. etcd revokes expired leases one by one, each in a
+    /// revision of its own: a mass expiry usually reaches the watch in few
+    /// responses, but one spread over many responses, each under the
+    /// share, is not caught (Eureka counts renewals over a minute instead;
+    /// that window is not reproduced here). An etcd this client cannot
+    /// reach is always caught. With fewer than 7 instances and the default, a single
     /// vanished instance is already more than 15 %: small sets want a
     /// larger share, as a small Eureka registry does.
     pub fn self_preservation(mut self, share: f64) -> Self {
