@@ -242,8 +242,10 @@ fn a_killed_instance_disappears_after_its_lease() {
             })
             .collect();
         // Seven others: one of eight is 12.5 %, under the default 15 %.
+        // A short vanish window: it leaves half a second after its key.
         let discovery = Discovery::builder("ratings")
             .prefix(&prefix)
+            .vanish_window(Duration::from_millis(500))
             .start(client.clone())
             .unwrap();
         let mut instances = discovery.instances();
@@ -345,6 +347,7 @@ async fn self_preservation_keeps_instances_that_vanish_at_once() {
     let lenient = Discovery::builder("ratings")
         .prefix(&prefix)
         .self_preservation(0.5)
+        .vanish_window(Duration::ZERO)
         .start(client.clone())
         .unwrap();
     let mut lenient_instances = lenient.instances();
@@ -358,6 +361,65 @@ async fn self_preservation_keeps_instances_that_vanish_at_once() {
     })
     .await;
     assert_eq!(lenient.preserving(), None);
+}
+
+/// Instances cut off together: their leases run out one by one, each in
+/// a revision of its own, yet within the vanish window they count as one
+/// mass vanishing and are kept.
+#[test]
+fn a_mass_lease_expiry_is_kept() {
+    let main = tokio::runtime::Runtime::new().unwrap();
+    let Some((endpoint, _etcd)) = main.block_on(support::shared()) else {
+        return;
+    };
+    let prefix = unique("services");
+    let victims_runtime = tokio::runtime::Runtime::new().unwrap();
+    let victims: Vec<Registration> = victims_runtime.block_on(async {
+        let client = connect(&endpoint).await;
+        let victims: Vec<Registration> = (0..4)
+            .map(|i| {
+                register(&client, &prefix, &format!("v{i}"))
+                    .start(client.clone())
+                    .unwrap()
+            })
+            .collect();
+        for victim in &victims {
+            tokio::time::timeout(LIMIT, victim.handle().registered())
+                .await
+                .unwrap();
+        }
+        victims
+    });
+    main.block_on(async {
+        let client = connect(&endpoint).await;
+        let _others: Vec<Registration> = (0..6)
+            .map(|i| {
+                register(&client, &prefix, &format!("o{i}"))
+                    .start(client.clone())
+                    .unwrap()
+            })
+            .collect();
+        let discovery = Discovery::builder("ratings")
+            .prefix(&prefix)
+            .vanish_window(Duration::from_secs(5))
+            .start(client.clone())
+            .unwrap();
+        let mut instances = discovery.instances();
+        wait_for(&mut instances, LIMIT, "ten offered", |i| i.len() == 10).await;
+        // Four of ten (40 %) cut off at once.
+        victims_runtime.shutdown_background();
+        let mut state = discovery.watch_state();
+        wait_for(&mut state, LIMIT, "their leases run out", |s| {
+            s.registered == 6
+        })
+        .await;
+        assert_eq!(
+            discovery.preserving(),
+            Some(Preserving::Vanished { kept: 4 })
+        );
+        assert_eq!(discovery.current().len(), 10);
+    });
+    drop(victims);
 }
 
 #[tokio::test]

@@ -75,6 +75,7 @@
 //! | [`renew_every`](RegistrationBuilder::renew_every) | 30 s | positive, below the TTL | Eureka `leaseRenewalIntervalInSeconds` |
 //! | [`self_preservation`](DiscoveryBuilder::self_preservation) | 0.15 | 0 to 1 (1: off) | Eureka `renewalPercentThreshold` 0.85 |
 //! | [`preserve_for`](DiscoveryBuilder::preserve_for) | 15 min | positive | Eureka `renewalThresholdUpdateIntervalMs` |
+//! | [`vanish_window`](DiscoveryBuilder::vanish_window) | 30 s | 0 to an hour | Eureka `registryFetchIntervalSeconds` |
 //! | `backoff` (each builder) | 100 ms doubling to 10 s, full jitter | see [`Backoff`](crate::retry::Backoff) | AWS "Exponential Backoff And Jitter" |
 //!
 //! Every builder's `start` returns a [`ConfigError`](crate::ConfigError)
@@ -164,5 +165,5 @@ pub use registration::{
 };
 pub use source::{
     Discovery, DiscoveryBuilder, DiscoveryState, Preserving, DEFAULT_PRESERVE_FOR,
-    DEFAULT_SELF_PRESERVATION,
+    DEFAULT_SELF_PRESERVATION, DEFAULT_VANISH_WINDOW,
 };

@@ -23,6 +23,11 @@ pub const DEFAULT_SELF_PRESERVATION: f64 = 0.15;
 /// still lacks them: Eureka's renewal-threshold update interval (15 min),
 /// after which Eureka accepts the smaller registry as the expected one.
 pub const DEFAULT_PRESERVE_FOR: Duration = Duration::from_secs(15 * 60);
+/// How long a vanished instance stays offered while the source counts
+/// what else vanishes with it: Eureka's client refresh interval
+/// (`registryFetchIntervalSeconds`, 30 s), within which a Eureka client
+/// would not have seen the departure anyway.
+pub const DEFAULT_VANISH_WINDOW: Duration = Duration::from_secs(30);
 
 const LAYER: &str = "discovery";
 
@@ -33,6 +38,7 @@ pub struct DiscoveryBuilder {
     prefix: String,
     self_preservation: f64,
     preserve_for: Duration,
+    vanish_window: Duration,
     backoff: Result<Backoff, ConfigError>,
 }
 
@@ -45,22 +51,24 @@ impl DiscoveryBuilder {
     }
 
     /// The share of offered instances that may vanish (their keys deleted
-    /// or their leases run out) in one update before the rest are taken
+    /// or their leases run out) at once before the rest are taken
     /// for a registry in trouble and kept. From 0 to 1; default 0.15
     /// (Eureka's). 1 turns self-preservation off (more than all can never
     /// vanish); 0 keeps every vanished instance (for
     /// [`preserve_for`](Self::preserve_for)).
     ///
-    /// One update is one etcd watch response (the changes of one revision,
-    /// or a few), or the difference found by a full read after a
-    /// reconnection. etcd revokes expired leases one by one, each in a
-    /// revision of its own: a mass expiry usually reaches the watch in few
-    /// responses, but one spread over many responses, each under the
-    /// share, is not caught (Eureka counts renewals over a minute instead;
-    /// that window is not reproduced here). An etcd this client cannot
-    /// reach is always caught. With fewer than 7 instances and the default, a single
-    /// vanished instance is already more than 15 %: small sets want a
-    /// larger share, as a small Eureka registry does.
+    /// "At once" means within the [vanish
+    /// window](Self::vanish_window): etcd revokes expired leases one by
+    /// one, each in a revision of its own, and instances cut off together
+    /// renewed at different moments, so their keys go over up to a renewal
+    /// interval. A vanished instance stays offered for the window while
+    /// the source counts what else vanishes; the share is of the instances
+    /// offered when each vanishing is seen. A full read after a
+    /// reconnection counts as one update.
+    ///
+    /// With fewer than 7 instances and the default, a single vanished
+    /// instance is already more than 15 %: small sets want a larger share,
+    /// as a small Eureka registry does.
     pub fn self_preservation(mut self, share: f64) -> Self {
         self.self_preservation = share;
         self
@@ -73,6 +81,18 @@ impl DiscoveryBuilder {
     /// nothing is ever dropped.
     pub fn preserve_for(mut self, preserve_for: Duration) -> Self {
         self.preserve_for = preserve_for;
+        self
+    }
+
+    /// How long a vanished instance (its key deleted or its lease run out)
+    /// stays offered while the source counts what vanishes with it, for
+    /// [`self_preservation`](Self::self_preservation). From 0 (each etcd
+    /// watch response counted alone, the instance removed at once) to an
+    /// hour; default 30 s (Eureka's client refresh interval). A
+    /// deliberate departure (a status other than `UP`, a
+    /// [`shutdown`](super::Registration::shutdown)) is never held.
+    pub fn vanish_window(mut self, window: Duration) -> Self {
+        self.vanish_window = window;
         self
     }
 
@@ -112,6 +132,10 @@ impl DiscoveryBuilder {
         v.check(preserve_for > Duration::ZERO, "preserve_for", || {
             format!("must be positive, got {preserve_for:?}")
         });
+        let window = self.vanish_window;
+        v.check(window <= Duration::from_secs(3600), "vanish_window", || {
+            format!("must be at most an hour, got {window:?}")
+        });
         let backoff = v.absorb(self.backoff);
         v.finish()?;
         let dir = format!("{}{}/", dir(&self.prefix), self.service);
@@ -123,7 +147,7 @@ impl DiscoveryBuilder {
             backoff.unwrap_or_default(),
         );
         let task = Task {
-            cache: Cache::new(self.service, dir, share, preserve_for),
+            cache: Cache::new(self.service, dir, share, preserve_for, window),
             feed,
             instances,
             state,
@@ -151,7 +175,9 @@ impl DiscoveryBuilder {
 ///   `DOWN`, then revokes its lease).
 /// - **Self-preservation** (Eureka's): if more than a share
 ///   ([`self_preservation`](DiscoveryBuilder::self_preservation), 15 %) of
-///   the offered instances vanish in one update, they are kept (a network
+///   the offered instances vanish within the
+///   [`vanish_window`](DiscoveryBuilder::vanish_window) (30 s; a vanished
+///   instance stays offered that long), they are kept (a network
 ///   problem looks like mass death), [reported](DiscoveryState::preserving)
 ///   and logged, until they come back or
 ///   [`preserve_for`](DiscoveryBuilder::preserve_for) has passed.
@@ -178,6 +204,7 @@ impl Discovery {
             prefix: DEFAULT_PREFIX.to_owned(),
             self_preservation: DEFAULT_SELF_PRESERVATION,
             preserve_for: DEFAULT_PRESERVE_FOR,
+            vanish_window: DEFAULT_VANISH_WINDOW,
             backoff: Backoff::exponential(DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX),
         }
     }
@@ -324,24 +351,36 @@ struct Cache {
     dir: String,
     share: f64,
     preserve_for: Duration,
+    window: Duration,
     /// Every decodable instance in etcd, any status, by id.
     actual: BTreeMap<String, Instance>,
     /// Keys whose value is not an instance.
     invalid: BTreeSet<Vec<u8>>,
     /// Instances gone from etcd, kept by self-preservation, by id.
     kept: BTreeMap<String, Instance>,
+    /// Instances gone from etcd within the vanish window, still offered
+    /// until their deadline, by id.
+    pending: BTreeMap<String, (Instance, Instant)>,
     preserving_since: Option<Instant>,
     /// What is offered: `UP` instances and kept ones, sorted by id.
     offered: Vec<Instance>,
 }
 
 impl Cache {
-    fn new(name: String, dir: String, share: f64, preserve_for: Duration) -> Self {
+    fn new(
+        name: String,
+        dir: String,
+        share: f64,
+        preserve_for: Duration,
+        window: Duration,
+    ) -> Self {
         Cache {
             name,
             dir,
             share,
             preserve_for,
+            window,
+            pending: BTreeMap::new(),
             actual: BTreeMap::new(),
             invalid: BTreeSet::new(),
             kept: BTreeMap::new(),
@@ -416,31 +455,44 @@ impl Cache {
             .filter(|i| {
                 !actual.contains_key(&i.id)
                     && !self.kept.contains_key(&i.id)
+                    && !self.pending.contains_key(&i.id)
                     && !departed.contains(&i.id)
             })
             .cloned()
             .collect();
-        // Kept instances that came back (whatever their status now).
+        // Kept or pending instances that came back (whatever their status).
         self.kept.retain(|id, _| !actual.contains_key(id));
+        self.pending.retain(|id, _| !actual.contains_key(id));
+        let now = Instant::now();
+        for instance in vanished {
+            self.pending
+                .insert(instance.id.clone(), (instance, now + self.window));
+        }
+        // Everything vanished within the window, against what is offered
+        // (the pending ones still are).
         let preserving = !self.kept.is_empty();
         let known = self.offered.len();
-        if preserving || vanished.len() as f64 > self.share * known as f64 {
-            if !preserving && !vanished.is_empty() {
-                self.preserving_since = Some(Instant::now());
+        let vanishing = self.pending.len();
+        if preserving || vanishing as f64 > self.share * known as f64 {
+            if !preserving && vanishing > 0 {
+                self.preserving_since = Some(now);
                 tracing::warn!(
                     target: TARGET_DISCOVERY,
                     layer = LAYER,
                     name = %self.name,
                     event = "self_preservation",
-                    vanished = vanished.len(),
+                    vanished = vanishing,
                     offered = known,
                     share = self.share,
                     "more instances vanished at once than the share allows; keeping them"
                 );
             }
-            for instance in vanished {
-                self.kept.insert(instance.id.clone(), instance);
-            }
+            let pending = std::mem::take(&mut self.pending);
+            self.kept.extend(
+                pending
+                    .into_iter()
+                    .map(|(id, (instance, _))| (id, instance)),
+            );
         }
         if self.kept.is_empty() && self.preserving_since.take().is_some() {
             tracing::info!(
@@ -452,12 +504,32 @@ impl Cache {
             );
         }
         self.actual = actual;
-        self.offer();
+        self.settle(now);
     }
 
-    /// When the kept instances are to be dropped, if any are kept.
-    fn expiry(&self) -> Option<Instant> {
-        self.preserving_since.map(|since| since + self.preserve_for)
+    /// When something is next due: a pending instance's removal, or the
+    /// end of self-preservation.
+    fn next_deadline(&self) -> Option<Instant> {
+        let expiry = self.preserving_since.map(|since| since + self.preserve_for);
+        let pending = self.pending.values().map(|(_, at)| *at).min();
+        expiry.into_iter().chain(pending).min()
+    }
+
+    /// Does what is due at `now`.
+    fn tick(&mut self, now: Instant) {
+        let expired = self
+            .preserving_since
+            .is_some_and(|since| since + self.preserve_for <= now);
+        if expired {
+            self.expire();
+        }
+        self.settle(now);
+    }
+
+    /// Removes the pending instances whose window has passed.
+    fn settle(&mut self, now: Instant) {
+        self.pending.retain(|_, (_, at)| *at > now);
+        self.offer();
     }
 
     /// Self-preservation has lasted `preserve_for` with etcd reachable:
@@ -484,6 +556,7 @@ impl Cache {
             .map(|i| (i.id.as_str(), i))
             .collect();
         offered.extend(self.kept.values().map(|i| (i.id.as_str(), i)));
+        offered.extend(self.pending.values().map(|(i, _)| (i.id.as_str(), i)));
         self.offered = offered.into_values().cloned().collect();
     }
 
@@ -514,11 +587,11 @@ impl Task {
         loop {
             // Nothing kept is dropped while etcd cannot confirm it.
             let reachable = self.state.borrow().reachable;
-            let expiry = self.cache.expiry().filter(|_| reachable);
+            let due = self.cache.next_deadline().filter(|_| reachable);
             tokio::select! {
                 // Nobody reads the instances any more.
                 _ = self.instances.closed() => return,
-                _ = sleep_until(expiry), if expiry.is_some() => self.cache.expire(),
+                _ = sleep_until(due), if due.is_some() => self.cache.tick(Instant::now()),
                 update = self.feed.next() => self.update(update),
             }
             self.publish();
@@ -622,7 +695,13 @@ mod tests {
     const DIR: &str = "/services/ratings/";
 
     fn cache(share: f64) -> Cache {
-        Cache::new("ratings".into(), DIR.into(), share, Duration::from_secs(60))
+        Cache::new(
+            "ratings".into(),
+            DIR.into(),
+            share,
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
     }
 
     fn put(id: &str, status: &str) -> KeyChange {
@@ -767,15 +846,55 @@ mod tests {
         c.full(full(["a", "b", "c"].map(String::from)));
         let start = Instant::now();
         c.changes(vec![delete("a"), delete("b")]);
-        assert_eq!(c.expiry(), Some(start + Duration::from_secs(60)));
+        assert_eq!(c.next_deadline(), Some(start + Duration::from_secs(60)));
         tokio::time::advance(Duration::from_secs(30)).await;
         // Coming back and vanishing again within the same preservation
         // does not restart the clock.
         c.changes(vec![put("a", "UP")]);
         c.changes(vec![delete("a")]);
-        assert_eq!(c.expiry(), Some(start + Duration::from_secs(60)));
-        c.expire();
+        assert_eq!(c.next_deadline(), Some(start + Duration::from_secs(60)));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        c.tick(Instant::now());
         assert_eq!(offered(&c), ["c"]);
-        assert_eq!(c.expiry(), None);
+        assert_eq!(c.next_deadline(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn vanishings_within_the_window_count_together() {
+        let mut c = cache(0.15);
+        c.window = Duration::from_secs(30);
+        c.full(full(twenty()));
+        // Lease by lease, 10 s apart: each alone is 5 %.
+        c.changes(vec![delete("i00")]);
+        assert_eq!(c.offered.len(), 20, "still offered within the window");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        c.tick(Instant::now());
+        c.changes(vec![delete("i01")]);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        c.tick(Instant::now());
+        assert!(c.kept.is_empty(), "2 of 20 is 10 %");
+        c.changes(vec![delete("i02")]);
+        assert!(c.kept.is_empty(), "3 of 20 is 15 %, not more");
+        c.changes(vec![delete("i03")]);
+        assert_eq!(c.kept.len(), 4, "4 of 20 within 30 s: all kept");
+        assert_eq!(c.offered.len(), 20);
+
+        // Apart by more than the window, they go one by one.
+        let mut c = cache(0.15);
+        c.window = Duration::from_secs(30);
+        c.full(full(twenty()));
+        for i in 0..5 {
+            c.changes(vec![delete(&format!("i{i:02}"))]);
+            tokio::time::advance(Duration::from_secs(31)).await;
+            c.tick(Instant::now());
+        }
+        assert!(c.kept.is_empty());
+        assert_eq!(c.offered.len(), 15);
+        // One that comes back within its window was never gone.
+        c.changes(vec![delete("i10")]);
+        c.changes(vec![put("i10", "UP")]);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        c.tick(Instant::now());
+        assert_eq!(c.offered.len(), 15);
     }
 }
