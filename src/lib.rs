@@ -25,6 +25,7 @@
 //! | [`limit`] | adaptive concurrency limits (Netflix's Vegas, Gradient2, AIMD) moved by measured round-trip times, with partitions guaranteeing each tenant its share (feature `limit`) |
 //! | [`chaos`] | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
+//! | [`discovery`] | Eureka on etcd: instances registered under a lease they renew, a service's `UP` instances as a balancer's endpoints with self-preservation, properties kept in etcd as a stream of changes (feature `etcd`) |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
 //! | [`stream`] | see it live: hystrix.stream, a Turbine-style aggregator over many instances, and the dashboard page (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
@@ -35,7 +36,8 @@
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
-//! Not yet here: live reconfiguration and etcd (see the README).
+//! Not yet here: live reconfiguration (applying property changes to
+//! running components; see the README).
 //!
 //! ## Where to start
 //!
@@ -140,6 +142,8 @@ pub mod collapse;
 #[cfg(feature = "command")]
 pub mod command;
 pub mod deadline;
+#[cfg(feature = "etcd")]
+pub mod discovery;
 pub mod error;
 #[cfg(feature = "fallback")]
 pub mod fallback;

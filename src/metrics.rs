@@ -101,6 +101,16 @@
 //! | `rampart::coalesce` | `rejected` | `debug` | |
 //! | `rampart::limit` | `rejected` | `debug` | `partition` (a partitioned limiter's) |
 //! | `rampart::limit` | `window` | `debug` | `limit`, `previous_limit`, `rtt_ms`, `in_flight`, `dropped`: a window fed to the algorithm |
+//! | `rampart::discovery` | `registered` | `info` | `lease`, `status`: an instance written to etcd (`name` is its key) |
+//! | `rampart::discovery` | `renewed` | `trace` | `lease` |
+//! | `rampart::discovery` | `lease_lost` | `warn` | `lease`: a keep-alive answered TTL 0; registering again |
+//! | `rampart::discovery` | `deregistered`, `deregister_failed` | `info`, `warn` | `lease` or `error` |
+//! | `rampart::discovery` | `etcd_unreachable` | `warn` (first failure), then `debug` | `error`, `offered` (discovery), `retries` |
+//! | `rampart::discovery` | `reconnected`, `resynced` | `info` | `registered` (discovery): etcd answers again |
+//! | `rampart::discovery` | `instances_changed` | `debug` | `offered`, `registered` |
+//! | `rampart::discovery` | `self_preservation` | `warn` | `vanished`, `offered`, `share`: vanished instances kept |
+//! | `rampart::discovery` | `self_preservation_ended`, `self_preservation_expired` | `info`, `warn` | `dropped` (expired) |
+//! | `rampart::discovery` | `invalid_instance`, `invalid_property` | `warn` | `key`, `error`: not applied |
 //!
 //! `reason` is a `circuit_breaker::TransitionReason` name: `failure_rate`,
 //! `slow_call_rate`, `consecutive_failures`, `open_elapsed`,
@@ -198,6 +208,8 @@ pub const TARGET_COLLAPSE: &str = "rampart::collapse";
 pub const TARGET_COALESCE: &str = "rampart::coalesce";
 /// `tracing` target of the adaptive limit's events.
 pub const TARGET_LIMIT: &str = "rampart::limit";
+/// `tracing` target of etcd registration, discovery and property events.
+pub const TARGET_DISCOVERY: &str = "rampart::discovery";
 
 /// Whether `debug` events can be on at all: one load and a compare, the
 /// test tracing's own macros begin with. Per-call events ask this inline
