@@ -491,6 +491,7 @@ macro_rules! build_command {
                 let timeout = v.absorb(
                     TimeoutLayer::builder(self.name.clone())
                         .timeout(self.timeout)
+                        .registry(&registry)
                         .build(),
                 );
                 let breaker = v.absorb(self.breaker.registry(&registry).build());
@@ -508,7 +509,7 @@ macro_rules! build_command {
                         registry.register_command(CommandParts {
                             name: &self.name,
                             group: &$group,
-                            timeout: self.timeout,
+                            timeout: timeout.shared().clone(),
                             breaker: breaker.shared(),
                             isolation: isolation.shared(),
                             fallback: &stats,

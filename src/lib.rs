@@ -127,6 +127,7 @@ pub mod coalesce;
 pub mod collapse;
 #[cfg(feature = "command")]
 pub mod command;
+pub mod config;
 pub mod deadline;
 pub mod error;
 #[cfg(feature = "fallback")]

@@ -152,6 +152,8 @@ pub const LABEL_EVENT: &str = "event";
 pub const TARGET_CIRCUIT_BREAKER: &str = "rampart::circuit_breaker";
 /// `tracing` target of the bulkhead's events.
 pub const TARGET_BULKHEAD: &str = "rampart::bulkhead";
+/// Target of live configuration's own events: a source's property refused.
+pub const TARGET_CONFIG: &str = "rampart::config";
 /// `tracing` target of the pool's events.
 pub const TARGET_POOL: &str = "rampart::bulkhead::pool";
 /// `tracing` target of the timeout's events.

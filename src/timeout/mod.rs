@@ -39,3 +39,4 @@ pub use error::Elapsed;
 pub use future::ResponseFuture;
 pub use layer::TimeoutLayer;
 pub use service::Timeout;
+pub(crate) use layer::Shared as TimeoutShared;
