@@ -69,7 +69,8 @@ struct Entries {
 }
 
 /// Each source's value of a (component name, property), by source.
-pub(crate) type Remembered = std::collections::BTreeMap<(String, &'static str), [Option<String>; 2]>;
+pub(crate) type Remembered =
+    std::collections::BTreeMap<(String, &'static str), [Option<String>; 2]>;
 
 /// A command is alive while its breaker is: services built from it hold
 /// the breaker, not the layer.

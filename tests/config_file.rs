@@ -76,7 +76,11 @@ fn edits_apply_bad_ones_keep_the_last_good_values_and_deleted_ones_fall_back() {
     next_read(&watch, reads);
     let errors = watch.errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].to_string().contains("is not TOML"), "{}", errors[0]);
+    assert!(
+        errors[0].to_string().contains("is not TOML"),
+        "{}",
+        errors[0]
+    );
     assert_eq!(breaker.options().failure_rate, Some(0.4));
     assert_eq!(timeout.timeout(), Duration::from_millis(800));
 

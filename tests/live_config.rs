@@ -47,9 +47,17 @@ async fn a_lowered_failure_rate_trips_on_the_window_it_already_holds() {
 
     breaker.set_failure_rate(0.5).unwrap();
     assert_eq!(breaker.counts().calls(), 4, "the window is kept");
-    assert_eq!(breaker.state(), State::Closed, "effective from the next call");
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "effective from the next call"
+    );
     let _ = call(&mut svc, true).await;
-    assert_eq!(breaker.state(), State::Open, "3 of 5 failed: over the new 50 %");
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "3 of 5 failed: over the new 50 %"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -110,7 +118,11 @@ async fn a_call_in_flight_finishes_and_counts_across_a_change() {
     breaker.set_probes(3).unwrap();
     release.send(()).unwrap();
     running.await.unwrap().unwrap();
-    assert_eq!(breaker.counts().calls(), 1, "the call admitted before counts");
+    assert_eq!(
+        breaker.counts().calls(),
+        1,
+        "the call admitted before counts"
+    );
     assert_eq!(breaker.options().min_calls, 5);
 }
 
@@ -219,11 +231,17 @@ fn a_bad_change_is_refused_and_the_old_values_stay() {
     let err = registry
         .apply(Source::File, "dep", "probes", Some("0"))
         .unwrap_err();
-    assert!(err.names("probes") && err.to_string().contains("got 0"), "{err}");
+    assert!(
+        err.names("probes") && err.to_string().contains("got 0"),
+        "{err}"
+    );
     let err = registry
         .apply(Source::File, "dep", "open_for", Some("soon"))
         .unwrap_err();
-    assert!(err.names("open_for") && err.to_string().contains("\"soon\""), "{err}");
+    assert!(
+        err.names("open_for") && err.to_string().contains("\"soon\""),
+        "{err}"
+    );
     assert!(err.to_string().contains("\"dep\""), "{err}");
     let err = registry
         .apply(Source::File, "dep", "failure_ratio", Some("0.3"))

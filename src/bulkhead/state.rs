@@ -1,18 +1,18 @@
 //! What every service built from one bulkhead layer shares.
 
-use crate::internal::shard::{Lane, Lanes};
-use crate::internal::slots::Slots;
-use crate::metrics::{
-    debug_enabled, event_counter, named_gauge, BULKHEAD_IN_FLIGHT, TARGET_BULKHEAD,
-};
-use metrics::{Counter, Gauge};
 use super::config::{validate, BulkheadOptions};
 use crate::config::{
     off_or, parse_duration, parse_usize, show_duration, show_off, Configurable, Kind, Layer, Layers,
 };
 use crate::error::ConfigError;
 use crate::internal::clock::micros;
+use crate::internal::shard::{Lane, Lanes};
+use crate::internal::slots::Slots;
 use crate::internal::sync::{AtomicU64, Ordering};
+use crate::metrics::{
+    debug_enabled, event_counter, named_gauge, BULKHEAD_IN_FLIGHT, TARGET_BULKHEAD,
+};
+use metrics::{Counter, Gauge};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,7 +120,10 @@ impl Shared {
                 self.max_wait
                     .store(wait_micros(new.max_wait), Ordering::Relaxed);
                 if old.max_concurrent != new.max_concurrent {
-                    let (from, to) = (old.max_concurrent.to_string(), new.max_concurrent.to_string());
+                    let (from, to) = (
+                        old.max_concurrent.to_string(),
+                        new.max_concurrent.to_string(),
+                    );
                     changed(&self.name, layer, "max_concurrent", &from, &to);
                 }
                 if old.max_wait != new.max_wait {

@@ -448,9 +448,7 @@ pub(super) fn validate(name: &str, o: &CircuitBreakerOptions) -> Result<(), Conf
         });
     }
     v.check(
-        o.failure_rate.is_some()
-            || o.slow_call.is_some()
-            || o.consecutive_failures.is_some(),
+        o.failure_rate.is_some() || o.slow_call.is_some() || o.consecutive_failures.is_some(),
         "failure_rate",
         || {
             "no trip rule is on (failure_rate, slow_call and consecutive_failures \
@@ -469,16 +467,9 @@ pub(super) fn validate(name: &str, o: &CircuitBreakerOptions) -> Result<(), Conf
         v.check(in_range(max), "open_for_max", || {
             format!("must be from 1 ms to a year, got {max:?}")
         });
-        v.check(
-            !in_range(max) || max >= o.open_for,
-            "open_for_max",
-            || {
-                format!(
-                    "must be at least open_for ({:?}), got {max:?}",
-                    o.open_for
-                )
-            },
-        );
+        v.check(!in_range(max) || max >= o.open_for, "open_for_max", || {
+            format!("must be at least open_for ({:?}), got {max:?}", o.open_for)
+        });
     }
     v.check(
         (0.0..=1.0).contains(&o.open_for_jitter),

@@ -186,8 +186,11 @@ impl CircuitBreakerHandle {
     /// A [`ConfigError`] naming the property and the value when it is no
     /// breaker property, or the value is refused; nothing changes then.
     pub fn set_property(&self, property: &str, value: &str) -> Result<(), ConfigError> {
-        self.breaker
-            .change(Layer::Handle, &[(breaker_property(property)?, Some(value))], false)
+        self.breaker.change(
+            Layer::Handle,
+            &[(breaker_property(property)?, Some(value))],
+            false,
+        )
     }
 
     /// The failure rate that trips the breaker, in (0, 1]; `None` turns the
@@ -296,7 +299,9 @@ impl CircuitBreakerHandle {
         if let Ok(property) = breaker_property(property) {
             // Falling back can only fail if a lower layer's value no
             // longer fits the others; then the handle's value stays.
-            let _ = self.breaker.change(Layer::Handle, &[(property, None)], false);
+            let _ = self
+                .breaker
+                .change(Layer::Handle, &[(property, None)], false);
         }
     }
 

@@ -184,9 +184,7 @@ fn set(o: &mut LiveOptions, property: &'static str, text: &str) -> Result<(), St
             match &mut b.slow_call {
                 Some((_, r)) => *r = rate,
                 None => {
-                    return Err(
-                        "the slow-call rule is off: set slow_call_duration with it".into()
-                    )
+                    return Err("the slow-call rule is off: set slow_call_duration with it".into())
                 }
             }
         }

@@ -173,8 +173,8 @@ mod telemetry;
 
 pub use classify::{Classify, DefaultClassifier, Outcome};
 pub use config::{
-    Builder, CircuitBreakerOptions, Window, DEFAULT_BUCKETS, DEFAULT_FAILURE_RATE, DEFAULT_MIN_CALLS, DEFAULT_OPEN_FOR,
-    DEFAULT_PROBES, DEFAULT_PROBE_TIMEOUT, DEFAULT_WINDOW,
+    Builder, CircuitBreakerOptions, Window, DEFAULT_BUCKETS, DEFAULT_FAILURE_RATE,
+    DEFAULT_MIN_CALLS, DEFAULT_OPEN_FOR, DEFAULT_PROBES, DEFAULT_PROBE_TIMEOUT, DEFAULT_WINDOW,
 };
 pub use error::CircuitOpen;
 pub use events::{State, StateChange, TransitionReason};

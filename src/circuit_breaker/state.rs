@@ -16,10 +16,10 @@
 //! announces it, and resets what it resets. No lock is ever taken.
 
 use super::config::{CircuitBreakerOptions, Listener, Window, WindowKind};
-use super::live::{LiveOptions, LiveSettings};
-use crate::config::Layers;
 use super::events::{State, StateChange, TransitionReason};
+use super::live::{LiveOptions, LiveSettings};
 use super::telemetry::Telemetry;
+use crate::config::Layers;
 use crate::internal::clock::{Clock, Micros};
 use crate::internal::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Category, CountWindow, Counts, LatencySnapshot, Record, TimeWindow};
@@ -220,7 +220,9 @@ impl Breaker {
             stats: TimeWindow::with_shards(bucket_len, buckets, clock.now(), shards),
             decisions,
             live: LiveSettings::new(&settings),
-            layers: Layers::new(LiveOptions::built(CircuitBreakerOptions::from_settings(&settings))),
+            layers: Layers::new(LiveOptions::built(CircuitBreakerOptions::from_settings(
+                &settings,
+            ))),
             settings,
             clock,
             listeners,

@@ -91,9 +91,7 @@ impl FileSource {
             let (path, registry, status) = (path.clone(), registry.clone(), status.clone());
             move |events: DebounceEventResult| {
                 let ours = match &events {
-                    Ok(events) => events
-                        .iter()
-                        .any(|e| e.path.file_name() == name.as_deref()),
+                    Ok(events) => events.iter().any(|e| e.path.file_name() == name.as_deref()),
                     // The watcher's own trouble: read anyway, to be sure.
                     Err(_) => true,
                 };
@@ -126,12 +124,15 @@ impl FileSource {
     ///
     /// A [`ConfigError`] when the file cannot be read or is not TOML;
     /// nothing changes then.
-    pub fn read(path: impl AsRef<Path>, registry: &Registry) -> Result<Vec<ConfigError>, ConfigError> {
+    pub fn read(
+        path: impl AsRef<Path>,
+        registry: &Registry,
+    ) -> Result<Vec<ConfigError>, ConfigError> {
         let path = path.as_ref();
         let properties = std::fs::read_to_string(path)
             .map_err(|e| file_error(path, "file", format!("cannot be read: {e}")))
             .and_then(|text| parse(path, &text))
-            .inspect_err(file_rejected)?;
+            .inspect_err(|e| file_rejected(path, e))?;
         Ok(registry.replace(Source::File, &properties))
     }
 }
@@ -175,11 +176,11 @@ fn file_error(path: &Path, field: &'static str, message: String) -> ConfigError 
 }
 
 #[cold]
-fn file_rejected(error: &ConfigError) {
+fn file_rejected(path: &Path, error: &ConfigError) {
     tracing::warn!(
         target: TARGET_CONFIG,
         layer = "config",
-        name = error.component(),
+        name = %path.display(),
         event = "file_rejected",
         error = %error,
         "config file not applied; the last good values stay"

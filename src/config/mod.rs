@@ -122,9 +122,9 @@
 //! than before. Changing an option takes a lock on that component (never
 //! taken by a call) and the registry's lock.
 
-mod layers;
 #[cfg(feature = "config-file")]
 mod file;
+mod layers;
 
 #[cfg(feature = "config-file")]
 pub use file::{FileSource, FileWatch, DEBOUNCE};
@@ -180,7 +180,10 @@ pub(crate) enum Kind {
 
 /// The properties, with the kind of component they belong to and the
 /// check of their type (ranges are the components' own checks).
-const PROPERTIES: &[(&str, Kind, fn(&str) -> Result<(), String>)] = &[
+/// A value's type check: why the text is no value of the type.
+type Check = fn(&str) -> Result<(), String>;
+
+const PROPERTIES: &[(&str, Kind, Check)] = &[
     ("failure_rate", Kind::CircuitBreaker, |v| {
         off_or(v, parse_f64).map(drop)
     }),
@@ -215,7 +218,9 @@ const PROPERTIES: &[(&str, Kind, fn(&str) -> Result<(), String>)] = &[
     ("force_closed", Kind::CircuitBreaker, |v| {
         parse_bool(v).map(drop)
     }),
-    ("disabled", Kind::CircuitBreaker, |v| parse_bool(v).map(drop)),
+    ("disabled", Kind::CircuitBreaker, |v| {
+        parse_bool(v).map(drop)
+    }),
     ("metrics_only", Kind::CircuitBreaker, |v| {
         parse_bool(v).map(drop)
     }),
@@ -229,7 +234,7 @@ const PROPERTIES: &[(&str, Kind, fn(&str) -> Result<(), String>)] = &[
 ];
 
 /// The property named `name`: its static name, its kind and its type check.
-fn property(name: &str) -> Option<(&'static str, Kind, fn(&str) -> Result<(), String>)> {
+fn property(name: &str) -> Option<(&'static str, Kind, Check)> {
     PROPERTIES.iter().copied().find(|(n, _, _)| *n == name)
 }
 
@@ -337,7 +342,7 @@ impl Registry {
                 // could make it fail now, and then that component keeps
                 // its options, as it says.
                 if let Err(e) = target.set(layer, property, value, false) {
-                    rejected(source, &e);
+                    rejected(source, component, &e);
                 }
             }
             let key = (component.to_owned(), property);
@@ -368,8 +373,7 @@ impl Registry {
             remembered
                 .iter()
                 .filter(|(key, values)| {
-                    values[layer as usize].is_some()
-                        && !listed.contains(&(key.0.as_str(), key.1))
+                    values[layer as usize].is_some() && !listed.contains(&(key.0.as_str(), key.1))
                 })
                 .map(|(key, _)| key.clone())
                 .collect()
@@ -377,11 +381,13 @@ impl Registry {
         let mut pending: Vec<(&str, &str, Option<&str>)> = stale
             .iter()
             .map(|(c, p)| (c.as_str(), *p, None))
-            .chain(
-                properties
-                    .iter()
-                    .map(|p| (p.component.as_str(), p.name.as_str(), Some(p.value.as_str()))),
-            )
+            .chain(properties.iter().map(|p| {
+                (
+                    p.component.as_str(),
+                    p.name.as_str(),
+                    Some(p.value.as_str()),
+                )
+            }))
             .collect();
         loop {
             let mut errors = Vec::new();
@@ -390,16 +396,19 @@ impl Registry {
                 match self.apply(source, component, property, *value) {
                     Ok(()) => false,
                     Err(e) => {
-                        errors.push(e);
+                        errors.push((*component, e));
                         true
                     }
                 }
             });
             if pending.is_empty() || pending.len() == before {
-                for e in &errors {
-                    rejected(source, e);
-                }
-                return errors;
+                return errors
+                    .into_iter()
+                    .map(|(component, e)| {
+                        rejected(source, component, &e);
+                        e
+                    })
+                    .collect();
             }
         }
     }
@@ -415,7 +424,7 @@ impl Registry {
                 for (layer, value) in [Layer::File, Layer::Etcd].into_iter().zip(values) {
                     if let Some(value) = value {
                         if let Err(e) = component.set(layer, property, Some(value), false) {
-                            rejected_on_build(layer, &e);
+                            rejected_on_build(layer, component.name(), &e);
                         }
                     }
                 }
@@ -430,11 +439,11 @@ fn property_kind(name: &str) -> Option<Kind> {
 }
 
 #[cold]
-fn rejected(source: Source, error: &ConfigError) {
+fn rejected(source: Source, name: &str, error: &ConfigError) {
     tracing::warn!(
         target: crate::metrics::TARGET_CONFIG,
         layer = "config",
-        name = error.component(),
+        name,
         event = "property_rejected",
         source = %source,
         error = %error,
@@ -443,11 +452,11 @@ fn rejected(source: Source, error: &ConfigError) {
 }
 
 #[cold]
-fn rejected_on_build(layer: Layer, error: &ConfigError) {
+fn rejected_on_build(layer: Layer, name: &str, error: &ConfigError) {
     tracing::warn!(
         target: crate::metrics::TARGET_CONFIG,
         layer = "config",
-        name = error.component(),
+        name,
         event = "property_rejected",
         source = layer.as_str(),
         error = %error,
@@ -481,9 +490,12 @@ pub(crate) fn parse_f64(text: &str) -> Result<f64, String> {
 }
 
 pub(crate) fn parse_u32(text: &str) -> Result<u32, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("cannot read {text:?} as a whole number from 0 to {}", u32::MAX))
+    text.trim().parse().map_err(|_| {
+        format!(
+            "cannot read {text:?} as a whole number from 0 to {}",
+            u32::MAX
+        )
+    })
 }
 
 pub(crate) fn parse_usize(text: &str) -> Result<usize, String> {

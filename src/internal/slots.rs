@@ -174,8 +174,7 @@ impl Slots {
     #[cfg_attr(not(feature = "bulkhead"), allow(dead_code))]
     pub(crate) fn set_max(&self, max: usize) {
         let raised = max > self.max.swap(max, Ordering::Relaxed);
-        self.limit
-            .store((max as u64).min(HELD), Ordering::Relaxed);
+        self.limit.store((max as u64).min(HELD), Ordering::Relaxed);
         if raised {
             self.freed.notify_waiters();
         }

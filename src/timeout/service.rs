@@ -26,12 +26,7 @@ pub struct Timeout<S> {
 }
 
 impl<S> Timeout<S> {
-    pub(crate) fn new(
-        inner: S,
-        shared: Arc<Shared>,
-        clock: Clock,
-        timed_out: Counter,
-    ) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, clock: Clock, timed_out: Counter) -> Self {
         Timeout {
             inner,
             shared,
