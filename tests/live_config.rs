@@ -404,3 +404,42 @@ fn the_slow_call_rule_is_turned_on_and_off_live() {
     breaker.set_slow_call(None).unwrap();
     assert_eq!(breaker.options().slow_call, None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_switched_off_lets_errors_through_and_a_cap_set_live_rejects() {
+    let registry = Registry::new();
+    let layer = rampart::fallback::FallbackLayer::builder("dep")
+        .registry(&registry)
+        .max_concurrent(None)
+        .fallback(|_| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, BoxError>(())
+        })
+        .build()
+        .unwrap();
+    let fallback = layer.handle();
+    let failing = service_fn(|_: ()| async { Err::<(), BoxError>("connection reset".into()) });
+    let mut svc = layer.layer(failing);
+
+    registry
+        .apply(Source::File, "dep", "fallback_enabled", Some("false"))
+        .unwrap();
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(err.to_string(), "connection reset", "the error as it was");
+    assert_eq!(fallback.successes() + fallback.missing(), 0, "uncounted");
+
+    registry
+        .apply(Source::File, "dep", "fallback_enabled", None)
+        .unwrap();
+    let running = tokio::spawn(svc.ready().await.unwrap().call(()));
+    tokio::task::yield_now().await;
+    assert_eq!(fallback.running(), 1);
+    fallback.set_max_concurrent(Some(1)).unwrap();
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::FallbackRejected);
+    advance(Duration::from_secs(1)).await;
+    running.await.unwrap().unwrap();
+    assert_eq!(fallback.successes(), 1);
+    assert!(fallback.set_max_concurrent(Some(0)).is_err());
+    assert_eq!(fallback.max_concurrent(), Some(1));
+}

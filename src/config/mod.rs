@@ -94,6 +94,8 @@
 //! | `timeout` | timeout (a command's too) | duration | 1 ms .. a year | 1s (`execution.isolation.thread.timeoutInMilliseconds`) |
 //! | `max_concurrent` | bulkhead (a command's too) | count | 1 .. 2^24 | 10 (`execution.isolation.semaphore.maxConcurrentRequests`) |
 //! | `max_wait` | bulkhead | duration or `off` | 1 µs .. an hour | off (reject at once) |
+//! | `fallback_enabled` | fallback (a command's too) | switch | | true (`fallback.enabled`); off: errors pass through as they are, uncounted |
+//! | `fallback_max_concurrent` | fallback (a command's too) | count or `off` | 1 .. | 10 (`fallback.isolation.semaphore.maxConcurrentRequests`); `off`: uncapped |
 //!
 //! A command named `N` is a breaker, a bulkhead (or pool) and a timeout all
 //! named `N`: `N`'s properties reach each part that has them. The switches
@@ -108,8 +110,10 @@
 //!   *is* the state kept, and another shape could not keep it. Build a new
 //!   breaker for that;
 //! - the breakers of a **keyed** breaker layer, a **pool**'s size and
-//!   queue, **fallback**s, **rate limits** and **balancers** (retries,
-//!   ejection, rule): not yet live, their options are as built;
+//!   queue, **rate limits** and **balancers** (retries, ejection, rule):
+//!   not yet live, their options are as built;
+//! - a bulkhead's `max_waiting` (its default follows `max_concurrent` as
+//!   built, not as changed);
 //! - a command's cross-checks (a slow-call bound shorter than its timeout,
 //!   a window at least its timeout) are made at build time only: a live
 //!   `timeout` is checked as the timeout's own builder checks it;
@@ -176,6 +180,7 @@ pub(crate) enum Kind {
     CircuitBreaker,
     Timeout,
     Bulkhead,
+    Fallback,
 }
 
 /// The properties, with the kind of component they belong to and the
@@ -230,6 +235,12 @@ const PROPERTIES: &[(&str, Kind, Check)] = &[
     }),
     ("max_wait", Kind::Bulkhead, |v| {
         off_or(v, parse_duration).map(drop)
+    }),
+    ("fallback_enabled", Kind::Fallback, |v| {
+        parse_bool(v).map(drop)
+    }),
+    ("fallback_max_concurrent", Kind::Fallback, |v| {
+        off_or(v, parse_usize).map(drop)
     }),
 ];
 
