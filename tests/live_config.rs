@@ -443,3 +443,49 @@ async fn a_fallback_switched_off_lets_errors_through_and_a_cap_set_live_rejects(
     assert!(fallback.set_max_concurrent(Some(0)).is_err());
     assert_eq!(fallback.max_concurrent(), Some(1));
 }
+
+#[tokio::test]
+async fn a_pool_queue_grows_live_and_keeps_what_it_queued() {
+    let registry = Registry::new();
+    let pool = rampart::bulkhead::pool::PoolLayer::builder("legacy")
+        .registry(&registry)
+        .size(1)
+        .queue(0)
+        .build()
+        .unwrap();
+    let handle = pool.handle();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let open = gate.clone();
+    let mut svc = pool.layer(service_fn(move |_: ()| {
+        let gate = gate.clone();
+        async move {
+            gate.acquire().await.unwrap().forget();
+            Ok::<_, BoxError>(())
+        }
+    }));
+    let first = tokio::spawn(svc.ready().await.unwrap().call(()));
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::BulkheadFull, "no queue yet");
+
+    registry
+        .apply(Source::File, "legacy", "queue", Some("1"))
+        .unwrap();
+    assert_eq!(handle.queue_capacity(), 1);
+    let second = tokio::spawn(svc.ready().await.unwrap().call(()));
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(
+        ErrorKind::of(&err),
+        ErrorKind::BulkheadFull,
+        "the queue is full"
+    );
+    handle.set_queue_capacity(0).unwrap();
+    assert!(
+        handle.set_queue_capacity(1 << 21).is_err(),
+        "as the builder"
+    );
+    assert_eq!(handle.queue_capacity(), 0);
+
+    open.add_permits(2);
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}

@@ -94,6 +94,7 @@
 //! | `timeout` | timeout (a command's too) | duration | 1 ms .. a year | 1s (`execution.isolation.thread.timeoutInMilliseconds`) |
 //! | `max_concurrent` | bulkhead (a command's too) | count | 1 .. 2^24 | 10 (`execution.isolation.semaphore.maxConcurrentRequests`) |
 //! | `max_wait` | bulkhead | duration or `off` | 1 µs .. an hour | off (reject at once) |
+//! | `queue` | pool (a command's, by its group's name) | count | 0 .. 2^20 | 0 (`queueSizeRejectionThreshold`) |
 //! | `fallback_enabled` | fallback (a command's too) | switch | | true (`fallback.enabled`); off: errors pass through as they are, uncounted |
 //! | `fallback_max_concurrent` | fallback (a command's too) | count or `off` | 1 .. | 10 (`fallback.isolation.semaphore.maxConcurrentRequests`); `off`: uncapped |
 //!
@@ -109,8 +110,8 @@
 //! - a breaker's **window** (its kind, length and buckets): the window
 //!   *is* the state kept, and another shape could not keep it. Build a new
 //!   breaker for that;
-//! - the breakers of a **keyed** breaker layer, a **pool**'s size and
-//!   queue, **rate limits** and **balancers** (retries, ejection, rule):
+//! - the breakers of a **keyed** breaker layer, a **pool**'s size (its
+//!   threads are a runtime's, started at build), **rate limits** and **balancers** (retries, ejection, rule):
 //!   not yet live, their options are as built;
 //! - a bulkhead's `max_waiting` (its default follows `max_concurrent` as
 //!   built, not as changed);
@@ -180,6 +181,7 @@ pub(crate) enum Kind {
     CircuitBreaker,
     Timeout,
     Bulkhead,
+    Pool,
     Fallback,
 }
 
@@ -236,6 +238,7 @@ const PROPERTIES: &[(&str, Kind, Check)] = &[
     ("max_wait", Kind::Bulkhead, |v| {
         off_or(v, parse_duration).map(drop)
     }),
+    ("queue", Kind::Pool, |v| parse_usize(v).map(drop)),
     ("fallback_enabled", Kind::Fallback, |v| {
         parse_bool(v).map(drop)
     }),
