@@ -489,3 +489,45 @@ async fn a_pool_queue_grows_live_and_keeps_what_it_queued() {
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_balancer_retries_as_many_times_as_it_is_told_live() {
+    use rampart::balance::{Balance, Endpoint, Endpoints};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let registry = Registry::new();
+    let attempts = std::sync::Arc::new(AtomicUsize::new(0));
+    let endpoints = (0..4).map(|n| {
+        let attempts = attempts.clone();
+        Endpoint::new(
+            format!("10.0.0.{n}:80"),
+            service_fn(move |_: ()| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                async {
+                    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                    Err::<(), BoxError>(refused.into())
+                }
+            }),
+        )
+    });
+    let mut balancer = Balance::builder("catalog")
+        .registry(&registry)
+        .eject_after(1000)
+        .retry_budget(
+            rampart::retry::RetryBudget::new(Duration::from_secs(10), 100_000, 10.0).unwrap(),
+        )
+        .build(Endpoints::fixed(endpoints))
+        .unwrap();
+    let _ = balancer.ready().await.unwrap().call(()).await;
+    assert_eq!(attempts.swap(0, Ordering::SeqCst), 2, "built: 1 retry next");
+
+    registry
+        .apply(Source::Etcd, "catalog", "retries_next", Some("3"))
+        .unwrap();
+    let _ = balancer.ready().await.unwrap().call(()).await;
+    assert_eq!(attempts.swap(0, Ordering::SeqCst), 4);
+    let err = registry
+        .apply(Source::Etcd, "catalog", "retries_next", Some("101"))
+        .unwrap_err();
+    assert!(err.names("retries_next"), "{err}");
+    assert_eq!(balancer.handle().retries(), (0, 3));
+}

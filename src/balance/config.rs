@@ -251,12 +251,7 @@ impl<P> Builder<P> {
                 });
             }
         }
-        v.check(self.retries_same <= 10, "retries_same", || {
-            format!("must be at most 10, got {}", self.retries_same)
-        });
-        v.check(self.retries_next <= 100, "retries_next", || {
-            format!("must be at most 100, got {}", self.retries_next)
-        });
+        check_retries(&mut v, self.retries_same, self.retries_next);
         v.check(
             (1..=1000).contains(&self.eject_after),
             "eject_after",
@@ -340,9 +335,11 @@ impl<P> Builder<P> {
             hedge,
         ));
         let report: Arc<dyn super::handle::Report> = balance.shared().clone();
-        self.registry
-            .unwrap_or_else(crate::registry::Registry::global)
-            .register_balancer(&report);
+        let registry = self
+            .registry
+            .unwrap_or_else(crate::registry::Registry::global);
+        registry.register_balancer(&report);
+        registry.register_live(balance.shared().clone());
         Ok(balance)
     }
 }
@@ -362,4 +359,14 @@ impl<P> fmt::Debug for Builder<P> {
             .field("failure_accrual", &self.failure_accrual)
             .finish_non_exhaustive()
     }
+}
+
+/// The builder's checks of the retries, shared with live changes.
+pub(crate) fn check_retries(v: &mut Validator, same: u32, next: u32) {
+    v.check(same <= 10, "retries_same", || {
+        format!("must be at most 10, got {same}")
+    });
+    v.check(next <= 100, "retries_next", || {
+        format!("must be at most 100, got {next}")
+    });
 }

@@ -7,6 +7,8 @@ use super::future::ResponseFuture;
 use super::handle::{BalanceHandle, EndpointStats, Report};
 use super::rule::Rule;
 use super::set::EndpointSet;
+use crate::config::{parse_u32, Configurable, Kind, Layer, Layers};
+use crate::error::{ConfigError, Validator};
 use crate::internal::shard::Lanes;
 use crate::metrics::event_counter;
 use crate::retry::{Backoff, RetryBudget};
@@ -14,7 +16,7 @@ use crate::retry::{DefaultPolicy, Policy};
 use crate::BoxError;
 use metrics::Counter;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -49,8 +51,10 @@ pub(crate) struct Shared<K, S, P> {
     pub(crate) set: EndpointSet<K, S>,
     pub(crate) rule: Arc<dyn Rule>,
     pub(crate) policy: P,
-    pub(crate) retries_same: u32,
-    pub(crate) retries_next: u32,
+    /// Retries on the same endpoint, then on others: live.
+    retries_same: AtomicU32,
+    retries_next: AtomicU32,
+    layers: Layers<Retries>,
     pub(crate) backoff: Backoff,
     pub(crate) budget: RetryBudget,
     pub(crate) retried: Counter,
@@ -82,11 +86,115 @@ impl<K, S, P> Shared<K, S, P> {
             set,
             rule,
             policy,
-            retries_same,
-            retries_next,
+            retries_same: AtomicU32::new(retries_same),
+            retries_next: AtomicU32::new(retries_next),
+            layers: Layers::new(Retries {
+                same: retries_same,
+                next: retries_next,
+            }),
             backoff,
             budget,
         }
+    }
+
+    #[inline]
+    pub(crate) fn retries_same(&self) -> u32 {
+        self.retries_same.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn retries_next(&self) -> u32 {
+        self.retries_next.load(Ordering::Relaxed)
+    }
+}
+
+/// A balancer's live options: its retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retries {
+    same: u32,
+    next: u32,
+}
+
+impl<K, S, P> Shared<K, S, P> {
+    /// Sets (or clears) what `layer` says of each property, as one change.
+    pub(crate) fn change(
+        &self,
+        layer: Layer,
+        changes: &[(&'static str, Option<&str>)],
+        dry: bool,
+    ) -> Result<(), ConfigError> {
+        let name = &self.set.name;
+        let component = format!("balancer {name:?}");
+        self.layers.change(
+            &component,
+            layer,
+            changes,
+            dry,
+            |o, property, text| {
+                match property {
+                    "retries_same" => o.same = parse_u32(text)?,
+                    _ => o.next = parse_u32(text)?,
+                }
+                Ok(())
+            },
+            |o| {
+                let mut v = Validator::new(component.clone());
+                super::config::check_retries(&mut v, o.same, o.next);
+                v.finish()
+            },
+            |old, new| {
+                self.retries_same.store(new.same, Ordering::Relaxed);
+                self.retries_next.store(new.next, Ordering::Relaxed);
+                for (property, from, to) in [
+                    ("retries_same", old.same, new.same),
+                    ("retries_next", old.next, new.next),
+                ] {
+                    if from != to {
+                        changed(name, layer, property, from, to);
+                    }
+                }
+            },
+        )
+    }
+}
+
+#[cold]
+fn changed(name: &str, layer: Layer, property: &str, from: u32, to: u32) {
+    tracing::info!(
+        target: crate::metrics::TARGET_BALANCE,
+        layer = LAYER,
+        name,
+        event = "property_changed",
+        property,
+        from,
+        to,
+        source = layer.as_str(),
+        "live property changed"
+    );
+}
+
+impl<K, S, P> Configurable for Shared<K, S, P>
+where
+    K: Send + Sync,
+    S: Send + Sync,
+    P: Send + Sync,
+{
+    fn name(&self) -> &str {
+        &self.set.name
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Balancer
+    }
+
+    fn set(
+        &self,
+        layer: Layer,
+        property: &'static str,
+        value: Option<&str>,
+        dry: bool,
+    ) -> Result<(), ConfigError> {
+        self.change(layer, &[(property, value)], dry)
     }
 }
 
@@ -129,6 +237,18 @@ where
 {
     fn name(&self) -> &str {
         &self.set.name
+    }
+
+    fn change(
+        &self,
+        layer: Layer,
+        changes: &[(&'static str, Option<&str>)],
+    ) -> Result<(), ConfigError> {
+        Shared::change(self, layer, changes, false)
+    }
+
+    fn retries(&self) -> (u32, u32) {
+        (self.retries_same(), self.retries_next())
     }
 
     fn endpoints(&self) -> Vec<EndpointStats> {

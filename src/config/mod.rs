@@ -94,6 +94,8 @@
 //! | `timeout` | timeout (a command's too) | duration | 1 ms .. a year | 1s (`execution.isolation.thread.timeoutInMilliseconds`) |
 //! | `max_concurrent` | bulkhead (a command's too) | count | 1 .. 2^24 | 10 (`execution.isolation.semaphore.maxConcurrentRequests`) |
 //! | `max_wait` | bulkhead | duration or `off` | 1 µs .. an hour | off (reject at once) |
+//! | `retries_same` | balancer | count | 0 .. 10 | 0 (Ribbon's `MaxAutoRetries`) |
+//! | `retries_next` | balancer | count | 0 .. 100 | 1 (Ribbon's `MaxAutoRetriesNextServer`) |
 //! | `queue` | pool (a command's, by its group's name) | count | 0 .. 2^20 | 0 (`queueSizeRejectionThreshold`) |
 //! | `fallback_enabled` | fallback (a command's too) | switch | | true (`fallback.enabled`); off: errors pass through as they are, uncounted |
 //! | `fallback_max_concurrent` | fallback (a command's too) | count or `off` | 1 .. | 10 (`fallback.isolation.semaphore.maxConcurrentRequests`); `off`: uncapped |
@@ -110,9 +112,16 @@
 //! - a breaker's **window** (its kind, length and buckets): the window
 //!   *is* the state kept, and another shape could not keep it. Build a new
 //!   breaker for that;
-//! - the breakers of a **keyed** breaker layer, a **pool**'s size (its
-//!   threads are a runtime's, started at build), **rate limits** and **balancers** (retries, ejection, rule):
-//!   not yet live, their options are as built;
+//! - a **pool**'s size: its threads are a runtime's, started at build;
+//! - a **balancer**'s backoff, ejection thresholds and rule: not live yet
+//!   (its retries are). The rule is a trait object that keeps its own
+//!   state (round-robin position, weights) and is read by every call
+//!   without a lock: swapping it would need a lock or an `ArcSwap` on the
+//!   call path, and a new rule would start with empty state; build a new
+//!   balancer to change it;
+//! - the breakers of a **keyed** breaker layer, **rate limits**, hedges,
+//!   retry layers, caches, collapsers and chaos: as built (chaos has its
+//!   own switches on its handle);
 //! - a bulkhead's `max_waiting` (its default follows `max_concurrent` as
 //!   built, not as changed);
 //! - a command's cross-checks (a slow-call bound shorter than its timeout,
@@ -183,6 +192,7 @@ pub(crate) enum Kind {
     Bulkhead,
     Pool,
     Fallback,
+    Balancer,
 }
 
 /// The properties, with the kind of component they belong to and the
@@ -238,6 +248,8 @@ const PROPERTIES: &[(&str, Kind, Check)] = &[
     ("max_wait", Kind::Bulkhead, |v| {
         off_or(v, parse_duration).map(drop)
     }),
+    ("retries_same", Kind::Balancer, |v| parse_u32(v).map(drop)),
+    ("retries_next", Kind::Balancer, |v| parse_u32(v).map(drop)),
     ("queue", Kind::Pool, |v| parse_usize(v).map(drop)),
     ("fallback_enabled", Kind::Fallback, |v| {
         parse_bool(v).map(drop)
