@@ -25,6 +25,7 @@
 //! | `chaos` | fault injection on purpose: delays, errors, responses, hangs, cut responses, switched at run time (feature `chaos`) |
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
+//! | [`config`] | live configuration (Archaius): options of running components changed by name or through their handles, keeping their state; built < file < etcd < handle; a watched TOML file (feature `config-file`) |
 //! | [`stream`] | see it live: hystrix.stream, a Turbine-style aggregator over many instances, and the dashboard page (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
@@ -34,8 +35,8 @@
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
 //!
-//! Not yet here: live reconfiguration and etcd, adaptive limits (see the
-//! README).
+//! Not yet here: etcd (as a configuration source and for discovery),
+//! adaptive limits (see the README).
 //!
 //! Every layer's error type is [`BoxError`], so rampart layers drop into any
 //! tower stack (in an axum server, behind `HandleErrorLayer`: see
