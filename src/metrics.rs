@@ -73,7 +73,7 @@
 //! | `rampart::circuit_breaker` | `short_circuited` | `debug` | |
 //! | `rampart::circuit_breaker` | `keys_evicted` | `info` | `evicted`, `max_keys`: a keyed layer at its key bound forgot its least recently used keys (`name` is the layer's) |
 //! | `rampart::bulkhead` | `rejected` | `debug` | |
-//! | `rampart::circuit_breaker`, `rampart::timeout`, `rampart::bulkhead` | `property_changed` | `info` | `property`, `from`, `to` (values as [`config`](crate::config) writes them), `source` (`file`, `etcd`, `handle`): a live option changed |
+//! | `rampart::circuit_breaker`, `rampart::timeout`, `rampart::bulkhead`, `rampart::bulkhead::pool`, `rampart::fallback`, `rampart::balance` | `property_changed` | `info` | `property`, `from`, `to` (values as [`config`](crate::config) writes them), `source` (`file`, `etcd`, `handle`): a live option changed |
 //! | `rampart::config` | `property_rejected` | `warn` | `source`, `error`: a source's property refused (it keeps its last good value); `name` is the component's |
 //! | `rampart::config` | `file_rejected` | `warn` | `error`: a config file unreadable or not TOML, nothing applied; `name` is the file |
 //! | `rampart::bulkhead::pool` | `rejected` | `debug` | |
