@@ -531,3 +531,19 @@ async fn a_balancer_retries_as_many_times_as_it_is_told_live() {
     assert!(err.names("retries_next"), "{err}");
     assert_eq!(balancer.handle().retries(), (0, 3));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_keyed_layers_breakers_say_they_cannot_change_live() {
+    let registry = Registry::new();
+    let keyed = CircuitBreakerLayer::builder("tenants")
+        .registry(&registry)
+        .keyed(|n: &u32| *n)
+        .build()
+        .unwrap();
+    let mut svc = keyed.layer(service_fn(|_: u32| async { Ok::<_, BoxError>(()) }));
+    svc.ready().await.unwrap().call(7).await.unwrap();
+    let (_, breaker) = keyed.handle().breakers().remove(0);
+    let err = breaker.set_failure_rate(0.3).unwrap_err();
+    assert!(err.to_string().contains("cannot change live"), "{err}");
+    assert_eq!(breaker.options().failure_rate, Some(0.5));
+}

@@ -8,7 +8,7 @@ use crate::config::{
     off_or, parse_bool, parse_duration, parse_f64, parse_u32, show_duration, show_off,
     Configurable, Kind, Layer,
 };
-use crate::error::ConfigError;
+use crate::error::{ConfigError, Validator};
 use crate::internal::clock::{micros, Micros};
 use crate::internal::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::metrics::TARGET_CIRCUIT_BREAKER;
@@ -254,7 +254,16 @@ impl Breaker {
         dry: bool,
     ) -> Result<(), ConfigError> {
         let component = format!("circuit breaker {:?}", self.name());
-        self.layers().change(
+        let Some(layers) = self.layers() else {
+            let mut v = Validator::new(component);
+            v.check(false, changes.first().map_or("name", |c| c.0), || {
+                "a keyed layer's breakers keep the layer's options as built: \
+                 they cannot change live"
+                    .into()
+            });
+            return v.finish();
+        };
+        layers.change(
             &component,
             layer,
             changes,
@@ -282,7 +291,8 @@ impl Breaker {
 
     /// The properties a handle set on this breaker.
     pub(crate) fn handle_overrides(&self) -> Vec<&'static str> {
-        self.layers().set_by(Layer::Handle)
+        self.layers()
+            .map_or_else(Vec::new, |layers| layers.set_by(Layer::Handle))
     }
 }
 

@@ -149,8 +149,11 @@ pub(crate) struct Breaker {
     settings: Settings,
     /// The options in force, read by calls.
     live: LiveSettings,
-    /// What live configuration says, taken only to change options.
-    layers: Layers<LiveOptions>,
+    /// What live configuration says, taken only to change options. None
+    /// for a keyed layer's breakers, whose options are the layer's, as
+    /// built: a key's breaker costs no more for live configuration than
+    /// the atomics it reads.
+    layers: Option<Box<Layers<LiveOptions>>>,
     clock: Clock,
     /// Rolling counts and latencies for rates (time window) and dashboards.
     stats: TimeWindow,
@@ -176,12 +179,15 @@ impl std::fmt::Debug for Breaker {
 
 impl Breaker {
     pub(crate) fn new(name: Arc<str>, settings: Settings, listeners: Box<[Listener]>) -> Self {
-        Self::with_shards(
+        let built = LiveOptions::built(CircuitBreakerOptions::from_settings(&settings));
+        let mut breaker = Self::with_shards(
             name,
             settings,
             listeners,
             crate::internal::shard::shard_count(),
-        )
+        );
+        breaker.layers = Some(Box::new(Layers::new(built)));
+        breaker
     }
 
     /// A breaker whose window has `shards` shards: [`new`](Self::new)'s
@@ -220,9 +226,7 @@ impl Breaker {
             stats: TimeWindow::with_shards(bucket_len, buckets, clock.now(), shards),
             decisions,
             live: LiveSettings::new(&settings),
-            layers: Layers::new(LiveOptions::built(CircuitBreakerOptions::from_settings(
-                &settings,
-            ))),
+            layers: None,
             settings,
             clock,
             listeners,
@@ -738,8 +742,9 @@ impl Breaker {
         &self.live
     }
 
-    pub(crate) fn layers(&self) -> &Layers<LiveOptions> {
-        &self.layers
+    /// The layers of live configuration; None for a keyed layer's breakers.
+    pub(crate) fn layers(&self) -> Option<&Layers<LiveOptions>> {
+        self.layers.as_deref()
     }
 
     /// Latencies over the rates' window.

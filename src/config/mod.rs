@@ -119,7 +119,8 @@
 //!   without a lock: swapping it would need a lock or an `ArcSwap` on the
 //!   call path, and a new rule would start with empty state; build a new
 //!   balancer to change it;
-//! - the breakers of a **keyed** breaker layer, **rate limits**, hedges,
+//! - the breakers of a **keyed** breaker layer (their handles' setters
+//!   return a `ConfigError` saying so), **rate limits**, hedges,
 //!   retry layers, caches, collapsers and chaos: as built (chaos has its
 //!   own switches on its handle);
 //! - a bulkhead's `max_waiting` (its default follows `max_concurrent` as
