@@ -547,3 +547,46 @@ async fn a_keyed_layers_breakers_say_they_cannot_change_live() {
     assert!(err.to_string().contains("cannot change live"), "{err}");
     assert_eq!(breaker.options().failure_rate, Some(0.5));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_balancer_ejects_sooner_when_told_live() {
+    use rampart::balance::{Balance, Endpoint, Endpoints};
+    let registry = Registry::new();
+    let endpoints = (0..4).map(|n| {
+        Endpoint::new(
+            format!("10.0.0.{n}:80"),
+            service_fn(move |_: ()| async move {
+                if n == 0 {
+                    Err::<(), BoxError>("connection reset".into())
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+    });
+    let mut balancer = Balance::builder("catalog")
+        .registry(&registry)
+        .retries_next(0)
+        .eject_after(1000)
+        .rule(rampart::balance::rule::RoundRobin::new())
+        .build(Endpoints::fixed(endpoints))
+        .unwrap();
+    let handle = balancer.handle();
+    let err = registry
+        .apply(Source::File, "catalog", "eject_for", Some("2h"))
+        .unwrap_err();
+    assert!(err.names("eject_for"), "{err}");
+    registry
+        .apply(Source::File, "catalog", "eject_after", Some("1"))
+        .unwrap();
+    for _ in 0..4 {
+        let _ = balancer.ready().await.unwrap().call(()).await;
+    }
+    let bad = handle
+        .endpoints()
+        .into_iter()
+        .find(|e| e.key.contains("10.0.0.0:80"))
+        .unwrap();
+    assert!(bad.ejected, "ejected after one failure: {bad:?}");
+    assert_eq!(bad.out_for, Duration::from_secs(10));
+}

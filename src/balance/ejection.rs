@@ -44,6 +44,58 @@ pub(crate) struct Ejection {
     pub(crate) accrual: bool,
 }
 
+/// The ejection settings calls read, each in an atomic so that they can
+/// change live; read whole (a handful of plain loads) where they are used.
+#[derive(Debug)]
+pub(crate) struct LiveEjection {
+    consecutive_failures: AtomicU32,
+    base: AtomicU64,
+    max: AtomicU64,
+    max_ejected: AtomicU64,
+    panic_threshold: AtomicU64,
+    accrual: AtomicBool,
+}
+
+impl LiveEjection {
+    pub(crate) fn new(e: Ejection) -> Self {
+        let live = LiveEjection {
+            consecutive_failures: AtomicU32::new(0),
+            base: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+            max_ejected: AtomicU64::new(0),
+            panic_threshold: AtomicU64::new(0),
+            accrual: AtomicBool::new(false),
+        };
+        live.store(e);
+        live
+    }
+
+    /// Each setting lands on its own: a call racing a change may read a
+    /// mix, each value of which was checked.
+    pub(crate) fn store(&self, e: Ejection) {
+        let r = Ordering::Relaxed;
+        self.consecutive_failures.store(e.consecutive_failures, r);
+        self.base.store(e.base, r);
+        self.max.store(e.max, r);
+        self.max_ejected.store(e.max_ejected.to_bits(), r);
+        self.panic_threshold.store(e.panic_threshold.to_bits(), r);
+        self.accrual.store(e.accrual, r);
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> Ejection {
+        let r = Ordering::Relaxed;
+        Ejection {
+            consecutive_failures: self.consecutive_failures.load(r),
+            base: self.base.load(r),
+            max: self.max.load(r),
+            max_ejected: f64::from_bits(self.max_ejected.load(r)),
+            panic_threshold: f64::from_bits(self.panic_threshold.load(r)),
+            accrual: self.accrual.load(r),
+        }
+    }
+}
+
 /// One endpoint's health.
 #[derive(Debug, Default)]
 pub(crate) struct Health {

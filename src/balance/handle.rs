@@ -98,8 +98,8 @@ impl BalanceHandle {
     }
 }
 
-/// Live options: the retries (see [`config`](crate::config) for what
-/// else cannot change live, and why the rule cannot). Checked as the
+/// Live options: the retries and the ejection (see [`config`](crate::config)
+/// for what cannot change live, and why the rule cannot). Checked as the
 /// builder checks them, from the next call on; a call already retrying
 /// keeps counting against the values it reads at each retry.
 ///
@@ -118,6 +118,7 @@ impl BalanceHandle {
 /// handle.set_retries(2, 3)?;
 /// assert_eq!(handle.retries(), (2, 3));
 /// assert!(handle.set_retries(11, 3).is_err()); // as the builder
+/// handle.set_property("eject_after", "2")?;
 /// handle.clear_overrides();
 /// assert_eq!(handle.retries(), (0, 1));
 /// # Ok::<(), rampart::ConfigError>(())
@@ -144,12 +145,38 @@ impl BalanceHandle {
         self.shared.retries()
     }
 
-    /// Drops the retries a handle set: they are what the sources say
+    /// Sets any live balancer property by its name and its text (see the
+    /// table in [`config`](crate::config)): the retries, or the ejection's
+    /// `eject_after`, `eject_for`, `eject_for_max`, `max_ejected`,
+    /// `panic_threshold`, `failure_accrual`. An endpoint already ejected
+    /// keeps the end its ejection was given.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`](crate::ConfigError) naming the property and the
+    /// value when it is no balancer property or the builder would refuse
+    /// it; nothing changes then.
+    pub fn set_property(&self, property: &str, value: &str) -> Result<(), crate::ConfigError> {
+        let property = crate::config::property_of(crate::config::Kind::Balancer, property)?;
+        self.shared
+            .change(crate::config::Layer::Handle, &[(property, Some(value))])
+    }
+
+    /// Drops every value a handle set: they are what the sources say
     /// again, or as built.
     pub fn clear_overrides(&self) {
         let _ = self.shared.change(
             crate::config::Layer::Handle,
-            &[("retries_same", None), ("retries_next", None)],
+            &[
+                ("retries_same", None),
+                ("retries_next", None),
+                ("eject_after", None),
+                ("eject_for", None),
+                ("eject_for_max", None),
+                ("max_ejected", None),
+                ("panic_threshold", None),
+                ("failure_accrual", None),
+            ],
         );
     }
 }

@@ -1,13 +1,17 @@
 //! The balancer service.
 
 use super::config::Builder;
+use super::config::Ejecting;
 use super::ejection::Check;
 use super::endpoint::Ended;
 use super::future::ResponseFuture;
 use super::handle::{BalanceHandle, EndpointStats, Report};
 use super::rule::Rule;
 use super::set::EndpointSet;
-use crate::config::{parse_u32, Configurable, Kind, Layer, Layers};
+use crate::config::{
+    parse_bool, parse_duration, parse_f64, parse_u32, show_duration, Configurable, Kind, Layer,
+    Layers,
+};
 use crate::error::{ConfigError, Validator};
 use crate::internal::shard::Lanes;
 use crate::metrics::event_counter;
@@ -77,6 +81,7 @@ impl<K, S, P> Shared<K, S, P> {
         backoff: Backoff,
         budget: RetryBudget,
         hedge: Option<Arc<crate::hedge::HedgeShared<()>>>,
+        ejecting: Ejecting,
     ) -> Self {
         Shared {
             hedge,
@@ -91,6 +96,7 @@ impl<K, S, P> Shared<K, S, P> {
             layers: Layers::new(Retries {
                 same: retries_same,
                 next: retries_next,
+                ejecting,
             }),
             backoff,
             budget,
@@ -108,11 +114,43 @@ impl<K, S, P> Shared<K, S, P> {
     }
 }
 
-/// A balancer's live options: its retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A balancer's live options: its retries and its ejection.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Retries {
     same: u32,
     next: u32,
+    ejecting: Ejecting,
+}
+
+/// One property of a balancer as text, as the setter below reads it.
+fn show(o: &Retries, property: &str) -> String {
+    let e = &o.ejecting;
+    match property {
+        "retries_same" => o.same.to_string(),
+        "retries_next" => o.next.to_string(),
+        "eject_after" => e.after.to_string(),
+        "eject_for" => show_duration(e.first),
+        "eject_for_max" => show_duration(e.max),
+        "max_ejected" => e.max_ejected.to_string(),
+        "panic_threshold" => e.panic_threshold.to_string(),
+        _ => e.accrual.to_string(),
+    }
+}
+
+/// Reads one property's text into the options.
+fn set(o: &mut Retries, property: &'static str, text: &str) -> Result<(), String> {
+    let e = &mut o.ejecting;
+    match property {
+        "retries_same" => o.same = parse_u32(text)?,
+        "retries_next" => o.next = parse_u32(text)?,
+        "eject_after" => e.after = parse_u32(text)?,
+        "eject_for" => e.first = parse_duration(text)?,
+        "eject_for_max" => e.max = parse_duration(text)?,
+        "max_ejected" => e.max_ejected = parse_f64(text)?,
+        "panic_threshold" => e.panic_threshold = parse_f64(text)?,
+        _ => e.accrual = parse_bool(text)?,
+    }
+    Ok(())
 }
 
 impl<K, S, P> Shared<K, S, P> {
@@ -130,27 +168,21 @@ impl<K, S, P> Shared<K, S, P> {
             layer,
             changes,
             dry,
-            |o, property, text| {
-                match property {
-                    "retries_same" => o.same = parse_u32(text)?,
-                    _ => o.next = parse_u32(text)?,
-                }
-                Ok(())
-            },
+            set,
             |o| {
                 let mut v = Validator::new(component.clone());
                 super::config::check_retries(&mut v, o.same, o.next);
+                super::config::check_ejection(&mut v, &o.ejecting);
                 v.finish()
             },
             |old, new| {
                 self.retries_same.store(new.same, Ordering::Relaxed);
                 self.retries_next.store(new.next, Ordering::Relaxed);
-                for (property, from, to) in [
-                    ("retries_same", old.same, new.same),
-                    ("retries_next", old.next, new.next),
-                ] {
+                self.set.ejection.store(new.ejecting.ejection());
+                for (property, _) in changes {
+                    let (from, to) = (show(old, property), show(new, property));
                     if from != to {
-                        changed(name, layer, property, from, to);
+                        changed(name, layer, property, &from, &to);
                     }
                 }
             },
@@ -159,7 +191,7 @@ impl<K, S, P> Shared<K, S, P> {
 }
 
 #[cold]
-fn changed(name: &str, layer: Layer, property: &str, from: u32, to: u32) {
+fn changed(name: &str, layer: Layer, property: &str, from: &str, to: &str) {
     tracing::info!(
         target: crate::metrics::TARGET_BALANCE,
         layer = LAYER,

@@ -96,6 +96,12 @@
 //! | `max_wait` | bulkhead | duration or `off` | 1 µs .. an hour | off (reject at once) |
 //! | `retries_same` | balancer | count | 0 .. 10 | 0 (Ribbon's `MaxAutoRetries`) |
 //! | `retries_next` | balancer | count | 0 .. 100 | 1 (Ribbon's `MaxAutoRetriesNextServer`) |
+//! | `eject_after` | balancer | count | 1 .. 1000 | 5 (failures in a row that eject an endpoint; Envoy's `consecutive_5xx`) |
+//! | `eject_for` | balancer | duration | 1 ms .. `eject_for_max` | 10s (the first ejection; doubled in a row, Ribbon) |
+//! | `eject_for_max` | balancer | duration | `eject_for` .. 1 h | 30s (Ribbon) |
+//! | `max_ejected` | balancer | fraction | [0, 1] | 0.1 (Envoy's `max_ejection_percent`) |
+//! | `panic_threshold` | balancer | fraction | [0, 1] | 0.5 (Envoy's panic threshold) |
+//! | `failure_accrual` | balancer | switch | | true |
 //! | `queue` | pool (a command's, by its group's name) | count | 0 .. 2^20 | 0 (`queueSizeRejectionThreshold`) |
 //! | `fallback_enabled` | fallback (a command's too) | switch | | true (`fallback.enabled`); off: errors pass through as they are, uncounted |
 //! | `fallback_max_concurrent` | fallback (a command's too) | count or `off` | 1 .. | 10 (`fallback.isolation.semaphore.maxConcurrentRequests`); `off`: uncapped |
@@ -113,8 +119,9 @@
 //!   *is* the state kept, and another shape could not keep it. Build a new
 //!   breaker for that;
 //! - a **pool**'s size: its threads are a runtime's, started at build;
-//! - a **balancer**'s backoff, ejection thresholds and rule: not live yet
-//!   (its retries are). The rule is a trait object that keeps its own
+//! - a **balancer**'s backoff and rule: not live yet (its retries and
+//!   ejection are); an endpoint ejected keeps the end its ejection was
+//!   given. The rule is a trait object that keeps its own
 //!   state (round-robin position, weights) and is read by every call
 //!   without a lock: swapping it would need a lock or an `ArcSwap` on the
 //!   call path, and a new rule would start with empty state; build a new
@@ -251,6 +258,18 @@ const PROPERTIES: &[(&str, Kind, Check)] = &[
     }),
     ("retries_same", Kind::Balancer, |v| parse_u32(v).map(drop)),
     ("retries_next", Kind::Balancer, |v| parse_u32(v).map(drop)),
+    ("eject_after", Kind::Balancer, |v| parse_u32(v).map(drop)),
+    ("eject_for", Kind::Balancer, |v| parse_duration(v).map(drop)),
+    ("eject_for_max", Kind::Balancer, |v| {
+        parse_duration(v).map(drop)
+    }),
+    ("max_ejected", Kind::Balancer, |v| parse_f64(v).map(drop)),
+    ("panic_threshold", Kind::Balancer, |v| {
+        parse_f64(v).map(drop)
+    }),
+    ("failure_accrual", Kind::Balancer, |v| {
+        parse_bool(v).map(drop)
+    }),
     ("queue", Kind::Pool, |v| parse_usize(v).map(drop)),
     ("fallback_enabled", Kind::Fallback, |v| {
         parse_bool(v).map(drop)
