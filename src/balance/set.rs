@@ -143,7 +143,7 @@ where
                 Change::Insert(endpoint) => {
                     if let Some(old) = next.iter().position(|e| e.key == endpoint.key) {
                         let old = next.remove(old);
-                        self.ejection.get().removed(&old.health, &self.ejected);
+                        super::ejection::removed(&old.health, &self.ejected);
                     }
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     next.push(Arc::new(EndpointState::new(
@@ -159,7 +159,7 @@ where
                     if let Some(old) = next.iter().position(|e| e.key == key) {
                         // Calls in flight hold their own pointer and finish.
                         let old = next.remove(old);
-                        self.ejection.get().removed(&old.health, &self.ejected);
+                        super::ejection::removed(&old.health, &self.ejected);
                     }
                 }
             }
@@ -189,7 +189,7 @@ impl<K, S> EndpointSet<K, S> {
     /// its spell out if its time is up: `Check::Returned` is never
     /// returned).
     pub(crate) fn status(&self, e: &EndpointState<K, S>, now: Micros) -> Check {
-        match self.ejection.get().check(&e.health, &self.ejected, now) {
+        match super::ejection::check(&e.health, &self.ejected, now) {
             Check::Returned => {
                 tracing::info!(
                     target: TARGET_BALANCE,
@@ -226,7 +226,7 @@ impl<K, S> EndpointSet<K, S> {
             self.note_time(now);
         }
         if ended == Ended::Success {
-            self.ejection.get().succeeded(&e.health);
+            super::ejection::succeeded(&e.health);
             return;
         }
         if !ended.is_failure() {
@@ -359,7 +359,7 @@ impl<K, S> EndpointSet<K, S> {
             return false;
         }
         let total = snapshot.len();
-        if !self.ejection.get().panicking(ejected, total) {
+        if !self.ejection.panicking(ejected, total) {
             return false;
         }
         // The count may include ejections that have run out but that no
@@ -368,7 +368,7 @@ impl<K, S> EndpointSet<K, S> {
         for e in snapshot.iter() {
             self.status(e, now);
         }
-        self.ejection.get().panicking(self.ejected.count(), total)
+        self.ejection.panicking(self.ejected.count(), total)
     }
 }
 
