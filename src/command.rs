@@ -496,6 +496,7 @@ macro_rules! build_command {
                 let timeout = v.absorb(
                     TimeoutLayer::builder(self.name.clone())
                         .timeout(self.timeout)
+                        .registry(&registry)
                         .build(),
                 );
                 let breaker = v.absorb(self.breaker.registry(&registry).build());
@@ -513,7 +514,7 @@ macro_rules! build_command {
                         registry.register_command(CommandParts {
                             name: &self.name,
                             group: &$group,
-                            timeout: self.timeout,
+                            timeout: timeout.shared().clone(),
                             breaker: breaker.shared(),
                             isolation: isolation.shared(),
                             fallback: &stats,
@@ -631,9 +632,43 @@ impl<FB, L, C, R, FO, K> CommandLayer<FB, L, C, R, FO, K> {
         self.fallback.handle()
     }
 
-    /// The per-call deadline.
+    /// The per-call deadline now (as built, or as changed live).
     pub fn timeout(&self) -> Duration {
         self.timeout.timeout()
+    }
+
+    /// Changes the per-call deadline from the next call on; calls running
+    /// keep theirs. Checked as the timeout's builder checks it (1 ms to a
+    /// year); the command's cross-checks against its breaker's slow-call
+    /// bound and window are build-time only. Wins over what a
+    /// [source](crate::config::Source) says until
+    /// [`clear_timeout_override`](Self::clear_timeout_override). The
+    /// breaker, bulkhead and fallback have their live setters on their
+    /// handles ([`breaker`](Self::breaker), ...).
+    ///
+    /// ```
+    /// use rampart::Command;
+    /// use std::time::Duration;
+    ///
+    /// let command = Command::builder("RatingsGet").build()?;
+    /// command.set_timeout(Duration::from_millis(300))?;
+    /// assert_eq!(command.timeout(), Duration::from_millis(300));
+    /// command.breaker().set_failure_rate(0.25)?;
+    /// command.clear_timeout_override();
+    /// assert_eq!(command.timeout(), Duration::from_secs(1));
+    /// # Ok::<(), rampart::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming `timeout`; the old deadline stays.
+    pub fn set_timeout(&self, timeout: Duration) -> Result<(), ConfigError> {
+        self.timeout.set_timeout(timeout)
+    }
+
+    /// Drops the deadline [`set_timeout`](Self::set_timeout) set.
+    pub fn clear_timeout_override(&self) {
+        self.timeout.clear_timeout_override();
     }
 }
 

@@ -27,6 +27,7 @@
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`discovery`] | Eureka on etcd: instances registered under a lease they renew, a service's `UP` instances as a balancer's endpoints with self-preservation, properties kept in etcd as a stream of changes (feature `etcd`) |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
+//! | [`config`] | live configuration (Archaius): options of running components changed by name or through their handles, keeping their state; built < file < etcd < handle; a watched TOML file (feature `config-file`) |
 //! | [`stream`] | see it live: hystrix.stream, a Turbine-style aggregator over many instances, and the dashboard page (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |
@@ -35,9 +36,6 @@
 //! | [`tonic`] | gRPC status codes for the breaker, the balancer and retries (`UNAVAILABLE` fails, `INVALID_ARGUMENT` is the caller's), and rampart's errors as gRPC statuses (feature `tonic`) |
 //! | [`tower_http`] | tower-http's response classifiers (`ServerErrorsAsFailures`, `GrpcErrorsAsFailures`) as breaker classifiers (feature `tower-http`) |
 //! | [`reqwest`] | a balancer endpoint over one shared reqwest client, and breakers and commands as `reqwest_middleware` middleware (features `reqwest`, `reqwest-middleware`) |
-//!
-//! Not yet here: live reconfiguration (applying property changes to
-//! running components; see the README).
 //!
 //! ## Where to start
 //!
@@ -141,6 +139,7 @@ pub mod coalesce;
 pub mod collapse;
 #[cfg(feature = "command")]
 pub mod command;
+pub mod config;
 pub mod deadline;
 #[cfg(feature = "etcd")]
 pub mod discovery;

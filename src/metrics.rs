@@ -81,6 +81,9 @@
 //! | `rampart::circuit_breaker` | `short_circuited` | `debug` | |
 //! | `rampart::circuit_breaker` | `keys_evicted` | `info` | `evicted`, `max_keys`: a keyed layer at its key bound forgot its least recently used keys (`name` is the layer's) |
 //! | `rampart::bulkhead` | `rejected` | `debug` | |
+//! | `rampart::circuit_breaker`, `rampart::timeout`, `rampart::bulkhead`, `rampart::bulkhead::pool`, `rampart::fallback`, `rampart::balance` | `property_changed` | `info` | `property`, `from`, `to` (values as [`config`](crate::config) writes them), `source` (`file`, `etcd`, `handle`): a live option changed |
+//! | `rampart::config` | `property_rejected` | `warn` | `source`, `error`: a source's property refused (it keeps its last good value); `name` is the component's |
+//! | `rampart::config` | `file_rejected` | `warn` | `error`: a config file unreadable or not TOML, nothing applied; `name` is the file |
 //! | `rampart::bulkhead::pool` | `rejected` | `debug` | |
 //! | `rampart::rate_limit` | `rejected` | `debug` | `retry_after_ms` |
 //! | `rampart::rate_limit` | `keys_evicted` | `warn` | `evicted`, `max_keys`: a limit per key reached its bound and forgot the keys nearest to a full allowance |
@@ -188,6 +191,8 @@ pub const LABEL_EVENT: &str = "event";
 pub const TARGET_CIRCUIT_BREAKER: &str = "rampart::circuit_breaker";
 /// `tracing` target of the bulkhead's events.
 pub const TARGET_BULKHEAD: &str = "rampart::bulkhead";
+/// `tracing` target of live configuration's own events (a source's property refused).
+pub const TARGET_CONFIG: &str = "rampart::config";
 /// `tracing` target of the pool's events.
 pub const TARGET_POOL: &str = "rampart::bulkhead::pool";
 /// `tracing` target of the timeout's events.

@@ -60,14 +60,25 @@ struct Entries {
     /// Rate limits are generic over their keys: listed by their shared view.
     #[cfg(feature = "rate-limit")]
     rate_limits: Vec<Weak<dyn crate::rate_limit::Report>>,
+    /// Components whose options can change while they run.
+    live: Vec<Weak<dyn crate::config::Configurable>>,
+    /// What each source said of each (component name, property): given
+    /// to components built later, and fallen back on when a higher layer
+    /// clears.
+    remembered: Remembered,
 }
+
+/// Each source's value of a (component name, property), by source.
+pub(crate) type Remembered =
+    std::collections::BTreeMap<(String, &'static str), [Option<String>; 2]>;
 
 /// A command is alive while its breaker is: services built from it hold
 /// the breaker, not the layer.
 struct CommandEntry {
     name: Arc<str>,
     group: Arc<str>,
-    timeout: Duration,
+    /// The command's timeout, whose deadline can change live.
+    timeout: Weak<Erased>,
     breaker: Weak<Erased>,
     isolation: Weak<Erased>,
     fallback: Weak<Erased>,
@@ -100,6 +111,33 @@ impl Registry {
         let mut entries = self.entries();
         entries.components.retain(|c| c.strong_count() > 0);
         entries.components.push(Arc::downgrade(&erased));
+    }
+
+    /// Runs `f` on the live components (those it adds are listed) and
+    /// what the sources said, under the registry's lock, so that a
+    /// component being built cannot miss a change made meanwhile.
+    pub(crate) fn with_live<R>(
+        &self,
+        f: impl FnOnce(&mut Vec<Arc<dyn crate::config::Configurable>>, &mut Remembered) -> R,
+    ) -> R {
+        let mut entries = self.entries();
+        entries.live.retain(|c| c.strong_count() > 0);
+        let mut live: Vec<_> = entries.live.iter().filter_map(Weak::upgrade).collect();
+        let known = live.len();
+        let result = f(&mut live, &mut entries.remembered);
+        for added in &live[known..] {
+            entries.live.push(Arc::downgrade(added));
+        }
+        result
+    }
+
+    /// Lists `component`, whose options can change while it runs.
+    pub(crate) fn register_configurable<T: crate::config::Configurable + 'static>(
+        &self,
+        component: &Arc<T>,
+    ) {
+        self.register(component);
+        self.register_live(component.clone());
     }
 
     /// Lists a balancer.
@@ -143,7 +181,7 @@ impl Registry {
         entries.commands.push(CommandEntry {
             name: command.name.into(),
             group: command.group.into(),
-            timeout: command.timeout,
+            timeout: Arc::downgrade(&command.timeout),
             breaker: erase(command.breaker.clone()),
             isolation: erase(command.isolation.clone()),
             fallback: erase(command.fallback.clone()),
@@ -272,7 +310,7 @@ impl Registry {
                 Some(CommandInfo {
                     name: c.name.clone(),
                     group: c.group.clone(),
-                    timeout: c.timeout,
+                    timeout: c.timeout.upgrade()?.downcast().ok()?,
                     breaker: crate::circuit_breaker::CircuitBreakerHandle::new(breaker),
                     isolation,
                     fallback: crate::fallback::FallbackHandle::new(
@@ -289,7 +327,8 @@ impl Registry {
 pub(crate) struct CommandParts<'a, B, I, F> {
     pub(crate) name: &'a str,
     pub(crate) group: &'a str,
-    pub(crate) timeout: Duration,
+    /// The command's timeout layer's shared part.
+    pub(crate) timeout: Arc<Erased>,
     pub(crate) breaker: &'a Arc<B>,
     pub(crate) isolation: &'a Arc<I>,
     pub(crate) fallback: &'a Arc<F>,
@@ -328,7 +367,7 @@ impl fmt::Debug for Registry {
 pub struct CommandInfo {
     name: Arc<str>,
     group: Arc<str>,
-    timeout: Duration,
+    timeout: Arc<crate::timeout::TimeoutShared>,
     breaker: crate::circuit_breaker::CircuitBreakerHandle,
     isolation: Isolation,
     fallback: crate::fallback::FallbackHandle,
@@ -358,9 +397,9 @@ impl CommandInfo {
         &self.group
     }
 
-    /// The per-call deadline.
+    /// The per-call deadline now (as built, or as changed live).
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.timeout.timeout()
     }
 
     /// The command's circuit breaker (also listed by [`Registry::breakers`]).

@@ -838,3 +838,64 @@ async fn collapsed_requests_cache_hits_and_collapsers_reach_the_stream() {
     assert_eq!(ratings["requestCount"], 1, "hits reach no breaker");
     assert_eq!(ratings["propertyValue_requestCacheEnabled"], true);
 }
+
+#[tokio::test(start_paused = true)]
+async fn live_changes_show_in_the_property_values() {
+    let registry = Registry::new();
+    let command = Command::builder("RatingsGet")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let _svc = command.layer(tower::service_fn(|_: ()| ok_after(1)));
+    let mut stream = HystrixStream::builder()
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let mut body = subscribe(&mut stream, "/hystrix.stream").await.into_body();
+    let before = events(&frame(&mut body).await);
+    let ratings = find(&before, "HystrixCommand", "RatingsGet");
+    assert_eq!(
+        ratings["propertyValue_executionTimeoutInMilliseconds"],
+        1000
+    );
+    assert_eq!(
+        ratings["propertyValue_circuitBreakerErrorThresholdPercentage"],
+        50
+    );
+
+    use rampart::config::Source;
+    for (property, value) in [
+        ("timeout", "800ms"),
+        ("failure_rate", "0.3"),
+        ("min_calls", "7"),
+        ("open_for", "30s"),
+        ("max_concurrent", "25"),
+        ("force_open", "true"),
+    ] {
+        registry
+            .apply(Source::File, "RatingsGet", property, Some(value))
+            .unwrap();
+    }
+    let after = events(&latest(&mut body).await);
+    let ratings = find(&after, "HystrixCommand", "RatingsGet");
+    for (key, value) in [
+        ("propertyValue_executionTimeoutInMilliseconds", 800),
+        (
+            "propertyValue_executionIsolationThreadTimeoutInMilliseconds",
+            800,
+        ),
+        ("propertyValue_circuitBreakerErrorThresholdPercentage", 30),
+        ("propertyValue_circuitBreakerRequestVolumeThreshold", 7),
+        (
+            "propertyValue_circuitBreakerSleepWindowInMilliseconds",
+            30_000,
+        ),
+        (
+            "propertyValue_executionIsolationSemaphoreMaxConcurrentRequests",
+            25,
+        ),
+    ] {
+        assert_eq!(ratings[key], value, "{key}");
+    }
+    assert_eq!(ratings["propertyValue_circuitBreakerForceOpen"], true);
+}

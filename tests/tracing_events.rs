@@ -546,3 +546,78 @@ async fn injected_faults_are_labelled_as_injected() {
         .one("disabled")
         .assert_common(TARGET_CHAOS, "chaos", "monkey", Level::WARN);
 }
+
+// ===== live configuration =====
+
+#[test]
+fn live_changes_and_refused_properties() {
+    let (capture, _guard) = Capture::install();
+    let registry = rampart::registry::Registry::new();
+    let breaker = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let timeout = TimeoutLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let bulkhead = BulkheadLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+
+    breaker.handle().set_failure_rate(0.3).unwrap();
+    let changed = capture.one("property_changed");
+    changed.assert_common(
+        TARGET_CIRCUIT_BREAKER,
+        "circuit_breaker",
+        "dep",
+        Level::INFO,
+    );
+    assert_eq!(changed.get("property"), Some("failure_rate"));
+    assert_eq!(changed.get("from"), Some("0.5"));
+    assert_eq!(changed.get("to"), Some("0.3"));
+    assert_eq!(changed.get("source"), Some("handle"));
+
+    capture.clear();
+    registry
+        .apply(
+            rampart::config::Source::File,
+            "dep",
+            "timeout",
+            Some("250ms"),
+        )
+        .unwrap();
+    let changed = capture.one("property_changed");
+    changed.assert_common(TARGET_TIMEOUT, "timeout", "dep", Level::INFO);
+    assert_eq!(changed.get("to"), Some("250ms"));
+    assert_eq!(changed.get("source"), Some("file"));
+
+    capture.clear();
+    bulkhead.handle().set_max_concurrent(3).unwrap();
+    let changed = capture.one("property_changed");
+    changed.assert_common(TARGET_BULKHEAD, "bulkhead", "dep", Level::INFO);
+    assert_eq!(changed.get("property"), Some("max_concurrent"));
+    assert_eq!(changed.get("to"), Some("3"));
+
+    // A source's whole read with a bad property: refused, at warn.
+    capture.clear();
+    let errors = registry.replace(
+        rampart::config::Source::Etcd,
+        &[rampart::config::Property {
+            component: "dep".into(),
+            name: "probes".into(),
+            value: "0".into(),
+        }],
+    );
+    assert_eq!(errors.len(), 1);
+    let refused = capture.one("property_rejected");
+    refused.assert_common(
+        rampart::metrics::TARGET_CONFIG,
+        "config",
+        "dep",
+        Level::WARN,
+    );
+    assert_eq!(refused.get("source"), Some("etcd"));
+    drop((timeout, breaker));
+}

@@ -251,40 +251,19 @@ impl<P> Builder<P> {
                 });
             }
         }
-        v.check(self.retries_same <= 10, "retries_same", || {
-            format!("must be at most 10, got {}", self.retries_same)
-        });
-        v.check(self.retries_next <= 100, "retries_next", || {
-            format!("must be at most 100, got {}", self.retries_next)
-        });
-        v.check(
-            (1..=1000).contains(&self.eject_after),
-            "eject_after",
-            || format!("must be from 1 to 1000, got {}", self.eject_after),
-        );
-        let hour = Duration::from_secs(3600);
-        v.check(
-            self.eject_for >= Duration::from_millis(1)
-                && self.eject_for <= self.eject_for_max
-                && self.eject_for_max <= hour,
-            "eject_for",
-            || {
-                format!(
-                    "must satisfy 1 ms <= first <= max <= 1 h, got {:?} and {:?}",
-                    self.eject_for, self.eject_for_max
-                )
+        check_retries(&mut v, self.retries_same, self.retries_next);
+        check_ejection(
+            &mut v,
+            &Ejecting {
+                after: self.eject_after,
+                first: self.eject_for,
+                max: self.eject_for_max,
+                max_ejected: self.max_ejected,
+                panic_threshold: self.panic_threshold,
+                accrual: self.failure_accrual,
             },
         );
-        v.check(
-            (0.0..=1.0).contains(&self.max_ejected),
-            "max_ejected",
-            || format!("must be in [0, 1], got {}", self.max_ejected),
-        );
-        v.check(
-            (0.0..=1.0).contains(&self.panic_threshold),
-            "panic_threshold",
-            || format!("must be in [0, 1], got {}", self.panic_threshold),
-        );
+        let hour = Duration::from_secs(3600);
         let sane = |d: Duration| d >= Duration::from_micros(1) && d <= hour;
         v.check(
             sane(self.initial_latency) && sane(self.latency_decay),
@@ -310,14 +289,15 @@ impl<P> Builder<P> {
         });
         v.finish()?;
         let name: Arc<str> = self.name.into();
-        let ejection = Ejection {
-            consecutive_failures: self.eject_after,
-            base: micros(self.eject_for),
-            max: micros(self.eject_for_max),
+        let ejecting = Ejecting {
+            after: self.eject_after,
+            first: self.eject_for,
+            max: self.eject_for_max,
             max_ejected: self.max_ejected,
             panic_threshold: self.panic_threshold,
             accrual: self.failure_accrual,
         };
+        let ejection = ejecting.ejection();
         let set = EndpointSet::new(
             name.clone(),
             endpoints.source,
@@ -338,11 +318,14 @@ impl<P> Builder<P> {
             self.backoff,
             self.budget.unwrap_or_default(),
             hedge,
+            ejecting,
         ));
         let report: Arc<dyn super::handle::Report> = balance.shared().clone();
-        self.registry
-            .unwrap_or_else(crate::registry::Registry::global)
-            .register_balancer(&report);
+        let registry = self
+            .registry
+            .unwrap_or_else(crate::registry::Registry::global);
+        registry.register_balancer(&report);
+        registry.register_live(balance.shared().clone());
         Ok(balance)
     }
 }
@@ -362,4 +345,64 @@ impl<P> fmt::Debug for Builder<P> {
             .field("failure_accrual", &self.failure_accrual)
             .finish_non_exhaustive()
     }
+}
+
+/// The builder's checks of the retries, shared with live changes.
+pub(crate) fn check_retries(v: &mut Validator, same: u32, next: u32) {
+    v.check(same <= 10, "retries_same", || {
+        format!("must be at most 10, got {same}")
+    });
+    v.check(next <= 100, "retries_next", || {
+        format!("must be at most 100, got {next}")
+    });
+}
+
+/// A balancer's ejection options, as built or as changed live.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ejecting {
+    pub(crate) after: u32,
+    pub(crate) first: Duration,
+    pub(crate) max: Duration,
+    pub(crate) max_ejected: f64,
+    pub(crate) panic_threshold: f64,
+    pub(crate) accrual: bool,
+}
+
+impl Ejecting {
+    pub(crate) fn ejection(&self) -> Ejection {
+        Ejection {
+            consecutive_failures: self.after,
+            base: micros(self.first),
+            max: micros(self.max),
+            max_ejected: self.max_ejected,
+            panic_threshold: self.panic_threshold,
+            accrual: self.accrual,
+        }
+    }
+}
+
+/// The builder's checks of the ejection options, shared with live changes.
+pub(crate) fn check_ejection(v: &mut Validator, e: &Ejecting) {
+    v.check((1..=1000).contains(&e.after), "eject_after", || {
+        format!("must be from 1 to 1000, got {}", e.after)
+    });
+    let hour = Duration::from_secs(3600);
+    v.check(
+        e.first >= Duration::from_millis(1) && e.first <= e.max && e.max <= hour,
+        "eject_for",
+        || {
+            format!(
+                "must satisfy 1 ms <= first <= max <= 1 h, got {:?} and {:?}",
+                e.first, e.max
+            )
+        },
+    );
+    v.check((0.0..=1.0).contains(&e.max_ejected), "max_ejected", || {
+        format!("must be in [0, 1], got {}", e.max_ejected)
+    });
+    v.check(
+        (0.0..=1.0).contains(&e.panic_threshold),
+        "panic_threshold",
+        || format!("must be in [0, 1], got {}", e.panic_threshold),
+    );
 }

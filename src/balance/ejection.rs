@@ -44,6 +44,66 @@ pub(crate) struct Ejection {
     pub(crate) accrual: bool,
 }
 
+/// The ejection settings calls read, each in an atomic so that they can
+/// change live; read whole (a handful of plain loads) where they are used.
+#[derive(Debug)]
+pub(crate) struct LiveEjection {
+    consecutive_failures: AtomicU32,
+    base: AtomicU64,
+    max: AtomicU64,
+    max_ejected: AtomicU64,
+    panic_threshold: AtomicU64,
+    accrual: AtomicBool,
+}
+
+impl LiveEjection {
+    pub(crate) fn new(e: Ejection) -> Self {
+        let live = LiveEjection {
+            consecutive_failures: AtomicU32::new(0),
+            base: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+            max_ejected: AtomicU64::new(0),
+            panic_threshold: AtomicU64::new(0),
+            accrual: AtomicBool::new(false),
+        };
+        live.store(e);
+        live
+    }
+
+    /// Each setting lands on its own: a call racing a change may read a
+    /// mix, each value of which was checked.
+    pub(crate) fn store(&self, e: Ejection) {
+        let r = Ordering::Relaxed;
+        self.consecutive_failures.store(e.consecutive_failures, r);
+        self.base.store(e.base, r);
+        self.max.store(e.max, r);
+        self.max_ejected.store(e.max_ejected.to_bits(), r);
+        self.panic_threshold.store(e.panic_threshold.to_bits(), r);
+        self.accrual.store(e.accrual, r);
+    }
+
+    /// Whether so few endpoints are healthy that ejections are ignored:
+    /// one load, on every selection.
+    #[inline]
+    pub(crate) fn panicking(&self, ejected: usize, total: usize) -> bool {
+        let threshold = f64::from_bits(self.panic_threshold.load(Ordering::Relaxed));
+        total > 0 && ((total - ejected.min(total)) as f64) < threshold * total as f64
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> Ejection {
+        let r = Ordering::Relaxed;
+        Ejection {
+            consecutive_failures: self.consecutive_failures.load(r),
+            base: self.base.load(r),
+            max: self.max.load(r),
+            max_ejected: f64::from_bits(self.max_ejected.load(r)),
+            panic_threshold: f64::from_bits(self.panic_threshold.load(r)),
+            accrual: self.accrual.load(r),
+        }
+    }
+}
+
 /// One endpoint's health.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
@@ -105,6 +165,7 @@ impl Ejection {
     }
 
     /// Whether so few endpoints are healthy that ejections are ignored.
+    #[cfg(test)]
     pub(crate) fn panicking(&self, ejected: usize, total: usize) -> bool {
         total > 0 && ((total - ejected.min(total)) as f64) < self.panic_threshold * total as f64
     }
@@ -116,15 +177,10 @@ impl Ejection {
     }
 
     /// Records a success.
+    #[cfg(test)]
     #[inline]
     pub(crate) fn succeeded(&self, health: &Health) {
-        if health.consecutive.load(Ordering::Relaxed) != 0 {
-            health.consecutive.store(0, Ordering::Relaxed);
-        }
-        if health.probation.load(Ordering::Relaxed) {
-            health.probation.store(false, Ordering::Relaxed);
-            health.times_ejected.store(0, Ordering::Relaxed);
-        }
+        succeeded(health);
     }
 
     /// Records a failure; returns how long the endpoint is out for, and
@@ -211,40 +267,65 @@ impl Ejection {
     /// Whether the endpoint is out at `now`, and how, telling apart a
     /// spell that ends with this very check (the endpoint is back, on
     /// probation).
+    #[cfg(test)]
     pub(crate) fn check(&self, health: &Health, set: &Ejected, now: Micros) -> Check {
-        let until = health.out_until.load(Ordering::Relaxed);
-        if until == 0 {
-            return Check::In;
-        }
-        if now < until {
-            return if is_ejection(until) {
-                Check::Ejected
-            } else {
-                Check::MarkedDead
-            };
-        }
-        if health
-            .out_until
-            .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            health.probation.store(true, Ordering::Relaxed);
-            health.consecutive.store(0, Ordering::Relaxed);
-            if is_ejection(until) {
-                set.count.fetch_sub(1, Ordering::AcqRel);
-            }
-            return Check::Returned;
-        }
-        Check::In
+        check(health, set, now)
     }
 
     /// The endpoint leaves the set: give back its ejected place, if any.
+    #[cfg(test)]
     pub(crate) fn removed(&self, health: &Health, set: &Ejected) {
-        health.removed.store(true, Ordering::SeqCst);
-        let until = health.out_until.swap(0, Ordering::AcqRel);
-        if until != 0 && is_ejection(until) {
+        removed(health, set);
+    }
+}
+
+/// Records a success (reads no setting).
+#[inline]
+pub(crate) fn succeeded(health: &Health) {
+    if health.consecutive.load(Ordering::Relaxed) != 0 {
+        health.consecutive.store(0, Ordering::Relaxed);
+    }
+    if health.probation.load(Ordering::Relaxed) {
+        health.probation.store(false, Ordering::Relaxed);
+        health.times_ejected.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Whether the endpoint is out at `now` (reads no setting): see
+/// [`Ejection::check`].
+pub(crate) fn check(health: &Health, set: &Ejected, now: Micros) -> Check {
+    let until = health.out_until.load(Ordering::Relaxed);
+    if until == 0 {
+        return Check::In;
+    }
+    if now < until {
+        return if is_ejection(until) {
+            Check::Ejected
+        } else {
+            Check::MarkedDead
+        };
+    }
+    if health
+        .out_until
+        .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        health.probation.store(true, Ordering::Relaxed);
+        health.consecutive.store(0, Ordering::Relaxed);
+        if is_ejection(until) {
             set.count.fetch_sub(1, Ordering::AcqRel);
         }
+        return Check::Returned;
+    }
+    Check::In
+}
+
+/// The endpoint leaves the set (reads no setting).
+pub(crate) fn removed(health: &Health, set: &Ejected) {
+    health.removed.store(true, Ordering::SeqCst);
+    let until = health.out_until.swap(0, Ordering::AcqRel);
+    if until != 0 && is_ejection(until) {
+        set.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -414,8 +414,8 @@ where
                         let endpoint = endpoint.take().expect("present while ready");
                         (endpoint, Err(e.into()), None)
                     } else {
-                        let last = *this.on_endpoint > shared.retries_same
-                            && *this.endpoints > shared.retries_next;
+                        let last = *this.on_endpoint > shared.retries_same()
+                            && *this.endpoints > shared.retries_next();
                         let request = if last {
                             this.request.take()
                         } else {
@@ -496,9 +496,9 @@ where
             // attempts.
             let same = if !retryable {
                 None
-            } else if *this.on_endpoint <= shared.retries_same && !set.is_out(&endpoint, now) {
+            } else if *this.on_endpoint <= shared.retries_same() && !set.is_out(&endpoint, now) {
                 Some(true)
-            } else if *this.endpoints <= shared.retries_next {
+            } else if *this.endpoints <= shared.retries_next() {
                 this.tried.push(endpoint.id);
                 Some(false)
             } else {

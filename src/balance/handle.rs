@@ -54,6 +54,14 @@ pub(crate) trait Report: Send + Sync {
     fn endpoints(&self) -> Vec<EndpointStats>;
     fn retry_budget(&self) -> &RetryBudget;
     fn hedge(&self) -> Option<crate::hedge::HedgeHandle>;
+    /// Live retries: sets (or clears) what `layer` says of each.
+    fn change(
+        &self,
+        layer: crate::config::Layer,
+        changes: &[(&'static str, Option<&str>)],
+    ) -> Result<(), crate::ConfigError>;
+    /// Retries on the same endpoint, then on others, now.
+    fn retries(&self) -> (u32, u32);
 }
 
 /// A cloneable view of one balancer: its endpoints and retry budget.
@@ -87,6 +95,89 @@ impl BalanceHandle {
     /// [hedges](super::Builder::hedge).
     pub fn hedge(&self) -> Option<crate::hedge::HedgeHandle> {
         self.shared.hedge()
+    }
+}
+
+/// Live options: the retries and the ejection (see [`config`](crate::config)
+/// for what cannot change live, and why the rule cannot). Checked as the
+/// builder checks them, from the next call on; a call already retrying
+/// keeps counting against the values it reads at each retry.
+///
+/// ```
+/// use rampart::balance::{Balance, Endpoint, Endpoints};
+/// use rampart::registry::Registry;
+///
+/// let registry = Registry::new();
+/// let endpoint = Endpoint::new("10.0.0.1:80", tower::service_fn(|_: ()| async {
+///     Ok::<_, rampart::BoxError>(())
+/// }));
+/// let balancer = Balance::builder("catalog")
+///     .registry(&registry)
+///     .build(Endpoints::fixed([endpoint]))?;
+/// let handle = balancer.handle();
+/// handle.set_retries(2, 3)?;
+/// assert_eq!(handle.retries(), (2, 3));
+/// assert!(handle.set_retries(11, 3).is_err()); // as the builder
+/// handle.set_property("eject_after", "2")?;
+/// handle.clear_overrides();
+/// assert_eq!(handle.retries(), (0, 1));
+/// # Ok::<(), rampart::ConfigError>(())
+/// ```
+impl BalanceHandle {
+    /// Retries on the same endpoint (0 to 10) and then on others (0 to
+    /// 100), Ribbon's `MaxAutoRetries` and `MaxAutoRetriesNextServer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::retries_same`](super::Builder::retries_same) and
+    /// [`retries_next`](super::Builder::retries_next) at build time; the
+    /// old values stay.
+    pub fn set_retries(&self, same: u32, next: u32) -> Result<(), crate::ConfigError> {
+        let (same, next) = (same.to_string(), next.to_string());
+        self.shared.change(
+            crate::config::Layer::Handle,
+            &[("retries_same", Some(&same)), ("retries_next", Some(&next))],
+        )
+    }
+
+    /// Retries on the same endpoint, then on others, now.
+    pub fn retries(&self) -> (u32, u32) {
+        self.shared.retries()
+    }
+
+    /// Sets any live balancer property by its name and its text (see the
+    /// table in [`config`](crate::config)): the retries, or the ejection's
+    /// `eject_after`, `eject_for`, `eject_for_max`, `max_ejected`,
+    /// `panic_threshold`, `failure_accrual`. An endpoint already ejected
+    /// keeps the end its ejection was given.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`](crate::ConfigError) naming the property and the
+    /// value when it is no balancer property or the builder would refuse
+    /// it; nothing changes then.
+    pub fn set_property(&self, property: &str, value: &str) -> Result<(), crate::ConfigError> {
+        let property = crate::config::property_of(crate::config::Kind::Balancer, property)?;
+        self.shared
+            .change(crate::config::Layer::Handle, &[(property, Some(value))])
+    }
+
+    /// Drops every value a handle set: they are what the sources say
+    /// again, or as built.
+    pub fn clear_overrides(&self) {
+        let _ = self.shared.change(
+            crate::config::Layer::Handle,
+            &[
+                ("retries_same", None),
+                ("retries_next", None),
+                ("eject_after", None),
+                ("eject_for", None),
+                ("eject_for_max", None),
+                ("max_ejected", None),
+                ("panic_threshold", None),
+                ("failure_accrual", None),
+            ],
+        );
     }
 }
 

@@ -1,12 +1,18 @@
 //! The balancer service.
 
 use super::config::Builder;
+use super::config::Ejecting;
 use super::ejection::Check;
 use super::endpoint::Ended;
 use super::future::ResponseFuture;
 use super::handle::{BalanceHandle, EndpointStats, Report};
 use super::rule::Rule;
 use super::set::EndpointSet;
+use crate::config::{
+    parse_bool, parse_duration, parse_f64, parse_u32, show_duration, Configurable, Kind, Layer,
+    Layers,
+};
+use crate::error::{ConfigError, Validator};
 use crate::internal::shard::Lanes;
 use crate::metrics::event_counter;
 use crate::retry::{Backoff, RetryBudget};
@@ -14,7 +20,7 @@ use crate::retry::{DefaultPolicy, Policy};
 use crate::BoxError;
 use metrics::Counter;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -49,8 +55,10 @@ pub(crate) struct Shared<K, S, P> {
     pub(crate) set: EndpointSet<K, S>,
     pub(crate) rule: Arc<dyn Rule>,
     pub(crate) policy: P,
-    pub(crate) retries_same: u32,
-    pub(crate) retries_next: u32,
+    /// Retries on the same endpoint, then on others: live.
+    retries_same: AtomicU32,
+    retries_next: AtomicU32,
+    layers: Layers<Retries>,
     pub(crate) backoff: Backoff,
     pub(crate) budget: RetryBudget,
     pub(crate) retried: Counter,
@@ -73,6 +81,7 @@ impl<K, S, P> Shared<K, S, P> {
         backoff: Backoff,
         budget: RetryBudget,
         hedge: Option<Arc<crate::hedge::HedgeShared<()>>>,
+        ejecting: Ejecting,
     ) -> Self {
         Shared {
             hedge,
@@ -82,11 +91,142 @@ impl<K, S, P> Shared<K, S, P> {
             set,
             rule,
             policy,
-            retries_same,
-            retries_next,
+            retries_same: AtomicU32::new(retries_same),
+            retries_next: AtomicU32::new(retries_next),
+            layers: Layers::new(Retries {
+                same: retries_same,
+                next: retries_next,
+                ejecting,
+            }),
             backoff,
             budget,
         }
+    }
+
+    #[inline]
+    pub(crate) fn retries_same(&self) -> u32 {
+        self.retries_same.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn retries_next(&self) -> u32 {
+        self.retries_next.load(Ordering::Relaxed)
+    }
+}
+
+/// A balancer's live options: its retries and its ejection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Retries {
+    same: u32,
+    next: u32,
+    ejecting: Ejecting,
+}
+
+/// One property of a balancer as text, as the setter below reads it.
+fn show(o: &Retries, property: &str) -> String {
+    let e = &o.ejecting;
+    match property {
+        "retries_same" => o.same.to_string(),
+        "retries_next" => o.next.to_string(),
+        "eject_after" => e.after.to_string(),
+        "eject_for" => show_duration(e.first),
+        "eject_for_max" => show_duration(e.max),
+        "max_ejected" => e.max_ejected.to_string(),
+        "panic_threshold" => e.panic_threshold.to_string(),
+        _ => e.accrual.to_string(),
+    }
+}
+
+/// Reads one property's text into the options.
+fn set(o: &mut Retries, property: &'static str, text: &str) -> Result<(), String> {
+    let e = &mut o.ejecting;
+    match property {
+        "retries_same" => o.same = parse_u32(text)?,
+        "retries_next" => o.next = parse_u32(text)?,
+        "eject_after" => e.after = parse_u32(text)?,
+        "eject_for" => e.first = parse_duration(text)?,
+        "eject_for_max" => e.max = parse_duration(text)?,
+        "max_ejected" => e.max_ejected = parse_f64(text)?,
+        "panic_threshold" => e.panic_threshold = parse_f64(text)?,
+        _ => e.accrual = parse_bool(text)?,
+    }
+    Ok(())
+}
+
+impl<K, S, P> Shared<K, S, P> {
+    /// Sets (or clears) what `layer` says of each property, as one change.
+    pub(crate) fn change(
+        &self,
+        layer: Layer,
+        changes: &[(&'static str, Option<&str>)],
+        dry: bool,
+    ) -> Result<(), ConfigError> {
+        let name = &self.set.name;
+        let component = format!("balancer {name:?}");
+        self.layers.change(
+            &component,
+            layer,
+            changes,
+            dry,
+            set,
+            |o| {
+                let mut v = Validator::new(component.clone());
+                super::config::check_retries(&mut v, o.same, o.next);
+                super::config::check_ejection(&mut v, &o.ejecting);
+                v.finish()
+            },
+            |old, new| {
+                self.retries_same.store(new.same, Ordering::Relaxed);
+                self.retries_next.store(new.next, Ordering::Relaxed);
+                self.set.ejection.store(new.ejecting.ejection());
+                for (property, _) in changes {
+                    let (from, to) = (show(old, property), show(new, property));
+                    if from != to {
+                        changed(name, layer, property, &from, &to);
+                    }
+                }
+            },
+        )
+    }
+}
+
+#[cold]
+fn changed(name: &str, layer: Layer, property: &str, from: &str, to: &str) {
+    tracing::info!(
+        target: crate::metrics::TARGET_BALANCE,
+        layer = LAYER,
+        name,
+        event = "property_changed",
+        property,
+        from,
+        to,
+        source = layer.as_str(),
+        "live property changed"
+    );
+}
+
+impl<K, S, P> Configurable for Shared<K, S, P>
+where
+    K: Send + Sync,
+    S: Send + Sync,
+    P: Send + Sync,
+{
+    fn name(&self) -> &str {
+        &self.set.name
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Balancer
+    }
+
+    fn set(
+        &self,
+        layer: Layer,
+        property: &'static str,
+        value: Option<&str>,
+        dry: bool,
+    ) -> Result<(), ConfigError> {
+        self.change(layer, &[(property, value)], dry)
     }
 }
 
@@ -129,6 +269,18 @@ where
 {
     fn name(&self) -> &str {
         &self.set.name
+    }
+
+    fn change(
+        &self,
+        layer: Layer,
+        changes: &[(&'static str, Option<&str>)],
+    ) -> Result<(), ConfigError> {
+        Shared::change(self, layer, changes, false)
+    }
+
+    fn retries(&self) -> (u32, u32) {
+        (self.retries_same(), self.retries_next())
     }
 
     fn endpoints(&self) -> Vec<EndpointStats> {

@@ -1,7 +1,7 @@
 //! The endpoint set: an immutable snapshot swapped atomically when
 //! discovery changes it, so selection never takes a lock.
 
-use super::ejection::{Check, Ejected, Ejection, Out};
+use super::ejection::{Check, Ejected, Ejection, LiveEjection, Out};
 use super::endpoint::{Ended, EndpointState};
 use super::rule::{Candidates, Rule, View};
 use super::service::LAYER;
@@ -25,7 +25,7 @@ pub(crate) struct EndpointSet<K, S> {
     /// A fixed list, once loaded: nothing more to poll.
     settled: AtomicBool,
     pub(crate) ejected: Ejected,
-    pub(crate) ejection: Ejection,
+    pub(crate) ejection: LiveEjection,
     next_id: AtomicU64,
     pub(crate) clock: Clock,
     /// The time of a recent completion, for decaying latency estimates
@@ -99,7 +99,7 @@ where
             source: Mutex::new(source),
             settled: AtomicBool::new(false),
             ejected: Ejected::default(),
-            ejection,
+            ejection: LiveEjection::new(ejection),
             next_id: AtomicU64::new(1),
             clock: Clock::new(),
             recent: AtomicU64::new(0),
@@ -143,7 +143,7 @@ where
                 Change::Insert(endpoint) => {
                     if let Some(old) = next.iter().position(|e| e.key == endpoint.key) {
                         let old = next.remove(old);
-                        self.ejection.removed(&old.health, &self.ejected);
+                        super::ejection::removed(&old.health, &self.ejected);
                     }
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     next.push(Arc::new(EndpointState::new(
@@ -159,7 +159,7 @@ where
                     if let Some(old) = next.iter().position(|e| e.key == key) {
                         // Calls in flight hold their own pointer and finish.
                         let old = next.remove(old);
-                        self.ejection.removed(&old.health, &self.ejected);
+                        super::ejection::removed(&old.health, &self.ejected);
                     }
                 }
             }
@@ -189,7 +189,7 @@ impl<K, S> EndpointSet<K, S> {
     /// its spell out if its time is up: `Check::Returned` is never
     /// returned).
     pub(crate) fn status(&self, e: &EndpointState<K, S>, now: Micros) -> Check {
-        match self.ejection.check(&e.health, &self.ejected, now) {
+        match super::ejection::check(&e.health, &self.ejected, now) {
             Check::Returned => {
                 tracing::info!(
                     target: TARGET_BALANCE,
@@ -226,7 +226,7 @@ impl<K, S> EndpointSet<K, S> {
             self.note_time(now);
         }
         if ended == Ended::Success {
-            self.ejection.succeeded(&e.health);
+            super::ejection::succeeded(&e.health);
             return;
         }
         if !ended.is_failure() {
@@ -234,6 +234,7 @@ impl<K, S> EndpointSet<K, S> {
         }
         match self
             .ejection
+            .get()
             .failed(&e.health, &self.ejected, self.len(), now)
         {
             Some(Out::Ejected(out_for)) => {

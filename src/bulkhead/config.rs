@@ -76,42 +76,55 @@ impl Builder {
     ///
     /// A [`ConfigError`] listing each option outside its valid range.
     pub fn build(self) -> Result<BulkheadLayer, ConfigError> {
-        let mut v = Validator::new(format!("bulkhead {:?}", self.name));
-        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        v.check(
-            (1..=MAX_CONCURRENT).contains(&self.max_concurrent),
-            "max_concurrent",
-            || {
-                format!(
-                    "must be from 1 to {MAX_CONCURRENT}, got {}",
-                    self.max_concurrent
-                )
-            },
-        );
-        if let Some(wait) = self.max_wait {
-            v.check(
-                wait >= Duration::from_micros(1) && wait <= MAX_WAIT,
-                "max_wait",
-                || format!("must be from 1 µs to an hour, got {wait:?}"),
-            );
-        }
-        if let Some(n) = self.max_waiting {
-            v.check(n >= 1, "max_waiting", || "must be at least 1, got 0".into());
-            v.check(self.max_wait.is_some(), "max_waiting", || {
-                "needs max_wait: without it a full bulkhead rejects at once".into()
-            });
-        }
-        v.finish()?;
-        let shared = Shared::new(
-            self.name.into(),
-            self.max_concurrent,
-            self.max_wait,
-            self.max_waiting.unwrap_or(self.max_concurrent),
-        );
+        let options = BulkheadOptions {
+            max_concurrent: self.max_concurrent,
+            max_wait: self.max_wait,
+            max_waiting: self.max_waiting,
+        };
+        validate(&self.name, &options)?;
+        let shared = Shared::new(self.name.into(), options);
         let shared = Arc::new(shared);
         self.registry
             .unwrap_or_else(crate::registry::Registry::global)
-            .register(&shared);
+            .register_configurable(&shared);
         Ok(BulkheadLayer::from_shared(shared))
     }
+}
+
+/// A bulkhead's options, as built or as changed live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BulkheadOptions {
+    pub(crate) max_concurrent: usize,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) max_waiting: Option<usize>,
+}
+
+/// The builder's checks, shared with live changes.
+pub(crate) fn validate(name: &str, o: &BulkheadOptions) -> Result<(), ConfigError> {
+    let mut v = Validator::new(format!("bulkhead {name:?}"));
+    v.check(!name.is_empty(), "name", || "must not be empty".into());
+    v.check(
+        (1..=MAX_CONCURRENT).contains(&o.max_concurrent),
+        "max_concurrent",
+        || {
+            format!(
+                "must be from 1 to {MAX_CONCURRENT}, got {}",
+                o.max_concurrent
+            )
+        },
+    );
+    if let Some(wait) = o.max_wait {
+        v.check(
+            wait >= Duration::from_micros(1) && wait <= MAX_WAIT,
+            "max_wait",
+            || format!("must be from 1 µs to an hour, got {wait:?}"),
+        );
+    }
+    if let Some(n) = o.max_waiting {
+        v.check(n >= 1, "max_waiting", || "must be at least 1, got 0".into());
+        v.check(o.max_wait.is_some(), "max_waiting", || {
+            "needs max_wait: without it a full bulkhead rejects at once".into()
+        });
+    }
+    v.finish()
 }

@@ -105,7 +105,7 @@ where
                 Admission::Rejected => return Poll::Ready(Ok(())),
                 Admission::Idle => match Shared::try_acquire(&self.shared) {
                     Some(permit) => self.admission = Admission::Admitted(permit),
-                    None => match shared.max_wait {
+                    None => match shared.max_wait() {
                         Some(max_wait) if shared.slots.start_waiting(shared.max_waiting) => {
                             self.admission = Admission::Waiting(Wait {
                                 shared: shared.clone(),

@@ -78,6 +78,53 @@ impl Default for Window {
     }
 }
 
+/// A breaker's options as they are in force: as built, or as changed
+/// live (see [`CircuitBreakerHandle::options`](super::CircuitBreakerHandle::options)).
+/// Each field is the builder option of the same name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct CircuitBreakerOptions {
+    /// What the rates are computed over (never changes live).
+    pub window: Window,
+    /// Calls the window must hold before a rate can trip the breaker.
+    pub min_calls: u32,
+    /// The failure rate that trips it; `None`: the rule is off.
+    pub failure_rate: Option<f64>,
+    /// The slow-call bound and the slow-call rate that trips it.
+    pub slow_call: Option<(Duration, f64)>,
+    /// Failures in a row that trip it.
+    pub consecutive_failures: Option<u32>,
+    /// How long it stays open.
+    pub open_for: Duration,
+    /// The cap of the open time's doubling, if it grows.
+    pub open_for_max: Option<Duration>,
+    /// The open time's random spread, ± this fraction.
+    pub open_for_jitter: f64,
+    /// Half-open probe calls.
+    pub probes: u32,
+    /// How long a probe may run before it counts as failed.
+    pub probe_timeout: Duration,
+}
+
+impl CircuitBreakerOptions {
+    /// The options `settings` were made from.
+    pub(crate) fn from_settings(s: &super::state::Settings) -> Self {
+        let duration = Duration::from_micros;
+        CircuitBreakerOptions {
+            window: Window(s.window),
+            min_calls: u32::try_from(s.min_calls).unwrap_or(u32::MAX),
+            failure_rate: s.failure_rate,
+            slow_call: s.slow_call.map(|(bound, rate)| (duration(bound), rate)),
+            consecutive_failures: s.consecutive_failures,
+            open_for: duration(s.open_for),
+            open_for_max: s.open_for_max.map(duration),
+            open_for_jitter: s.open_for_jitter,
+            probes: s.probes,
+            probe_timeout: duration(s.probe_timeout),
+        }
+    }
+}
+
 pub(crate) type Listener = Arc<dyn Fn(&StateChange) + Send + Sync>;
 
 /// Builds a [`CircuitBreakerLayer`]; every option is checked by [`build`].
@@ -285,7 +332,7 @@ impl<C> Builder<C> {
         parts
             .registry
             .unwrap_or_else(crate::registry::Registry::global)
-            .register(&breaker);
+            .register_configurable(&breaker);
         Ok(CircuitBreakerLayer::from_parts(breaker, parts.classify))
     }
 
@@ -305,18 +352,7 @@ impl<C> Builder<C> {
     /// Checks every option; the validated settings and the rest.
     pub(super) fn into_parts(self) -> Result<Parts<C>, ConfigError> {
         self.validate()?;
-        let settings = Settings {
-            window: self.window.0,
-            min_calls: u64::from(self.min_calls),
-            failure_rate: self.failure_rate,
-            slow_call: self.slow_call.map(|(d, rate)| (micros(d), rate)),
-            consecutive_failures: self.consecutive_failures,
-            open_for: micros(self.open_for),
-            open_for_max: self.open_for_max.map(micros),
-            open_for_jitter: self.open_for_jitter,
-            probes: self.probes,
-            probe_timeout: micros(self.probe_timeout),
-        };
+        let settings = Settings::from_options(&self.options());
         Ok(Parts {
             name: self.name,
             settings,
@@ -332,108 +368,121 @@ impl<C> Builder<C> {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let mut v = Validator::new(format!("circuit breaker {:?}", self.name));
-        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        match self.window.0 {
-            WindowKind::Time { length, buckets } => {
+        validate(&self.name, &self.options())
+    }
+
+    /// The options as given so far.
+    pub(super) fn options(&self) -> CircuitBreakerOptions {
+        CircuitBreakerOptions {
+            window: self.window,
+            min_calls: self.min_calls,
+            failure_rate: self.failure_rate,
+            slow_call: self.slow_call,
+            consecutive_failures: self.consecutive_failures,
+            open_for: self.open_for,
+            open_for_max: self.open_for_max,
+            open_for_jitter: self.open_for_jitter,
+            probes: self.probes,
+            probe_timeout: self.probe_timeout,
+        }
+    }
+}
+
+/// The builder's checks, shared with live changes (so both refuse the
+/// same values with the same words).
+pub(super) fn validate(name: &str, o: &CircuitBreakerOptions) -> Result<(), ConfigError> {
+    let mut v = Validator::new(format!("circuit breaker {:?}", name));
+    v.check(!name.is_empty(), "name", || "must not be empty".into());
+    match o.window.0 {
+        WindowKind::Time { length, buckets } => {
+            v.check(
+                length >= Duration::from_millis(1) && length <= MAX_DURATION,
+                "window",
+                || format!("length must be from 1 ms to a year, got {length:?}"),
+            );
+            v.check((1..=MAX_BUCKETS).contains(&buckets), "window", || {
+                format!("buckets must be from 1 to {MAX_BUCKETS}, got {buckets}")
+            });
+            if (1..=MAX_BUCKETS).contains(&buckets) && length >= Duration::from_millis(1) {
+                let us = micros(length);
                 v.check(
-                    length >= Duration::from_millis(1) && length <= MAX_DURATION,
+                    us % u64::from(buckets) == 0 && us / u64::from(buckets) >= 1_000,
                     "window",
-                    || format!("length must be from 1 ms to a year, got {length:?}"),
+                    || format!("length {length:?} must split into {buckets} buckets of whole microseconds, each at least 1 ms"),
                 );
-                v.check((1..=MAX_BUCKETS).contains(&buckets), "window", || {
-                    format!("buckets must be from 1 to {MAX_BUCKETS}, got {buckets}")
-                });
-                if (1..=MAX_BUCKETS).contains(&buckets) && length >= Duration::from_millis(1) {
-                    let us = micros(length);
-                    v.check(
-                        us % u64::from(buckets) == 0 && us / u64::from(buckets) >= 1_000,
-                        "window",
-                        || format!("length {length:?} must split into {buckets} buckets of whole microseconds, each at least 1 ms"),
-                    );
-                }
-            }
-            WindowKind::Count { calls } => {
-                v.check((1..=MAX_WINDOW_CALLS).contains(&calls), "window", || {
-                    format!("calls must be from 1 to {MAX_WINDOW_CALLS}, got {calls}")
-                });
-                v.check(calls == 0 || self.min_calls <= calls, "min_calls", || {
-                    format!(
-                        "must not exceed the window's {calls} calls, got {}",
-                        self.min_calls
-                    )
-                });
             }
         }
-        v.check(self.min_calls >= 1, "min_calls", || {
+        WindowKind::Count { calls } => {
+            v.check((1..=MAX_WINDOW_CALLS).contains(&calls), "window", || {
+                format!("calls must be from 1 to {MAX_WINDOW_CALLS}, got {calls}")
+            });
+            v.check(calls == 0 || o.min_calls <= calls, "min_calls", || {
+                format!(
+                    "must not exceed the window's {calls} calls, got {}",
+                    o.min_calls
+                )
+            });
+        }
+    }
+    v.check(o.min_calls >= 1, "min_calls", || {
+        "must be at least 1, got 0".into()
+    });
+    if let Some(rate) = o.failure_rate {
+        v.check(rate > 0.0 && rate <= 1.0, "failure_rate", || {
+            format!("must be in (0, 1], got {rate}")
+        });
+    }
+    if let Some((slower_than, rate)) = o.slow_call {
+        v.check(
+            slower_than >= Duration::from_micros(1) && slower_than <= MAX_DURATION,
+            "slow_call",
+            || format!("duration must be from 1 µs to a year, got {slower_than:?}"),
+        );
+        v.check(rate > 0.0 && rate <= 1.0, "slow_call", || {
+            format!("rate must be in (0, 1], got {rate}")
+        });
+    }
+    if let Some(n) = o.consecutive_failures {
+        v.check(n >= 1, "consecutive_failures", || {
             "must be at least 1, got 0".into()
         });
-        if let Some(rate) = self.failure_rate {
-            v.check(rate > 0.0 && rate <= 1.0, "failure_rate", || {
-                format!("must be in (0, 1], got {rate}")
-            });
-        }
-        if let Some((slower_than, rate)) = self.slow_call {
-            v.check(
-                slower_than >= Duration::from_micros(1) && slower_than <= MAX_DURATION,
-                "slow_call",
-                || format!("duration must be from 1 µs to a year, got {slower_than:?}"),
-            );
-            v.check(rate > 0.0 && rate <= 1.0, "slow_call", || {
-                format!("rate must be in (0, 1], got {rate}")
-            });
-        }
-        if let Some(n) = self.consecutive_failures {
-            v.check(n >= 1, "consecutive_failures", || {
-                "must be at least 1, got 0".into()
-            });
-        }
-        v.check(
-            self.failure_rate.is_some()
-                || self.slow_call.is_some()
-                || self.consecutive_failures.is_some(),
-            "failure_rate",
-            || {
-                "no trip rule is on (failure_rate, slow_call and consecutive_failures \
-                 are all off), so the breaker could never open; turn one on, or \
-                 disable the breaker through its handle"
-                    .into()
-            },
-        );
-        let in_range = |d: Duration| d >= Duration::from_millis(1) && d <= MAX_DURATION;
-        v.check(in_range(self.open_for), "open_for", || {
-            format!("must be from 1 ms to a year, got {:?}", self.open_for)
-        });
-        if let Some(max) = self.open_for_max {
-            // Checked on its own too: with open_for itself out of range,
-            // comparing the two alone would let a bad cap through unnamed.
-            v.check(in_range(max), "open_for_max", || {
-                format!("must be from 1 ms to a year, got {max:?}")
-            });
-            v.check(
-                !in_range(max) || max >= self.open_for,
-                "open_for_max",
-                || {
-                    format!(
-                        "must be at least open_for ({:?}), got {max:?}",
-                        self.open_for
-                    )
-                },
-            );
-        }
-        v.check(
-            (0.0..=1.0).contains(&self.open_for_jitter),
-            "open_for_jitter",
-            || format!("must be in [0, 1], got {}", self.open_for_jitter),
-        );
-        v.check((1..=MAX_PROBES).contains(&self.probes), "probes", || {
-            format!("must be from 1 to {MAX_PROBES}, got {}", self.probes)
-        });
-        v.check(in_range(self.probe_timeout), "probe_timeout", || {
-            format!("must be from 1 ms to a year, got {:?}", self.probe_timeout)
-        });
-        v.finish()
     }
+    v.check(
+        o.failure_rate.is_some() || o.slow_call.is_some() || o.consecutive_failures.is_some(),
+        "failure_rate",
+        || {
+            "no trip rule is on (failure_rate, slow_call and consecutive_failures \
+             are all off), so the breaker could never open; turn one on, or \
+             disable the breaker through its handle"
+                .into()
+        },
+    );
+    let in_range = |d: Duration| d >= Duration::from_millis(1) && d <= MAX_DURATION;
+    v.check(in_range(o.open_for), "open_for", || {
+        format!("must be from 1 ms to a year, got {:?}", o.open_for)
+    });
+    if let Some(max) = o.open_for_max {
+        // Checked on its own too: with open_for itself out of range,
+        // comparing the two alone would let a bad cap through unnamed.
+        v.check(in_range(max), "open_for_max", || {
+            format!("must be from 1 ms to a year, got {max:?}")
+        });
+        v.check(!in_range(max) || max >= o.open_for, "open_for_max", || {
+            format!("must be at least open_for ({:?}), got {max:?}", o.open_for)
+        });
+    }
+    v.check(
+        (0.0..=1.0).contains(&o.open_for_jitter),
+        "open_for_jitter",
+        || format!("must be in [0, 1], got {}", o.open_for_jitter),
+    );
+    v.check((1..=MAX_PROBES).contains(&o.probes), "probes", || {
+        format!("must be from 1 to {MAX_PROBES}, got {}", o.probes)
+    });
+    v.check(in_range(o.probe_timeout), "probe_timeout", || {
+        format!("must be from 1 ms to a year, got {:?}", o.probe_timeout)
+    });
+    v.finish()
 }
 
 /// A validated builder, taken apart.

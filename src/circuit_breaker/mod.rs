@@ -170,14 +170,15 @@ mod future;
 mod handle;
 pub mod keyed;
 mod layer;
+mod live;
 mod service;
 mod state;
 mod telemetry;
 
 pub use classify::{Classify, DefaultClassifier, Outcome};
 pub use config::{
-    Builder, Window, DEFAULT_BUCKETS, DEFAULT_FAILURE_RATE, DEFAULT_MIN_CALLS, DEFAULT_OPEN_FOR,
-    DEFAULT_PROBES, DEFAULT_PROBE_TIMEOUT, DEFAULT_WINDOW,
+    Builder, CircuitBreakerOptions, Window, DEFAULT_BUCKETS, DEFAULT_FAILURE_RATE,
+    DEFAULT_MIN_CALLS, DEFAULT_OPEN_FOR, DEFAULT_PROBES, DEFAULT_PROBE_TIMEOUT, DEFAULT_WINDOW,
 };
 pub use error::CircuitOpen;
 pub use events::{State, StateChange, TransitionReason};

@@ -15,9 +15,11 @@
 //! compare-and-swaps on the word, so exactly one thread performs each one,
 //! announces it, and resets what it resets. No lock is ever taken.
 
-use super::config::{Listener, WindowKind};
+use super::config::{CircuitBreakerOptions, Listener, Window, WindowKind};
 use super::events::{State, StateChange, TransitionReason};
+use super::live::{LiveOptions, LiveSettings};
 use super::telemetry::Telemetry;
+use crate::config::Layers;
 use crate::internal::clock::{Clock, Micros};
 use crate::internal::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Category, CountWindow, Counts, LatencySnapshot, Record, TimeWindow};
@@ -143,7 +145,15 @@ pub(crate) struct Breaker {
     /// bound; written only by keyed layers.
     last_used: AtomicU64,
     name: Arc<str>,
+    /// As built: the window's shape, which never changes.
     settings: Settings,
+    /// The options in force, read by calls.
+    live: LiveSettings,
+    /// What live configuration says, taken only to change options. None
+    /// for a keyed layer's breakers, whose options are the layer's, as
+    /// built: a key's breaker costs no more for live configuration than
+    /// the atomics it reads.
+    layers: Option<Box<Layers<LiveOptions>>>,
     clock: Clock,
     /// Rolling counts and latencies for rates (time window) and dashboards.
     stats: TimeWindow,
@@ -162,14 +172,17 @@ impl std::fmt::Debug for Breaker {
         f.debug_struct("Breaker")
             .field("name", &self.name)
             .field("state", &self.state())
-            .field("settings", &self.settings)
+            .field("options", &self.options())
             .finish_non_exhaustive()
     }
 }
 
 impl Breaker {
     pub(crate) fn new(name: Arc<str>, settings: Settings, listeners: Box<[Listener]>) -> Self {
-        Self::build(name, settings, listeners, TimeWindow::new)
+        let built = LiveOptions::built(CircuitBreakerOptions::from_settings(&settings));
+        let mut breaker = Self::build(name, settings, listeners, TimeWindow::new);
+        breaker.layers = Some(Box::new(Layers::new(built)));
+        breaker
     }
 
     /// A breaker of which there are very many (one per key), on a
@@ -211,6 +224,8 @@ impl Breaker {
             name,
             stats: window(bucket_len, buckets, clock.now()),
             decisions,
+            live: LiveSettings::new(&settings),
+            layers: None,
             settings,
             clock,
             listeners,
@@ -271,7 +286,7 @@ impl Breaker {
                     )
                 }
                 _ => {
-                    if admitted(w) >= self.settings.probes {
+                    if admitted(w) >= self.live.probes() {
                         // Every probe place is taken: give up on probes that
                         // have run past the probe timeout.
                         let now = self.clock.now();
@@ -313,7 +328,7 @@ impl Breaker {
     /// write almost the same value, and none reads it until a probe is in.
     fn start_probe_clock(&self, now: Micros) {
         self.probe_deadline.store(
-            now.saturating_add(self.settings.probe_timeout),
+            now.saturating_add(self.live.probe_timeout()),
             Ordering::Relaxed,
         );
     }
@@ -344,7 +359,7 @@ impl Breaker {
         let w = self.current_word();
         match tag(w) {
             OPEN | FORCED_OPEN => false,
-            HALF_OPEN => admitted(w) < self.settings.probes,
+            HALF_OPEN => admitted(w) < self.live.probes(),
             _ => true,
         }
     }
@@ -405,9 +420,9 @@ impl Breaker {
         let now = self.clock.now();
         let latency = now.saturating_sub(started);
         let slow = self
-            .settings
-            .slow_call
-            .is_some_and(|(bound, _)| latency >= bound);
+            .live
+            .slow_call_bound()
+            .is_some_and(|bound| latency >= bound);
         let record = Record::call(category, slow, latency);
         self.telemetry.call(&record);
         // A call admitted in an earlier period (before a trip, a close, a
@@ -485,7 +500,7 @@ impl Breaker {
                 self.swap(w, w - ADMITTED_ONE)
             } else if failed {
                 self.open(w, TransitionReason::ProbeFailed, now)
-            } else if succeeded(w) + 1 >= self.settings.probes {
+            } else if succeeded(w) + 1 >= self.live.probes() {
                 self.close(w, TransitionReason::ProbesSucceeded, now)
             } else {
                 self.swap(w, w + SUCCEEDED_ONE)
@@ -501,27 +516,28 @@ impl Breaker {
     fn evaluate(&self, w: u64, now: Micros) {
         let counts = self.counts_at(now);
         self.telemetry.rates(&counts);
-        let s = &self.settings;
+        let s = &self.live;
+        let min_calls = s.min_calls();
         let calls = counts.calls();
         let mut reason = None;
-        if let Some(limit) = s.consecutive_failures {
+        if let Some(limit) = s.consecutive_failures() {
             let count = self.consecutive.0.load(Ordering::Relaxed);
             if count >= limit {
                 reason = Some(TransitionReason::ConsecutiveFailures { count });
             }
         }
-        if calls >= s.min_calls {
+        if calls >= min_calls {
             let failure_rate = counts.failure_rate();
             let slow_rate = counts.slow_call_rate();
-            if reason.is_none() && s.failure_rate.is_some_and(|t| failure_rate >= t) {
+            if reason.is_none() && s.failure_rate().is_some_and(|t| failure_rate >= t) {
                 reason = Some(TransitionReason::FailureRate { rate: failure_rate });
             }
-            if reason.is_none() && s.slow_call.is_some_and(|(_, t)| slow_rate >= t) {
+            if reason.is_none() && s.slow_call_rate().is_some_and(|t| slow_rate >= t) {
                 reason = Some(TransitionReason::SlowCallRate { rate: slow_rate });
             }
         }
         self.armed.store(
-            calls < s.min_calls && (counts.failed() > 0 || counts.slow > 0),
+            calls < min_calls && (counts.failed() > 0 || counts.slow > 0),
             Ordering::Relaxed,
         );
         let Some(reason) = reason else {
@@ -584,15 +600,18 @@ impl Breaker {
 
     /// `open_for`, doubled per earlier trip up to `open_for_max`, jittered.
     fn open_duration(&self, trips: u32) -> Micros {
-        let s = &self.settings;
-        let mut d = s.open_for as f64;
-        if let Some(max) = s.open_for_max {
+        let s = &self.live;
+        let mut d = s.open_for() as f64;
+        let max = s.open_for_max();
+        if let Some(max) = max {
             d = (d * 2f64.powi(trips.min(64) as i32)).min(max as f64);
         }
-        if s.open_for_jitter > 0.0 {
-            d *= 1.0 + rand::random_range(-s.open_for_jitter..=s.open_for_jitter);
+        let jitter = s.open_for_jitter();
+        if jitter > 0.0 {
+            d *= 1.0 + rand::random_range(-jitter..=jitter);
         }
-        let cap = s.open_for_max.unwrap_or(MAX_DEADLINE) as f64;
+        // At least 1 ms, even should a change race this read.
+        let cap = (max.unwrap_or(MAX_DEADLINE) as f64).max(1_000.0);
         d.clamp(1_000.0, cap) as Micros
     }
 
@@ -697,9 +716,34 @@ impl Breaker {
         (self.clock, self.stats.bucket_len(), self.stats.buckets())
     }
 
-    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
-    pub(crate) fn settings(&self) -> &Settings {
-        &self.settings
+    /// The options in force now.
+    pub(crate) fn options(&self) -> CircuitBreakerOptions {
+        let s = &self.live;
+        let duration = std::time::Duration::from_micros;
+        CircuitBreakerOptions {
+            window: Window(self.settings.window),
+            min_calls: u32::try_from(s.min_calls()).unwrap_or(u32::MAX),
+            failure_rate: s.failure_rate(),
+            slow_call: s
+                .slow_call_bound()
+                .zip(s.slow_call_rate())
+                .map(|(bound, rate)| (duration(bound), rate)),
+            consecutive_failures: s.consecutive_failures(),
+            open_for: duration(s.open_for()),
+            open_for_max: s.open_for_max().map(duration),
+            open_for_jitter: s.open_for_jitter(),
+            probes: s.probes(),
+            probe_timeout: duration(s.probe_timeout()),
+        }
+    }
+
+    pub(crate) fn live(&self) -> &LiveSettings {
+        &self.live
+    }
+
+    /// The layers of live configuration; None for a keyed layer's breakers.
+    pub(crate) fn layers(&self) -> Option<&Layers<LiveOptions>> {
+        self.layers.as_deref()
     }
 
     /// Latencies over the rates' window.
@@ -845,7 +889,7 @@ mod loom_tests {
     /// new call would get a probe place.
     fn not_wedged(b: &Breaker) -> bool {
         let w = b.word.0.load(Ordering::SeqCst);
-        tag(w) != HALF_OPEN || admitted(w) < b.settings.probes
+        tag(w) != HALF_OPEN || admitted(w) < b.live.probes()
     }
 
     fn spawn<T: 'static>(

@@ -137,6 +137,17 @@ pub(crate) fn stats_for(
         usize,
     )>,
 ) -> Result<Arc<Stats>, ConfigError> {
+    validate(name, max_concurrent)?;
+    let stats = Arc::new(Stats::new(name.into(), max_concurrent, window));
+    match registry {
+        Some(registry) => registry.register_configurable(&stats),
+        None => crate::registry::Registry::global().register_configurable(&stats),
+    }
+    Ok(stats)
+}
+
+/// The builder's checks, shared with live changes.
+pub(crate) fn validate(name: &str, max_concurrent: Option<usize>) -> Result<(), ConfigError> {
     let mut v = Validator::new(format!("fallback {name:?}"));
     v.check(!name.is_empty(), "name", || "must not be empty".into());
     if let Some(max) = max_concurrent {
@@ -144,11 +155,5 @@ pub(crate) fn stats_for(
             "must be at least 1, got 0".into()
         });
     }
-    v.finish()?;
-    let stats = Arc::new(Stats::new(name.into(), max_concurrent, window));
-    match registry {
-        Some(registry) => registry.register(&stats),
-        None => crate::registry::Registry::global().register(&stats),
-    }
-    Ok(stats)
+    v.finish()
 }

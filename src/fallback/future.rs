@@ -95,8 +95,14 @@ where
                         }
                         Err(e) => e.into(),
                     };
-                    let cause = Cause::new(error);
                     let stats = &this.shared.stats;
+                    if !stats.enabled() {
+                        // Switched off live (Hystrix's `fallback.enabled`):
+                        // the error goes to the caller as it is, uncounted.
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error));
+                    }
+                    let cause = Cause::new(error);
                     let timing = stats.timing();
                     // Without a fallback the error passes through untouched;
                     // only a fallback that will run takes a place under the

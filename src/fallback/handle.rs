@@ -1,6 +1,8 @@
 //! Reading what a fallback did.
 
 use super::stats::Stats;
+use crate::config::{show_off, Layer};
+use crate::error::ConfigError;
 use std::sync::Arc;
 
 /// A cloneable view of one fallback layer's counts since it was built.
@@ -51,8 +53,76 @@ impl FallbackHandle {
         self.stats.max_concurrent()
     }
 
-    /// Fallbacks running now (0 when uncapped: only capped ones are counted).
+    /// Fallbacks running now.
     pub fn running(&self) -> usize {
         self.stats.running()
+    }
+
+    /// Whether fallbacks run (Hystrix's `fallback.enabled`); true unless
+    /// switched off live.
+    pub fn enabled(&self) -> bool {
+        self.stats.enabled()
+    }
+
+    /// Switches fallbacks on or off from the next failed call on; while
+    /// off, a failed call's error goes to the caller as it is, counted
+    /// nowhere here. Fallbacks already running finish. A handle's value
+    /// wins over what a [source](crate::config::Source) says until
+    /// [`clear_overrides`](Self::clear_overrides).
+    ///
+    /// ```
+    /// use rampart::fallback::FallbackLayer;
+    ///
+    /// let layer = FallbackLayer::builder("ratings")
+    ///     .fallback_sync(|_| Ok::<_, rampart::BoxError>("cached ratings"))
+    ///     .build()?;
+    /// let fallback = layer.handle();
+    /// fallback.set_enabled(false)?;
+    /// assert!(!fallback.enabled());
+    /// fallback.set_max_concurrent(Some(3))?;
+    /// assert_eq!(fallback.max_concurrent(), Some(3));
+    /// assert!(fallback.set_max_concurrent(Some(0)).is_err()); // as the builder
+    /// fallback.clear_overrides();
+    /// assert!(fallback.enabled());
+    /// # Ok::<(), rampart::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// None in practice; a [`ConfigError`] is kept for symmetry with the
+    /// other setters.
+    pub fn set_enabled(&self, enabled: bool) -> Result<(), ConfigError> {
+        let text = enabled.to_string();
+        self.stats
+            .change(Layer::Handle, &[("fallback_enabled", Some(&text))], false)
+    }
+
+    /// The cap on fallbacks running at once, from 1; `None`: uncapped.
+    /// Lowered, fallbacks already running above it finish.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::max_concurrent`](super::Builder::max_concurrent) at
+    /// build time; the old cap stays.
+    pub fn set_max_concurrent(&self, max: Option<usize>) -> Result<(), ConfigError> {
+        let text = show_off(max, |n| n.to_string());
+        self.stats.change(
+            Layer::Handle,
+            &[("fallback_max_concurrent", Some(&text))],
+            false,
+        )
+    }
+
+    /// Drops the values this fallback's handles set: it takes what the
+    /// sources say again, or its built values.
+    pub fn clear_overrides(&self) {
+        let _ = self.stats.change(
+            Layer::Handle,
+            &[
+                ("fallback_enabled", None),
+                ("fallback_max_concurrent", None),
+            ],
+            false,
+        );
     }
 }

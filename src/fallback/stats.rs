@@ -1,11 +1,13 @@
 //! What fallbacks did: counts, and the cap on concurrent fallbacks.
 
+use crate::config::{off_or, parse_bool, parse_usize, show_off, Configurable, Kind, Layer, Layers};
+use crate::error::ConfigError;
 use crate::internal::clock::{Clock, Micros};
 use crate::internal::slots::Slots;
 use crate::metrics::{debug_enabled, event_counter, TARGET_FALLBACK};
 use crate::window::{Category, Counts, LatencySnapshot, Record, TimeWindow};
 use metrics::Counter;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 const LAYER: &str = "fallback";
@@ -23,7 +25,15 @@ pub(crate) struct Shared<FB> {
 #[derive(Debug)]
 pub(crate) struct Stats {
     pub(crate) name: Arc<str>,
-    cap: Option<Slots>,
+    /// The cap on fallbacks running at once; an uncapped layer counts its
+    /// fallbacks against 2^32 - 1 places, so that a cap set live finds
+    /// the fallbacks already running counted.
+    cap: Slots,
+    /// Whether the cap is set (else its places are all there is).
+    capped: AtomicBool,
+    /// Hystrix's `fallback.enabled`: when off, errors pass through as they are.
+    enabled: AtomicBool,
+    layers: Layers<FallbackOptions>,
     successes: AtomicU64,
     failures: AtomicU64,
     rejections: AtomicU64,
@@ -83,7 +93,13 @@ impl Stats {
                 outcomes: TimeWindow::new(bucket_len, buckets, clock.now()),
                 executed: TimeWindow::new(bucket_len, buckets, clock.now()),
             }),
-            cap: max_concurrent.map(Slots::new),
+            cap: Slots::new(max_concurrent.unwrap_or(usize::MAX)),
+            capped: AtomicBool::new(max_concurrent.is_some()),
+            enabled: AtomicBool::new(true),
+            layers: Layers::new(FallbackOptions {
+                enabled: true,
+                max_concurrent,
+            }),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
@@ -97,25 +113,66 @@ impl Stats {
 
     /// Takes a place to run a fallback in; `false` when the cap is reached.
     pub(crate) fn enter(&self) -> bool {
-        if let Some(cap) = &self.cap {
-            if !cap.try_acquire() {
-                self.rejections.fetch_add(1, Ordering::Relaxed);
-                self.rejection_counter.increment(1);
-                self.trace(
-                    "fallback_rejected",
-                    "fallback rejected: as many running as its cap allows",
-                );
-                return false;
-            }
+        if !self.cap.try_acquire() {
+            self.rejections.fetch_add(1, Ordering::Relaxed);
+            self.rejection_counter.increment(1);
+            self.trace(
+                "fallback_rejected",
+                "fallback rejected: as many running as its cap allows",
+            );
+            return false;
         }
         true
     }
 
     /// Gives back a place taken by [`enter`](Self::enter).
     pub(crate) fn leave(&self) {
-        if let Some(cap) = &self.cap {
-            cap.release();
-        }
+        self.cap.release();
+    }
+
+    /// Whether fallbacks run at all (Hystrix's `fallback.enabled`).
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Sets (or clears) what `layer` says of each property, as one change.
+    pub(crate) fn change(
+        &self,
+        layer: Layer,
+        changes: &[(&'static str, Option<&str>)],
+        dry: bool,
+    ) -> Result<(), ConfigError> {
+        let component = format!("fallback {:?}", self.name);
+        self.layers.change(
+            &component,
+            layer,
+            changes,
+            dry,
+            |o, property, text| {
+                match property {
+                    "fallback_enabled" => o.enabled = parse_bool(text)?,
+                    _ => o.max_concurrent = off_or(text, parse_usize)?,
+                }
+                Ok(())
+            },
+            |o| super::config::validate(&self.name, o.max_concurrent),
+            |old, new| {
+                self.cap.set_max(new.max_concurrent.unwrap_or(usize::MAX));
+                self.capped
+                    .store(new.max_concurrent.is_some(), Ordering::Relaxed);
+                self.enabled.store(new.enabled, Ordering::Relaxed);
+                if old.enabled != new.enabled {
+                    let (from, to) = (old.enabled.to_string(), new.enabled.to_string());
+                    changed(&self.name, layer, "fallback_enabled", &from, &to);
+                }
+                if old.max_concurrent != new.max_concurrent {
+                    let show = |n: Option<usize>| show_off(n, |n| n.to_string());
+                    let (from, to) = (show(old.max_concurrent), show(new.max_concurrent));
+                    changed(&self.name, layer, "fallback_max_concurrent", &from, &to);
+                }
+            },
+        )
     }
 
     pub(crate) fn succeeded(&self) {
@@ -204,10 +261,10 @@ impl Stats {
         self.rejections.load(Ordering::Relaxed)
     }
     pub(crate) fn max_concurrent(&self) -> Option<usize> {
-        self.cap.as_ref().map(Slots::max)
+        self.capped.load(Ordering::Relaxed).then(|| self.cap.max())
     }
     pub(crate) fn running(&self) -> usize {
-        self.cap.as_ref().map_or(0, Slots::in_flight)
+        self.cap.in_flight()
     }
 }
 
@@ -220,5 +277,47 @@ fn outcome(name: &str, event: &'static str, message: &'static str) {
         name,
         event,
         "{message}"
+    );
+}
+
+/// A fallback's live options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FallbackOptions {
+    enabled: bool,
+    max_concurrent: Option<usize>,
+}
+
+impl Configurable for Stats {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Fallback
+    }
+
+    fn set(
+        &self,
+        layer: Layer,
+        property: &'static str,
+        value: Option<&str>,
+        dry: bool,
+    ) -> Result<(), ConfigError> {
+        self.change(layer, &[(property, value)], dry)
+    }
+}
+
+#[cold]
+fn changed(name: &str, layer: Layer, property: &str, from: &str, to: &str) {
+    tracing::info!(
+        target: TARGET_FALLBACK,
+        layer = LAYER,
+        name,
+        event = "property_changed",
+        property,
+        from,
+        to,
+        source = layer.as_str(),
+        "live property changed"
     );
 }

@@ -16,10 +16,11 @@ const HELD: u64 = ONE_WAITING - 1;
 
 #[derive(Debug)]
 pub(crate) struct Slots {
-    max: usize,
+    /// Can change while slots are held ([`set_max`](Slots::set_max)).
+    max: AtomicUsize,
     /// `max`, capped so that the slots held never spill into the waiters'
     /// half (a cap of more than 2^32 - 1 calls at once is no cap anyway).
-    limit: u64,
+    limit: AtomicU64,
     /// Slots held (bits 0..32) and callers waiting for one (bits 32..64),
     /// in one word.
     ///
@@ -43,8 +44,8 @@ pub(crate) struct Slots {
 impl Slots {
     pub(crate) fn new(max: usize) -> Self {
         Slots {
-            max,
-            limit: (max as u64).min(HELD),
+            max: AtomicUsize::new(max),
+            limit: AtomicU64::new((max as u64).min(HELD)),
             word: AtomicU64::new(0),
             peak: AtomicUsize::new(0),
             freed: Arc::new(Notify::new()),
@@ -71,7 +72,7 @@ impl Slots {
     #[inline]
     fn acquire_from(&self, mut current: u64) -> bool {
         loop {
-            if current & HELD >= self.limit {
+            if current & HELD >= self.limit.load(Ordering::Relaxed) {
                 return false;
             }
             // Acquire pairs with `take_peak`'s read of the word: a slot
@@ -163,7 +164,20 @@ impl Slots {
     }
 
     pub(crate) fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// Changes how many slots may be held at once, from the next
+    /// acquisition on. Slots held beyond a lowered max stay held until
+    /// released (no call is cut off); a raised max wakes every waiter to
+    /// look again.
+    #[cfg_attr(not(feature = "bulkhead"), allow(dead_code))]
+    pub(crate) fn set_max(&self, max: usize) {
+        let raised = max > self.max.swap(max, Ordering::Relaxed);
+        self.limit.store((max as u64).min(HELD), Ordering::Relaxed);
+        if raised {
+            self.freed.notify_waiters();
+        }
     }
 }
 

@@ -513,17 +513,18 @@ struct BreakerView {
 impl BreakerView {
     fn of(handle: &CircuitBreakerHandle) -> Self {
         let breaker = handle.breaker();
-        let settings = breaker.settings();
+        // Read afresh each time: the options may change live.
+        let options = breaker.options();
         BreakerView {
             state: handle.state(),
             counts: handle.rolling_counts(),
             latencies: breaker.rolling_latencies(),
             window_ms: millis(breaker.rolling_window()).max(1),
-            min_calls: settings.min_calls,
-            open_for_ms: settings.open_for / 1000,
+            min_calls: u64::from(options.min_calls),
+            open_for_ms: millis(options.open_for),
             // No failure-rate rule: no rate trips it, as with a threshold
             // above 100 %; 100 is the nearest Hystrix can say.
-            error_threshold: settings
+            error_threshold: options
                 .failure_rate
                 .map_or(100, |rate| (rate * 100.0).round() as u64),
         }

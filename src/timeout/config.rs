@@ -15,6 +15,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 pub struct Builder {
     name: String,
     timeout: Duration,
+    registry: Option<crate::registry::Registry>,
 }
 
 impl Builder {
@@ -22,6 +23,7 @@ impl Builder {
         Builder {
             name,
             timeout: DEFAULT_TIMEOUT,
+            registry: None,
         }
     }
 
@@ -31,20 +33,37 @@ impl Builder {
         self
     }
 
+    /// The [`Registry`](crate::registry::Registry) to list this timeout
+    /// in, for [live configuration](crate::config). Default:
+    /// [`Registry::global`](crate::registry::Registry::global).
+    pub fn registry(mut self, registry: &crate::registry::Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
     /// Checks the options and builds the layer.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] listing each option outside its valid range.
     pub fn build(self) -> Result<TimeoutLayer, ConfigError> {
-        let mut v = Validator::new(format!("timeout {:?}", self.name));
-        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        v.check(
-            self.timeout >= Duration::from_millis(1) && self.timeout <= MAX_TIMEOUT,
-            "timeout",
-            || format!("must be from 1 ms to a year, got {:?}", self.timeout),
-        );
-        v.finish()?;
-        Ok(TimeoutLayer::new(&self.name, self.timeout))
+        validate(&self.name, self.timeout)?;
+        let layer = TimeoutLayer::new(&self.name, self.timeout);
+        self.registry
+            .unwrap_or_else(crate::registry::Registry::global)
+            .register_configurable(layer.shared());
+        Ok(layer)
     }
+}
+
+/// The builder's checks, shared with live changes.
+pub(super) fn validate(name: &str, timeout: Duration) -> Result<(), ConfigError> {
+    let mut v = Validator::new(format!("timeout {name:?}"));
+    v.check(!name.is_empty(), "name", || "must not be empty".into());
+    v.check(
+        timeout >= Duration::from_millis(1) && timeout <= MAX_TIMEOUT,
+        "timeout",
+        || format!("must be from 1 ms to a year, got {timeout:?}"),
+    );
+    v.finish()
 }

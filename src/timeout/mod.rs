@@ -37,5 +37,6 @@ mod service;
 pub use config::{Builder, DEFAULT_TIMEOUT};
 pub use error::Elapsed;
 pub use future::ResponseFuture;
+pub(crate) use layer::Shared as TimeoutShared;
 pub use layer::TimeoutLayer;
 pub use service::Timeout;

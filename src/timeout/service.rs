@@ -1,13 +1,13 @@
 //! The timeout service.
 
 use super::future::ResponseFuture;
+use super::layer::Shared;
 use crate::internal::clock::Clock;
 use crate::metrics::{debug_enabled, TARGET_TIMEOUT};
 use crate::BoxError;
 use metrics::Counter;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tower_service::Service;
 
 /// Fails a call with [`Elapsed`](super::Elapsed) when the inner service has
@@ -20,26 +20,18 @@ use tower_service::Service;
 #[derive(Debug, Clone)]
 pub struct Timeout<S> {
     inner: S,
-    timeout: Duration,
+    shared: Arc<Shared>,
     clock: Clock,
     timed_out: Counter,
-    name: Arc<str>,
 }
 
 impl<S> Timeout<S> {
-    pub(crate) fn new(
-        inner: S,
-        timeout: Duration,
-        clock: Clock,
-        timed_out: Counter,
-        name: Arc<str>,
-    ) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, clock: Clock, timed_out: Counter) -> Self {
         Timeout {
             inner,
-            timeout,
+            shared,
             clock,
             timed_out,
-            name,
         }
     }
 
@@ -75,7 +67,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
-        let own = self.clock.instant_after(self.timeout);
+        let own = self.clock.instant_after(self.shared.timeout());
         // The earlier of its own and the caller's deadline, if one is in
         // force: past the caller's, nobody waits for the answer.
         let (deadline, by_caller) = match crate::internal::deadline::current() {
@@ -86,7 +78,7 @@ where
         // cloning the name on every call would write a shared reference
         // count, where asking costs a load and a branch.
         let name = if debug_enabled() {
-            listened_to(&self.name)
+            listened_to(&self.shared.name)
         } else {
             None
         };

@@ -60,23 +60,7 @@ impl Builder {
     /// A [`ConfigError`] listing each option outside its valid range, or
     /// naming `size` if the operating system would not start the threads.
     pub fn build(self) -> Result<PoolLayer, ConfigError> {
-        let mut v = Validator::new(format!("pool {:?}", self.name));
-        v.check(!self.name.is_empty(), "name", || "must not be empty".into());
-        // It names the pool's threads, and the OS takes a thread's name as
-        // a C string: std panics on a NUL rather than start the thread.
-        v.check(!self.name.contains('\0'), "name", || {
-            format!(
-                "must not contain a NUL byte (it names the pool's threads), got {:?}",
-                self.name
-            )
-        });
-        v.check((1..=MAX_SIZE).contains(&self.size), "size", || {
-            format!("must be from 1 to {MAX_SIZE}, got {}", self.size)
-        });
-        v.check(self.queue <= MAX_QUEUE, "queue", || {
-            format!("must be at most {MAX_QUEUE}, got {}", self.queue)
-        });
-        v.finish()?;
+        validate(&self.name, self.size, self.queue)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.size)
             .thread_name(format!("rampart-pool-{}", self.name))
@@ -96,7 +80,28 @@ impl Builder {
         let shared = Arc::new(shared);
         self.registry
             .unwrap_or_else(crate::registry::Registry::global)
-            .register(&shared);
+            .register_configurable(&shared);
         Ok(PoolLayer::from_shared(shared))
     }
+}
+
+/// The builder's checks, shared with live changes of the queue.
+pub(crate) fn validate(name: &str, size: usize, queue: usize) -> Result<(), ConfigError> {
+    let mut v = Validator::new(format!("pool {:?}", name));
+    v.check(!name.is_empty(), "name", || "must not be empty".into());
+    // It names the pool's threads, and the OS takes a thread's name as
+    // a C string: std panics on a NUL rather than start the thread.
+    v.check(!name.contains('\0'), "name", || {
+        format!(
+            "must not contain a NUL byte (it names the pool's threads), got {:?}",
+            name
+        )
+    });
+    v.check((1..=MAX_SIZE).contains(&size), "size", || {
+        format!("must be from 1 to {MAX_SIZE}, got {}", size)
+    });
+    v.check(queue <= MAX_QUEUE, "queue", || {
+        format!("must be at most {MAX_QUEUE}, got {}", queue)
+    });
+    v.finish()
 }

@@ -17,7 +17,7 @@ impl std::fmt::Debug for PoolHandle {
         f.debug_struct("PoolHandle")
             .field("name", &self.name())
             .field("size", &self.size())
-            .field("queue", &self.shared.queue)
+            .field("queue", &self.shared.queue())
             .field("active", &self.active())
             .field("queued", &self.queued())
             .field("completed", &self.completed())
@@ -66,8 +66,36 @@ impl PoolHandle {
         self.shared.size
     }
 
-    /// Places in the queue.
+    /// Places in the queue now (as built, or as changed live).
     pub fn queue_capacity(&self) -> usize {
-        self.shared.queue
+        self.shared.queue()
+    }
+
+    /// Changes the places in the queue (Hystrix's
+    /// `queueSizeRejectionThreshold`, changeable at run time), from 0 to
+    /// the builder's maximum, from the next call on. Lowered, calls
+    /// already queued stay queued. The pool's size cannot change: its
+    /// threads are a runtime's, started at build. A handle's value wins
+    /// over what a [source](crate::config::Source) says until
+    /// [`clear_queue_override`](Self::clear_queue_override).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::queue`](super::Builder::queue) at build time; the old
+    /// value stays.
+    pub fn set_queue_capacity(&self, queue: usize) -> Result<(), crate::ConfigError> {
+        self.shared.change(
+            crate::config::Layer::Handle,
+            Some(&queue.to_string()),
+            false,
+        )
+    }
+
+    /// Drops the value [`set_queue_capacity`](Self::set_queue_capacity)
+    /// set: the queue is what the sources say again, or as built.
+    pub fn clear_queue_override(&self) {
+        let _ = self
+            .shared
+            .change(crate::config::Layer::Handle, None, false);
     }
 }

@@ -1,6 +1,8 @@
 //! The pool: its own runtime, its admission count, and its statistics.
 
 use super::future::{CutOff, Job};
+use crate::config::{parse_usize, Configurable, Kind, Layer, Layers};
+use crate::error::ConfigError;
 use crate::internal::clock::Clock;
 use crate::metrics::{
     debug_enabled, event_counter, named_gauge, POOL_ACTIVE, POOL_QUEUED, TARGET_POOL,
@@ -22,7 +24,10 @@ pub(crate) struct Shared {
     /// be dropped (blocking) from async code.
     runtime: Option<Runtime>,
     pub(crate) size: usize,
-    pub(crate) queue: usize,
+    /// Places in the queue (Hystrix's `queueSizeRejectionThreshold`): can
+    /// change live.
+    queue: AtomicUsize,
+    layers: Layers<usize>,
     running: Arc<Semaphore>,
     pub(crate) stats: Arc<Stats>,
 }
@@ -68,17 +73,51 @@ impl Shared {
             name,
             runtime: Some(runtime),
             size,
-            queue,
+            queue: AtomicUsize::new(queue),
+            layers: Layers::new(queue),
             running: Arc::new(Semaphore::new(size)),
             stats: Arc::new(stats),
         }
+    }
+
+    /// Places in the queue now.
+    #[inline]
+    pub(crate) fn queue(&self) -> usize {
+        self.queue.load(Ordering::Relaxed)
+    }
+
+    /// Sets (or clears) what `layer` says of the queue.
+    pub(crate) fn change(
+        &self,
+        layer: Layer,
+        value: Option<&str>,
+        dry: bool,
+    ) -> Result<(), ConfigError> {
+        let component = format!("pool {:?}", self.name);
+        self.layers.change(
+            &component,
+            layer,
+            &[("queue", value)],
+            dry,
+            |queue, _, text| {
+                *queue = parse_usize(text)?;
+                Ok(())
+            },
+            |queue| super::config::validate(&self.name, self.size, *queue),
+            |old, new| {
+                self.queue.store(*new, Ordering::Relaxed);
+                if old != new {
+                    changed(&self.name, layer, *old, *new);
+                }
+            },
+        )
     }
 
     /// Takes a thread or a queue place for a job, if one is free. Decided
     /// before the request is handed to the dependency's service: many
     /// clients start their work inside `call`.
     pub(crate) fn admit(&self) -> Option<Place> {
-        let limit = self.size + self.queue;
+        let limit = self.size + self.queue();
         let admitted = self
             .stats
             .admitted
@@ -129,6 +168,41 @@ impl Shared {
 }
 
 #[cold]
+fn changed(name: &str, layer: Layer, from: usize, to: usize) {
+    tracing::info!(
+        target: TARGET_POOL,
+        layer = LAYER,
+        name,
+        event = "property_changed",
+        property = "queue",
+        from,
+        to,
+        source = layer.as_str(),
+        "live property changed"
+    );
+}
+
+impl Configurable for Shared {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Pool
+    }
+
+    fn set(
+        &self,
+        layer: Layer,
+        _property: &'static str,
+        value: Option<&str>,
+        dry: bool,
+    ) -> Result<(), ConfigError> {
+        self.change(layer, value, dry)
+    }
+}
+
+#[cold]
 #[inline(never)]
 fn rejected(name: &str) {
     tracing::debug!(
@@ -145,7 +219,7 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Pool")
             .field("name", &self.name)
             .field("size", &self.size)
-            .field("queue", &self.queue)
+            .field("queue", &self.queue())
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,122 @@
+//! The layers of one component's live options: the built value, then what
+//! the file, etcd and handles say, the highest set layer winning.
+
+use crate::error::{ConfigError, Validator};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+/// Who set a value, lowest precedence first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Layer {
+    File = 0,
+    Etcd = 1,
+    Handle = 2,
+}
+
+impl Layer {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Layer::File => "file",
+            Layer::Etcd => "etcd",
+            Layer::Handle => "handle",
+        }
+    }
+}
+
+/// Each layer's value of one property, indexed by [`Layer`].
+type Values = [Option<String>; 3];
+
+/// What a component was built with, what each layer says, and the options
+/// in force. Taken only to change options, never by a call.
+#[derive(Debug)]
+pub(crate) struct Layers<O> {
+    inner: Mutex<Inner<O>>,
+}
+
+#[derive(Debug)]
+struct Inner<O> {
+    built: O,
+    layers: BTreeMap<&'static str, Values>,
+}
+
+/// How a component reads one property's value into its options: `Err`
+/// says why the text is no value of the property's type.
+pub(crate) type Set<O> = fn(&mut O, &'static str, &str) -> Result<(), String>;
+
+impl<O: Clone> Layers<O> {
+    pub(crate) fn new(built: O) -> Self {
+        Layers {
+            inner: Mutex::new(Inner {
+                built,
+                layers: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// Sets (or clears, with `None`) what `layer` says of each property, and
+    /// works out the options that follows: every property's highest layer
+    /// read over the built options, then `validate` (the builder's own
+    /// checks). On success, `commit` gets the old and new options, still
+    /// under the lock so that changes land in the order they were made;
+    /// with `dry`, nothing is kept. On error nothing changes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn change(
+        &self,
+        component: &str,
+        layer: Layer,
+        changes: &[(&'static str, Option<&str>)],
+        dry: bool,
+        set: Set<O>,
+        validate: impl FnOnce(&O) -> Result<(), ConfigError>,
+        commit: impl FnOnce(&O, &O),
+    ) -> Result<(), ConfigError> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut layers = inner.layers.clone();
+        for &(property, value) in changes {
+            let values = layers.entry(property).or_default();
+            values[layer as usize] = value.map(str::to_owned);
+            if values.iter().all(Option::is_none) {
+                layers.remove(property);
+            }
+        }
+        let mut options = inner.built.clone();
+        let mut v = Validator::new(component.to_owned());
+        for (name, values) in &layers {
+            if let Some(text) = values.iter().rev().flatten().next() {
+                if let Err(why) = set(&mut options, name, text) {
+                    v.check(false, name, || why);
+                }
+            }
+        }
+        v.finish()?;
+        validate(&options)?;
+        if !dry {
+            let old = Self::effective(&inner.built, &inner.layers, set);
+            commit(&old, &options);
+            inner.layers = layers;
+        }
+        Ok(())
+    }
+
+    /// The options in force, as the layers kept say (each was checked when set).
+    fn effective(built: &O, layers: &BTreeMap<&'static str, Values>, set: Set<O>) -> O {
+        let mut options = built.clone();
+        for (name, values) in layers {
+            if let Some(text) = values.iter().rev().flatten().next() {
+                let _ = set(&mut options, name, text);
+            }
+        }
+        options
+    }
+
+    /// The properties `layer` sets.
+    pub(crate) fn set_by(&self, layer: Layer) -> Vec<&'static str> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .layers
+            .iter()
+            .filter(|(_, values)| values[layer as usize].is_some())
+            .map(|(name, _)| *name)
+            .collect()
+    }
+}

@@ -1,0 +1,592 @@
+//! Live configuration: options changed on running breakers, timeouts and
+//! bulkheads, through handles and through the registry's sources, keeping
+//! their state; on a paused clock where time matters.
+
+use rampart::bulkhead::BulkheadLayer;
+use rampart::circuit_breaker::{CircuitBreakerLayer, State, Window};
+use rampart::config::{Property, Source};
+use rampart::registry::Registry;
+use rampart::timeout::TimeoutLayer;
+use rampart::{BoxError, Command, ErrorKind};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::advance;
+use tower::{service_fn, Layer, Service, ServiceExt};
+
+/// A service that fails when asked to.
+fn dependency() -> impl Service<bool, Response = (), Error = BoxError> + Clone {
+    service_fn(|fail: bool| async move {
+        if fail {
+            Err::<(), BoxError>("connection reset".into())
+        } else {
+            Ok(())
+        }
+    })
+}
+
+async fn call<S: Service<bool, Response = ()>>(svc: &mut S, fail: bool) -> Result<(), S::Error> {
+    svc.ready().await?.call(fail).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lowered_failure_rate_trips_on_the_window_it_already_holds() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .window(Window::count(10))
+        .min_calls(4)
+        .failure_rate(0.9)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    let mut svc = layer.layer(dependency());
+    for fail in [true, true, false, false] {
+        let _ = call(&mut svc, fail).await;
+    }
+    assert_eq!(breaker.state(), State::Closed, "2 of 4 failed: under 90 %");
+
+    breaker.set_failure_rate(0.5).unwrap();
+    assert_eq!(breaker.counts().calls(), 4, "the window is kept");
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "effective from the next call"
+    );
+    let _ = call(&mut svc, true).await;
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "3 of 5 failed: over the new 50 %"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_stays_open_and_its_next_period_takes_the_new_open_time() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .consecutive_failures(1)
+        .open_for(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    let mut svc = layer.layer(dependency());
+    let _ = call(&mut svc, true).await;
+    assert_eq!(breaker.state(), State::Open);
+
+    registry
+        .apply(Source::File, "dep", "open_for", Some("1m"))
+        .unwrap();
+    assert_eq!(breaker.state(), State::Open, "still open after the change");
+    assert_eq!(
+        breaker.retry_after(),
+        Some(Duration::from_secs(5)),
+        "the running open period keeps its end"
+    );
+    advance(Duration::from_secs(5)).await;
+    let _ = call(&mut svc, true).await; // a failed probe re-opens it
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(breaker.retry_after(), Some(Duration::from_secs(60)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_in_flight_finishes_and_counts_across_a_change() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .window(Window::count(10))
+        .min_calls(1)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    let (release, wait) = oneshot::channel::<()>();
+    let wait = std::sync::Arc::new(std::sync::Mutex::new(Some(wait)));
+    let mut svc = layer.layer(service_fn(move |_: ()| {
+        let wait = wait.lock().unwrap().take();
+        async move {
+            if let Some(wait) = wait {
+                let _ = wait.await;
+            }
+            Ok::<_, BoxError>(())
+        }
+    }));
+    let in_flight = svc.ready().await.unwrap().call(());
+    let running = tokio::spawn(in_flight);
+    tokio::task::yield_now().await;
+
+    breaker.set_min_calls(5).unwrap();
+    breaker.set_probes(3).unwrap();
+    release.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        breaker.counts().calls(),
+        1,
+        "the call admitted before counts"
+    );
+    assert_eq!(breaker.options().min_calls, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bulkhead_grows_and_shrinks_without_cutting_off_its_calls() {
+    let registry = Registry::new();
+    let bulkhead = BulkheadLayer::builder("dep")
+        .registry(&registry)
+        .max_concurrent(1)
+        .build()
+        .unwrap();
+    let handle = bulkhead.handle();
+    let hang = service_fn(|_: ()| async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        Ok::<_, BoxError>(())
+    });
+    let mut first = bulkhead.layer(hang);
+    let mut second = bulkhead.layer(hang);
+    let mut third = bulkhead.layer(hang);
+    let one = tokio::spawn(first.ready().await.unwrap().call(()));
+    let err = second.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::BulkheadFull);
+
+    registry
+        .apply(Source::Etcd, "dep", "max_concurrent", Some("2"))
+        .unwrap();
+    let two = tokio::spawn(second.ready().await.unwrap().call(()));
+    assert_eq!(handle.in_flight(), 2);
+
+    handle.set_max_concurrent(1).unwrap();
+    assert_eq!(handle.in_flight(), 2, "no call is cut off");
+    let err = third.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::BulkheadFull);
+    advance(Duration::from_secs(10)).await;
+    one.await.unwrap().unwrap();
+    two.await.unwrap().unwrap();
+    assert_eq!(handle.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bulkhead_told_to_wait_lets_a_caller_wait_for_a_slot() {
+    let registry = Registry::new();
+    let bulkhead = BulkheadLayer::builder("dep")
+        .registry(&registry)
+        .max_concurrent(1)
+        .build()
+        .unwrap();
+    let handle = bulkhead.handle();
+    let slow = service_fn(|_: ()| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, BoxError>(())
+    });
+    let mut first = bulkhead.layer(slow);
+    let mut second = bulkhead.layer(slow);
+    let one = tokio::spawn(first.ready().await.unwrap().call(()));
+    handle
+        .set_max_wait(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert_eq!(handle.max_wait(), Some(Duration::from_millis(500)));
+    second.ready().await.unwrap().call(()).await.unwrap();
+    one.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shorter_timeout_cuts_the_next_call() {
+    let registry = Registry::new();
+    let timeout = TimeoutLayer::builder("dep")
+        .registry(&registry)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut svc = timeout.layer(service_fn(|_: ()| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok::<_, BoxError>(())
+    }));
+    svc.ready().await.unwrap().call(()).await.unwrap();
+    registry
+        .apply(Source::File, "dep", "timeout", Some("100ms"))
+        .unwrap();
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::Timeout);
+}
+
+#[test]
+fn a_bad_change_is_refused_and_the_old_values_stay() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .open_for(Duration::from_secs(5))
+        .open_for_max(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    let before = breaker.options();
+
+    let err = breaker.set_failure_rate(1.5).unwrap_err();
+    assert!(err.names("failure_rate"), "{err}");
+    assert!(err.to_string().contains("circuit breaker \"dep\""), "{err}");
+    assert!(err.to_string().contains("1.5"), "{err}");
+    // The builder's check across options: the cap below the open time.
+    let err = breaker.set_open_for(Duration::from_secs(120)).unwrap_err();
+    assert!(err.names("open_for_max"), "{err}");
+    let err = breaker.set_failure_rate(None).unwrap_err();
+    assert!(err.to_string().contains("no trip rule is on"), "{err}");
+
+    let err = registry
+        .apply(Source::File, "dep", "probes", Some("0"))
+        .unwrap_err();
+    assert!(
+        err.names("probes") && err.to_string().contains("got 0"),
+        "{err}"
+    );
+    let err = registry
+        .apply(Source::File, "dep", "open_for", Some("soon"))
+        .unwrap_err();
+    assert!(
+        err.names("open_for") && err.to_string().contains("\"soon\""),
+        "{err}"
+    );
+    assert!(err.to_string().contains("\"dep\""), "{err}");
+    let err = registry
+        .apply(Source::File, "dep", "failure_ratio", Some("0.3"))
+        .unwrap_err();
+    assert!(err.to_string().contains("failure_ratio"), "{err}");
+    assert_eq!(breaker.options(), before, "nothing changed");
+}
+
+#[test]
+fn file_then_etcd_then_handle_and_clearing_falls_back_a_layer() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    let rate = || breaker.options().failure_rate;
+
+    registry
+        .apply(Source::Etcd, "dep", "failure_rate", Some("0.2"))
+        .unwrap();
+    registry
+        .apply(Source::File, "dep", "failure_rate", Some("0.3"))
+        .unwrap();
+    assert_eq!(rate(), Some(0.2), "etcd over the file, whatever the order");
+    breaker.set_failure_rate(0.9).unwrap();
+    assert_eq!(rate(), Some(0.9), "a handle over both");
+    registry
+        .apply(Source::Etcd, "dep", "failure_rate", Some("0.25"))
+        .unwrap();
+    assert_eq!(rate(), Some(0.9), "a source does not undo a handle");
+
+    breaker.clear_override("failure_rate");
+    assert_eq!(rate(), Some(0.25), "back to etcd");
+    registry
+        .apply(Source::Etcd, "dep", "failure_rate", None)
+        .unwrap();
+    assert_eq!(rate(), Some(0.3), "back to the file");
+    registry
+        .apply(Source::File, "dep", "failure_rate", None)
+        .unwrap();
+    assert_eq!(rate(), Some(0.5), "back to the built value");
+}
+
+#[test]
+fn a_component_built_later_gets_what_the_sources_said() {
+    let registry = Registry::new();
+    registry
+        .apply(Source::File, "RatingsGet", "timeout", Some("800ms"))
+        .unwrap();
+    registry
+        .apply(Source::Etcd, "RatingsGet", "failure_rate", Some("0.3"))
+        .unwrap();
+    registry
+        .apply(Source::File, "RatingsGet", "max_concurrent", Some("25"))
+        .unwrap();
+    let command = Command::builder("RatingsGet")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    assert_eq!(command.timeout(), Duration::from_millis(800));
+    let info = &registry.commands()[0];
+    assert_eq!(info.timeout(), Duration::from_millis(800));
+    assert_eq!(info.breaker().options().failure_rate, Some(0.3));
+    match info.isolation() {
+        rampart::registry::Isolation::Semaphore(bulkhead) => {
+            assert_eq!(bulkhead.max_concurrent(), 25)
+        }
+        other => panic!("a semaphore, got {other:?}"),
+    }
+    // Another component of another name is untouched.
+    let other = CircuitBreakerLayer::builder("Other")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    assert_eq!(other.handle().options().failure_rate, Some(0.5));
+}
+
+#[test]
+fn replace_clears_what_a_source_no_longer_says_and_keeps_the_last_good_value() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    let p = |name: &str, value: &str| Property {
+        component: "dep".into(),
+        name: name.into(),
+        value: value.into(),
+    };
+    let errors = registry.replace(
+        Source::Etcd,
+        &[p("failure_rate", "0.3"), p("min_calls", "7")],
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(breaker.options().min_calls, 7);
+
+    // min_calls no longer listed; failure_rate now bad; probes good.
+    let errors = registry.replace(Source::Etcd, &[p("failure_rate", "2"), p("probes", "3")]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].names("failure_rate"));
+    let options = breaker.options();
+    assert_eq!(options.min_calls, 20, "cleared: the built value again");
+    assert_eq!(options.failure_rate, Some(0.3), "the last good value stays");
+    assert_eq!(options.probes, 3);
+
+    // An order the builder would refuse one by one still lands.
+    let errors = registry.replace(
+        Source::Etcd,
+        &[p("open_for", "2m"), p("open_for_max", "5m")],
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(breaker.options().open_for, Duration::from_secs(120));
+}
+
+#[test]
+fn switches_force_the_state_and_clearing_them_closes_it() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    registry
+        .apply(Source::Etcd, "dep", "force_open", Some("true"))
+        .unwrap();
+    assert_eq!(breaker.state(), State::ForcedOpen);
+    breaker.set_property("metrics_only", "true").unwrap();
+    assert_eq!(breaker.state(), State::ForcedOpen, "force_open comes first");
+    registry
+        .apply(Source::Etcd, "dep", "force_open", None)
+        .unwrap();
+    assert_eq!(breaker.state(), State::MetricsOnly);
+    breaker.clear_overrides();
+    assert_eq!(breaker.state(), State::Closed);
+    assert!(breaker.set_property("force_open", "yes").is_err());
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[test]
+fn the_slow_call_rule_is_turned_on_and_off_live() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    breaker
+        .set_slow_call(Some((Duration::from_millis(300), 0.4)))
+        .unwrap();
+    assert_eq!(
+        breaker.options().slow_call,
+        Some((Duration::from_millis(300), 0.4))
+    );
+    let err = registry
+        .apply(Source::File, "other", "slow_call_rate", Some("x"))
+        .unwrap_err();
+    assert!(err.names("slow_call_rate"), "{err}");
+    breaker.set_slow_call(None).unwrap();
+    assert_eq!(breaker.options().slow_call, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_switched_off_lets_errors_through_and_a_cap_set_live_rejects() {
+    let registry = Registry::new();
+    let layer = rampart::fallback::FallbackLayer::builder("dep")
+        .registry(&registry)
+        .max_concurrent(None)
+        .fallback(|_| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, BoxError>(())
+        })
+        .build()
+        .unwrap();
+    let fallback = layer.handle();
+    let failing = service_fn(|_: ()| async { Err::<(), BoxError>("connection reset".into()) });
+    let mut svc = layer.layer(failing);
+
+    registry
+        .apply(Source::File, "dep", "fallback_enabled", Some("false"))
+        .unwrap();
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(err.to_string(), "connection reset", "the error as it was");
+    assert_eq!(fallback.successes() + fallback.missing(), 0, "uncounted");
+
+    registry
+        .apply(Source::File, "dep", "fallback_enabled", None)
+        .unwrap();
+    let running = tokio::spawn(svc.ready().await.unwrap().call(()));
+    tokio::task::yield_now().await;
+    assert_eq!(fallback.running(), 1);
+    fallback.set_max_concurrent(Some(1)).unwrap();
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::FallbackRejected);
+    advance(Duration::from_secs(1)).await;
+    running.await.unwrap().unwrap();
+    assert_eq!(fallback.successes(), 1);
+    assert!(fallback.set_max_concurrent(Some(0)).is_err());
+    assert_eq!(fallback.max_concurrent(), Some(1));
+}
+
+#[tokio::test]
+async fn a_pool_queue_grows_live_and_keeps_what_it_queued() {
+    let registry = Registry::new();
+    let pool = rampart::bulkhead::pool::PoolLayer::builder("legacy")
+        .registry(&registry)
+        .size(1)
+        .queue(0)
+        .build()
+        .unwrap();
+    let handle = pool.handle();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let open = gate.clone();
+    let mut svc = pool.layer(service_fn(move |_: ()| {
+        let gate = gate.clone();
+        async move {
+            gate.acquire().await.unwrap().forget();
+            Ok::<_, BoxError>(())
+        }
+    }));
+    let first = tokio::spawn(svc.ready().await.unwrap().call(()));
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::BulkheadFull, "no queue yet");
+
+    registry
+        .apply(Source::File, "legacy", "queue", Some("1"))
+        .unwrap();
+    assert_eq!(handle.queue_capacity(), 1);
+    let second = tokio::spawn(svc.ready().await.unwrap().call(()));
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(
+        ErrorKind::of(&err),
+        ErrorKind::BulkheadFull,
+        "the queue is full"
+    );
+    handle.set_queue_capacity(0).unwrap();
+    assert!(
+        handle.set_queue_capacity(1 << 21).is_err(),
+        "as the builder"
+    );
+    assert_eq!(handle.queue_capacity(), 0);
+
+    open.add_permits(2);
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_balancer_retries_as_many_times_as_it_is_told_live() {
+    use rampart::balance::{Balance, Endpoint, Endpoints};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let registry = Registry::new();
+    let attempts = std::sync::Arc::new(AtomicUsize::new(0));
+    let endpoints = (0..4).map(|n| {
+        let attempts = attempts.clone();
+        Endpoint::new(
+            format!("10.0.0.{n}:80"),
+            service_fn(move |_: ()| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                async {
+                    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                    Err::<(), BoxError>(refused.into())
+                }
+            }),
+        )
+    });
+    let mut balancer = Balance::builder("catalog")
+        .registry(&registry)
+        .eject_after(1000)
+        .retry_budget(
+            rampart::retry::RetryBudget::new(Duration::from_secs(10), 100_000, 10.0).unwrap(),
+        )
+        .build(Endpoints::fixed(endpoints))
+        .unwrap();
+    let _ = balancer.ready().await.unwrap().call(()).await;
+    assert_eq!(attempts.swap(0, Ordering::SeqCst), 2, "built: 1 retry next");
+
+    registry
+        .apply(Source::Etcd, "catalog", "retries_next", Some("3"))
+        .unwrap();
+    let _ = balancer.ready().await.unwrap().call(()).await;
+    assert_eq!(attempts.swap(0, Ordering::SeqCst), 4);
+    let err = registry
+        .apply(Source::Etcd, "catalog", "retries_next", Some("101"))
+        .unwrap_err();
+    assert!(err.names("retries_next"), "{err}");
+    assert_eq!(balancer.handle().retries(), (0, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keyed_layers_breakers_say_they_cannot_change_live() {
+    let registry = Registry::new();
+    let keyed = CircuitBreakerLayer::builder("tenants")
+        .registry(&registry)
+        .keyed(|n: &u32| *n)
+        .build()
+        .unwrap();
+    let mut svc = keyed.layer(service_fn(|_: u32| async { Ok::<_, BoxError>(()) }));
+    svc.ready().await.unwrap().call(7).await.unwrap();
+    let (_, breaker) = keyed.handle().breakers().remove(0);
+    let err = breaker.set_failure_rate(0.3).unwrap_err();
+    assert!(err.to_string().contains("cannot change live"), "{err}");
+    assert_eq!(breaker.options().failure_rate, Some(0.5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_balancer_ejects_sooner_when_told_live() {
+    use rampart::balance::{Balance, Endpoint, Endpoints};
+    let registry = Registry::new();
+    let endpoints = (0..4).map(|n| {
+        Endpoint::new(
+            format!("10.0.0.{n}:80"),
+            service_fn(move |_: ()| async move {
+                if n == 0 {
+                    Err::<(), BoxError>("connection reset".into())
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+    });
+    let mut balancer = Balance::builder("catalog")
+        .registry(&registry)
+        .retries_next(0)
+        .eject_after(1000)
+        .rule(rampart::balance::rule::RoundRobin::new())
+        .build(Endpoints::fixed(endpoints))
+        .unwrap();
+    let handle = balancer.handle();
+    let err = registry
+        .apply(Source::File, "catalog", "eject_for", Some("2h"))
+        .unwrap_err();
+    assert!(err.names("eject_for"), "{err}");
+    registry
+        .apply(Source::File, "catalog", "eject_after", Some("1"))
+        .unwrap();
+    for _ in 0..4 {
+        let _ = balancer.ready().await.unwrap().call(()).await;
+    }
+    let bad = handle
+        .endpoints()
+        .into_iter()
+        .find(|e| e.key.contains("10.0.0.0:80"))
+        .unwrap();
+    assert!(bad.ejected, "ejected after one failure: {bad:?}");
+    assert_eq!(bad.out_for, Duration::from_secs(10));
+}
