@@ -917,3 +917,133 @@ async fn properties_keep_their_values_while_etcd_is_down_and_resync() {
         PropertyEvent::Set(prop("ratings", "force_open", "false"))
     );
 }
+
+// ===== fleet control: properties applied by EtcdSource =====
+
+/// Polls `ok` every 5 ms for up to `limit`; the time it took.
+async fn until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+/// Three processes (a runtime and a registry each) watch one prefix: one
+/// key forces a breaker open in all of them within a second and a second
+/// key changes a timeout live; a bad value is reported and changes
+/// nothing; etcd going away leaves each with its values, and once it is
+/// back, deleting the key returns every breaker to normal.
+#[test]
+fn one_key_forces_a_breaker_open_fleet_wide_within_a_second() {
+    use rampart::circuit_breaker::State;
+    use rampart::config::{EtcdSource, EtcdWatch};
+    use rampart::registry::Registry;
+    use rampart::Command;
+
+    let main = tokio::runtime::Runtime::new().unwrap();
+    let Some(mut etcd) = main.block_on(Etcd::start()) else {
+        return;
+    };
+    let endpoint = etcd.endpoint.clone();
+    let prefix = "/rampart/shop";
+    let fleet: Vec<(_, _, EtcdWatch)> = (0..3)
+        .map(|_| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (command, watch) = runtime.block_on(async {
+                let registry = Registry::new();
+                let command = Command::builder("Bookmarks")
+                    .timeout(Duration::from_secs(1))
+                    .registry(&registry)
+                    .build()
+                    .unwrap();
+                let client = connect(&endpoint).await;
+                let watch =
+                    EtcdSource::watch_with_backoff(client, prefix, &registry, fast_backoff())
+                        .unwrap();
+                (command, watch)
+            });
+            (runtime, command, watch)
+        })
+        .collect();
+
+    main.block_on(async {
+        let mut kv = etcd.client().await;
+        for (_, _, watch) in &fleet {
+            until(LIMIT, "the first full read", || watch.updates() >= 1).await;
+        }
+
+        kv.put(format!("{prefix}/Bookmarks/force_open"), "true", None)
+            .await
+            .unwrap();
+        let written = std::time::Instant::now();
+        for (_, command, _) in &fleet {
+            until(LIMIT, "forced open", || {
+                command.breaker().state() == State::ForcedOpen
+            })
+            .await;
+        }
+        let landed = written.elapsed();
+        assert!(
+            landed < Duration::from_secs(1),
+            "forced open everywhere after {landed:?}"
+        );
+
+        kv.put(format!("{prefix}/Bookmarks/timeout"), "250ms", None)
+            .await
+            .unwrap();
+        for (_, command, _) in &fleet {
+            until(LIMIT, "timeout changed", || {
+                command.timeout() == Duration::from_millis(250)
+            })
+            .await;
+        }
+
+        // A bad value: reported by every process, and nothing changes.
+        kv.put(format!("{prefix}/Bookmarks/force_open"), "maybe", None)
+            .await
+            .unwrap();
+        for (_, command, watch) in &fleet {
+            until(LIMIT, "the bad value reported", || {
+                watch.errors().iter().any(|e| e.names("force_open"))
+            })
+            .await;
+            assert_eq!(command.breaker().state(), State::ForcedOpen);
+        }
+
+        // etcd goes away: every process keeps what it had.
+        etcd.kill();
+        for (_, command, watch) in &fleet {
+            until(LIMIT, "etcd seen unreachable", || !watch.is_reachable()).await;
+            assert_eq!(command.breaker().state(), State::ForcedOpen);
+            assert_eq!(command.timeout(), Duration::from_millis(250));
+        }
+
+        // Back: a full read again, then the fleet follows the next change.
+        etcd.restart().await;
+        for (_, _, watch) in &fleet {
+            until(LIMIT, "etcd reachable again", || watch.is_reachable()).await;
+        }
+        let mut kv = etcd.client().await;
+        kv.delete(format!("{prefix}/Bookmarks/force_open"), None)
+            .await
+            .unwrap();
+        kv.delete(format!("{prefix}/Bookmarks/timeout"), None)
+            .await
+            .unwrap();
+        for (_, command, watch) in &fleet {
+            until(LIMIT, "back to normal", || {
+                command.breaker().state() == State::Closed
+                    && command.timeout() == Duration::from_secs(1)
+            })
+            .await;
+            assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+        }
+    });
+    drop(fleet);
+}

@@ -144,10 +144,14 @@
 //! than before. Changing an option takes a lock on that component (never
 //! taken by a call) and the registry's lock.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 #[cfg(feature = "config-file")]
 mod file;
 mod layers;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdSource, EtcdWatch};
 #[cfg(feature = "config-file")]
 pub use file::{FileSource, FileWatch, DEBOUNCE};
 

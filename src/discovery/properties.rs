@@ -17,17 +17,10 @@ const LAYER: &str = "properties";
 /// How many events may wait for the reader before the watcher waits too.
 const CAPACITY: usize = 64;
 
-/// One property: the value of `<prefix>/<component>/<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Property {
-    /// The component's name, as given to its builder (e.g. a command's).
-    pub component: String,
-    /// The property's name, e.g. `force_open` or `timeout`.
-    pub name: String,
-    /// Its value as written (UTF-8, surrounding whitespace trimmed);
-    /// whether it suits the property is for whoever applies it to judge.
-    pub value: String,
-}
+/// One property: the value of `<prefix>/<component>/<name>`, as
+/// [`Registry::apply`](crate::registry::Registry::apply) takes it (its
+/// value as written, UTF-8, surrounding whitespace trimmed).
+pub use crate::config::Property;
 
 /// What a [`PropertyWatcher`] saw in etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
