@@ -27,7 +27,7 @@
 //! | [`window`] | the rolling statistics beneath them: counts and latency percentiles |
 //! | [`discovery`] | Eureka on etcd: instances registered under a lease they renew, a service's `UP` instances as a balancer's endpoints with self-preservation, properties kept in etcd as a stream of changes (feature `etcd`) |
 //! | [`registry`] | every component built, listed for dashboards and admin endpoints |
-//! | [`config`] | live configuration (Archaius): options of running components changed by name or through their handles, keeping their state; built < file < etcd < handle; a watched TOML file (feature `config-file`) |
+//! | [`config`] | live configuration (Archaius): options of running components changed by name or through their handles, keeping their state; built < file < etcd < handle; a watched TOML file (feature `config-file`), properties kept in etcd for a whole fleet (feature `etcd`) |
 //! | [`stream`] | see it live: hystrix.stream, a Turbine-style aggregator over many instances, and the dashboard page (feature `stream`) |
 //! | [`metrics`] | the metric names rampart reports through the `metrics` facade |
 //! | [`error`] | rampart's own failures, [`ErrorKind`], [`ConfigError`] |

@@ -978,10 +978,10 @@ fn one_key_forces_a_breaker_open_fleet_wide_within_a_second() {
             until(LIMIT, "the first full read", || watch.updates() >= 1).await;
         }
 
+        let written = std::time::Instant::now();
         kv.put(format!("{prefix}/Bookmarks/force_open"), "true", None)
             .await
             .unwrap();
-        let written = std::time::Instant::now();
         for (_, command, _) in &fleet {
             until(LIMIT, "forced open", || {
                 command.breaker().state() == State::ForcedOpen

@@ -143,6 +143,12 @@
 //! calls that need them: a call takes no lock and allocates nothing more
 //! than before. Changing an option takes a lock on that component (never
 //! taken by a call) and the registry's lock.
+//!
+//! A breaker's `on_state_change` listener must not change options through
+//! the registry ([`Registry::apply`] or a source): a switch such as
+//! `force_open` changes the breaker's state while the registry's lock is
+//! held, and the listener runs then, so its own change would wait for that
+//! lock forever.
 
 #[cfg(feature = "etcd")]
 mod etcd;
@@ -166,7 +172,7 @@ use std::time::Duration;
 pub enum Source {
     /// A file, e.g. read by [`FileSource`] (feature `config-file`).
     File,
-    /// etcd, through its watcher.
+    /// etcd, e.g. through [`EtcdSource`] (feature `etcd`).
     Etcd,
 }
 
