@@ -182,7 +182,8 @@ impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
     }
 
     /// The group the command belongs to on dashboards (Hystrix's group
-    /// key); by default the command's name. Also names its pool.
+    /// key); by default the command's name. Also names its pool. Must not
+    /// be empty.
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
         self

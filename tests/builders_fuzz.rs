@@ -973,11 +973,13 @@ proptest! {
         // timeout, a time window at least as long.
         let across = breaker.slow_call.is_none_or(|(bound, _)| bound < timeout_value)
             && breaker.window_length().is_none_or(|w| w >= timeout_value);
+        // A group, when given, must not be empty (the docs of `group`).
         let parts = breaker.documented_ok(&name)
             && timeout_ok(&name, timeout)
-            && fallback_ok(&name, fallback_max);
+            && fallback_ok(&name, fallback_max)
+            && group.as_deref() != Some("");
         let mut fields = BREAKER_FIELDS.to_vec();
-        fields.extend(["timeout", "max_concurrent", "size", "queue"]);
+        fields.extend(["timeout", "max_concurrent", "size", "queue", "group"]);
         match isolation {
             (max_concurrent, None) => {
                 let bulkhead = BulkheadOpts { max_concurrent, max_wait: None, max_waiting: None };
