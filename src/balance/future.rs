@@ -341,7 +341,11 @@ where
             if let Some(id) = self.as_mut().endpoint_id() {
                 tried.push(id);
             }
-            let Some(endpoint) = self.shared.set.pick_other(&*self.shared.rule, &tried) else {
+            let Some(endpoint) = self
+                .shared
+                .set
+                .pick_other(&***self.shared.rule.load(), &tried)
+            else {
                 return Poll::Pending;
             };
             if !hedge.try_hedge() || !self.shared.budget.try_withdraw() {
@@ -374,9 +378,9 @@ where
                     let endpoint = match again.take() {
                         Some(endpoint) => endpoint,
                         None => match if *this.elsewhere {
-                            shared.set.pick_other(&*shared.rule, this.tried)
+                            shared.set.pick_other(&***shared.rule.load(), this.tried)
                         } else {
-                            shared.set.pick(&*shared.rule, this.tried)
+                            shared.set.pick(&***shared.rule.load(), this.tried)
                         } {
                             Some(endpoint) => {
                                 *this.endpoints += 1;
@@ -508,7 +512,10 @@ where
                 this.state.set(State::Done);
                 return Poll::Ready(result);
             };
-            let delay = shared.backoff.delay(*this.retries + 1, *this.last_delay);
+            let delay = shared
+                .backoff
+                .load()
+                .delay(*this.retries + 1, *this.last_delay);
             if crate::internal::deadline::leaves_no_time_for(delay) {
                 // The caller's deadline passes before the retry could
                 // answer: no retry, and nothing taken from the budget.

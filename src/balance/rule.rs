@@ -13,6 +13,19 @@
 //! | [`WeightedResponseTime`] | WeightedResponseTimeRule | O(n) |
 //! | [`AvailabilityFilter`] | AvailabilityFilteringRule | its inner rule's (twice when all are filtered out) |
 //! | [`ZoneAffinity`] | ZoneAvoidanceRule (simplified) | O(n) |
+//!
+//! # Changing the rule live
+//!
+//! The rules that need no parameters change live by name, as the `rule`
+//! property (see [`config`](crate::config)): `p2c` ([`PowerOfTwoChoices`]),
+//! `round_robin`, `random`, `least_concurrent` and
+//! `weighted_response_time`. Any rule, these two with parameters
+//! ([`AvailabilityFilter`], [`ZoneAffinity`]) or your own, changes live
+//! through [`BalanceHandle::set_rule`](super::BalanceHandle::set_rule)
+//! only. The endpoints keep their state (load estimates, calls in flight,
+//! ejections); the new rule starts with its own state fresh (a round robin
+//! starts again at the first endpoint). Going back to the built rule (by
+//! clearing the property) gets the built rule object back, with its state.
 
 use crate::internal::rng;
 use std::fmt;
@@ -40,6 +53,32 @@ pub trait Rule: fmt::Debug + Send + Sync + 'static {
     /// The index of the chosen endpoint (one for which
     /// [`Candidates::eligible`] is true), or `None` if none will do.
     fn choose(&self, candidates: &Candidates<'_>) -> Option<usize>;
+}
+
+/// The rules settable by name, as the `rule` property names them.
+pub(crate) const NAMED: &[&str] = &[
+    "p2c",
+    "round_robin",
+    "random",
+    "least_concurrent",
+    "weighted_response_time",
+];
+
+/// A new rule named as the `rule` property names it (one of [`NAMED`]).
+pub(crate) fn named(name: &str) -> Result<Arc<dyn Rule>, String> {
+    Ok(match name.trim() {
+        "p2c" => Arc::new(PowerOfTwoChoices),
+        "round_robin" => Arc::new(RoundRobin::new()),
+        "random" => Arc::new(Random),
+        "least_concurrent" => Arc::new(LeastConcurrent),
+        "weighted_response_time" => Arc::new(WeightedResponseTime),
+        _ => {
+            return Err(format!(
+                "{name:?} is no rule settable by name; known: {}",
+                NAMED.join(", ")
+            ))
+        }
+    })
 }
 
 /// What a rule may know of the endpoints, by index.

@@ -6,7 +6,7 @@ use super::ejection::Check;
 use super::endpoint::Ended;
 use super::future::ResponseFuture;
 use super::handle::{BalanceHandle, EndpointStats, Report};
-use super::rule::Rule;
+use super::rule::{self, Rule};
 use super::set::EndpointSet;
 use crate::config::{
     parse_bool, parse_duration, parse_f64, parse_u32, show_duration, Configurable, Kind, Layer,
@@ -18,10 +18,11 @@ use crate::metrics::event_counter;
 use crate::retry::{Backoff, RetryBudget};
 use crate::retry::{DefaultPolicy, Policy};
 use crate::BoxError;
+use arc_swap::ArcSwap;
 use metrics::Counter;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower_service::Service;
@@ -53,13 +54,19 @@ pub struct Balance<K, S, P = DefaultPolicy> {
 /// Everything the balancer's clones and its calls in flight share.
 pub(crate) struct Shared<K, S, P> {
     pub(crate) set: EndpointSet<K, S>,
-    pub(crate) rule: Arc<dyn Rule>,
+    /// The rule in force: live, read by every call (one `ArcSwap` load).
+    pub(crate) rule: ArcSwap<Arc<dyn Rule>>,
+    /// The rule built, put back when the `rule` property is cleared.
+    built_rule: Arc<dyn Rule>,
+    /// The rule a handle's [`set_rule`](BalanceHandle::set_rule) gave last.
+    handle_rule: Mutex<Option<Arc<dyn Rule>>>,
     pub(crate) policy: P,
     /// Retries on the same endpoint, then on others: live.
     retries_same: AtomicU32,
     retries_next: AtomicU32,
     layers: Layers<Retries>,
-    pub(crate) backoff: Backoff,
+    /// The backoff in force: live, read by retries only.
+    pub(crate) backoff: ArcSwap<Backoff>,
     pub(crate) budget: RetryBudget,
     pub(crate) retried: Counter,
     pub(crate) budget_exhausted: Counter,
@@ -89,7 +96,9 @@ impl<K, S, P> Shared<K, S, P> {
             budget_exhausted: event_counter(LAYER, &name, "retry_budget_exhausted"),
             no_endpoint: event_counter(LAYER, &name, "no_endpoint"),
             set,
-            rule,
+            rule: ArcSwap::from_pointee(rule.clone()),
+            built_rule: rule,
+            handle_rule: Mutex::new(None),
             policy,
             retries_same: AtomicU32::new(retries_same),
             retries_next: AtomicU32::new(retries_next),
@@ -97,8 +106,10 @@ impl<K, S, P> Shared<K, S, P> {
                 same: retries_same,
                 next: retries_next,
                 ejecting,
+                backoff,
+                rule: RuleSetting::Built,
             }),
-            backoff,
+            backoff: ArcSwap::from_pointee(backoff),
             budget,
         }
     }
@@ -114,13 +125,31 @@ impl<K, S, P> Shared<K, S, P> {
     }
 }
 
-/// A balancer's live options: its retries and its ejection.
+/// A balancer's live options: its retries, its ejection, its backoff and
+/// its rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Retries {
     same: u32,
     next: u32,
     ejecting: Ejecting,
+    backoff: Backoff,
+    rule: RuleSetting,
 }
+
+/// Which rule the options say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleSetting {
+    /// The builder's rule (the same object, its state kept).
+    Built,
+    /// A new rule of one of [`rule::NAMED`].
+    Named(&'static str),
+    /// The rule a handle gave last.
+    Handle,
+}
+
+/// The `rule` property's value while a handle's own rule is set: no
+/// source may say it (it is no rule name).
+pub(crate) const HANDLE_RULE: &str = "(a handle's rule)";
 
 /// One property of a balancer as text, as the setter below reads it.
 fn show(o: &Retries, property: &str) -> String {
@@ -133,6 +162,12 @@ fn show(o: &Retries, property: &str) -> String {
         "eject_for_max" => show_duration(e.max),
         "max_ejected" => e.max_ejected.to_string(),
         "panic_threshold" => e.panic_threshold.to_string(),
+        "backoff" => o.backoff.show(),
+        "rule" => match o.rule {
+            RuleSetting::Built => "as built".to_owned(),
+            RuleSetting::Named(name) => name.to_owned(),
+            RuleSetting::Handle => HANDLE_RULE.to_owned(),
+        },
         _ => e.accrual.to_string(),
     }
 }
@@ -148,6 +183,13 @@ fn set(o: &mut Retries, property: &'static str, text: &str) -> Result<(), String
         "eject_for_max" => e.max = parse_duration(text)?,
         "max_ejected" => e.max_ejected = parse_f64(text)?,
         "panic_threshold" => e.panic_threshold = parse_f64(text)?,
+        "backoff" => o.backoff = Backoff::parse(text)?,
+        "rule" if text == HANDLE_RULE => o.rule = RuleSetting::Handle,
+        "rule" => {
+            rule::named(text)?;
+            let name = rule::NAMED.iter().find(|n| **n == text.trim());
+            o.rule = RuleSetting::Named(name.expect("a named rule"));
+        }
         _ => e.accrual = parse_bool(text)?,
     }
     Ok(())
@@ -179,7 +221,32 @@ impl<K, S, P> Shared<K, S, P> {
                 self.retries_same.store(new.same, Ordering::Relaxed);
                 self.retries_next.store(new.next, Ordering::Relaxed);
                 self.set.ejection.store(new.ejecting.ejection());
+                if new.backoff != old.backoff {
+                    self.backoff.store(Arc::new(new.backoff));
+                }
+                // A handle's rule is put in again by each `set_rule`, even
+                // when the setting was a handle's rule before.
+                let told = changes.iter().any(|(p, _)| *p == "rule");
+                if new.rule != old.rule || (told && new.rule == RuleSetting::Handle) {
+                    let rule = match new.rule {
+                        RuleSetting::Built => Some(self.built_rule.clone()),
+                        RuleSetting::Named(name) => rule::named(name).ok(),
+                        RuleSetting::Handle => self
+                            .handle_rule
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone(),
+                    };
+                    if let Some(rule) = rule {
+                        let from = format!("{:?}", **self.rule.load());
+                        changed(name, layer, "rule", &from, &format!("{rule:?}"));
+                        self.rule.store(Arc::new(rule));
+                    }
+                }
                 for (property, _) in changes {
+                    if *property == "rule" {
+                        continue;
+                    }
                     let (from, to) = (show(old, property), show(new, property));
                     if from != to {
                         changed(name, layer, property, &from, &to);
@@ -283,6 +350,22 @@ where
         (self.retries_same(), self.retries_next())
     }
 
+    fn set_rule(&self, rule: Arc<dyn Rule>) -> Result<(), ConfigError> {
+        *self
+            .handle_rule
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(rule);
+        Shared::change(self, Layer::Handle, &[("rule", Some(HANDLE_RULE))], false)
+    }
+
+    fn rule(&self) -> String {
+        format!("{:?}", **self.rule.load())
+    }
+
+    fn backoff(&self) -> Backoff {
+        **self.backoff.load()
+    }
+
     fn endpoints(&self) -> Vec<EndpointStats> {
         let now = self.set.clock.now();
         self.set
@@ -362,7 +445,7 @@ where
         f.debug_struct("Balance")
             .field("name", &shared.set.name)
             .field("endpoints", &shared.set.len())
-            .field("rule", &shared.rule)
+            .field("rule", &**shared.rule.load())
             .finish_non_exhaustive()
     }
 }

@@ -115,6 +115,50 @@ impl Backoff {
         };
         Duration::from_secs_f64(seconds)
     }
+    /// Reads a backoff as a live property writes it: `none`,
+    /// `exponential <base>..<max>` or `decorrelated <base>..<max>`, with
+    /// durations as [`humantime`](https://docs.rs/humantime) reads them
+    /// (`exponential 10ms..1s`). Checked as [`exponential`](Self::exponential)
+    /// and [`decorrelated`](Self::decorrelated) check it.
+    #[cfg(feature = "balance")]
+    pub(crate) fn parse(text: &str) -> Result<Backoff, String> {
+        let text = text.trim();
+        if text == "none" {
+            return Ok(Backoff::none());
+        }
+        let form = "\"none\", \"exponential 10ms..1s\" or \"decorrelated 10ms..1s\"";
+        let (kind, range) = text
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("cannot read {text:?} as a backoff ({form})"))?;
+        let (base, max) = range
+            .trim()
+            .split_once("..")
+            .ok_or_else(|| format!("cannot read {text:?} as a backoff ({form})"))?;
+        let (base, max) = (
+            crate::config::parse_duration(base)?,
+            crate::config::parse_duration(max)?,
+        );
+        match kind {
+            "exponential" => Backoff::exponential(base, max),
+            "decorrelated" => Backoff::decorrelated(base, max),
+            _ => return Err(format!("cannot read {text:?} as a backoff ({form})")),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// The backoff as [`parse`](Self::parse) reads it back.
+    #[cfg(feature = "balance")]
+    pub(crate) fn show(&self) -> String {
+        if self.base.is_zero() {
+            return "none".to_owned();
+        }
+        let kind = match self.jitter {
+            Jitter::Full => "exponential",
+            Jitter::Decorrelated => "decorrelated",
+        };
+        let show = crate::config::show_duration;
+        format!("{kind} {}..{}", show(self.base), show(self.max))
+    }
 }
 
 impl Default for Backoff {
