@@ -591,10 +591,13 @@ async fn a_balancer_ejects_sooner_when_told_live() {
     assert_eq!(bad.out_for, Duration::from_secs(10));
 }
 
+/// The endpoints called, in order, by number.
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<usize>>>;
+
 /// Endpoints `10.0.0.0:80` to `10.0.0.3:80` recording the order they are
 /// called in; `10.0.0.0:80` refuses connections.
 fn recorded() -> (
-    std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    Calls,
     Vec<
         rampart::balance::Endpoint<
             String,

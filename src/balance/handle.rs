@@ -221,7 +221,11 @@ impl BalanceHandle {
     /// it; nothing changes then.
     pub fn set_property(&self, property: &str, value: &str) -> Result<(), crate::ConfigError> {
         let property = crate::config::property_of(crate::config::Kind::Balancer, property)?;
-        crate::config::check_value(self.name(), property, value)?;
+        if property == "rule" {
+            // The text a handle's own rule is kept as is no rule's name.
+            let component = format!("balancer {:?}", self.name());
+            crate::config::check_value(&component, property, value)?;
+        }
         self.shared
             .change(crate::config::Layer::Handle, &[(property, Some(value))])
     }

@@ -321,13 +321,13 @@ fn check_rule(_: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `value` checked for `property`'s type, or an error naming `component`,
-/// the property and why.
+/// `value` checked for `property`'s type, or an error naming `component`
+/// (as given), the property and why.
 #[cfg(feature = "balance")]
 pub(crate) fn check_value(component: &str, property: &str, value: &str) -> Result<(), ConfigError> {
     match self::property(property) {
         Some((name, _, check)) => check(value).or_else(|why| {
-            let mut v = Validator::new(format!("{component:?}"));
+            let mut v = Validator::new(component.to_owned());
             v.check(false, name, || why);
             v.finish()
         }),

@@ -170,3 +170,36 @@ impl Default for Backoff {
         }
     }
 }
+
+#[cfg(all(test, feature = "balance"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backoff_reads_back_as_it_is_shown_and_is_checked() {
+        let ms = Duration::from_millis;
+        for backoff in [
+            Backoff::none(),
+            Backoff::default(),
+            Backoff::exponential(ms(250), Duration::from_secs(90)).unwrap(),
+            Backoff::decorrelated(ms(10), ms(10)).unwrap(),
+        ] {
+            assert_eq!(Backoff::parse(&backoff.show()), Ok(backoff));
+        }
+        assert_eq!(
+            Backoff::parse(" decorrelated 20ms..2s "),
+            Backoff::decorrelated(ms(20), Duration::from_secs(2)).map_err(|e| e.to_string())
+        );
+        for bad in [
+            "",
+            "exponential",
+            "exponential 1s",
+            "linear 1s..2s",
+            "exponential 2s..1s",
+            "exponential 0s..1s",
+            "exponential 1s..2h",
+        ] {
+            assert!(Backoff::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
