@@ -341,10 +341,8 @@ where
             if let Some(id) = self.as_mut().endpoint_id() {
                 tried.push(id);
             }
-            let Some(endpoint) = self
-                .shared
-                .set
-                .pick_other(&***self.shared.rule.load(), &tried)
+            let shared = &self.shared;
+            let Some(endpoint) = shared.with_rule(|rule| shared.set.pick_other(rule, &tried))
             else {
                 return Poll::Pending;
             };
@@ -378,9 +376,9 @@ where
                     let endpoint = match again.take() {
                         Some(endpoint) => endpoint,
                         None => match if *this.elsewhere {
-                            shared.set.pick_other(&***shared.rule.load(), this.tried)
+                            shared.with_rule(|rule| shared.set.pick_other(rule, this.tried))
                         } else {
-                            shared.set.pick(&***shared.rule.load(), this.tried)
+                            shared.with_rule(|rule| shared.set.pick(rule, this.tried))
                         } {
                             Some(endpoint) => {
                                 *this.endpoints += 1;

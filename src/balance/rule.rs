@@ -64,20 +64,13 @@ pub(crate) const NAMED: &[&str] = &[
     "weighted_response_time",
 ];
 
-/// A new rule named as the `rule` property names it (one of [`NAMED`]).
-pub(crate) fn named(name: &str) -> Result<Arc<dyn Rule>, String> {
-    Ok(match name.trim() {
-        "p2c" => Arc::new(PowerOfTwoChoices),
-        "round_robin" => Arc::new(RoundRobin::new()),
-        "random" => Arc::new(Random),
-        "least_concurrent" => Arc::new(LeastConcurrent),
-        "weighted_response_time" => Arc::new(WeightedResponseTime),
-        _ => {
-            return Err(format!(
-                "{name:?} is no rule settable by name; known: {}",
-                NAMED.join(", ")
-            ))
-        }
+/// The rule named as the `rule` property names it: its index in [`NAMED`].
+pub(crate) fn named(name: &str) -> Result<usize, String> {
+    NAMED.iter().position(|n| *n == name.trim()).ok_or_else(|| {
+        format!(
+            "{name:?} is no rule settable by name; known: {}",
+            NAMED.join(", ")
+        )
     })
 }
 
@@ -227,6 +220,13 @@ impl RoundRobin {
     /// A round robin starting at the first endpoint.
     pub fn new() -> Self {
         RoundRobin::default()
+    }
+}
+
+impl RoundRobin {
+    /// Starts again at the first endpoint, as a new round robin would.
+    pub(crate) fn restart(&self) {
+        self.next.store(0, Ordering::Relaxed);
     }
 }
 

@@ -6,7 +6,8 @@ use super::ejection::Check;
 use super::endpoint::Ended;
 use super::future::ResponseFuture;
 use super::handle::{BalanceHandle, EndpointStats, Report};
-use super::rule::{self, Rule};
+use super::rule::WeightedResponseTime;
+use super::rule::{self, LeastConcurrent, PowerOfTwoChoices, Random, RoundRobin, Rule};
 use super::set::EndpointSet;
 use crate::config::{
     parse_bool, parse_duration, parse_f64, parse_u32, show_duration, Configurable, Kind, Layer,
@@ -21,7 +22,7 @@ use crate::BoxError;
 use arc_swap::ArcSwap;
 use metrics::Counter;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -54,12 +55,21 @@ pub struct Balance<K, S, P = DefaultPolicy> {
 /// Everything the balancer's clones and its calls in flight share.
 pub(crate) struct Shared<K, S, P> {
     pub(crate) set: EndpointSet<K, S>,
-    /// The rule in force: live, read by every call (one `ArcSwap` load).
-    pub(crate) rule: ArcSwap<Arc<dyn Rule>>,
-    /// The rule built, put back when the `rule` property is cleared.
+    /// Which rule is in force: [`BUILT`], [`HANDLE`], or 1 + the index
+    /// of a named rule in [`rule::NAMED`]. One plain load per call: the
+    /// built and the named rules cost what they did before they were
+    /// live; only a handle's own rule costs an `ArcSwap` load on top.
+    which: AtomicU8,
+    /// The rule built (kept with its state while another is in force).
     built_rule: Arc<dyn Rule>,
-    /// The rule a handle's [`set_rule`](BalanceHandle::set_rule) gave last.
-    handle_rule: Mutex<Option<Arc<dyn Rule>>>,
+    /// The named `round_robin`'s state (the other named rules have none),
+    /// restarted when it is put in force.
+    round_robin: RoundRobin,
+    /// The handle's own rule while [`HANDLE`] is in force.
+    handle_rule: ArcSwap<Arc<dyn Rule>>,
+    /// The rule a handle's [`set_rule`](BalanceHandle::set_rule) gave last,
+    /// put in force when its change lands.
+    handle_given: Mutex<Option<Arc<dyn Rule>>>,
     pub(crate) policy: P,
     /// Retries on the same endpoint, then on others: live.
     retries_same: AtomicU32,
@@ -96,9 +106,11 @@ impl<K, S, P> Shared<K, S, P> {
             budget_exhausted: event_counter(LAYER, &name, "retry_budget_exhausted"),
             no_endpoint: event_counter(LAYER, &name, "no_endpoint"),
             set,
-            rule: ArcSwap::from_pointee(rule.clone()),
+            which: AtomicU8::new(BUILT),
+            handle_rule: ArcSwap::from_pointee(rule.clone()),
             built_rule: rule,
-            handle_rule: Mutex::new(None),
+            round_robin: RoundRobin::new(),
+            handle_given: Mutex::new(None),
             policy,
             retries_same: AtomicU32::new(retries_same),
             retries_next: AtomicU32::new(retries_next),
@@ -112,6 +124,25 @@ impl<K, S, P> Shared<K, S, P> {
             backoff: ArcSwap::from_pointee(backoff),
             budget,
         }
+    }
+
+    /// Calls `f` with the rule in force.
+    #[inline]
+    pub(crate) fn with_rule<R>(&self, f: impl FnOnce(&dyn Rule) -> R) -> R {
+        match self.which.load(Ordering::Acquire) {
+            BUILT => f(&*self.built_rule),
+            1 => f(&PowerOfTwoChoices),
+            2 => f(&self.round_robin),
+            3 => f(&Random),
+            4 => f(&LeastConcurrent),
+            5 => f(&WeightedResponseTime),
+            _ => f(&***self.handle_rule.load()),
+        }
+    }
+
+    /// The rule in force, in its `Debug` form.
+    fn rule_text(&self) -> String {
+        self.with_rule(|rule| format!("{rule:?}"))
     }
 
     #[inline]
@@ -151,6 +182,11 @@ enum RuleSetting {
 /// source may say it (it is no rule name).
 pub(crate) const HANDLE_RULE: &str = "(a handle's rule)";
 
+/// `which` rule: the built one.
+const BUILT: u8 = 0;
+/// `which` rule: the handle's own.
+const HANDLE: u8 = u8::MAX;
+
 /// One property of a balancer as text, as the setter below reads it.
 fn show(o: &Retries, property: &str) -> String {
     let e = &o.ejecting;
@@ -185,11 +221,7 @@ fn set(o: &mut Retries, property: &'static str, text: &str) -> Result<(), String
         "panic_threshold" => e.panic_threshold = parse_f64(text)?,
         "backoff" => o.backoff = Backoff::parse(text)?,
         "rule" if text == HANDLE_RULE => o.rule = RuleSetting::Handle,
-        "rule" => {
-            rule::named(text)?;
-            let name = rule::NAMED.iter().find(|n| **n == text.trim());
-            o.rule = RuleSetting::Named(name.expect("a named rule"));
-        }
+        "rule" => o.rule = RuleSetting::Named(rule::NAMED[rule::named(text)?]),
         _ => e.accrual = parse_bool(text)?,
     }
     Ok(())
@@ -228,19 +260,30 @@ impl<K, S, P> Shared<K, S, P> {
                 // when the setting was a handle's rule before.
                 let told = changes.iter().any(|(p, _)| *p == "rule");
                 if new.rule != old.rule || (told && new.rule == RuleSetting::Handle) {
-                    let rule = match new.rule {
-                        RuleSetting::Built => Some(self.built_rule.clone()),
-                        RuleSetting::Named(name) => rule::named(name).ok(),
+                    let from = self.rule_text();
+                    let which = match new.rule {
+                        RuleSetting::Built => Some(BUILT),
+                        RuleSetting::Named(rule) => {
+                            let index = rule::named(rule).expect("checked when set");
+                            if rule == "round_robin" {
+                                // A new rule starts with its state fresh.
+                                self.round_robin.restart();
+                            }
+                            Some(1 + index as u8)
+                        }
                         RuleSetting::Handle => self
-                            .handle_rule
+                            .handle_given
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .clone(),
+                            .clone()
+                            .map(|rule| {
+                                self.handle_rule.store(Arc::new(rule));
+                                HANDLE
+                            }),
                     };
-                    if let Some(rule) = rule {
-                        let from = format!("{:?}", **self.rule.load());
-                        changed(name, layer, "rule", &from, &format!("{rule:?}"));
-                        self.rule.store(Arc::new(rule));
+                    if let Some(which) = which {
+                        self.which.store(which, Ordering::Release);
+                        changed(name, layer, "rule", &from, &self.rule_text());
                     }
                 }
                 for (property, _) in changes {
@@ -352,14 +395,14 @@ where
 
     fn set_rule(&self, rule: Arc<dyn Rule>) -> Result<(), ConfigError> {
         *self
-            .handle_rule
+            .handle_given
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(rule);
         Shared::change(self, Layer::Handle, &[("rule", Some(HANDLE_RULE))], false)
     }
 
     fn rule(&self) -> String {
-        format!("{:?}", **self.rule.load())
+        self.rule_text()
     }
 
     fn backoff(&self) -> Backoff {
@@ -445,7 +488,7 @@ where
         f.debug_struct("Balance")
             .field("name", &shared.set.name)
             .field("endpoints", &shared.set.len())
-            .field("rule", &**shared.rule.load())
+            .field("rule", &shared.rule_text())
             .finish_non_exhaustive()
     }
 }

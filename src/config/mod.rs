@@ -148,9 +148,12 @@
 //!
 //! Options in force are kept in atomics, read with plain loads by the
 //! calls that need them: a call takes no lock and allocates nothing more
-//! than before. A balancer's rule and backoff are kept in an
-//! [`ArcSwap`](https://docs.rs/arc-swap) each: every call loads the rule
-//! (a few atomic operations, no lock), only a retry loads the backoff. Changing an option takes a lock on that component (never
+//! than before. A balancer's rule in force is one atomic byte, read by every
+//! call: the built and the named rules cost what they did before; a rule
+//! given through a handle's `set_rule` costs an
+//! [`ArcSwap`](https://docs.rs/arc-swap) load on top (a few atomic
+//! operations, no lock). Its backoff is in an `ArcSwap` read by retries
+//! only. Changing an option takes a lock on that component (never
 //! taken by a call) and the registry's lock.
 //!
 //! A breaker's `on_state_change` listener must not change options through
