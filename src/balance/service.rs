@@ -129,15 +129,22 @@ impl<K, S, P> Shared<K, S, P> {
     /// Calls `f` with the rule in force.
     #[inline]
     pub(crate) fn with_rule<R>(&self, f: impl FnOnce(&dyn Rule) -> R) -> R {
-        match self.which.load(Ordering::Acquire) {
-            BUILT => f(&*self.built_rule),
-            1 => f(&PowerOfTwoChoices),
-            2 => f(&self.round_robin),
-            3 => f(&Random),
-            4 => f(&LeastConcurrent),
-            5 => f(&WeightedResponseTime),
-            _ => f(&***self.handle_rule.load()),
-        }
+        let handle_rule;
+        // One call of `f`, through the trait object, whatever the rule:
+        // `f` (the pick) is not copied once per rule into the call path.
+        let rule: &dyn Rule = match self.which.load(Ordering::Acquire) {
+            BUILT => &*self.built_rule,
+            1 => &PowerOfTwoChoices,
+            2 => &self.round_robin,
+            3 => &Random,
+            4 => &LeastConcurrent,
+            5 => &WeightedResponseTime,
+            _ => {
+                handle_rule = self.handle_rule.load();
+                &***handle_rule
+            }
+        };
+        f(rule)
     }
 
     /// The rule in force, in its `Debug` form.
