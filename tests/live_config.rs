@@ -590,3 +590,192 @@ async fn a_balancer_ejects_sooner_when_told_live() {
     assert!(bad.ejected, "ejected after one failure: {bad:?}");
     assert_eq!(bad.out_for, Duration::from_secs(10));
 }
+
+/// The endpoints called, in order, by number.
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<usize>>>;
+
+/// Endpoints `10.0.0.0:80` to `10.0.0.3:80` recording the order they are
+/// called in; `10.0.0.0:80` refuses connections.
+fn recorded() -> (
+    Calls,
+    Vec<
+        rampart::balance::Endpoint<
+            String,
+            impl Service<(), Response = (), Error = BoxError> + Clone,
+        >,
+    >,
+) {
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let endpoints = (0..4)
+        .map(|n| {
+            let calls = calls.clone();
+            rampart::balance::Endpoint::new(
+                format!("10.0.0.{n}:80"),
+                service_fn(move |_: ()| {
+                    calls.lock().unwrap().push(n);
+                    async move {
+                        if n == 0 {
+                            // Retryable (a request that never left).
+                            let refused =
+                                std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                            Err::<(), BoxError>(refused.into())
+                        } else {
+                            Ok(())
+                        }
+                    }
+                }),
+            )
+        })
+        .collect();
+    (calls, endpoints)
+}
+
+/// Always the first eligible endpoint: a rule no property can name.
+#[derive(Debug)]
+struct First;
+
+impl rampart::balance::rule::Rule for First {
+    fn choose(&self, candidates: &rampart::balance::rule::Candidates<'_>) -> Option<usize> {
+        (0..candidates.len()).find(|&i| candidates.eligible(i))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_balancer_switches_its_rule_live_keeping_its_ejections() {
+    use rampart::balance::{Balance, Endpoints};
+    let registry = Registry::new();
+    let (calls, endpoints) = recorded();
+    let mut balancer = Balance::builder("catalog")
+        .registry(&registry)
+        .retries_next(0)
+        .eject_after(1)
+        .build(Endpoints::fixed(endpoints))
+        .unwrap();
+    let handle = balancer.handle();
+    assert_eq!(handle.rule(), "PowerOfTwoChoices");
+    let mut run = async |n: usize| {
+        for _ in 0..n {
+            let _ = balancer.ready().await.unwrap().call(()).await;
+        }
+        std::mem::take(&mut *calls.lock().unwrap())
+    };
+
+    // By name, from a source: each endpoint in turn; the failing one is
+    // ejected after its turn and then skipped.
+    registry
+        .apply(Source::File, "catalog", "rule", Some("round_robin"))
+        .unwrap();
+    assert_eq!(run(7).await, [0, 1, 2, 3, 1, 2, 3]);
+    let ejected = |handle: &rampart::balance::BalanceHandle| {
+        let e = handle
+            .endpoints()
+            .into_iter()
+            .find(|e| e.key.contains("10.0.0.0:80"));
+        let e = e.unwrap();
+        (e.ejected, e.ejections, e.out_for)
+    };
+    assert_eq!(ejected(&handle), (true, 1, Duration::from_secs(10)));
+
+    // A rule with no name, through the handle: the ejection stays.
+    handle.set_rule(First).unwrap();
+    assert_eq!(handle.rule(), "First");
+    assert_eq!(run(3).await, [1, 1, 1], "the ejected endpoint stays out");
+    assert_eq!(ejected(&handle), (true, 1, Duration::from_secs(10)));
+
+    // Bad names are refused, and the rule in force stays.
+    let err = registry
+        .apply(Source::Etcd, "catalog", "rule", Some("fastest"))
+        .unwrap_err();
+    assert!(err.names("rule"), "{err}");
+    assert!(
+        err.to_string().contains("round_robin"),
+        "lists the names: {err}"
+    );
+    assert!(handle.set_property("rule", "fastest").is_err());
+    assert!(handle.set_property("rule", "(a handle's rule)").is_err());
+    assert_eq!(handle.rule(), "First");
+    assert_eq!(run(2).await, [1, 1]);
+
+    // The handle's rule dropped: the file's round robin again, a new one
+    // (from the first endpoint, skipping the ejected one).
+    handle.clear_override("rule");
+    assert_eq!(run(4).await, [1, 2, 3, 1]);
+    registry
+        .apply(Source::File, "catalog", "rule", None)
+        .unwrap();
+    assert_eq!(handle.rule(), "PowerOfTwoChoices");
+    assert!(!run(20).await.contains(&0));
+    assert_eq!(ejected(&handle), (true, 1, Duration::from_secs(10)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_balancer_waits_between_retries_as_its_backoff_says_live() {
+    use rampart::balance::{Balance, Endpoints};
+    use rampart::retry::Backoff;
+    let registry = Registry::new();
+    let (calls, endpoints) = recorded();
+    let mut balancer = Balance::builder("catalog")
+        .registry(&registry)
+        .rule(First)
+        .retries_same(1)
+        .retries_next(0)
+        .eject_after(1000)
+        .backoff(Backoff::none())
+        .retry_budget(
+            rampart::retry::RetryBudget::new(Duration::from_secs(10), 100_000, 10.0).unwrap(),
+        )
+        .build(Endpoints::fixed(endpoints))
+        .unwrap();
+    let handle = balancer.handle();
+    // One call to the failing endpoint and one retry on it: how long from
+    // start to end (the endpoint answers at once, so: the backoff).
+    let mut waited = async || {
+        let start = tokio::time::Instant::now();
+        let _ = balancer.ready().await.unwrap().call(()).await;
+        assert_eq!(std::mem::take(&mut *calls.lock().unwrap()), [0, 0]);
+        start.elapsed()
+    };
+    assert_eq!(waited().await, Duration::ZERO);
+
+    // Decorrelated jitter from `base` to `max`: exactly 200 ms here.
+    registry
+        .apply(
+            Source::Etcd,
+            "catalog",
+            "backoff",
+            Some("decorrelated 200ms..200ms"),
+        )
+        .unwrap();
+    assert_eq!(waited().await, Duration::from_millis(200));
+    handle
+        .set_backoff(Backoff::decorrelated(Duration::from_secs(1), Duration::from_secs(1)).unwrap())
+        .unwrap();
+    assert_eq!(waited().await, Duration::from_secs(1));
+
+    // Checked as `Backoff::exponential` checks it; the old one stays.
+    for bad in [
+        "exponential 2s..1s",
+        "exponential 0s..1s",
+        "linear 1s..2s",
+        "1s",
+    ] {
+        let err = registry
+            .apply(Source::File, "catalog", "backoff", Some(bad))
+            .unwrap_err();
+        assert!(err.names("backoff"), "{bad}: {err}");
+        assert!(handle.set_property("backoff", bad).is_err(), "{bad}");
+    }
+    assert_eq!(waited().await, Duration::from_secs(1));
+
+    // Full jitter up to 50 ms before the first retry.
+    handle
+        .set_property("backoff", "exponential 50ms..1s")
+        .unwrap();
+    assert_eq!(
+        handle.backoff(),
+        Backoff::exponential(Duration::from_millis(50), Duration::from_secs(1)).unwrap()
+    );
+    assert!(waited().await <= Duration::from_millis(50));
+    handle.clear_overrides();
+    assert_eq!(waited().await, Duration::from_millis(200), "etcd's again");
+}

@@ -79,7 +79,8 @@ impl Builder {
 
 impl<P> Builder<P> {
     /// How the endpoint for each attempt is chosen. Default
-    /// [`PowerOfTwoChoices`]; see [`rule`](super::rule).
+    /// [`PowerOfTwoChoices`]; see [`rule`](super::rule). Live: the `rule`
+    /// property or [`BalanceHandle::set_rule`](super::BalanceHandle::set_rule).
     pub fn rule(mut self, rule: impl Rule) -> Self {
         self.rule = Arc::new(rule);
         self
@@ -101,7 +102,9 @@ impl<P> Builder<P> {
     }
 
     /// The wait before each retry. Default: full jitter up to 10 ms,
-    /// doubling to 1 s; [`Backoff::none`] retries at once.
+    /// doubling to 1 s; [`Backoff::none`] retries at once. Live: the
+    /// `backoff` property or
+    /// [`BalanceHandle::set_backoff`](super::BalanceHandle::set_backoff).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self

@@ -341,7 +341,9 @@ where
             if let Some(id) = self.as_mut().endpoint_id() {
                 tried.push(id);
             }
-            let Some(endpoint) = self.shared.set.pick_other(&*self.shared.rule, &tried) else {
+            let shared = &self.shared;
+            let Some(endpoint) = shared.with_rule(|rule| shared.set.pick_other(rule, &tried))
+            else {
                 return Poll::Pending;
             };
             if !hedge.try_hedge() || !self.shared.budget.try_withdraw() {
@@ -374,9 +376,9 @@ where
                     let endpoint = match again.take() {
                         Some(endpoint) => endpoint,
                         None => match if *this.elsewhere {
-                            shared.set.pick_other(&*shared.rule, this.tried)
+                            shared.with_rule(|rule| shared.set.pick_other(rule, this.tried))
                         } else {
-                            shared.set.pick(&*shared.rule, this.tried)
+                            shared.with_rule(|rule| shared.set.pick(rule, this.tried))
                         } {
                             Some(endpoint) => {
                                 *this.endpoints += 1;
@@ -508,7 +510,10 @@ where
                 this.state.set(State::Done);
                 return Poll::Ready(result);
             };
-            let delay = shared.backoff.delay(*this.retries + 1, *this.last_delay);
+            let delay = shared
+                .backoff
+                .load()
+                .delay(*this.retries + 1, *this.last_delay);
             if crate::internal::deadline::leaves_no_time_for(delay) {
                 // The caller's deadline passes before the retry could
                 // answer: no retry, and nothing taken from the budget.

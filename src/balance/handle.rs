@@ -1,6 +1,7 @@
 //! Reading a balancer's endpoints.
 
-use crate::retry::RetryBudget;
+use super::rule::Rule;
+use crate::retry::{Backoff, RetryBudget};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,12 @@ pub(crate) trait Report: Send + Sync {
     ) -> Result<(), crate::ConfigError>;
     /// Retries on the same endpoint, then on others, now.
     fn retries(&self) -> (u32, u32);
+    /// Sets a handle's own rule.
+    fn set_rule(&self, rule: Arc<dyn Rule>) -> Result<(), crate::ConfigError>;
+    /// The rule in force, in its `Debug` form.
+    fn rule(&self) -> String;
+    /// The backoff in force.
+    fn backoff(&self) -> Backoff;
 }
 
 /// A cloneable view of one balancer: its endpoints and retry budget.
@@ -98,10 +105,13 @@ impl BalanceHandle {
     }
 }
 
-/// Live options: the retries and the ejection (see [`config`](crate::config)
-/// for what cannot change live, and why the rule cannot). Checked as the
-/// builder checks them, from the next call on; a call already retrying
-/// keeps counting against the values it reads at each retry.
+/// Live options: the retries, the ejection, the backoff and the rule (see
+/// [`config`](crate::config) for the properties and what cannot change
+/// live). Checked as the builder checks them, from the next call on; a call
+/// already retrying keeps counting against the values it reads at each
+/// retry, and picks its next endpoint with the rule in force then. The
+/// endpoints keep their load estimates, calls in flight and ejections
+/// through every change.
 ///
 /// ```
 /// use rampart::balance::{Balance, Endpoint, Endpoints};
@@ -119,8 +129,13 @@ impl BalanceHandle {
 /// assert_eq!(handle.retries(), (2, 3));
 /// assert!(handle.set_retries(11, 3).is_err()); // as the builder
 /// handle.set_property("eject_after", "2")?;
+/// handle.set_property("rule", "round_robin")?;
+/// assert_eq!(handle.rule(), "RoundRobin { next: 0 }");
+/// handle.set_property("backoff", "decorrelated 20ms..2s")?;
+/// assert!(handle.set_property("backoff", "exponential 2s..1s").is_err()); // max below base
 /// handle.clear_overrides();
 /// assert_eq!(handle.retries(), (0, 1));
+/// assert_eq!(handle.rule(), "PowerOfTwoChoices");
 /// # Ok::<(), rampart::ConfigError>(())
 /// ```
 impl BalanceHandle {
@@ -145,11 +160,59 @@ impl BalanceHandle {
         self.shared.retries()
     }
 
+    /// The selection rule in force now, in its `Debug` form (e.g.
+    /// `"PowerOfTwoChoices"`).
+    pub fn rule(&self) -> String {
+        self.shared.rule()
+    }
+
+    /// The backoff between retries in force now.
+    pub fn backoff(&self) -> Backoff {
+        self.shared.backoff()
+    }
+
+    /// Sets the backoff before each retry, as
+    /// [`Builder::backoff`](super::Builder::backoff) does at build time
+    /// (the `backoff` property, e.g. `"exponential 10ms..1s"`). A call
+    /// reads it at each retry, so a call already waiting keeps its wait.
+    ///
+    /// # Errors
+    ///
+    /// None in practice: a [`Backoff`] is checked when it is made. The
+    /// `Result` is the other setters'.
+    pub fn set_backoff(&self, backoff: Backoff) -> Result<(), crate::ConfigError> {
+        let text = backoff.show();
+        self.shared
+            .change(crate::config::Layer::Handle, &[("backoff", Some(&text))])
+    }
+
+    /// Sets the selection rule, any [`Rule`]: one with parameters
+    /// ([`ZoneAffinity`](super::rule::ZoneAffinity),
+    /// [`AvailabilityFilter`](super::rule::AvailabilityFilter)) or your own,
+    /// which the `rule` property cannot name. Like a handle's other
+    /// values, it wins over what the sources say until
+    /// [`clear_override`](Self::clear_override)`("rule")`.
+    ///
+    /// The endpoints keep their state (load estimates, calls in flight,
+    /// ejections); `rule` brings its own (a round robin starts where it
+    /// is). Each call reads the rule in force when it picks an endpoint.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` is the other setters'.
+    pub fn set_rule(&self, rule: impl Rule) -> Result<(), crate::ConfigError> {
+        self.shared.set_rule(Arc::new(rule))
+    }
+
     /// Sets any live balancer property by its name and its text (see the
-    /// table in [`config`](crate::config)): the retries, or the ejection's
+    /// table in [`config`](crate::config)): the retries, the ejection's
     /// `eject_after`, `eject_for`, `eject_for_max`, `max_ejected`,
-    /// `panic_threshold`, `failure_accrual`. An endpoint already ejected
-    /// keeps the end its ejection was given.
+    /// `panic_threshold`, `failure_accrual`, the `backoff`
+    /// (`"exponential 10ms..1s"`, `"decorrelated 10ms..1s"`, `"none"`) or
+    /// the `rule` (`p2c`, `round_robin`, `random`, `least_concurrent`,
+    /// `weighted_response_time`; a new rule starts with its own state
+    /// fresh, e.g. a round robin at the first endpoint). An endpoint
+    /// already ejected keeps the end its ejection was given.
     ///
     /// # Errors
     ///
@@ -158,6 +221,11 @@ impl BalanceHandle {
     /// it; nothing changes then.
     pub fn set_property(&self, property: &str, value: &str) -> Result<(), crate::ConfigError> {
         let property = crate::config::property_of(crate::config::Kind::Balancer, property)?;
+        if property == "rule" {
+            // The text a handle's own rule is kept as is no rule's name.
+            let component = format!("balancer {:?}", self.name());
+            crate::config::check_value(&component, property, value)?;
+        }
         self.shared
             .change(crate::config::Layer::Handle, &[(property, Some(value))])
     }
@@ -176,8 +244,22 @@ impl BalanceHandle {
                 ("max_ejected", None),
                 ("panic_threshold", None),
                 ("failure_accrual", None),
+                ("backoff", None),
+                ("rule", None),
             ],
         );
+    }
+
+    /// Drops the value a handle set of one property (as named in
+    /// [`set_property`](Self::set_property); `"rule"` for
+    /// [`set_rule`](Self::set_rule)): it is what the sources say again, or
+    /// as built. A name that is no balancer property changes nothing.
+    pub fn clear_override(&self, property: &str) {
+        if let Ok(property) = crate::config::property_of(crate::config::Kind::Balancer, property) {
+            let _ = self
+                .shared
+                .change(crate::config::Layer::Handle, &[(property, None)]);
+        }
     }
 }
 

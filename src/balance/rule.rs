@@ -13,6 +13,19 @@
 //! | [`WeightedResponseTime`] | WeightedResponseTimeRule | O(n) |
 //! | [`AvailabilityFilter`] | AvailabilityFilteringRule | its inner rule's (twice when all are filtered out) |
 //! | [`ZoneAffinity`] | ZoneAvoidanceRule (simplified) | O(n) |
+//!
+//! # Changing the rule live
+//!
+//! The rules that need no parameters change live by name, as the `rule`
+//! property (see [`config`](crate::config)): `p2c` ([`PowerOfTwoChoices`]),
+//! `round_robin`, `random`, `least_concurrent` and
+//! `weighted_response_time`. Any rule, these two with parameters
+//! ([`AvailabilityFilter`], [`ZoneAffinity`]) or your own, changes live
+//! through [`BalanceHandle::set_rule`](super::BalanceHandle::set_rule)
+//! only. The endpoints keep their state (load estimates, calls in flight,
+//! ejections); the new rule starts with its own state fresh (a round robin
+//! starts again at the first endpoint). Going back to the built rule (by
+//! clearing the property) gets the built rule object back, with its state.
 
 use crate::internal::rng;
 use std::fmt;
@@ -40,6 +53,25 @@ pub trait Rule: fmt::Debug + Send + Sync + 'static {
     /// The index of the chosen endpoint (one for which
     /// [`Candidates::eligible`] is true), or `None` if none will do.
     fn choose(&self, candidates: &Candidates<'_>) -> Option<usize>;
+}
+
+/// The rules settable by name, as the `rule` property names them.
+pub(crate) const NAMED: &[&str] = &[
+    "p2c",
+    "round_robin",
+    "random",
+    "least_concurrent",
+    "weighted_response_time",
+];
+
+/// The rule named as the `rule` property names it: its index in [`NAMED`].
+pub(crate) fn named(name: &str) -> Result<usize, String> {
+    NAMED.iter().position(|n| *n == name.trim()).ok_or_else(|| {
+        format!(
+            "{name:?} is no rule settable by name; known: {}",
+            NAMED.join(", ")
+        )
+    })
 }
 
 /// What a rule may know of the endpoints, by index.
@@ -188,6 +220,13 @@ impl RoundRobin {
     /// A round robin starting at the first endpoint.
     pub fn new() -> Self {
         RoundRobin::default()
+    }
+}
+
+impl RoundRobin {
+    /// Starts again at the first endpoint, as a new round robin would.
+    pub(crate) fn restart(&self) {
+        self.next.store(0, Ordering::Relaxed);
     }
 }
 

@@ -6,7 +6,8 @@ use super::ejection::Check;
 use super::endpoint::Ended;
 use super::future::ResponseFuture;
 use super::handle::{BalanceHandle, EndpointStats, Report};
-use super::rule::Rule;
+use super::rule::WeightedResponseTime;
+use super::rule::{self, LeastConcurrent, PowerOfTwoChoices, Random, RoundRobin, Rule};
 use super::set::EndpointSet;
 use crate::config::{
     parse_bool, parse_duration, parse_f64, parse_u32, show_duration, Configurable, Kind, Layer,
@@ -18,10 +19,11 @@ use crate::metrics::event_counter;
 use crate::retry::{Backoff, RetryBudget};
 use crate::retry::{DefaultPolicy, Policy};
 use crate::BoxError;
+use arc_swap::ArcSwap;
 use metrics::Counter;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower_service::Service;
@@ -53,13 +55,28 @@ pub struct Balance<K, S, P = DefaultPolicy> {
 /// Everything the balancer's clones and its calls in flight share.
 pub(crate) struct Shared<K, S, P> {
     pub(crate) set: EndpointSet<K, S>,
-    pub(crate) rule: Arc<dyn Rule>,
+    /// Which rule is in force: [`BUILT`], [`HANDLE`], or 1 + the index
+    /// of a named rule in [`rule::NAMED`]. One plain load per call: the
+    /// built and the named rules cost what they did before they were
+    /// live; only a handle's own rule costs an `ArcSwap` load on top.
+    which: AtomicU8,
+    /// The rule built (kept with its state while another is in force).
+    built_rule: Arc<dyn Rule>,
+    /// The named `round_robin`'s state (the other named rules have none),
+    /// restarted when it is put in force.
+    round_robin: RoundRobin,
+    /// The handle's own rule while [`HANDLE`] is in force.
+    handle_rule: ArcSwap<Arc<dyn Rule>>,
+    /// The rule a handle's [`set_rule`](BalanceHandle::set_rule) gave last,
+    /// put in force when its change lands.
+    handle_given: Mutex<Option<Arc<dyn Rule>>>,
     pub(crate) policy: P,
     /// Retries on the same endpoint, then on others: live.
     retries_same: AtomicU32,
     retries_next: AtomicU32,
     layers: Layers<Retries>,
-    pub(crate) backoff: Backoff,
+    /// The backoff in force: live, read by retries only.
+    pub(crate) backoff: ArcSwap<Backoff>,
     pub(crate) budget: RetryBudget,
     pub(crate) retried: Counter,
     pub(crate) budget_exhausted: Counter,
@@ -89,7 +106,11 @@ impl<K, S, P> Shared<K, S, P> {
             budget_exhausted: event_counter(LAYER, &name, "retry_budget_exhausted"),
             no_endpoint: event_counter(LAYER, &name, "no_endpoint"),
             set,
-            rule,
+            which: AtomicU8::new(BUILT),
+            handle_rule: ArcSwap::from_pointee(rule.clone()),
+            built_rule: rule,
+            round_robin: RoundRobin::new(),
+            handle_given: Mutex::new(None),
             policy,
             retries_same: AtomicU32::new(retries_same),
             retries_next: AtomicU32::new(retries_next),
@@ -97,10 +118,38 @@ impl<K, S, P> Shared<K, S, P> {
                 same: retries_same,
                 next: retries_next,
                 ejecting,
+                backoff,
+                rule: RuleSetting::Built,
             }),
-            backoff,
+            backoff: ArcSwap::from_pointee(backoff),
             budget,
         }
+    }
+
+    /// Calls `f` with the rule in force.
+    #[inline]
+    pub(crate) fn with_rule<R>(&self, f: impl FnOnce(&dyn Rule) -> R) -> R {
+        let handle_rule;
+        // One call of `f`, through the trait object, whatever the rule:
+        // `f` (the pick) is not copied once per rule into the call path.
+        let rule: &dyn Rule = match self.which.load(Ordering::Acquire) {
+            BUILT => &*self.built_rule,
+            1 => &PowerOfTwoChoices,
+            2 => &self.round_robin,
+            3 => &Random,
+            4 => &LeastConcurrent,
+            5 => &WeightedResponseTime,
+            _ => {
+                handle_rule = self.handle_rule.load();
+                &***handle_rule
+            }
+        };
+        f(rule)
+    }
+
+    /// The rule in force, in its `Debug` form.
+    fn rule_text(&self) -> String {
+        self.with_rule(|rule| format!("{rule:?}"))
     }
 
     #[inline]
@@ -114,13 +163,36 @@ impl<K, S, P> Shared<K, S, P> {
     }
 }
 
-/// A balancer's live options: its retries and its ejection.
+/// A balancer's live options: its retries, its ejection, its backoff and
+/// its rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Retries {
     same: u32,
     next: u32,
     ejecting: Ejecting,
+    backoff: Backoff,
+    rule: RuleSetting,
 }
+
+/// Which rule the options say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleSetting {
+    /// The builder's rule (the same object, its state kept).
+    Built,
+    /// A new rule of one of [`rule::NAMED`].
+    Named(&'static str),
+    /// The rule a handle gave last.
+    Handle,
+}
+
+/// The `rule` property's value while a handle's own rule is set: no
+/// source may say it (it is no rule name).
+pub(crate) const HANDLE_RULE: &str = "(a handle's rule)";
+
+/// `which` rule: the built one.
+const BUILT: u8 = 0;
+/// `which` rule: the handle's own.
+const HANDLE: u8 = u8::MAX;
 
 /// One property of a balancer as text, as the setter below reads it.
 fn show(o: &Retries, property: &str) -> String {
@@ -133,6 +205,12 @@ fn show(o: &Retries, property: &str) -> String {
         "eject_for_max" => show_duration(e.max),
         "max_ejected" => e.max_ejected.to_string(),
         "panic_threshold" => e.panic_threshold.to_string(),
+        "backoff" => o.backoff.show(),
+        "rule" => match o.rule {
+            RuleSetting::Built => "as built".to_owned(),
+            RuleSetting::Named(name) => name.to_owned(),
+            RuleSetting::Handle => HANDLE_RULE.to_owned(),
+        },
         _ => e.accrual.to_string(),
     }
 }
@@ -148,6 +226,9 @@ fn set(o: &mut Retries, property: &'static str, text: &str) -> Result<(), String
         "eject_for_max" => e.max = parse_duration(text)?,
         "max_ejected" => e.max_ejected = parse_f64(text)?,
         "panic_threshold" => e.panic_threshold = parse_f64(text)?,
+        "backoff" => o.backoff = Backoff::parse(text)?,
+        "rule" if text == HANDLE_RULE => o.rule = RuleSetting::Handle,
+        "rule" => o.rule = RuleSetting::Named(rule::NAMED[rule::named(text)?]),
         _ => e.accrual = parse_bool(text)?,
     }
     Ok(())
@@ -179,7 +260,43 @@ impl<K, S, P> Shared<K, S, P> {
                 self.retries_same.store(new.same, Ordering::Relaxed);
                 self.retries_next.store(new.next, Ordering::Relaxed);
                 self.set.ejection.store(new.ejecting.ejection());
+                if new.backoff != old.backoff {
+                    self.backoff.store(Arc::new(new.backoff));
+                }
+                // A handle's rule is put in again by each `set_rule`, even
+                // when the setting was a handle's rule before.
+                let told = changes.iter().any(|(p, _)| *p == "rule");
+                if new.rule != old.rule || (told && new.rule == RuleSetting::Handle) {
+                    let from = self.rule_text();
+                    let which = match new.rule {
+                        RuleSetting::Built => Some(BUILT),
+                        RuleSetting::Named(rule) => {
+                            let index = rule::named(rule).expect("checked when set");
+                            if rule == "round_robin" {
+                                // A new rule starts with its state fresh.
+                                self.round_robin.restart();
+                            }
+                            Some(1 + index as u8)
+                        }
+                        RuleSetting::Handle => self
+                            .handle_given
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone()
+                            .map(|rule| {
+                                self.handle_rule.store(Arc::new(rule));
+                                HANDLE
+                            }),
+                    };
+                    if let Some(which) = which {
+                        self.which.store(which, Ordering::Release);
+                        changed(name, layer, "rule", &from, &self.rule_text());
+                    }
+                }
                 for (property, _) in changes {
+                    if *property == "rule" {
+                        continue;
+                    }
                     let (from, to) = (show(old, property), show(new, property));
                     if from != to {
                         changed(name, layer, property, &from, &to);
@@ -283,6 +400,22 @@ where
         (self.retries_same(), self.retries_next())
     }
 
+    fn set_rule(&self, rule: Arc<dyn Rule>) -> Result<(), ConfigError> {
+        *self
+            .handle_given
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(rule);
+        Shared::change(self, Layer::Handle, &[("rule", Some(HANDLE_RULE))], false)
+    }
+
+    fn rule(&self) -> String {
+        self.rule_text()
+    }
+
+    fn backoff(&self) -> Backoff {
+        **self.backoff.load()
+    }
+
     fn endpoints(&self) -> Vec<EndpointStats> {
         let now = self.set.clock.now();
         self.set
@@ -362,7 +495,7 @@ where
         f.debug_struct("Balance")
             .field("name", &shared.set.name)
             .field("endpoints", &shared.set.len())
-            .field("rule", &shared.rule)
+            .field("rule", &shared.rule_text())
             .finish_non_exhaustive()
     }
 }

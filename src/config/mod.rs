@@ -102,6 +102,8 @@
 //! | `max_ejected` | balancer | fraction | [0, 1] | 0.1 (Envoy's `max_ejection_percent`) |
 //! | `panic_threshold` | balancer | fraction | [0, 1] | 0.5 (Envoy's panic threshold) |
 //! | `failure_accrual` | balancer | switch | | true |
+//! | `backoff` | balancer | `none`, `exponential <base>..<max>` or `decorrelated <base>..<max>` | 0 < base <= max <= 1 h | `exponential 10ms..1s` (full jitter; AWS's "Exponential Backoff And Jitter") |
+//! | `rule` | balancer | `p2c`, `round_robin`, `random`, `least_concurrent` or `weighted_response_time` | | as built (`p2c`: power of two choices on peak EWMA) |
 //! | `queue` | pool (a command's, by its group's name) | count | 0 .. 2^20 | 0 (`queueSizeRejectionThreshold`) |
 //! | `fallback_enabled` | fallback (a command's too) | switch | | true (`fallback.enabled`); off: errors pass through as they are, uncounted |
 //! | `fallback_max_concurrent` | fallback (a command's too) | count or `off` | 1 .. | 10 (`fallback.isolation.semaphore.maxConcurrentRequests`); `off`: uncapped |
@@ -119,13 +121,18 @@
 //!   *is* the state kept, and another shape could not keep it. Build a new
 //!   breaker for that;
 //! - a **pool**'s size: its threads are a runtime's, started at build;
-//! - a **balancer**'s backoff and rule: not live yet (its retries and
-//!   ejection are); an endpoint ejected keeps the end its ejection was
-//!   given. The rule is a trait object that keeps its own
-//!   state (round-robin position, weights) and is read by every call
-//!   without a lock: swapping it would need a lock or an `ArcSwap` on the
-//!   call path, and a new rule would start with empty state; build a new
-//!   balancer to change it;
+//! - a **balancer**'s rules with parameters ([`ZoneAffinity`](crate::balance::rule::ZoneAffinity),
+//!   [`AvailabilityFilter`](crate::balance::rule::AvailabilityFilter)) and
+//!   rules of your own have no name the `rule` property could say: they
+//!   change live through
+//!   [`BalanceHandle::set_rule`](crate::balance::BalanceHandle::set_rule)
+//!   only. A rule changed live (either way) starts with its own state
+//!   fresh (a round robin at the first endpoint), while the endpoints keep
+//!   theirs (load estimates, calls in flight, ejections); clearing the
+//!   property puts back the built rule object with its state. An endpoint
+//!   ejected keeps the end its ejection was given. Its latency estimate's
+//!   `initial_latency` and `latency_decay`, its policy, its retry budget
+//!   and its hedging are as built;
 //! - the breakers of a **keyed** breaker layer (their handles' setters
 //!   return a `ConfigError` saying so), **rate limits**, hedges,
 //!   retry layers, caches, collapsers and chaos: as built (chaos has its
@@ -141,7 +148,12 @@
 //!
 //! Options in force are kept in atomics, read with plain loads by the
 //! calls that need them: a call takes no lock and allocates nothing more
-//! than before. Changing an option takes a lock on that component (never
+//! than before. A balancer's rule in force is one atomic byte, read by every
+//! call: the built and the named rules cost what they did before; a rule
+//! given through a handle's `set_rule` costs an
+//! [`ArcSwap`](https://docs.rs/arc-swap) load on top (a few atomic
+//! operations, no lock). Its backoff is in an `ArcSwap` read by retries
+//! only. Changing an option takes a lock on that component (never
 //! taken by a call) and the registry's lock.
 //!
 //! A breaker's `on_state_change` listener must not change options through
@@ -280,6 +292,8 @@ const PROPERTIES: &[(&str, Kind, Check)] = &[
     ("failure_accrual", Kind::Balancer, |v| {
         parse_bool(v).map(drop)
     }),
+    ("backoff", Kind::Balancer, check_backoff),
+    ("rule", Kind::Balancer, check_rule),
     ("queue", Kind::Pool, |v| parse_usize(v).map(drop)),
     ("fallback_enabled", Kind::Fallback, |v| {
         parse_bool(v).map(drop)
@@ -288,6 +302,41 @@ const PROPERTIES: &[(&str, Kind, Check)] = &[
         off_or(v, parse_usize).map(drop)
     }),
 ];
+
+#[cfg(feature = "balance")]
+fn check_backoff(text: &str) -> Result<(), String> {
+    crate::retry::Backoff::parse(text).map(drop)
+}
+
+#[cfg(feature = "balance")]
+fn check_rule(text: &str) -> Result<(), String> {
+    crate::balance::rule::named(text).map(drop)
+}
+
+// Without the balancer no component has these; a value is only text.
+#[cfg(not(feature = "balance"))]
+fn check_backoff(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(not(feature = "balance"))]
+fn check_rule(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// `value` checked for `property`'s type, or an error naming `component`
+/// (as given), the property and why.
+#[cfg(feature = "balance")]
+pub(crate) fn check_value(component: &str, property: &str, value: &str) -> Result<(), ConfigError> {
+    match self::property(property) {
+        Some((name, _, check)) => check(value).or_else(|why| {
+            let mut v = Validator::new(component.to_owned());
+            v.check(false, name, || why);
+            v.finish()
+        }),
+        None => Ok(()),
+    }
+}
 
 /// The property named `name`: its static name, its kind and its type check.
 fn property(name: &str) -> Option<(&'static str, Kind, Check)> {

@@ -115,6 +115,50 @@ impl Backoff {
         };
         Duration::from_secs_f64(seconds)
     }
+    /// Reads a backoff as a live property writes it: `none`,
+    /// `exponential <base>..<max>` or `decorrelated <base>..<max>`, with
+    /// durations as [`humantime`](https://docs.rs/humantime) reads them
+    /// (`exponential 10ms..1s`). Checked as [`exponential`](Self::exponential)
+    /// and [`decorrelated`](Self::decorrelated) check it.
+    #[cfg(feature = "balance")]
+    pub(crate) fn parse(text: &str) -> Result<Backoff, String> {
+        let text = text.trim();
+        if text == "none" {
+            return Ok(Backoff::none());
+        }
+        let form = "\"none\", \"exponential 10ms..1s\" or \"decorrelated 10ms..1s\"";
+        let (kind, range) = text
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("cannot read {text:?} as a backoff ({form})"))?;
+        let (base, max) = range
+            .trim()
+            .split_once("..")
+            .ok_or_else(|| format!("cannot read {text:?} as a backoff ({form})"))?;
+        let (base, max) = (
+            crate::config::parse_duration(base)?,
+            crate::config::parse_duration(max)?,
+        );
+        match kind {
+            "exponential" => Backoff::exponential(base, max),
+            "decorrelated" => Backoff::decorrelated(base, max),
+            _ => return Err(format!("cannot read {text:?} as a backoff ({form})")),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// The backoff as [`parse`](Self::parse) reads it back.
+    #[cfg(feature = "balance")]
+    pub(crate) fn show(&self) -> String {
+        if self.base.is_zero() {
+            return "none".to_owned();
+        }
+        let kind = match self.jitter {
+            Jitter::Full => "exponential",
+            Jitter::Decorrelated => "decorrelated",
+        };
+        let show = crate::config::show_duration;
+        format!("{kind} {}..{}", show(self.base), show(self.max))
+    }
 }
 
 impl Default for Backoff {
@@ -123,6 +167,39 @@ impl Default for Backoff {
             jitter: Jitter::Full,
             base: DEFAULT_BACKOFF_BASE,
             max: DEFAULT_BACKOFF_MAX,
+        }
+    }
+}
+
+#[cfg(all(test, feature = "balance"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backoff_reads_back_as_it_is_shown_and_is_checked() {
+        let ms = Duration::from_millis;
+        for backoff in [
+            Backoff::none(),
+            Backoff::default(),
+            Backoff::exponential(ms(250), Duration::from_secs(90)).unwrap(),
+            Backoff::decorrelated(ms(10), ms(10)).unwrap(),
+        ] {
+            assert_eq!(Backoff::parse(&backoff.show()), Ok(backoff));
+        }
+        assert_eq!(
+            Backoff::parse(" decorrelated 20ms..2s "),
+            Backoff::decorrelated(ms(20), Duration::from_secs(2)).map_err(|e| e.to_string())
+        );
+        for bad in [
+            "",
+            "exponential",
+            "exponential 1s",
+            "linear 1s..2s",
+            "exponential 2s..1s",
+            "exponential 0s..1s",
+            "exponential 1s..2h",
+        ] {
+            assert!(Backoff::parse(bad).is_err(), "{bad:?}");
         }
     }
 }
