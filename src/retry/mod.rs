@@ -39,6 +39,7 @@ pub use config::{Builder, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_AFTER};
 pub use error::{RetryBudgetExhausted, RetryBudgetExhaustedMarker};
 pub use future::ResponseFuture;
 pub use layer::{RetryHandle, RetryLayer};
+#[cfg(feature = "tonic")]
 pub(crate) use policy::is_retryable_error;
 pub use policy::{DefaultPolicy, HttpPolicy, Policy};
 pub use service::Retry;
