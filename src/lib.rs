@@ -87,9 +87,9 @@
 //!   every latency is measured in paused time.
 //! - **On a multi-thread runtime**: the CPU's time-stamp counter, through
 //!   [`quanta`](https://docs.rs/quanta), calibrated against the OS clock.
-//!   A read costs about 12 ns there against 35 ns for `clock_gettime` (on
-//!   the 2-core VM rampart is measured on), and most calls read the time
-//!   twice. tokio cannot pause a multi-thread runtime's clock (`pause`
+//!   A read costs 10 to 12 ns there against 24 to 35 ns for
+//!   `clock_gettime` (on the 2-core VMs rampart is measured on), and most
+//!   calls read the time twice. tokio cannot pause a multi-thread runtime's clock (`pause`
 //!   panics there), so no test can tell the difference. Without an
 //!   invariant counter, `quanta` reads the OS clock.
 //!

@@ -8,11 +8,12 @@
 //!
 //! # Which clock a component reads
 //!
-//! Reading `tokio::time::Instant::now()` is a `clock_gettime` call: about
-//! 35 ns on the 2-core VM rampart is measured on, two thirds of what a
-//! closed breaker's call cost. The CPU's time-stamp counter, read through
-//! [`quanta`] (one `rdtsc`, scaled to nanoseconds by a factor it calibrated
-//! against the OS clock once per process), costs about 12 ns there.
+//! Reading `tokio::time::Instant::now()` is a `clock_gettime` call: 24 to
+//! 35 ns on the 2-core VMs rampart is measured on, two thirds of what a
+//! closed breaker's call cost with it. The CPU's time-stamp counter, read
+//! through [`quanta`] (one `rdtsc`, scaled to nanoseconds by a factor it
+//! calibrated against the OS clock once per process), costs 10 to 12 ns
+//! there.
 //!
 //! But tests pause tokio's clock and drive every deadline and window with
 //! it, and the counter does not stop when tokio's clock does. tokio allows a
