@@ -53,6 +53,11 @@ pub struct CircuitBreaker<S, C = DefaultClassifier> {
     breaker: Arc<Lanes<Breaker>>,
     classify: C,
     admission: Admission,
+    /// The half-open probe place `admission` holds, if it holds one: given
+    /// back if this service is dropped or decides again before its call.
+    /// Kept apart so that `admission` is a plain value, which a closed
+    /// breaker's call copies and overwrites with no drop code to run.
+    probe: Option<ProbePlace>,
     /// Whether `inner.poll_ready` was called since the inner's last `call`:
     /// the inner may then hold a reservation for a call.
     inner_armed: bool,
@@ -62,10 +67,11 @@ pub struct CircuitBreaker<S, C = DefaultClassifier> {
 }
 
 /// What `poll_ready` decided for the next call.
+#[derive(Clone, Copy)]
 enum Admission {
     Idle,
+    /// A probe's permit too: its place is in `probe`.
     Admitted(Permit),
-    Probe(ProbePlace),
     Rejected,
 }
 
@@ -114,6 +120,7 @@ impl<S, C> CircuitBreaker<S, C> {
             breaker,
             classify,
             admission: Admission::Idle,
+            probe: None,
             inner_armed: false,
             changed: None,
         }
@@ -143,11 +150,15 @@ impl<S, C> CircuitBreaker<S, C> {
         let breaker = self.breaker.shared();
         self.admission = match breaker.acquire() {
             Err(_) => Admission::Rejected,
-            Ok(permit @ Permit::Probe { .. }) => Admission::Probe(ProbePlace {
-                breaker: breaker.clone(),
-                permit: Some(permit),
-            }),
-            Ok(permit) => Admission::Admitted(permit),
+            Ok(permit) => {
+                if let Permit::Probe { .. } = permit {
+                    self.probe = Some(ProbePlace {
+                        breaker: breaker.clone(),
+                        permit: Some(permit),
+                    });
+                }
+                Admission::Admitted(permit)
+            }
         };
     }
 }
@@ -181,13 +192,12 @@ where
             if let Admission::Idle | Admission::Rejected = self.admission {
                 self.decide();
             }
-            let permit = match &self.admission {
+            let permit = match self.admission {
                 Admission::Rejected => {
                     self.disarm();
                     return Poll::Ready(Ok(()));
                 }
-                Admission::Admitted(permit) => *permit,
-                Admission::Probe(place) => place.permit.expect("held until call"),
+                Admission::Admitted(permit) => permit,
                 Admission::Idle => unreachable!("decided above"),
             };
             self.inner_armed = true;
@@ -215,6 +225,7 @@ where
             }
             // Decide again; a probe place not used is given back on drop.
             self.changed = None;
+            self.probe = None;
             self.admission = Admission::Idle;
         }
     }
@@ -223,21 +234,29 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let breaker = self.breaker.shared();
         let permit = match std::mem::replace(&mut self.admission, Admission::Idle) {
-            Admission::Admitted(permit) if breaker.is_current(permit) => Ok(permit),
-            Admission::Probe(place) if breaker.is_current(place.permit.expect("held")) => {
-                Ok(place.take())
+            Admission::Admitted(permit) if breaker.is_current(permit) => {
+                // A probe's place now goes with its call.
+                if let Some(place) = self.probe.take() {
+                    place.take();
+                }
+                Ok(permit)
             }
             // Recorded at the time of the call, which may come long after
-            // the poll (a Buffer worker): a rejection is counted when made.
-            // (A forced-open breaker's decision read no time, so that
-            // rejection reads the clock once.)
+            // the poll: a rejection is counted when made
+            // (`tests/circuit_breaker_model.rs`, rule (c)). That costs an
+            // open breaker's rejection a second clock read, a fifth of its
+            // time; counting it at the poll's time instead would lose it
+            // from the rolling window after a quiet gap.
             Admission::Rejected => Err(None),
             // Admitted when polled, but the breaker has changed state since
             // (a force, a reset, a trip; or a Buffer worker that polls long
             // before it calls): decide again. A stale probe place is no
             // longer counted by the breaker, so dropping it gives back
             // nothing. Or `call` without `poll_ready`: decide now.
-            Admission::Admitted(_) | Admission::Probe(_) | Admission::Idle => breaker.acquire(),
+            Admission::Admitted(_) | Admission::Idle => {
+                self.probe = None;
+                breaker.acquire()
+            }
         };
         match permit {
             Err(at) => {
