@@ -4,7 +4,7 @@ use super::classify::{Classify, DefaultClassifier};
 use super::future::ResponseFuture;
 use super::handle::CircuitBreakerHandle;
 use super::state::{Breaker, Permit};
-use crate::internal::clock::Micros;
+use crate::internal::clock::{self, Micros};
 use crate::internal::shard::Lanes;
 use crate::window::Category;
 use crate::BoxError;
@@ -270,13 +270,17 @@ where
             }
             Ok(permit) => {
                 self.inner_armed = false;
-                let started = breaker.now();
+                // One read for the call's start and, lent, for a timeout
+                // beneath (a command's): its deadline runs from here.
+                let reading = breaker.clock().read();
+                let started = breaker.clock().micros_at(reading);
                 let guard = CallGuard {
                     breaker,
                     permit,
                     started,
                 };
-                let response = self.inner.call(request);
+                let inner = &mut self.inner;
+                let response = clock::lend(reading, || inner.call(request));
                 std::mem::forget(guard);
                 ResponseFuture::admitted(
                     response,

@@ -241,6 +241,12 @@ impl Breaker {
         self.clock.now()
     }
 
+    /// The clock this breaker reads.
+    #[inline]
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Notes a call at `now` (µs on this breaker's clock), for a keyed
     /// layer's bound: a plain store, of a time the call read anyway.
     #[inline]

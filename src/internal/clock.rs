@@ -34,6 +34,7 @@
 //! `quanta`'s calibration: 10 to 20 ms, never more than 200 ms, once per
 //! process.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -151,10 +152,25 @@ impl Clock {
     }
 
     /// The tokio instant `after` from now, for a
-    /// timer: one read of this clock rather than of tokio's.
+    /// timer: one read of this clock rather than of tokio's; none when a
+    /// layer above [lent](lend) its reading.
     #[inline]
     pub(crate) fn instant_after(&self, after: Duration) -> Instant {
-        self.instant_at(self.nanos()) + after
+        let now = match LENT.with(Cell::get) {
+            Some(Reading::Tokio(instant)) => instant,
+            Some(Reading::Counter(raw)) if self.tsc_origin.is_some() => {
+                self.instant_at(self.nanos_of(raw))
+            }
+            _ => self.instant_at(self.nanos()),
+        };
+        now + after
+    }
+
+    /// The nanoseconds since the origin of a counter reading (this clock
+    /// reads the counter).
+    #[inline]
+    fn nanos_of(&self, raw: u64) -> u64 {
+        tsc().delta_as_nanos(self.tsc_origin.unwrap_or(raw), raw)
     }
 
     /// `instant`, in microseconds since the origin: lets one clock read
@@ -170,6 +186,31 @@ impl Clock {
     pub(crate) fn reads_counter(&self) -> bool {
         self.tsc_origin.is_some()
     }
+}
+
+thread_local! {
+    static LENT: Cell<Option<Reading>> = const { Cell::new(None) };
+}
+
+/// Runs `call` with `reading` lent to the layers it calls on this thread
+/// before it returns, so that a timeout beneath a breaker takes its
+/// deadline from the breaker's start rather than reading the clock again
+/// (a command's call reads it twice, not three times). Only what runs
+/// inside `call` sees it: a request queued for later (a `Buffer`) reads
+/// its own time when it is called.
+#[inline]
+pub(crate) fn lend<R>(reading: Reading, call: impl FnOnce() -> R) -> R {
+    /// Puts back what was lent before, also when `call` unwinds: a reading
+    /// left behind would give a later timeout a deadline in the past.
+    struct Restore(Option<Reading>);
+    impl Drop for Restore {
+        #[inline]
+        fn drop(&mut self) {
+            LENT.with(|lent| lent.set(self.0));
+        }
+    }
+    let _restore = Restore(LENT.with(|lent| lent.replace(Some(reading))));
+    call()
 }
 
 /// A duration in whole microseconds, saturating at `u64::MAX`.
@@ -230,6 +271,36 @@ mod tests {
         tokio::time::advance(Duration::from_millis(3)).await;
         assert_eq!(clock.now().as_u64(), 3_000_000);
         assert_eq!(clock.instant(clock.now()), Instant::now());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lent_reading_serves_a_timer_beneath_and_only_there() {
+        let clock = Clock::new();
+        let second = Duration::from_secs(1);
+        let then = Instant::now();
+        let lent = clock.read();
+        tokio::time::advance(Duration::from_millis(5)).await;
+        // Inside the lending call: the deadline runs from the lent reading.
+        assert_eq!(lend(lent, || clock.instant_after(second)), then + second);
+        // After it, and after a lending call that panicked: its own read.
+        assert_eq!(clock.instant_after(second), Instant::now() + second);
+        let unwound = std::panic::catch_unwind(|| lend(lent, || panic!("in the inner call")));
+        assert!(unwound.is_err());
+        assert_eq!(clock.instant_after(second), Instant::now() + second);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_lent_counter_reading_is_placed_on_the_borrowers_clock() {
+        let (lender, borrower) = (Clock::new(), Clock::new());
+        assert!(lender.reads_counter() && borrower.reads_counter());
+        let reading = lender.read();
+        std::thread::sleep(Duration::from_millis(20));
+        let second = Duration::from_secs(1);
+        let lent = lend(reading, || borrower.instant_after(second));
+        let own = borrower.instant_after(second);
+        // The lent deadline is the older one, by about the 20 ms slept.
+        assert!(own - lent >= Duration::from_millis(19), "{:?}", own - lent);
+        assert!(own - lent < Duration::from_millis(200), "{:?}", own - lent);
     }
 
     #[test]

@@ -14,7 +14,9 @@ use tower_service::Service;
 /// not answered within the timeout, and cancels it (drops its future) at
 /// that moment; made by [`TimeoutLayer`](super::TimeoutLayer).
 ///
-/// The deadline runs from `call`. Readiness is the inner service's: waiting
+/// The deadline runs from `call` (beneath a circuit breaker, as in a
+/// command, from the breaker's `call`, whose clock read the timeout
+/// shares: nanoseconds earlier, one read fewer). Readiness is the inner service's: waiting
 /// in `poll_ready` is not timed (put a bulkhead with `max_wait` above to
 /// bound that). Beneath a circuit breaker, a timeout counts as a failure.
 #[derive(Debug, Clone)]
