@@ -298,9 +298,11 @@ mod tests {
         let second = Duration::from_secs(1);
         let lent = lend(reading, || borrower.instant_after(second));
         let own = borrower.instant_after(second);
-        // The lent deadline is the older one, by about the 20 ms slept.
+        // The lent deadline is the older one, by the 20 ms slept and
+        // however long a busy machine took to wake this thread (the bound
+        // only says the reading was placed near its time, not at an origin).
         assert!(own - lent >= Duration::from_millis(19), "{:?}", own - lent);
-        assert!(own - lent < Duration::from_millis(200), "{:?}", own - lent);
+        assert!(own - lent < Duration::from_secs(5), "{:?}", own - lent);
     }
 
     #[test]
