@@ -127,3 +127,50 @@ fn a_file_that_is_no_toml_at_start_is_an_error_and_applies_nothing() {
     let missing = FileSource::watch(dir.path().join("absent.toml"), &registry).unwrap_err();
     assert!(missing.to_string().contains("cannot be read"), "{missing}");
 }
+
+#[test]
+fn a_change_is_read_once_and_the_read_itself_wakes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rampart.toml");
+    std::fs::write(&path, "[RatingsGet]\ntimeout = \"800ms\"\n").unwrap();
+    let registry = Registry::new();
+    let timeout = TimeoutLayer::builder("RatingsGet")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let watch = FileSource::watch(&path, &registry).unwrap();
+    let settled = |what: &str| {
+        // Quiet for five debounce periods: no read wakes another (inotify
+        // reports a read's open and close as events on the file too).
+        let reads = watch.reads();
+        std::thread::sleep(rampart::config::DEBOUNCE * 5);
+        assert_eq!(
+            watch.reads(),
+            reads,
+            "{what}: read again with nothing written"
+        );
+    };
+    settled("after the start");
+
+    // Written in place, then saved by renaming: each is read, once.
+    for (i, write) in [
+        (|p: &Path, t: &str| std::fs::write(p, t).unwrap()) as fn(&Path, &str),
+        save,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reads = watch.reads();
+        let ms = 300 + 100 * i as u64;
+        write(&path, &format!("[RatingsGet]\ntimeout = \"{ms}ms\"\n"));
+        next_read(&watch, reads);
+        eventually("the edit applies", || {
+            timeout.timeout() == Duration::from_millis(ms)
+        });
+        settled(if i == 0 {
+            "a write in place"
+        } else {
+            "a save by rename"
+        });
+    }
+}

@@ -80,6 +80,13 @@ impl CircuitBreakerHandle {
 
     /// Rejects every call until [`reset`](Self::reset) or another forced
     /// state (Hystrix's `circuitBreaker.forceOpen`).
+    ///
+    /// This is the operator's forced state, not the `force_open`
+    /// [property](crate::config#properties): clearing that property, or
+    /// [`clear_override`](Self::clear_override), does not undo it. To
+    /// force a breaker so that deleting a key undoes it (a file's or
+    /// etcd's), set the property instead (`set_property("force_open",
+    /// "true")` here, or a source's key).
     pub fn force_open(&self) {
         self.breaker.force(State::ForcedOpen);
     }
@@ -102,7 +109,10 @@ impl CircuitBreakerHandle {
         self.breaker.force(State::MetricsOnly);
     }
 
-    /// Back to [`State::Closed`] with empty windows, from any state.
+    /// Back to [`State::Closed`] with empty windows, from any state,
+    /// including a forced state that the `force_open` property put in
+    /// force: the property's value stays where it was set (a file, etcd),
+    /// and forces the breaker again only when it changes.
     pub fn reset(&self) {
         self.breaker.reset();
     }

@@ -80,8 +80,9 @@ impl FileSource {
     pub fn watch(path: impl AsRef<Path>, registry: &Registry) -> Result<FileWatch, ConfigError> {
         let path = path.as_ref().to_path_buf();
         let status = Arc::new(Mutex::new(Status::default()));
+        let stamp = Stamp::of(&path);
         let first = FileSource::read(&path, registry)?;
-        status_of(&status).record(first);
+        status_of(&status).record(first, stamp);
         let folder = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -95,12 +96,17 @@ impl FileSource {
                     // The watcher's own trouble: read anyway, to be sure.
                     Err(_) => true,
                 };
-                if ours {
+                // Only a file that changed since the last read is read: on
+                // inotify, opening and closing the file to read it are
+                // events on it too, and would wake the next read, forever.
+                // Looking costs a `stat`, which is no event.
+                let stamp = Stamp::of(&path);
+                if ours && (stamp.is_none() || stamp != status_of(&status).stamp) {
                     let errors = match FileSource::read(&path, &registry) {
                         Ok(errors) => errors,
                         Err(whole) => vec![whole],
                     };
-                    status_of(&status).record(errors);
+                    status_of(&status).record(errors, stamp);
                 }
             }
         };
@@ -191,12 +197,41 @@ fn file_rejected(path: &Path, error: &ConfigError) {
 struct Status {
     reads: u64,
     errors: Vec<ConfigError>,
+    /// The file as it was when last read (`None`: it could not be looked at).
+    stamp: Option<Stamp>,
 }
 
 impl Status {
-    fn record(&mut self, errors: Vec<ConfigError>) {
+    fn record(&mut self, errors: Vec<ConfigError>, stamp: Option<Stamp>) {
         self.reads += 1;
         self.errors = errors;
+        self.stamp = stamp;
+    }
+}
+
+/// What tells one version of the file from another without opening it:
+/// its modification time (nanoseconds on the file systems in use), its
+/// length, and which file it is (an editor's save renames a new one over
+/// it). Taken before a read, so a write during the read is read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+    file: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let file = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let file = 0;
+        Some(Stamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            file,
+        })
     }
 }
 

@@ -134,9 +134,10 @@
 //!   `initial_latency` and `latency_decay`, its policy, its retry budget
 //!   and its hedging are as built;
 //! - the breakers of a **keyed** breaker layer (their handles' setters
-//!   return a `ConfigError` saying so), **rate limits**, hedges,
-//!   retry layers, caches, collapsers and chaos: as built (chaos has its
-//!   own switches on its handle);
+//!   return a `ConfigError` saying so), **rate limits**, **adaptive
+//!   concurrency limits** (`limit`), hedges, retry layers, caches,
+//!   coalescers, collapsers and chaos: as built (chaos has its own
+//!   switches on its handle);
 //! - a bulkhead's `max_waiting` (its default follows `max_concurrent` as
 //!   built, not as changed);
 //! - a command's cross-checks (a slow-call bound shorter than its timeout,
