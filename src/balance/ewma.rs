@@ -25,10 +25,15 @@ pub(crate) struct PeakEwma {
 /// `e^-x` for `x >= 0`. Between two responses a few milliseconds apart `x`
 /// is tiny, and a short series is exact to 1e-5 there and far cheaper than
 /// `f64::exp` on the selection path; larger `x` (an idle endpoint) pays for
-/// the real thing.
+/// the real thing. Below 1e-3 (a millisecond against the default 10 s
+/// decay) the first term alone is exact to 5e-7 and shortens the chain of
+/// dependent multiplications P2C waits on twice per pick: 4 ns of its
+/// 109 (criterion, `perf/`).
 #[inline]
 fn decay_factor(x: f64) -> f64 {
-    if x < 0.1 {
+    if x < 1e-3 {
+        1.0 - x
+    } else if x < 0.1 {
         1.0 - x + 0.5 * x * x - x * x * x * (1.0 / 6.0)
     } else {
         (-x).exp()
@@ -142,10 +147,15 @@ mod tests {
 
     #[test]
     fn decay_factor_tracks_exp() {
-        for i in 0..100 {
-            let x = i as f64 / 20.0;
+        let small = (0..100).map(|i| i as f64 * 2e-5); // the first-order tier
+        let larger = (0..100).map(|i| i as f64 / 20.0);
+        for x in small
+            .chain(larger)
+            .chain([1e-3 - 1e-12, 1e-3, 0.1 - 1e-12, 0.1])
+        {
             let (got, want) = (decay_factor(x), (-x).exp());
-            assert!((got - want).abs() < 1e-5, "x={x}: {got} vs {want}");
+            let tolerance = if x < 1e-3 { 5e-7 } else { 1e-5 };
+            assert!((got - want).abs() < tolerance, "x={x}: {got} vs {want}");
         }
     }
 }
