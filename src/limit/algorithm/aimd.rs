@@ -1,7 +1,7 @@
 //! Additive increase, multiplicative decrease: TCP Reno's rule as a
 //! concurrency limit.
 
-use super::{Algorithm, Sample, MAX_LIMIT};
+use super::{check_limits, Algorithm, Sample};
 use crate::error::{ConfigError, Validator};
 use std::time::Duration;
 
@@ -114,31 +114,7 @@ impl Algorithm for Aimd {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let mut v = Validator::new("AIMD limit".into());
-        v.check(
-            (1..=MAX_LIMIT).contains(&self.max_limit),
-            "max_limit",
-            || format!("must be from 1 to {MAX_LIMIT}, got {}", self.max_limit),
-        );
-        v.check(
-            self.min_limit >= 1 && self.min_limit <= self.max_limit,
-            "min_limit",
-            || {
-                format!(
-                    "must be from 1 to max_limit ({}), got {}",
-                    self.max_limit, self.min_limit
-                )
-            },
-        );
-        v.check(
-            self.initial_limit >= self.min_limit && self.initial_limit <= self.max_limit,
-            "initial_limit",
-            || {
-                format!(
-                    "must be from min_limit ({}) to max_limit ({}), got {}",
-                    self.min_limit, self.max_limit, self.initial_limit
-                )
-            },
-        );
+        check_limits(&mut v, self.min_limit, self.initial_limit, self.max_limit);
         v.check(
             (0.5..1.0).contains(&self.backoff_ratio),
             "backoff_ratio",

@@ -1,7 +1,7 @@
 //! The gradient of the RTT against its long-term average, as a
 //! concurrency limit.
 
-use super::{Algorithm, Sample, MAX_LIMIT};
+use super::{check_limits, Algorithm, Sample, MAX_LIMIT};
 use crate::error::{ConfigError, Validator};
 
 /// Gradient2 (Netflix's `Gradient2Limit`): compares each window's RTT with
@@ -203,31 +203,7 @@ impl Algorithm for Gradient2 {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let mut v = Validator::new("Gradient2 limit".into());
-        v.check(
-            (1..=MAX_LIMIT).contains(&self.max_limit),
-            "max_limit",
-            || format!("must be from 1 to {MAX_LIMIT}, got {}", self.max_limit),
-        );
-        v.check(
-            self.min_limit >= 1 && self.min_limit <= self.max_limit,
-            "min_limit",
-            || {
-                format!(
-                    "must be from 1 to max_limit ({}), got {}",
-                    self.max_limit, self.min_limit
-                )
-            },
-        );
-        v.check(
-            self.initial_limit >= self.min_limit && self.initial_limit <= self.max_limit,
-            "initial_limit",
-            || {
-                format!(
-                    "must be from min_limit ({}) to max_limit ({}), got {}",
-                    self.min_limit, self.max_limit, self.initial_limit
-                )
-            },
-        );
+        check_limits(&mut v, self.min_limit, self.initial_limit, self.max_limit);
         v.check(
             self.smoothing > 0.0 && self.smoothing <= 1.0,
             "smoothing",

@@ -25,6 +25,7 @@ pub use fixed::Fixed;
 pub use gradient2::Gradient2;
 pub use vegas::Vegas;
 
+use crate::error::Validator;
 use crate::ConfigError;
 use std::fmt;
 use std::time::Duration;
@@ -114,6 +115,20 @@ pub(crate) fn log10_root(limit: usize) -> usize {
 /// The largest limit any built-in algorithm accepts (as the bulkhead's
 /// `max_concurrent`).
 pub(crate) const MAX_LIMIT: usize = 1 << 24;
+
+/// The range checks every algorithm with a floor makes: `max_limit` from 1
+/// to [`MAX_LIMIT`], `min_limit` from 1 to it, `initial_limit` between.
+pub(crate) fn check_limits(v: &mut Validator, min: usize, initial: usize, max: usize) {
+    v.check((1..=MAX_LIMIT).contains(&max), "max_limit", || {
+        format!("must be from 1 to {MAX_LIMIT}, got {max}")
+    });
+    v.check(min >= 1 && min <= max, "min_limit", || {
+        format!("must be from 1 to max_limit ({max}), got {min}")
+    });
+    v.check(initial >= min && initial <= max, "initial_limit", || {
+        format!("must be from min_limit ({min}) to max_limit ({max}), got {initial}")
+    });
+}
 
 #[cfg(test)]
 mod tests {
