@@ -309,16 +309,14 @@ impl<K, S, P> Shared<K, S, P> {
 
 #[cold]
 fn changed(name: &str, layer: Layer, property: &str, from: &str, to: &str) {
-    tracing::info!(
-        target: crate::metrics::TARGET_BALANCE,
-        layer = LAYER,
+    crate::config::property_changed!(
+        crate::metrics::TARGET_BALANCE,
+        LAYER,
         name,
-        event = "property_changed",
+        layer,
         property,
         from,
-        to,
-        source = layer.as_str(),
-        "live property changed"
+        to
     );
 }
 

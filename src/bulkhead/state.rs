@@ -45,17 +45,7 @@ impl Configurable for Shared {
 
 #[cold]
 fn changed(name: &str, layer: Layer, property: &str, from: &str, to: &str) {
-    tracing::info!(
-        target: TARGET_BULKHEAD,
-        layer = LAYER,
-        name,
-        event = "property_changed",
-        property,
-        from,
-        to,
-        source = layer.as_str(),
-        "live property changed"
-    );
+    crate::config::property_changed!(TARGET_BULKHEAD, LAYER, name, layer, property, from, to);
 }
 
 const LAYER: &str = "bulkhead";

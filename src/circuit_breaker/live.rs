@@ -298,16 +298,14 @@ impl Breaker {
 
 #[cold]
 fn changed(name: &str, layer: Layer, property: &str, from: &str, to: &str) {
-    tracing::info!(
-        target: TARGET_CIRCUIT_BREAKER,
-        layer = "circuit_breaker",
+    crate::config::property_changed!(
+        TARGET_CIRCUIT_BREAKER,
+        "circuit_breaker",
         name,
-        event = "property_changed",
+        layer,
         property,
         from,
-        to,
-        source = layer.as_str(),
-        "live property changed"
+        to
     );
 }
 

@@ -177,6 +177,26 @@ pub use file::{FileSource, FileWatch, DEBOUNCE};
 use crate::error::{ConfigError, Validator};
 use crate::registry::Registry;
 pub(crate) use layers::{Layer, Layers};
+
+/// Logs a live property's change: the `property_changed` event (`info`)
+/// that every layer changing live logs, under its own target and layer
+/// name. A macro because tracing takes a call site's target as a constant.
+/// `$($field)*` are the property, `from` and `to` fields, as the caller
+/// records them.
+macro_rules! property_changed {
+    ($target:expr, $layer:expr, $name:expr, $source:expr, $($field:tt)*) => {
+        tracing::info!(
+            target: $target,
+            layer = $layer,
+            name = $name,
+            event = "property_changed",
+            $($field)*,
+            source = $source.as_str(),
+            "live property changed"
+        )
+    };
+}
+pub(crate) use property_changed;
 use std::fmt;
 use std::time::Duration;
 

@@ -309,15 +309,5 @@ impl Configurable for Stats {
 
 #[cold]
 fn changed(name: &str, layer: Layer, property: &str, from: &str, to: &str) {
-    tracing::info!(
-        target: TARGET_FALLBACK,
-        layer = LAYER,
-        name,
-        event = "property_changed",
-        property,
-        from,
-        to,
-        source = layer.as_str(),
-        "live property changed"
-    );
+    crate::config::property_changed!(TARGET_FALLBACK, LAYER, name, layer, property, from, to);
 }

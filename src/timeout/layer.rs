@@ -63,17 +63,7 @@ impl Shared {
 
 #[cold]
 fn changed(name: &str, layer: Layer, from: Duration, to: Duration) {
-    tracing::info!(
-        target: TARGET_TIMEOUT,
-        layer = LAYER,
-        name,
-        event = "property_changed",
-        property = "timeout",
-        from = %show_duration(from),
-        to = %show_duration(to),
-        source = layer.as_str(),
-        "live property changed"
-    );
+    crate::config::property_changed!(TARGET_TIMEOUT, LAYER, name, layer, property = "timeout", from = %show_duration(from), to = %show_duration(to));
 }
 
 impl Configurable for Shared {

@@ -169,16 +169,14 @@ impl Shared {
 
 #[cold]
 fn changed(name: &str, layer: Layer, from: usize, to: usize) {
-    tracing::info!(
-        target: TARGET_POOL,
-        layer = LAYER,
+    crate::config::property_changed!(
+        TARGET_POOL,
+        LAYER,
         name,
-        event = "property_changed",
+        layer,
         property = "queue",
         from,
-        to,
-        source = layer.as_str(),
-        "live property changed"
+        to
     );
 }
 
