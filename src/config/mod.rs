@@ -183,6 +183,9 @@ pub(crate) use layers::{Layer, Layers};
 /// name. A macro because tracing takes a call site's target as a constant.
 /// `$($field)*` are the property, `from` and `to` fields, as the caller
 /// records them.
+// A build with none of the live layers (the chaos layer alone, say) has
+// the config module but no user of this.
+#[allow(unused_macros)]
 macro_rules! property_changed {
     ($target:expr, $layer:expr, $name:expr, $source:expr, $($field:tt)*) => {
         tracing::info!(
