@@ -897,12 +897,14 @@ fn defaults_are_hystrix_defaults() {
 async fn a_probe_place_taken_by_poll_ready_and_never_used_is_given_back() {
     let mut rig = tripped(|b| b).await;
     advance(Duration::from_secs(5)).await;
+    // Reading the state moves the breaker on to half-open (`poll_ready`
+    // does not read the clock to see the open time out).
+    assert_eq!(rig.handle.state(), State::HalfOpen);
     let waker = futures::task::noop_waker();
     let mut cx = Context::from_waker(&waker);
     // A clone polled ready takes the only probe place, then goes away.
     let mut polled = rig.svc_clone();
     assert!(polled.poll_ready(&mut cx).is_ready());
-    assert_eq!(rig.handle.state(), State::HalfOpen);
     rig.assert_rejected().await;
     drop(polled);
     // The place is free again: the next call is the probe, and closes it.
@@ -965,6 +967,7 @@ async fn only_the_admitted_probe_holds_a_bulkhead_slot_while_half_open() {
     first.ready().await.unwrap().call(false).await.unwrap_err();
     assert_eq!(handle.state(), State::Open);
     advance(Duration::from_secs(5)).await;
+    assert_eq!(handle.state(), State::HalfOpen);
 
     // Two callers get ready while half-open with one probe place: only the
     // one admitted as the probe takes a slot in the bulkhead beneath.
@@ -990,10 +993,75 @@ async fn a_rejection_decided_in_poll_ready_is_reconsidered_when_polled_again() {
     assert!(rig.svc.poll_ready(&mut cx).is_ready());
     advance(Duration::from_secs(5)).await;
     // ...and again once the open time is over: now it admits a probe.
-    assert!(rig.svc.poll_ready(&mut cx).is_ready());
     assert_eq!(rig.handle.state(), State::HalfOpen);
+    assert!(rig.svc.poll_ready(&mut cx).is_ready());
     rig.svc.call(Req::Ok).await.unwrap();
     assert_eq!(rig.handle.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_decided_in_poll_ready_is_decided_again_at_the_call() {
+    let mut rig = tripped(|b| b).await;
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    // Polled ready while open, called once the open time is over, with
+    // nothing in between: the call is the probe, and closes the breaker.
+    assert!(rig.svc.poll_ready(&mut cx).is_ready());
+    advance(Duration::from_secs(5)).await;
+    let before = rig.reached();
+    rig.svc.call(Req::Ok).await.unwrap();
+    assert_eq!(rig.reached(), before + 1);
+    assert_eq!(rig.handle.state(), State::Closed);
+    // Polled and called while open: rejected, counted when called.
+    rig.handle.force_open();
+    assert!(rig.svc.poll_ready(&mut cx).is_ready());
+    advance(Duration::from_secs(30)).await;
+    let err = rig.svc.call(Req::Ok).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
+    assert_eq!(rig.handle.rolling_counts().short_circuited, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_decided_at_the_call_goes_ahead_only_if_the_inner_service_is_ready_at_once() {
+    let breaker = CircuitBreakerLayer::builder("b")
+        .min_calls(1)
+        .build()
+        .unwrap();
+    let handle = breaker.handle();
+    // 0 fails, 1 succeeds, anything else never ends.
+    let dependency = tower::service_fn(|req: u8| async move {
+        match req {
+            0 => Err::<(), BoxError>("down".into()),
+            1 => Ok(()),
+            _ => std::future::pending().await,
+        }
+    });
+    // A concurrency limit of one waits when full, as a bulkhead with a
+    // queue does.
+    let limit = tower::limit::ConcurrencyLimit::new(dependency, 1);
+    let stack = breaker.layer(limit.clone());
+    let mut first = stack.clone();
+    first.ready().await.unwrap().call(0).await.unwrap_err();
+    assert_eq!(handle.state(), State::Open);
+
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut caller = stack.clone();
+    assert!(caller.poll_ready(&mut cx).is_ready(), "rejects at once");
+    // The limit's one place is taken meanwhile, and the open time runs out.
+    let mut other = limit.clone();
+    other.ready().await.unwrap();
+    let held = other.call(2);
+    advance(Duration::from_secs(5)).await;
+    // The call would be the probe, but the limit is not ready at once: it
+    // is rejected, and the probe place is left to the next call.
+    let err = caller.call(1).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
+    assert_eq!(handle.state(), State::HalfOpen);
+    drop(held);
+    let mut next = stack.clone();
+    next.ready().await.unwrap().call(1).await.unwrap();
+    assert_eq!(handle.state(), State::Closed);
 }
 
 #[tokio::test(start_paused = true)]

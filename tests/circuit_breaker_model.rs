@@ -305,11 +305,23 @@ impl Model {
                 let Some(adm) = self.clones[k].adm.take() else {
                     return Seen::Nothing;
                 };
-                let slot = std::mem::take(&mut self.clones[k].slot);
-                // Decided again if the breaker moved to another period since.
+                let mut slot = std::mem::take(&mut self.clones[k].slot);
+                // Decided again if the breaker moved to another period since,
+                // or if it rejected when polled (it rejects without the time
+                // there): the open time may have run out meanwhile.
                 let adm = match adm {
                     Adm::Counted(p) | Adm::Probe(p) if p != self.period => self.acquire(),
                     Adm::Uncounted if self.state != St::Disabled => self.acquire(),
+                    Adm::Rejected => {
+                        let adm = self.acquire();
+                        // Admitted now: the bulkhead, not asked when polled,
+                        // is asked at once.
+                        if adm != Adm::Rejected && self.slots < BULKHEAD {
+                            self.slots += 1;
+                            slot = true;
+                        }
+                        adm
+                    }
                     adm => adm,
                 };
                 if adm == Adm::Rejected {

@@ -12,7 +12,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use tokio::sync::futures::OwnedNotified;
 use tower_service::Service;
 
@@ -27,6 +27,13 @@ use tower_service::Service;
 /// for the inner service, so a bulkhead beneath is only asked for a slot
 /// for a call that will be made. A half-open probe place taken by a
 /// service that is dropped before its call is given back.
+///
+/// `poll_ready` rejects without reading the clock; `call` decides a
+/// rejected call again, at the call's time, in the clock read that also
+/// dates the rejection. When the open time has run out in between, that
+/// call is the half-open probe if the inner service is ready at once (it
+/// was not asked in `poll_ready`, and `call` cannot wait); if not, the call
+/// is rejected and the probe place is left to the next call.
 ///
 /// # A decision holds only while the breaker does not change
 ///
@@ -146,20 +153,26 @@ impl<S, C> CircuitBreaker<S, C> {
         self.inner
     }
 
+    /// `poll_ready`'s decision, made without the clock when it rejects
+    /// (see [`call`](Service::call)).
     fn decide(&mut self) {
-        let breaker = self.breaker.shared();
-        self.admission = match breaker.acquire() {
-            Err(_) => Admission::Rejected,
-            Ok(permit) => {
-                if let Permit::Probe { .. } = permit {
-                    self.probe = Some(ProbePlace {
-                        breaker: breaker.clone(),
-                        permit: Some(permit),
-                    });
-                }
+        self.admission = match self.breaker.shared().admit() {
+            None => Admission::Rejected,
+            Some(permit) => {
+                self.hold(permit);
                 Admission::Admitted(permit)
             }
         };
+    }
+
+    /// Holds a probe's place until its call is made (see `probe`).
+    fn hold(&mut self, permit: Permit) {
+        if let Permit::Probe { .. } = permit {
+            self.probe = Some(ProbePlace {
+                breaker: self.breaker.shared().clone(),
+                permit: Some(permit),
+            });
+        }
     }
 }
 
@@ -241,13 +254,42 @@ where
                 }
                 Ok(permit)
             }
-            // Recorded at the time of the call, which may come long after
-            // the poll: a rejection is counted when made
-            // (`tests/circuit_breaker_model.rs`, rule (c)). That costs an
-            // open breaker's rejection a second clock read, a fifth of its
-            // time; counting it at the poll's time instead would lose it
-            // from the rolling window after a quiet gap.
-            Admission::Rejected => Err(None),
+            // `poll_ready` rejects without reading the clock; the call is
+            // decided again here, at its own time, in the one read that
+            // also dates the rejection: a rejection is counted when made
+            // (`tests/circuit_breaker_model.rs`, rule (c)), which may be
+            // long after the poll (a Buffer worker polls long before it
+            // calls). An open breaker's rejection so reads the clock once,
+            // where deciding in `poll_ready` too read it twice. When the
+            // open time has run out since (or the breaker was reset or
+            // disabled), the call goes ahead if the inner service is ready
+            // at once: `poll_ready` did not ask it, and `call` cannot wait.
+            Admission::Rejected => match breaker
+                .still_open()
+                .map_or_else(|| breaker.acquire(), |now| Err(Some(now)))
+            {
+                Err(at) => Err(at),
+                Ok(permit) => {
+                    self.hold(permit);
+                    self.inner_armed = true;
+                    let mut cx = Context::from_waker(Waker::noop());
+                    match self.inner.poll_ready(&mut cx) {
+                        Poll::Ready(Ok(())) => {
+                            if let Some(place) = self.probe.take() {
+                                place.take();
+                            }
+                            Ok(permit)
+                        }
+                        // Not ready at once (or failed, which the next
+                        // `poll_ready` reports): rejected, the probe place
+                        // given back (on drop) for the next call.
+                        Poll::Pending | Poll::Ready(Err(_)) => {
+                            self.probe = None;
+                            Err(None)
+                        }
+                    }
+                }
+            },
             // Admitted when polled, but the breaker has changed state since
             // (a force, a reset, a trip; or a Buffer worker that polls long
             // before it calls): decide again. A stale probe place is no
@@ -258,6 +300,7 @@ where
                 breaker.acquire()
             }
         };
+        let breaker = self.breaker.shared();
         match permit {
             Err(at) => {
                 breaker.reject(at.unwrap_or_else(|| breaker.now()));

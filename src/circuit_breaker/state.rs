@@ -261,6 +261,42 @@ impl Breaker {
 
     // ===== admission =====
 
+    /// `poll_ready`'s decision, which never reads the clock to reject:
+    /// admits a closed breaker's call (or a disabled one's, uncounted),
+    /// takes a free half-open probe place, and otherwise says no without
+    /// the time. An open breaker whose open time has run out says no here
+    /// too: the service's `call` decides such a call again with
+    /// [`acquire`](Self::acquire), at the call's own time, in the one clock
+    /// read that also dates the rejection (rule (c) of
+    /// `tests/circuit_breaker_model.rs`).
+    #[inline]
+    pub(crate) fn admit(&self) -> Option<Permit> {
+        let w = self.word.0.load(Ordering::Acquire);
+        match tag(w) {
+            CLOSED | FORCED_CLOSED | METRICS_ONLY => Some(Permit::Counted {
+                generation: generation(w),
+            }),
+            DISABLED => Some(Permit::Uncounted),
+            HALF_OPEN if admitted(w) < self.live.probes() => self.acquire().ok(),
+            _ => None,
+        }
+    }
+
+    /// The time of a call's rejection (µs on this breaker's clock) when the
+    /// breaker is open and its open time has not run out: the one decision
+    /// an open breaker makes for nearly every call, inlined into the
+    /// caller. `None` for anything else, which [`acquire`](Self::acquire)
+    /// decides.
+    #[inline]
+    pub(crate) fn still_open(&self) -> Option<Micros> {
+        let w = self.word.0.load(Ordering::Acquire);
+        if tag(w) != OPEN {
+            return None;
+        }
+        let now = self.clock.now();
+        (now < deadline(w)).then_some(now)
+    }
+
     /// Admits a call, or rejects it with the time of the rejection when
     /// the decision read it (a forced-open breaker decides without the
     /// time). An open breaker whose open time has passed turns half-open

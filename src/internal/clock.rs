@@ -62,6 +62,7 @@ pub(crate) struct Clock {
 
 /// The process's calibrated counter (`quanta` reads the OS clock instead
 /// when the CPU has no invariant time-stamp counter).
+#[inline]
 fn tsc() -> &'static quanta::Clock {
     static TSC: OnceLock<quanta::Clock> = OnceLock::new();
     TSC.get_or_init(quanta::Clock::new)
