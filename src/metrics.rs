@@ -8,7 +8,7 @@
 //! | name | type | labels | unit | meaning |
 //! |---|---|---|---|---|
 //! | `rampart_events_total` | counter | `layer`, `name`, `event` | events | one per call outcome or rejection |
-//! | `rampart_call_duration_seconds` | histogram | `layer`, `name` | seconds | latency of calls that reached the dependency, as the breaker timed them (`layer="circuit_breaker"`) |
+//! | `rampart_call_duration_seconds` | histogram | `layer`, `name` | seconds | latency of calls that reached the dependency, as the breaker timed them (`layer="circuit_breaker"`): every call at low traffic, about 100 a rolling-window bucket under load (see the breaker's "Which calls are timed") |
 //! | `rampart_circuit_breaker_state` | gauge | `name` | state code | 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed, 5 disabled, 6 metrics only |
 //! | `rampart_circuit_breaker_failure_rate` | gauge | `name` | ratio (0–1) | failure rate over the rolling window at the last evaluation |
 //! | `rampart_circuit_breaker_slow_call_rate` | gauge | `name` | ratio (0–1) | slow-call rate over the rolling window at the last evaluation |

@@ -323,6 +323,34 @@ async fn slow_calls_trip_it_at_the_slow_call_rate() {
     assert!((750..=850).contains(&p100), "p100 {p100} ms");
 }
 
+// ===== timing =====
+
+/// 20 000 calls in the first second (2 000 a bucket over the 10 s window),
+/// then `then` calls in the next: how many of the calls were timed.
+async fn timed_under_load(rig: &mut Rig, then: usize) -> u64 {
+    rig.calls(Req::Ok, 20_000).await;
+    assert_eq!(rig.handle.latencies().count(), 20_000, "all timed at first");
+    advance(Duration::from_secs(1)).await;
+    rig.calls(Req::Ok, then).await;
+    assert_eq!(rig.handle.rolling_counts().calls(), 20_000 + then as u64);
+    rig.handle.latencies().count() - 20_000
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_load_one_call_in_a_stride_is_timed_and_every_call_counted() {
+    let mut rig = Rig::new(|b| b.failure_rate(0.5));
+    // 2 000 calls a bucket, 100 timed a bucket: one call in 16 (the power
+    // of two at or under 20), drawn at random.
+    let timed = timed_under_load(&mut rig, 16_000).await;
+    assert!((700..=1_300).contains(&timed), "{timed} of 16 000 timed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_slow_call_rule_times_every_call_under_load() {
+    let mut rig = Rig::new(|b| b.slow_call(Duration::from_secs(1), 0.9));
+    assert_eq!(timed_under_load(&mut rig, 16_000).await, 16_000);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slow_probe_fails_when_the_slow_call_rule_is_on() {
     let mut rig = Rig::new(|b| b.min_calls(2).slow_call(Duration::from_millis(100), 1.0));

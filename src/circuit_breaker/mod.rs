@@ -60,6 +60,27 @@
 //! touches only counters private to the calling thread's shard. Neither
 //! path allocates or takes a lock. See the README's benchmark table.
 //!
+//! # Which calls are timed
+//!
+//! Every call is counted, but not every call is timed under load: a
+//! timed call reads the clock twice (start and end), one not timed once
+//! (its end, for the rolling window's bucket), and a read of the CPU's
+//! time-stamp counter is a quarter of a closed call's cost. While the
+//! rolling window's buckets hold about 100 calls or fewer (the mean over
+//! the window, looked at as each bucket starts), every call is timed;
+//! above that, one call in up to 64 (a power of two, drawn at random, so
+//! the choice is unbiased), for about 100 timed calls a bucket. That is
+//! what Hystrix's rolling percentile keeps (100 latencies a bucket,
+//! `metrics.rollingPercentile.bucketSize`). With the slow-call rule on,
+//! every call is timed: the rule judges each one.
+//!
+//! What the timed calls feed: [`latencies`](CircuitBreakerHandle::latencies)
+//! (their count is the timed calls'), the stream's latency percentiles and
+//! means, and the `rampart_call_duration_seconds` histogram (whose count is
+//! so the timed calls'; `rampart_events_total` counts every call). A
+//! timeout beneath the breaker takes its deadline from a timed call's
+//! start read, and reads the clock itself for the others.
+//!
 //! # One breaker per key
 //!
 //! A dependency is often many: one host of many behind a client, one

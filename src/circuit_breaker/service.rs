@@ -3,7 +3,7 @@
 use super::classify::{Classify, DefaultClassifier};
 use super::future::ResponseFuture;
 use super::handle::CircuitBreakerHandle;
-use super::state::{Breaker, Permit};
+use super::state::{Breaker, Permit, UNTIMED};
 use crate::internal::clock::{self, Micros};
 use crate::internal::shard::Lanes;
 use crate::window::Category;
@@ -313,18 +313,31 @@ where
             }
             Ok(permit) => {
                 self.inner_armed = false;
-                // One read for the call's start and, lent, for a timeout
-                // beneath (a command's): its deadline runs from here.
-                let reading = breaker.clock().read();
-                let started = breaker.clock().micros_at(reading);
-                let guard = CallGuard {
-                    breaker,
-                    permit,
-                    started,
-                };
                 let inner = &mut self.inner;
-                let response = clock::lend(reading, || inner.call(request));
-                std::mem::forget(guard);
+                let (response, started) = if breaker.times_next_call() {
+                    // One read for the call's start and, lent, for a
+                    // timeout beneath (a command's): its deadline runs
+                    // from here.
+                    let reading = breaker.clock().read();
+                    let started = breaker.clock().micros_at(reading);
+                    let guard = CallGuard {
+                        breaker,
+                        permit,
+                        started,
+                    };
+                    let response = clock::lend(reading, || inner.call(request));
+                    std::mem::forget(guard);
+                    (response, started)
+                } else {
+                    let guard = CallGuard {
+                        breaker,
+                        permit,
+                        started: UNTIMED,
+                    };
+                    let response = inner.call(request);
+                    std::mem::forget(guard);
+                    (response, UNTIMED)
+                };
                 ResponseFuture::admitted(
                     response,
                     self.breaker.pick(),

@@ -49,6 +49,9 @@ impl Telemetry {
         t
     }
 
+    /// Counts a call, and puts a timed one's latency into the duration
+    /// histogram (whose count is so the timed calls': `events` counts
+    /// every call).
     #[inline]
     pub(crate) fn call(&self, record: &Record) {
         self.events[record.category as usize].increment(1);

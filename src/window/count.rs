@@ -5,17 +5,18 @@ use super::{Category, Counts, LatencySnapshot, Record, LATENCY_SUM, SLOW, TALLIE
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A slot holds one call: bit 0 says it is taken, bits 1..4 the category,
-/// bit 4 the slow flag, bits 16.. the latency in µs (saturating at 2^48).
+/// bit 4 the slow flag, bit 5 whether it was timed, bits 16.. the latency
+/// in µs (saturating at 2^48).
 const TAKEN: u64 = 1;
 const SLOW_BIT: u64 = 1 << 4;
+const TIMED_BIT: u64 = 1 << 5;
 const LATENCY_SHIFT: u32 = 16;
 
 fn encode(record: &Record) -> u64 {
-    let latency = record.latency.unwrap_or(0).min(u64::MAX >> LATENCY_SHIFT);
-    TAKEN
-        | (record.category as u64) << 1
-        | if record.slow { SLOW_BIT } else { 0 }
-        | latency << LATENCY_SHIFT
+    let latency = record.latency.map_or(0, |us| {
+        TIMED_BIT | us.min(u64::MAX >> LATENCY_SHIFT) << LATENCY_SHIFT
+    });
+    TAKEN | (record.category as u64) << 1 | if record.slow { SLOW_BIT } else { 0 } | latency
 }
 
 /// The outcomes of the last `size` calls.
@@ -78,6 +79,9 @@ impl CountWindow {
         if entry & SLOW_BIT != 0 {
             bump(&self.tallies[SLOW], 1);
         }
+        if entry & TIMED_BIT == 0 {
+            return;
+        }
         let latency = entry >> LATENCY_SHIFT;
         bump(&self.tallies[LATENCY_SUM], latency);
         if add {
@@ -114,6 +118,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::VecDeque;
+
+    #[test]
+    fn a_call_not_timed_is_counted_and_has_no_latency() {
+        let w = CountWindow::new(2);
+        w.record(Record::call(Category::Success, false, 100));
+        w.record(Record::tally(Category::Failure));
+        assert_eq!((w.counts().successes, w.counts().failures), (1, 1));
+        let latencies = w.latencies();
+        assert_eq!((latencies.count(), latencies.mean().as_micros()), (1, 100));
+        // Pushed out, it takes nothing from the latencies either.
+        w.record(Record::call(Category::Success, false, 300));
+        w.record(Record::call(Category::Success, false, 500));
+        let latencies = w.latencies();
+        assert_eq!((latencies.count(), latencies.mean().as_micros()), (2, 400));
+    }
 
     #[test]
     fn keeps_the_last_n_calls() {

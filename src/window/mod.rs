@@ -135,8 +135,8 @@ impl Record {
         }
     }
 
-    /// A bare tally, no latency: for counting events that are not calls.
-    #[cfg(any(feature = "retry", feature = "fallback"))]
+    /// A bare tally, no latency: for counting events that are not calls,
+    /// and calls that were not timed.
     pub(crate) fn tally(category: Category) -> Record {
         Record {
             category,
