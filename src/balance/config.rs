@@ -9,6 +9,7 @@ use crate::error::{ConfigError, Validator};
 use crate::internal::clock::micros;
 use crate::retry::DefaultPolicy;
 use crate::retry::{Backoff, RetryBudget};
+use std::any::TypeId;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,9 @@ pub const DEFAULT_LATENCY_DECAY: Duration = Duration::from_secs(10);
 pub struct Builder<P = DefaultPolicy> {
     name: String,
     rule: Arc<dyn Rule>,
+    /// Whether `rule` is [`PowerOfTwoChoices`], which the balancer runs
+    /// without its trait object.
+    two_choices: bool,
     retries_same: u32,
     retries_next: u32,
     backoff: Backoff,
@@ -58,6 +62,7 @@ impl Builder {
         Builder {
             name,
             rule: Arc::new(PowerOfTwoChoices),
+            two_choices: true,
             retries_same: DEFAULT_RETRIES_SAME,
             retries_next: DEFAULT_RETRIES_NEXT,
             backoff: Backoff::default(),
@@ -81,7 +86,8 @@ impl<P> Builder<P> {
     /// How the endpoint for each attempt is chosen. Default
     /// [`PowerOfTwoChoices`]; see [`rule`](super::rule). Live: the `rule`
     /// property or [`BalanceHandle::set_rule`](super::BalanceHandle::set_rule).
-    pub fn rule(mut self, rule: impl Rule) -> Self {
+    pub fn rule<R: Rule>(mut self, rule: R) -> Self {
+        self.two_choices = TypeId::of::<R>() == TypeId::of::<PowerOfTwoChoices>();
         self.rule = Arc::new(rule);
         self
     }
@@ -183,6 +189,7 @@ impl<P> Builder<P> {
         Builder {
             name: self.name,
             rule: self.rule,
+            two_choices: self.two_choices,
             retries_same: self.retries_same,
             retries_next: self.retries_next,
             backoff: self.backoff,
@@ -315,6 +322,7 @@ impl<P> Builder<P> {
             name,
             set,
             self.rule,
+            self.two_choices,
             self.policy,
             self.retries_same,
             self.retries_next,
@@ -408,4 +416,18 @@ pub(crate) fn check_ejection(v: &mut Validator, e: &Ejecting) {
         "panic_threshold",
         || format!("must be in [0, 1], got {}", e.panic_threshold),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::rule::RoundRobin;
+
+    #[test]
+    fn power_of_two_choices_is_known_as_such_and_only_it() {
+        assert!(Builder::new("a".into()).two_choices, "the default");
+        assert!(Builder::new("a".into()).rule(PowerOfTwoChoices).two_choices);
+        let other = Builder::new("a".into()).rule(RoundRobin::new());
+        assert!(!other.two_choices);
+    }
 }

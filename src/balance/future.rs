@@ -342,7 +342,7 @@ where
                 tried.push(id);
             }
             let shared = &self.shared;
-            let Some(endpoint) = shared.with_rule(|rule| shared.set.pick_other(rule, &tried))
+            let Some(endpoint) = shared.with_chooser(|rule| shared.set.pick_other(rule, &tried))
             else {
                 return Poll::Pending;
             };
@@ -376,9 +376,9 @@ where
                     let endpoint = match again.take() {
                         Some(endpoint) => endpoint,
                         None => match if *this.elsewhere {
-                            shared.with_rule(|rule| shared.set.pick_other(rule, this.tried))
+                            shared.with_chooser(|rule| shared.set.pick_other(rule, this.tried))
                         } else {
-                            shared.with_rule(|rule| shared.set.pick(rule, this.tried))
+                            shared.with_chooser(|rule| shared.set.pick(rule, this.tried))
                         } {
                             Some(endpoint) => {
                                 *this.endpoints += 1;

@@ -159,28 +159,76 @@ impl<'a> Candidates<'a> {
     /// A uniformly random eligible endpoint other than `except`: a few
     /// random probes, then one pass over all of them.
     pub fn random_eligible(&self, except: Option<usize>) -> Option<usize> {
-        let n = self.len();
-        if n == 0 {
-            return None;
-        }
-        let ok = |i: usize| Some(i) != except && self.eligible(i);
-        for _ in 0..8 {
-            let i = rng::below(n);
-            if ok(i) {
-                return Some(i);
-            }
-        }
-        // Reservoir sampling: uniform, one pass, no allocation.
-        let mut chosen = None;
-        let mut seen = 0;
-        for i in (0..n).filter(|&i| ok(i)) {
-            seen += 1;
-            if rng::below(seen) == 0 {
-                chosen = Some(i);
-            }
-        }
-        chosen
+        random_eligible(self.len(), except, |i| self.eligible(i))
     }
+}
+
+/// A uniformly random index in `0..n` other than `except` for which
+/// `eligible` is true: a few random probes, then one pass over all.
+#[inline]
+fn random_eligible(
+    n: usize,
+    except: Option<usize>,
+    eligible: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    // Drawn from the others only: `except` is never drawn, so a small set
+    // needs no second draw for it.
+    let others = n - usize::from(except.is_some_and(|e| e < n));
+    if others == 0 {
+        return None;
+    }
+    for _ in 0..8 {
+        let mut i = rng::below(others);
+        if except.is_some_and(|e| i >= e) {
+            i += 1;
+        }
+        if eligible(i) {
+            return Some(i);
+        }
+    }
+    reservoir(n, &|i| Some(i) != except && eligible(i))
+}
+
+/// Reservoir sampling after eight draws found nothing eligible: uniform,
+/// one pass, no allocation; rare, so out of line.
+#[cold]
+#[inline(never)]
+fn reservoir(n: usize, ok: &dyn Fn(usize) -> bool) -> Option<usize> {
+    let mut chosen = None;
+    let mut seen = 0;
+    for i in (0..n).filter(|&i| ok(i)) {
+        seen += 1;
+        if rng::below(seen) == 0 {
+            chosen = Some(i);
+        }
+    }
+    chosen
+}
+
+/// The rule a pick runs (see `Shared::with_chooser`).
+#[derive(Clone, Copy)]
+pub(crate) enum Chooser<'a> {
+    /// [`PowerOfTwoChoices`], run by [`two_choices`] on the set's view.
+    TwoChoices,
+    Rule(&'a dyn Rule),
+}
+
+/// [`PowerOfTwoChoices`] over `n` endpoints, on any view of them: generic,
+/// so that the balancer's own pick of its default rule is compiled for
+/// its own view, with no call through a trait object per look.
+#[inline]
+pub(crate) fn two_choices(
+    n: usize,
+    eligible: impl Fn(usize) -> bool,
+    in_flight: impl Fn(usize) -> usize,
+    latency: impl Fn(usize) -> f64,
+) -> Option<usize> {
+    let a = random_eligible(n, None, &eligible)?;
+    let Some(b) = random_eligible(n, Some(a), &eligible) else {
+        return Some(a);
+    };
+    let cost = |i: usize| latency(i) * (in_flight(i) + 1) as f64;
+    Some(if cost(b) < cost(a) { b } else { a })
 }
 
 impl fmt::Debug for Candidates<'_> {
@@ -201,12 +249,12 @@ pub struct PowerOfTwoChoices;
 impl Rule for PowerOfTwoChoices {
     #[inline]
     fn choose(&self, c: &Candidates<'_>) -> Option<usize> {
-        let a = c.random_eligible(None)?;
-        let Some(b) = c.random_eligible(Some(a)) else {
-            return Some(a);
-        };
-        let cost = |i: usize| c.latency(i) * (c.in_flight(i) + 1) as f64;
-        Some(if cost(b) < cost(a) { b } else { a })
+        two_choices(
+            c.len(),
+            |i| c.eligible(i),
+            |i| c.in_flight(i),
+            |i| c.latency(i),
+        )
     }
 }
 
@@ -489,6 +537,32 @@ mod tests {
             ..Fake::new(3)
         };
         assert_eq!(PowerOfTwoChoices.choose(&Candidates::new(&none)), None);
+    }
+
+    #[test]
+    fn a_random_eligible_other_is_drawn_evenly_from_the_others_only() {
+        let mut f = Fake::new(4);
+        let c = Candidates::new(&f);
+        let mut hits = [0usize; 4];
+        for _ in 0..30_000 {
+            hits[c.random_eligible(Some(2)).unwrap()] += 1;
+        }
+        assert_eq!(hits[2], 0);
+        assert!(
+            [0, 1, 3]
+                .iter()
+                .all(|&i| (9_000..11_000).contains(&hits[i])),
+            "{hits:?}"
+        );
+        // None left but `except`, or none eligible but `except`.
+        assert_eq!(
+            Candidates::new(&Fake::new(1)).random_eligible(Some(0)),
+            None
+        );
+        f.eligible = vec![false, false, true, false];
+        assert_eq!(Candidates::new(&f).random_eligible(Some(2)), None);
+        // An `except` out of range excludes nothing.
+        assert!(Candidates::new(&Fake::new(1)).random_eligible(Some(5)) == Some(0));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::ejection::{Check, Ejected, Ejection, LiveEjection, Out};
 use super::endpoint::{Ended, EndpointState};
-use super::rule::{Candidates, Rule, View};
+use super::rule::{two_choices, Candidates, Chooser, View};
 use super::service::LAYER;
 use super::source::{Change, Source};
 use crate::internal::clock::{Clock, Micros};
@@ -77,6 +77,7 @@ impl Tried {
         self.ids.push(id);
     }
 
+    #[inline]
     fn contains(&self, id: u64) -> bool {
         !self.ids.is_empty() && self.ids.contains(id)
     }
@@ -297,7 +298,11 @@ impl<K, S> EndpointSet<K, S> {
     /// Chooses an endpoint for an attempt, never one in `tried` while
     /// another will do, and never an ejected or marked-dead one unless
     /// nothing else will (ejected ones are let in too in panic mode).
-    pub(crate) fn pick(&self, rule: &dyn Rule, tried: &Tried) -> Option<Arc<EndpointState<K, S>>> {
+    pub(crate) fn pick(
+        &self,
+        rule: Chooser<'_>,
+        tried: &Tried,
+    ) -> Option<Arc<EndpointState<K, S>>> {
         self.pick_among(rule, tried, true)
     }
 
@@ -305,7 +310,7 @@ impl<K, S> EndpointSet<K, S> {
     /// hedge, which goes to another instance or nowhere.
     pub(crate) fn pick_other(
         &self,
-        rule: &dyn Rule,
+        rule: Chooser<'_>,
         tried: &Tried,
     ) -> Option<Arc<EndpointState<K, S>>> {
         self.pick_among(rule, tried, false)
@@ -313,7 +318,7 @@ impl<K, S> EndpointSet<K, S> {
 
     fn pick_among(
         &self,
-        rule: &dyn Rule,
+        rule: Chooser<'_>,
         tried: &Tried,
         or_tried: bool,
     ) -> Option<Arc<EndpointState<K, S>>> {
@@ -332,8 +337,16 @@ impl<K, S> EndpointSet<K, S> {
         };
         // A rule is user code: an index out of range counts as no choice.
         let choose = |view: &SetView<'_, K, S>| {
-            rule.choose(&Candidates::new(view))
-                .and_then(|i| snapshot.get(i).cloned())
+            match rule {
+                Chooser::TwoChoices => two_choices(
+                    view.len(),
+                    |i| view.eligible(i),
+                    |i| view.in_flight(i),
+                    |i| view.latency(i),
+                ),
+                Chooser::Rule(rule) => rule.choose(&Candidates::new(view)),
+            }
+            .and_then(|i| snapshot.get(i).cloned())
         };
         if let Some(endpoint) = choose(&view) {
             return Some(endpoint);
@@ -386,6 +399,22 @@ struct SetView<'a, K, S> {
 }
 
 impl<K, S> SetView<'_, K, S> {
+    /// [`eligible`](View::eligible) for an endpoint that is out (ejected
+    /// or marked dead), or was until its spell ran out: rare, so out of
+    /// the pick's line. The time is read only here.
+    #[cold]
+    #[inline(never)]
+    fn eligible_while_out(&self, e: &EndpointState<K, S>) -> bool {
+        if !(self.respect_ejection || self.respect_dead) {
+            return true;
+        }
+        match self.set.status(e, self.now()) {
+            Check::Ejected => !self.respect_ejection,
+            Check::MarkedDead => !self.respect_dead,
+            Check::In | Check::Returned => true,
+        }
+    }
+
     fn now(&self) -> Micros {
         self.now.get().unwrap_or_else(|| {
             let now = self.set.clock.now();
@@ -406,15 +435,7 @@ impl<K, S> View for SetView<'_, K, S> {
         if self.tried.is_some_and(|t| t.contains(e.id)) {
             return false;
         }
-        // The time is read only if the endpoint is out at all.
-        if !e.health.is_out_at_all() || !(self.respect_ejection || self.respect_dead) {
-            return true;
-        }
-        match self.set.status(e, self.now()) {
-            Check::Ejected => !self.respect_ejection,
-            Check::MarkedDead => !self.respect_dead,
-            Check::In | Check::Returned => true,
-        }
+        !e.health.is_out_at_all() || self.eligible_while_out(e)
     }
 
     #[inline]

@@ -13,7 +13,7 @@ pub(crate) fn next_u64() -> u64 {
     STATE.with(|state| {
         let mut x = state.get();
         if x == 0 {
-            x = rand::random::<u64>() | 1;
+            x = seed();
         }
         x ^= x >> 12;
         x ^= x << 25;
@@ -21,6 +21,14 @@ pub(crate) fn next_u64() -> u64 {
         state.set(x);
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     })
+}
+
+/// A thread's first state: out of line, so that a draw stays small
+/// enough to be inlined where it is made.
+#[cold]
+#[inline(never)]
+fn seed() -> u64 {
+    rand::random::<u64>() | 1
 }
 
 /// A number in `0..n` (`n > 0`).
