@@ -41,6 +41,9 @@ pub(crate) struct TimeWindow {
     bucket_len: Micros,
     /// The latest bucket anyone has started (bucket number = time / bucket_len).
     current: AtomicU64,
+    /// When the bucket after `current` starts (µs): a time before it is
+    /// in `current` (or older), found without a division.
+    next_start: AtomicU64,
     /// The latest bucket whose marks are all written: readers start their
     /// window from this one, never from a bucket still being marked.
     published: AtomicU64,
@@ -82,6 +85,7 @@ impl TimeWindow {
         TimeWindow {
             bucket_len,
             current: AtomicU64::new(now / bucket_len),
+            next_start: AtomicU64::new((now / bucket_len + 1).saturating_mul(bucket_len)),
             published: AtomicU64::new(now / bucket_len),
             shards: (0..shards)
                 .map(|_| Shard {
@@ -110,11 +114,20 @@ impl TimeWindow {
     }
 
     /// Records one event at time `now`. Returns the number of the bucket
-    /// `now` falls in (time / bucket length).
+    /// it went into: the one `now` falls in (time / bucket length), or a
+    /// later one already started when `now` is older.
     #[inline]
     pub(crate) fn record(&self, now: Micros, record: Record) -> u64 {
-        let bucket = now / self.bucket_len;
-        self.advance(bucket);
+        // Nearly every event falls in the latest bucket started: known by
+        // a comparison, where the division cost a closed breaker's call
+        // 3 of its 36 ns.
+        let bucket = if now < self.next_start.load(Ordering::Acquire) {
+            self.current.load(Ordering::Acquire)
+        } else {
+            let bucket = now / self.bucket_len;
+            self.advance(bucket);
+            bucket
+        };
         self.tally(record);
         bucket
     }
@@ -204,6 +217,11 @@ impl TimeWindow {
         {
             return;
         }
+        // After `current`: whoever reads the new start reads the new bucket.
+        self.next_start.fetch_max(
+            (bucket + 1).saturating_mul(self.bucket_len),
+            Ordering::AcqRel,
+        );
         let totals = self.totals();
         // Nothing happened in buckets that were skipped: they all start with
         // the same totals. Only the last `len` of them are still kept.
