@@ -55,9 +55,42 @@ pub(crate) enum Reading {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     origin: Instant,
-    // The counter's raw value at `origin`, when this clock reads the
-    // counter; `None` when it reads tokio's clock.
-    tsc_origin: Option<u64>,
+    /// `None` when this clock reads tokio's clock.
+    counter: Option<Counter>,
+}
+
+/// What a clock that reads the time-stamp counter needs for a read: the
+/// process's counter, its value at the clock's origin, and the counter's
+/// rate as `quanta` calibrated it, as one multiplier per unit. A read is
+/// then one `rdtsc` and one multiplication to microseconds, where
+/// `quanta`'s nanoseconds and a division by 1000 took two dependent
+/// multiplications after a check of the process's `OnceLock`.
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    tsc: &'static quanta::Clock,
+    origin: u64,
+    /// Nanoseconds per 2^32 ticks (31 bits at 3 GHz: exact to 1 ppb).
+    nanos_per_2_32: u64,
+    /// Microseconds per 2^48 ticks (37 bits at 3 GHz).
+    micros_per_2_48: u64,
+}
+
+impl Counter {
+    #[inline]
+    fn nanos_at(&self, raw: u64) -> u64 {
+        scale(raw.saturating_sub(self.origin), self.nanos_per_2_32, 32)
+    }
+
+    #[inline]
+    fn micros_at(&self, raw: u64) -> Micros {
+        scale(raw.saturating_sub(self.origin), self.micros_per_2_48, 48)
+    }
+}
+
+/// `ticks × per / 2^shift`, saturating.
+#[inline]
+fn scale(ticks: u64, per: u64, shift: u32) -> u64 {
+    u64::try_from((u128::from(ticks) * u128::from(per)) >> shift).unwrap_or(u64::MAX)
 }
 
 /// The process's calibrated counter (`quanta` reads the OS clock instead
@@ -78,13 +111,15 @@ impl Clock {
         if pausable {
             return Clock {
                 origin: Instant::now(),
-                tsc_origin: None,
+                counter: None,
             };
         }
         // Both origins at one moment: the counter's read between two of
         // tokio's, taken again if the thread was preempted in between (the
         // counter's first use, which calibrates it, comes before).
         let tsc = tsc();
+        let nanos_per_2_32 = tsc.delta_as_nanos(0, 1 << 32);
+        let micros_per_2_48 = tsc.delta_as_nanos(0, 1 << 48) / 1_000;
         let mut tries = 0;
         loop {
             let before = Instant::now();
@@ -94,7 +129,12 @@ impl Clock {
             if gap < Duration::from_micros(20) || tries == 5 {
                 return Clock {
                     origin: before + gap / 2,
-                    tsc_origin: Some(raw),
+                    counter: Some(Counter {
+                        tsc,
+                        origin: raw,
+                        nanos_per_2_32,
+                        micros_per_2_48,
+                    }),
                 };
             }
         }
@@ -103,18 +143,18 @@ impl Clock {
     /// Microseconds elapsed since the origin.
     #[inline]
     pub(crate) fn now(&self) -> Micros {
-        self.nanos() / 1_000
+        match self.counter {
+            Some(counter) => counter.micros_at(counter.tsc.raw()),
+            None => self.at(Instant::now()),
+        }
     }
 
     /// Nanoseconds elapsed since the origin (for governor's rate limits,
     /// whose emission intervals can be shorter than a microsecond).
     #[inline]
     pub(crate) fn nanos(&self) -> u64 {
-        match self.tsc_origin {
-            Some(origin) => {
-                let tsc = tsc();
-                tsc.delta_as_nanos(origin, tsc.raw())
-            }
+        match self.counter {
+            Some(counter) => counter.nanos_at(counter.tsc.raw()),
             None => {
                 let since = Instant::now().saturating_duration_since(self.origin);
                 u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
@@ -132,8 +172,8 @@ impl Clock {
     /// ([`micros_at`](Self::micros_at)): one read serves them all.
     #[inline]
     pub(crate) fn read(&self) -> Reading {
-        match self.tsc_origin {
-            Some(_) => Reading::Counter(tsc().raw()),
+        match self.counter {
+            Some(counter) => Reading::Counter(counter.tsc.raw()),
             None => Reading::Tokio(Instant::now()),
         }
     }
@@ -145,8 +185,8 @@ impl Clock {
     /// and the counter's agree).
     #[inline]
     pub(crate) fn micros_at(&self, reading: Reading) -> Micros {
-        match (reading, self.tsc_origin) {
-            (Reading::Counter(raw), Some(origin)) => tsc().delta_as_nanos(origin, raw) / 1_000,
+        match (reading, self.counter) {
+            (Reading::Counter(raw), Some(counter)) => counter.micros_at(raw),
             (Reading::Tokio(instant), _) => self.at(instant),
             (Reading::Counter(_), None) => self.now(),
         }
@@ -159,7 +199,7 @@ impl Clock {
     pub(crate) fn instant_after(&self, after: Duration) -> Instant {
         let now = match LENT.with(Cell::get) {
             Some(Reading::Tokio(instant)) => instant,
-            Some(Reading::Counter(raw)) if self.tsc_origin.is_some() => {
+            Some(Reading::Counter(raw)) if self.counter.is_some() => {
                 self.instant_at(self.nanos_of(raw))
             }
             _ => self.instant_at(self.nanos()),
@@ -171,7 +211,7 @@ impl Clock {
     /// reads the counter).
     #[inline]
     fn nanos_of(&self, raw: u64) -> u64 {
-        tsc().delta_as_nanos(self.tsc_origin.unwrap_or(raw), raw)
+        self.counter.map_or(0, |counter| counter.nanos_at(raw))
     }
 
     /// `instant`, in microseconds since the origin: lets one clock read
@@ -185,7 +225,7 @@ impl Clock {
     /// tokio's clock.
     #[cfg(test)]
     pub(crate) fn reads_counter(&self) -> bool {
-        self.tsc_origin.is_some()
+        self.counter.is_some()
     }
 }
 
@@ -327,6 +367,32 @@ mod tests {
         assert!(
             before.saturating_sub(slack) <= by_counter && by_counter <= after + slack,
             "{before} <= {by_counter} <= {after}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_counters_own_scaling_agrees_with_quantas() {
+        let counter = Clock::new().counter.expect("reads the counter");
+        for ticks in [0, 1_000, 3_000_000_000, 1 << 40, 1 << 50] {
+            let raw = counter.origin + ticks;
+            let quantas = counter.tsc.delta_as_nanos(counter.origin, raw);
+            // Within 1 ns a second (1 ppb), plus one for rounding.
+            let ours = counter.nanos_at(raw);
+            assert!(
+                ours.abs_diff(quantas) <= 1 + quantas / 1_000_000_000,
+                "{ticks}: {ours} vs {quantas}"
+            );
+            let ours = counter.micros_at(raw);
+            let quantas = quantas / 1_000;
+            assert!(
+                ours.abs_diff(quantas) <= 1 + quantas / 1_000_000_000,
+                "{ticks}: {ours} vs {quantas}"
+            );
+        }
+        assert_eq!(
+            counter.micros_at(counter.origin - 1),
+            0,
+            "before the origin: 0, not a wrap"
         );
     }
 
