@@ -512,6 +512,10 @@ macro_rules! build_command {
                 v.finish()?;
                 match (isolation, timeout, fallback, breaker) {
                     (Some(isolation), Some(timeout), Some(stats), Some(breaker)) => {
+                        // Its fallback's windows take each failed call's
+                        // time from it, and the timeout beneath reads the
+                        // start anyway: timing every call costs nothing.
+                        breaker.shared().time_every_call();
                         registry.register_command(CommandParts {
                             name: &self.name,
                             group: &$group,

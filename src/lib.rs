@@ -88,8 +88,10 @@
 //! - **On a multi-thread runtime**: the CPU's time-stamp counter, through
 //!   [`quanta`](https://docs.rs/quanta), calibrated against the OS clock.
 //!   A read costs 10 to 12 ns there against 24 to 35 ns for
-//!   `clock_gettime` (on the 2-core VMs rampart is measured on), and most
-//!   calls read the time twice. tokio cannot pause a multi-thread runtime's clock (`pause`
+//!   `clock_gettime` (on the 2-core VMs rampart is measured on), and a
+//!   call reads the time once or twice (a breaker under load times only
+//!   some of its calls: see the circuit breaker's "Which calls are timed").
+//!   tokio cannot pause a multi-thread runtime's clock (`pause`
 //!   panics there), so no test can tell the difference. Without an
 //!   invariant counter, `quanta` reads the OS clock.
 //!

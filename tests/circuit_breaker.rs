@@ -339,10 +339,39 @@ async fn timed_under_load(rig: &mut Rig, then: usize) -> u64 {
 #[tokio::test(start_paused = true)]
 async fn under_load_one_call_in_a_stride_is_timed_and_every_call_counted() {
     let mut rig = Rig::new(|b| b.failure_rate(0.5));
-    // 2 000 calls a bucket, 100 timed a bucket: one call in 16 (the power
-    // of two at or under 20), drawn at random.
+    // 20 000 calls in the last full bucket, 100 timed a bucket: one call in
+    // 64 (200, capped), drawn at random.
     let timed = timed_under_load(&mut rig, 16_000).await;
-    assert!((700..=1_300).contains(&timed), "{timed} of 16 000 timed");
+    assert!((150..=400).contains(&timed), "{timed} of 16 000 timed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_count_window_keeps_about_100_timed_calls() {
+    // A window of the last 800 calls, which `latencies` reads: one call
+    // in 8 (800 / 100), not 64, for about 100 timed calls in it.
+    let mut rig = Rig::new(|b| b.window(Window::count(800)).failure_rate(0.5));
+    rig.calls(Req::Ok, 20_000).await;
+    advance(Duration::from_secs(1)).await;
+    rig.calls(Req::Ok, 16_000).await;
+    assert_eq!(rig.handle.rolling_counts().calls(), 36_000);
+    let timed = rig.handle.latencies().count();
+    assert!((50..=170).contains(&timed), "{timed} of the last 800 timed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commands_breaker_times_every_call() {
+    let command = rampart::Command::builder("timed").build().unwrap();
+    let breaker = command.breaker();
+    let mut svc = command.layer(tower::service_fn(|_: ()| async { Ok::<_, BoxError>(()) }));
+    for _ in 0..20_000 {
+        svc.ready().await.unwrap().call(()).await.unwrap();
+    }
+    advance(Duration::from_secs(1)).await;
+    for _ in 0..1_000 {
+        svc.ready().await.unwrap().call(()).await.unwrap();
+    }
+    assert_eq!(breaker.rolling_counts().calls(), 21_000);
+    assert_eq!(breaker.latencies().count(), 21_000);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1020,9 +1049,19 @@ async fn a_rejection_decided_in_poll_ready_is_reconsidered_when_polled_again() {
     // Polled ready while open (as an idle Buffer worker would be)...
     assert!(rig.svc.poll_ready(&mut cx).is_ready());
     advance(Duration::from_secs(5)).await;
-    // ...and again once the open time is over: now it admits a probe.
+    // ...and again once the breaker is half-open: now it takes the only
+    // probe place, so another caller is rejected meanwhile.
     assert_eq!(rig.handle.state(), State::HalfOpen);
     assert!(rig.svc.poll_ready(&mut cx).is_ready());
+    let mut other = rig.svc_clone();
+    let err = other
+        .ready()
+        .await
+        .unwrap()
+        .call(Req::Ok)
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
     rig.svc.call(Req::Ok).await.unwrap();
     assert_eq!(rig.handle.state(), State::Closed);
 }
@@ -1047,6 +1086,58 @@ async fn a_rejection_decided_in_poll_ready_is_decided_again_at_the_call() {
     let err = rig.svc.call(Req::Ok).await.unwrap_err();
     assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
     assert_eq!(rig.handle.rolling_counts().short_circuited, 1);
+}
+
+/// Fails calls of `false`; its readiness fails once `gone` is set.
+#[derive(Clone)]
+struct Gone(Arc<std::sync::atomic::AtomicBool>);
+
+impl Service<bool> for Gone {
+    type Response = ();
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<(), BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(match self.0.load(Ordering::SeqCst) {
+            true => Err("gone".into()),
+            false => Ok(()),
+        })
+    }
+
+    fn call(&mut self, ok: bool) -> Self::Future {
+        std::future::ready(if ok { Ok(()) } else { Err("down".into()) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_readiness_error_met_at_the_call_is_returned_by_the_next_poll_ready() {
+    let breaker = CircuitBreakerLayer::builder("b")
+        .min_calls(1)
+        .build()
+        .unwrap();
+    let handle = breaker.handle();
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut svc = breaker.layer(Gone(gone.clone()));
+    svc.ready().await.unwrap().call(false).await.unwrap_err();
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert!(svc.poll_ready(&mut cx).is_ready(), "rejected while open");
+    // The inner service fails meanwhile, and the open time runs out: the
+    // call, which would be the probe, meets the failure. It is rejected
+    // as decided when polled, and the failure is not lost.
+    gone.store(true, Ordering::SeqCst);
+    advance(Duration::from_secs(5)).await;
+    let err = svc.call(true).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::CircuitOpen);
+    let Poll::Ready(Err(err)) = svc.poll_ready(&mut cx) else {
+        panic!("the next poll_ready returns the inner service's error");
+    };
+    assert_eq!(err.to_string(), "gone");
+    // The probe place taken for the call was given back: the next call,
+    // once the inner service is back, is the probe.
+    gone.store(false, Ordering::SeqCst);
+    svc.ready().await.unwrap().call(true).await.unwrap();
+    assert_eq!(handle.state(), State::Closed);
 }
 
 #[tokio::test(start_paused = true)]

@@ -45,9 +45,12 @@
 //! beneath panics on it, as tower allows); a bulkhead with a wait queue;
 //! concurrency (loom covers the state word); events and metrics.
 //!
-//! Followed from the code where the semantics leave it open: a rejection
-//! decided in `poll_ready` stays one at `call` even if the breaker closed
-//! since (the inner service was never polled ready); a count window keeps no
+//! Followed from the code where the semantics leave it open: `poll_ready`
+//! never reads the clock to reject, so an open breaker past its open time
+//! that nothing has read since rejects there (the state is read after each
+//! step but a time step, which moves it on to half-open); a rejection
+//! decided in `poll_ready` is decided again at `call`, which goes ahead if
+//! the bulkhead beneath is ready at once; a count window keeps no
 //! ignored calls; a bulkhead rejection beneath counts as a failure (tallied
 //! as `rejections`); a panicking call counts with its latency like any other
 //! completion (so it may also be slow).
@@ -251,6 +254,10 @@ struct Rejection {
 struct Model {
     cfg: Cfg,
     now: u64,
+    /// When the real breaker's state was last read (the check after each
+    /// step but a time step): it moves an open breaker past its open time
+    /// on to half-open.
+    last_read: u64,
     state: St,
     /// +1 at every transition.
     period: u64,
@@ -271,6 +278,7 @@ impl Model {
         Model {
             cfg,
             now: 0,
+            last_read: 0,
             state: St::Closed,
             period: 0,
             closed_epoch: 0,
@@ -289,7 +297,7 @@ impl Model {
             Op::Ready(k) => {
                 let caller = &mut self.clones[k];
                 let adm = match caller.adm {
-                    None | Some(Adm::Rejected) => self.acquire(),
+                    None | Some(Adm::Rejected) => self.poll_decision(),
                     Some(adm) => adm,
                 };
                 // Only an admitted call asks the bulkhead, every poll until it has a slot.
@@ -433,6 +441,16 @@ impl Model {
         self.transition(St::Open {
             until: self.now + OPEN_FOR,
         });
+    }
+
+    /// `poll_ready`'s decision: `acquire`'s, but without the clock to
+    /// reject: an open breaker past its open time that no read has moved
+    /// on to half-open still rejects.
+    fn poll_decision(&mut self) -> Adm {
+        match self.state {
+            St::Open { until } if self.now >= until && self.last_read < until => Adm::Rejected,
+            _ => self.acquire(),
+        }
     }
 
     fn acquire(&mut self) -> Adm {
@@ -840,7 +858,10 @@ fn check(op: Op, model: &Model, real: &Real, expected: Seen, got: Seen) -> Resul
             ctx()
         ));
     }
-    if real.handle.state() != model.state() {
+    // Not read right after a time step: the read would move an open
+    // breaker past its open time on to half-open, and the next step's
+    // `poll_ready` must also meet one that nothing has read.
+    if !matches!(op, Op::Advance(_)) && real.handle.state() != model.state() {
         return Err(format!(
             "[4] state {:?}, the model says {:?} ({})",
             real.handle.state(),
@@ -886,10 +907,14 @@ fn run_sequence(cfg: Cfg, ops: &[Op]) -> Result<(), String> {
     let _entered = rt.enter();
     let mut real = Real::new(&rt, cfg);
     let mut model = Model::new(cfg);
-    let mut step = |op: Op| {
+    let mut step = |op: Op| -> Result<(), String> {
         let expected = model.step(op);
         let got = real.step(op);
-        check(op, &model, &real, expected, got)
+        check(op, &model, &real, expected, got)?;
+        if !matches!(op, Op::Advance(_)) {
+            model.last_read = model.now;
+        }
+        Ok(())
     };
     ops.iter().try_for_each(|&op| step(op))?;
     // Then everything is dropped, a fresh caller is served as the model says

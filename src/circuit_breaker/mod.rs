@@ -65,14 +65,22 @@
 //! Every call is counted, but not every call is timed under load: a
 //! timed call reads the clock twice (start and end), one not timed once
 //! (its end, for the rolling window's bucket), and a read of the CPU's
-//! time-stamp counter is a quarter of a closed call's cost. While the
-//! rolling window's buckets hold about 100 calls or fewer (the mean over
-//! the window, looked at as each bucket starts), every call is timed;
-//! above that, one call in up to 64 (a power of two, drawn at random, so
-//! the choice is unbiased), for about 100 timed calls a bucket. That is
-//! what Hystrix's rolling percentile keeps (100 latencies a bucket,
-//! `metrics.rollingPercentile.bucketSize`). With the slow-call rule on,
-//! every call is timed: the rule judges each one.
+//! time-stamp counter is a quarter of a closed call's cost. While the last
+//! full bucket of the rolling window held about 100 calls or fewer (looked
+//! at as each bucket starts), every call is timed; above that, one call in
+//! up to 64 (a power of two, drawn at random, so the choice is unbiased),
+//! for about 100 timed calls a bucket. That is what Hystrix's rolling
+//! percentile keeps (100 latencies a bucket,
+//! `metrics.rollingPercentile.bucketSize`). Every call is timed:
+//!
+//! - with the slow-call rule on: it judges each call;
+//! - in a [`Command`](crate::Command): its fallback's windows take each
+//!   failed call's time from the breaker, and its timeout reads the
+//!   clock at the call's start anyway, so timing costs nothing more;
+//! - after a reset, until the next bucket starts.
+//!
+//! A count window of N calls keeps about 100 timed ones too: at most one
+//! call in N / 100 goes untimed.
 //!
 //! What the timed calls feed: [`latencies`](CircuitBreakerHandle::latencies)
 //! (their count is the timed calls'), the stream's latency percentiles and

@@ -71,6 +71,9 @@ pub struct CircuitBreaker<S, C = DefaultClassifier> {
     /// Set while an admitted call waits on the inner service: completes
     /// at the breaker's next transition.
     changed: Option<Pin<Box<OwnedNotified>>>,
+    /// The inner service's readiness error that `call` met (see
+    /// `ready_at_once`): the next `poll_ready` returns it.
+    failed: Option<BoxError>,
 }
 
 /// What `poll_ready` decided for the next call.
@@ -130,6 +133,7 @@ impl<S, C> CircuitBreaker<S, C> {
             probe: None,
             inner_armed: false,
             changed: None,
+            failed: None,
         }
     }
 
@@ -168,26 +172,34 @@ impl<S, C> CircuitBreaker<S, C> {
     /// A call `poll_ready` rejected and `call` admitted (the open time ran
     /// out in between, or the breaker was reset or disabled) goes ahead
     /// only if the inner service is ready at once: `poll_ready` did not ask
-    /// it, and `call` cannot wait. If not (or if it failed, which the next
-    /// `poll_ready` reports), the call is rejected, and a probe place taken
-    /// for it is given back (on drop) for the next call.
+    /// it, and `call` cannot wait. If it is not, the call is rejected as
+    /// decided in `poll_ready`; if it failed, its error is kept for the
+    /// next `poll_ready` to return, as it would have. Either way a probe
+    /// place taken for the call is given back (on drop) for the next call.
     #[cold]
     fn ready_at_once<Request>(&mut self, permit: Permit) -> Result<Permit, Option<Micros>>
     where
         S: Service<Request>,
+        S::Error: Into<BoxError>,
     {
         self.hold(permit);
         self.inner_armed = true;
         let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(Ok(())) = self.inner.poll_ready(&mut cx) {
+        let ready = self.inner.poll_ready(&mut cx);
+        if let Poll::Ready(Ok(())) = ready {
             if let Some(place) = self.probe.take() {
                 place.take();
             }
-            Ok(permit)
-        } else {
-            self.probe = None;
-            Err(None)
+            return Ok(permit);
         }
+        self.probe = None;
+        if let Poll::Ready(Err(error)) = ready {
+            // A response future carrying the error instead cost every
+            // rejection 7 ns (its drop and its poll).
+            self.inner_armed = false;
+            self.failed = Some(error.into());
+        }
+        Err(None)
     }
 
     /// Holds a probe's place until its call is made (see `probe`).
@@ -224,6 +236,9 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if let Some(error) = self.failed.take() {
+            return Poll::Ready(Err(error));
+        }
         loop {
             // A rejection is looked at again on every poll: the open time may
             // have run out since (a Buffer worker polls long before it calls).

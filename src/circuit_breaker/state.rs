@@ -148,6 +148,9 @@ pub(crate) struct Breaker {
     stride_mask: AtomicU64,
     /// The last rolling-window bucket whose start set `stride_mask`.
     strided_bucket: AtomicU64,
+    /// Every call is timed, whatever the traffic: set for a command's
+    /// breaker (see [`time_every_call`](Breaker::time_every_call)).
+    every_call_timed: AtomicBool,
     /// Opens since the breaker last closed: the exponent of `open_for` growth.
     trips: AtomicU32,
     /// When the current half-open period gives up on its probes.
@@ -231,6 +234,7 @@ impl Breaker {
             evaluated_bucket: AtomicU64::new(0),
             stride_mask: AtomicU64::new(0),
             strided_bucket: AtomicU64::new(0),
+            every_call_timed: AtomicBool::new(false),
             trips: AtomicU32::new(0),
             probe_deadline: AtomicU64::new(0),
             would_open: AtomicBool::new(false),
@@ -465,28 +469,47 @@ impl Breaker {
 
     // ===== timing =====
 
-    /// Whether the call starting now is timed: every call while the rolling
-    /// window's buckets hold about [`TIMED_PER_BUCKET`] calls or fewer, or
-    /// while the slow-call rule is on (it judges each call); above that,
-    /// one call in up to [`MAX_STRIDE`], drawn at random so the choice is
-    /// unbiased. A call not timed reads the clock once, not twice: one read
-    /// of the time-stamp counter costs a closed call about a quarter of its
-    /// time. As Hystrix's rolling percentile, which keeps 100 latencies a
-    /// bucket (`metrics.rollingPercentile.bucketSize`).
+    /// Whether the call starting now is timed: every call while the last
+    /// full bucket of the rolling window held about [`TIMED_PER_BUCKET`]
+    /// calls or fewer, or while the slow-call rule is on (it judges each
+    /// call); above that, one call in up to [`MAX_STRIDE`], drawn at random
+    /// so the choice is unbiased. A call not timed reads the clock once,
+    /// not twice: one read of the time-stamp counter costs a closed call
+    /// about a quarter of its time. As Hystrix's rolling percentile, which
+    /// keeps 100 latencies a bucket (`metrics.rollingPercentile.bucketSize`).
     #[inline]
     pub(crate) fn times_next_call(&self) -> bool {
         let mask = self.stride_mask.load(Ordering::Relaxed);
+        // The draw's high bits: xorshift64*'s low ones are its weakest.
         mask == 0
             || self.live.slow_call_bound().is_some()
-            || crate::internal::rng::next_u64() & mask == 0
+            || (crate::internal::rng::next_u64() >> 32) & mask == 0
+    }
+
+    /// Times every call from now on, whatever the traffic: for a command's
+    /// breaker, whose fallback's windows take the dependency's time of each
+    /// call that failed (a sampled breaker would hand them none), and whose
+    /// timeout beneath reads the clock at each call's start anyway, so that
+    /// timing it costs nothing more.
+    #[cfg_attr(not(feature = "command"), allow(dead_code))]
+    pub(crate) fn time_every_call(&self) {
+        self.every_call_timed.store(true, Ordering::Relaxed);
+        self.stride_mask.store(0, Ordering::Relaxed);
     }
 
     /// Sets the stride at the start of a rolling-window bucket, from the
     /// window's calls per bucket so far.
     #[cold]
-    fn set_stride(&self, now: Micros) {
-        let per_bucket = self.stats.counts(now).calls() / self.stats.buckets() as u64;
-        let stride = (per_bucket / TIMED_PER_BUCKET).clamp(1, MAX_STRIDE);
+    fn set_stride(&self) {
+        let mut stride = (self.stats.last_bucket_calls() / TIMED_PER_BUCKET).clamp(1, MAX_STRIDE);
+        // A count window of N calls (the one `latencies` reads) holds
+        // about 100 timed ones too, or all of them when N is under 200.
+        if let Some(decisions) = &self.decisions {
+            stride = stride.min((decisions.size() as u64 / TIMED_PER_BUCKET).max(1));
+        }
+        if self.every_call_timed.load(Ordering::Relaxed) {
+            stride = 1;
+        }
         self.stride_mask
             .store((1 << stride.ilog2()) - 1, Ordering::Relaxed);
     }
@@ -526,7 +549,7 @@ impl Breaker {
         if bucket > self.strided_bucket.load(Ordering::Relaxed)
             && self.strided_bucket.fetch_max(bucket, Ordering::Relaxed) < bucket
         {
-            self.set_stride(now);
+            self.set_stride();
         }
         if let Some(decisions) = &self.decisions {
             decisions.record(record);
@@ -688,6 +711,9 @@ impl Breaker {
         self.consecutive.0.store(0, Ordering::Relaxed);
         self.armed.store(false, Ordering::Relaxed);
         self.would_open.store(false, Ordering::Relaxed);
+        // Empty windows: every call is timed until the next bucket says
+        // otherwise.
+        self.stride_mask.store(0, Ordering::Relaxed);
         self.evaluated_bucket
             .store(now / self.stats.bucket_len(), Ordering::Relaxed);
     }

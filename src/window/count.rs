@@ -91,6 +91,11 @@ impl CountWindow {
         }
     }
 
+    /// How many calls the window holds when full.
+    pub(crate) fn size(&self) -> usize {
+        self.slots.len()
+    }
+
     pub(crate) fn counts(&self) -> Counts {
         Counts::from_tallies(&std::array::from_fn(|i| {
             self.tallies[i].load(Ordering::Relaxed)

@@ -178,6 +178,25 @@ impl TimeWindow {
         LatencySnapshot::new(buckets, sum)
     }
 
+    /// The calls (as [`Counts::calls`] counts them) in the bucket before
+    /// the latest one whose start is marked: the last full bucket, once a
+    /// bucket has started. 0 for a window of one bucket, which keeps no
+    /// earlier bucket's mark.
+    pub(crate) fn last_bucket_calls(&self) -> u64 {
+        let len = self.marks.len() as u64;
+        let published = self.published.load(Ordering::Acquire);
+        if len < 2 || published == 0 {
+            return 0;
+        }
+        let newer = &self.marks[(published % len) as usize];
+        let older = &self.marks[((published - 1) % len) as usize];
+        let tallies = std::array::from_fn(|i| {
+            let at = |mark: &Mark| mark.tallies[i].load(Ordering::Relaxed);
+            at(newer).saturating_sub(at(older))
+        });
+        Counts::from_tallies(&tallies).calls()
+    }
+
     /// Empties the window: from `now` on it counts only what comes after.
     pub(crate) fn reset(&self, now: Micros) {
         self.advance(now / self.bucket_len);
