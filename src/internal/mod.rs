@@ -9,7 +9,7 @@ pub(crate) mod deadline;
 pub(crate) mod handoff;
 #[cfg(any(feature = "circuit-breaker", feature = "rate-limit"))]
 pub(crate) mod keyed;
-#[cfg(any(feature = "retry", feature = "limit"))]
+#[cfg(any(feature = "circuit-breaker", feature = "retry", feature = "limit"))]
 pub(crate) mod rng;
 pub(crate) mod shard;
 #[cfg(any(feature = "bulkhead", feature = "fallback"))]
