@@ -28,10 +28,11 @@ use std::time::Duration;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
-/// About as many calls a rolling-window bucket as are timed; every call is
-/// timed below it (see [`Breaker::times_next_call`]).
+/// About how many calls a rolling-window bucket are timed under load;
+/// every call is timed while a bucket holds fewer (see
+/// [`Breaker::times_next_call`]).
 pub(crate) const TIMED_PER_BUCKET: u64 = 100;
-/// At most one call in this many goes untimed above [`TIMED_PER_BUCKET`].
+/// Under load, one call in at most this many is timed.
 pub(crate) const MAX_STRIDE: u64 = 64;
 /// The start of a call that is not timed.
 pub(crate) const UNTIMED: Micros = Micros::MAX;
@@ -498,7 +499,7 @@ impl Breaker {
     }
 
     /// Sets the stride at the start of a rolling-window bucket, from the
-    /// window's calls per bucket so far.
+    /// calls in the window's last full bucket.
     #[cold]
     fn set_stride(&self) {
         let mut stride = (self.stats.last_bucket_calls() / TIMED_PER_BUCKET).clamp(1, MAX_STRIDE);
