@@ -21,6 +21,7 @@ use super::live::{LiveOptions, LiveSettings};
 use super::telemetry::Telemetry;
 use crate::config::Layers;
 use crate::internal::clock::{Clock, Micros};
+use crate::internal::stride;
 use crate::internal::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Category, CountWindow, Counts, LatencySnapshot, Record, TimeWindow};
 use std::sync::Arc;
@@ -28,12 +29,6 @@ use std::time::Duration;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
-/// About how many calls a rolling-window bucket are timed under load;
-/// every call is timed while a bucket holds fewer (see
-/// [`Breaker::times_next_call`]).
-pub(crate) const TIMED_PER_BUCKET: u64 = 100;
-/// Under load, one call in at most this many is timed.
-pub(crate) const MAX_STRIDE: u64 = 64;
 /// The start of a call that is not timed.
 pub(crate) const UNTIMED: Micros = Micros::MAX;
 
@@ -471,10 +466,11 @@ impl Breaker {
     // ===== timing =====
 
     /// Whether the call starting now is timed: every call while the last
-    /// full bucket of the rolling window held about [`TIMED_PER_BUCKET`]
-    /// calls or fewer, or while the slow-call rule is on (it judges each
-    /// call); above that, one call in up to [`MAX_STRIDE`], drawn at random
-    /// so the choice is unbiased. A call not timed reads the clock once,
+    /// full bucket of the rolling window held about
+    /// [`TIMED_PER_WINDOW`](stride::TIMED_PER_WINDOW) calls or fewer, or
+    /// while the slow-call rule is on (it judges each call); above that,
+    /// one call in up to [`MAX_STRIDE`](stride::MAX_STRIDE), drawn at
+    /// random so the choice is unbiased. A call not timed reads the clock once,
     /// not twice: one read of the time-stamp counter costs a closed call
     /// about a quarter of its time. As Hystrix's rolling percentile, which
     /// keeps 100 latencies a bucket (`metrics.rollingPercentile.bucketSize`).
@@ -502,17 +498,19 @@ impl Breaker {
     /// calls in the window's last full bucket.
     #[cold]
     fn set_stride(&self) {
-        let mut stride = (self.stats.last_bucket_calls() / TIMED_PER_BUCKET).clamp(1, MAX_STRIDE);
+        let mut calls = self.stats.last_bucket_calls();
         // A count window of N calls (the one `latencies` reads) holds
         // about 100 timed ones too, or all of them when N is under 200.
         if let Some(decisions) = &self.decisions {
-            stride = stride.min((decisions.size() as u64 / TIMED_PER_BUCKET).max(1));
+            calls = calls.min(decisions.size() as u64);
         }
         if self.every_call_timed.load(Ordering::Relaxed) {
-            stride = 1;
+            calls = 0;
         }
-        self.stride_mask
-            .store((1 << stride.ilog2()) - 1, Ordering::Relaxed);
+        self.stride_mask.store(
+            stride::mask(calls, stride::TIMED_PER_WINDOW),
+            Ordering::Relaxed,
+        );
     }
 
     // ===== outcomes =====
@@ -547,9 +545,7 @@ impl Breaker {
             }
         }
         let bucket = self.stats.record(now, record);
-        if bucket > self.strided_bucket.load(Ordering::Relaxed)
-            && self.strided_bucket.fetch_max(bucket, Ordering::Relaxed) < bucket
-        {
+        if first_in(&self.strided_bucket, bucket) {
             self.set_stride();
         }
         if let Some(decisions) = &self.decisions {
@@ -597,10 +593,7 @@ impl Breaker {
                 evaluate = true;
             }
         }
-        if self.decisions.is_none()
-            && bucket > self.evaluated_bucket.load(Ordering::Relaxed)
-            && self.evaluated_bucket.fetch_max(bucket, Ordering::Relaxed) < bucket
-        {
+        if self.decisions.is_none() && first_in(&self.evaluated_bucket, bucket) {
             evaluate = true;
         }
         if evaluate {
@@ -885,6 +878,15 @@ impl Breaker {
         (tag(w) == OPEN)
             .then(|| Duration::from_micros(deadline(w).saturating_sub(self.clock.now())))
     }
+}
+
+/// Whether this call is the first to see `bucket` start, of those that
+/// note it in `mark` (the last bucket seen): one call per bucket does the
+/// work a bucket's start asks for. A load first, so that calls within a
+/// bucket write nothing.
+#[inline]
+fn first_in(mark: &AtomicU64, bucket: u64) -> bool {
+    bucket > mark.load(Ordering::Relaxed) && mark.fetch_max(bucket, Ordering::Relaxed) < bucket
 }
 
 fn is_failed(category: Category) -> bool {

@@ -14,4 +14,6 @@ pub(crate) mod rng;
 pub(crate) mod shard;
 #[cfg(any(feature = "bulkhead", feature = "fallback"))]
 pub(crate) mod slots;
+#[cfg(any(feature = "circuit-breaker", feature = "limit"))]
+pub(crate) mod stride;
 pub(crate) mod sync;

@@ -31,6 +31,7 @@ use super::handle::PartitionStats;
 use crate::internal::cancel;
 use crate::internal::clock::{Clock, Micros};
 use crate::internal::shard::{Lane, Lanes};
+use crate::internal::stride;
 use crate::internal::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::metrics::{
     debug_enabled, event_counter, named_gauge, LIMIT, LIMIT_IN_FLIGHT, LIMIT_PARTITION,
@@ -69,9 +70,7 @@ const MAX_RTT: Micros = 1 << 31;
 
 /// About as many timed calls a window as this (or `4 × min_samples`, if
 /// more); every call is timed below it.
-const TARGET_SAMPLES: u64 = 100;
-/// At most one call in this many is timed, however busy the limiter.
-const MAX_STRIDE: u64 = 64;
+const TARGET_SAMPLES: u64 = stride::TIMED_PER_WINDOW;
 
 /// A value alone on its cache line(s), so that the lines written on every
 /// call and those only read are not the same.
@@ -526,10 +525,10 @@ impl Shared {
         let admissions = (self.permits.load(Ordering::Relaxed) >> 32) as u32;
         let admitted = u64::from(admissions.wrapping_sub(control.admissions_at_start));
         control.admissions_at_start = admissions;
-        let stride = (admitted / self.target_samples).clamp(1, MAX_STRIDE);
-        // The largest power of two not above it.
-        let stride = 1u64 << stride.ilog2();
-        self.hot.stride_mask.store(stride - 1, Ordering::Relaxed);
+        self.hot.stride_mask.store(
+            stride::mask(admitted, self.target_samples),
+            Ordering::Relaxed,
+        );
 
         let count = totals >> SUM_BITS;
         if count < self.min_samples || count == 0 {
