@@ -94,8 +94,8 @@ fn scale(ticks: u64, per: u64, shift: u32) -> u64 {
 }
 
 /// The process's calibrated counter (`quanta` reads the OS clock instead
-/// when the CPU has no invariant time-stamp counter).
-#[inline]
+/// when the CPU has no invariant time-stamp counter). Looked up when a
+/// clock is built; a clock keeps it.
 fn tsc() -> &'static quanta::Clock {
     static TSC: OnceLock<quanta::Clock> = OnceLock::new();
     TSC.get_or_init(quanta::Clock::new)
@@ -197,21 +197,12 @@ impl Clock {
     /// layer above [lent](lend) its reading.
     #[inline]
     pub(crate) fn instant_after(&self, after: Duration) -> Instant {
-        let now = match LENT.with(Cell::get) {
-            Some(Reading::Tokio(instant)) => instant,
-            Some(Reading::Counter(raw)) if self.counter.is_some() => {
-                self.instant_at(self.nanos_of(raw))
-            }
+        let now = match (LENT.with(Cell::get), self.counter) {
+            (Some(Reading::Tokio(instant)), _) => instant,
+            (Some(Reading::Counter(raw)), Some(counter)) => self.instant_at(counter.nanos_at(raw)),
             _ => self.instant_at(self.nanos()),
         };
         now + after
-    }
-
-    /// The nanoseconds since the origin of a counter reading (this clock
-    /// reads the counter).
-    #[inline]
-    fn nanos_of(&self, raw: u64) -> u64 {
-        self.counter.map_or(0, |counter| counter.nanos_at(raw))
     }
 
     /// `instant`, in microseconds since the origin: lets one clock read
