@@ -187,9 +187,7 @@ impl<S, C> CircuitBreaker<S, C> {
         let mut cx = Context::from_waker(Waker::noop());
         let ready = self.inner.poll_ready(&mut cx);
         if let Poll::Ready(Ok(())) = ready {
-            if let Some(place) = self.probe.take() {
-                place.take();
-            }
+            self.spend_probe();
             return Ok(permit);
         }
         self.probe = None;
@@ -200,6 +198,15 @@ impl<S, C> CircuitBreaker<S, C> {
             self.failed = Some(error.into());
         }
         Err(None)
+    }
+
+    /// A probe's place, if one is held, now goes with its call: no longer
+    /// given back on drop.
+    #[inline]
+    fn spend_probe(&mut self) {
+        if let Some(place) = self.probe.take() {
+            place.take();
+        }
     }
 
     /// Holds a probe's place until its call is made (see `probe`).
@@ -288,10 +295,7 @@ where
         let breaker = self.breaker.shared();
         let permit = match std::mem::replace(&mut self.admission, Admission::Idle) {
             Admission::Admitted(permit) if breaker.is_current(permit) => {
-                // A probe's place now goes with its call.
-                if let Some(place) = self.probe.take() {
-                    place.take();
-                }
+                self.spend_probe();
                 Ok(permit)
             }
             // `poll_ready` rejects without reading the clock; the call is
