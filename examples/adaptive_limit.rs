@@ -37,9 +37,15 @@
 //!
 //! It exits with status 1 unless: Vegas and Gradient2 each settle (every
 //! one-second mean of the limit from then on within 10 % of 50) in under
-//! 10 s, keep the p99 from then on within 2× the unloaded p99, and shed the
-//! excess as `LimitExceeded` (no other error); and the bulkhead's p99 is
-//! past 5× the unloaded one. About 35 s.
+//! 10 s, hold the p99 of the last 5 s (the steady state) within 2× the
+//! unloaded p99, and shed the excess as `LimitExceeded` (no other error);
+//! and the bulkhead's p99 is past 5× the unloaded one. About 35 s.
+//!
+//! The p99 from settling on is printed but not judged: it counts Vegas's
+//! first seconds, when its limit saws between 50 and 56 within the band,
+//! and at 56 this server answers in 1.9× its unloaded time, so that p99
+//! measured 1.5× to 1.8× over CI runs and would judge the server's curve,
+//! not the limit.
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -67,6 +73,10 @@ const SLOWDOWN: f64 = 0.15;
 const CALLERS: usize = 200;
 const PAUSE: Duration = Duration::from_millis(10);
 const WINDOW: Duration = Duration::from_millis(100);
+/// How long each adaptive algorithm runs.
+const RUN: Duration = Duration::from_secs(13);
+/// The end of the run judged as the steady state.
+const STEADY: Duration = Duration::from_secs(5);
 
 type Svc = BoxCloneSyncService<Request<()>, Response<()>, BoxError>;
 
@@ -290,15 +300,7 @@ async fn adaptive(
 ) -> bool {
     let handle = layer.handle();
     let svc = BoxCloneSyncService::new(layer.layer(client(addr)));
-    let (seen, seconds) = run(
-        name,
-        svc,
-        CALLERS,
-        Duration::from_secs(13),
-        Some(handle.clone()),
-        server,
-    )
-    .await;
+    let (seen, seconds) = run(name, svc, CALLERS, RUN, Some(handle.clone()), server).await;
     // Settled from the first second after which every one-second mean is
     // within 10 % of the capacity.
     let band = 0.9 * CAPACITY as f64..=1.1 * CAPACITY as f64;
@@ -309,21 +311,25 @@ async fn adaptive(
     match settled {
         Some(s) if s < 10 => {
             let p99 = p99_from(&seen, Duration::from_secs(s));
+            let steady = p99_from(&seen, RUN - STEADY);
             let limits: Vec<f64> = seconds[s as usize..].iter().map(|s| s.limit).collect();
             let (lo, hi) = limits
                 .iter()
                 .fold((f64::MAX, 0.0f64), |(lo, hi), l| (lo.min(*l), hi.max(*l)));
             println!(
-                "{name}: settled at {s} s (limit {lo:.1} to {hi:.1} from then on, capacity {CAPACITY}); p99 from then on {} = {:.2}× unloaded; {} rejected (LimitExceeded), {} other errors, {} drops; {} requests served",
+                "{name}: settled at {s} s (limit {lo:.1} to {hi:.1} from then on, capacity {CAPACITY}); p99 from then on {} = {:.2}× unloaded, over the last {} s {} = {:.2}×; {} rejected (LimitExceeded), {} other errors, {} drops; {} requests served",
                 ms(p99),
                 p99.as_secs_f64() / unloaded.as_secs_f64(),
+                STEADY.as_secs(),
+                ms(steady),
+                steady.as_secs_f64() / unloaded.as_secs_f64(),
                 seen.rejected,
                 seen.other,
                 handle.dropped(),
                 seen.latencies.len()
             );
-            if p99 > unloaded * 2 {
-                println!("FAIL: {name}'s p99 past 2× the unloaded p99");
+            if steady > unloaded * 2 {
+                println!("FAIL: {name}'s steady-state p99 past 2× the unloaded p99");
                 ok = false;
             }
         }
