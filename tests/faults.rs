@@ -475,6 +475,37 @@ async fn a_panicking_fallback_counts_as_failed_and_frees_its_place() {
     }
 }
 
+/// The same when the fallback's future panics as it is polled, not when
+/// it is made: the place it held is given back as the call ends.
+#[tokio::test(start_paused = true)]
+async fn a_fallback_future_panicking_as_polled_counts_as_failed_and_frees_its_place() {
+    for contain in [false, true] {
+        let mut builder = FallbackLayer::builder("fb")
+            .max_concurrent(1)
+            .fallback(|_cause| async { panic!("bug in the fallback's future") });
+        if contain {
+            builder = builder.contain_panics();
+        }
+        let fallback = builder.build().unwrap();
+        let stats = fallback.handle();
+        let mut svc = ServiceBuilder::new()
+            .layer(fallback)
+            .service(controlled(Arc::default()));
+        let future = svc.ready().await.unwrap().call(answered(false));
+        let result = tokio::spawn(future).await;
+        if contain {
+            let err = result.unwrap().unwrap_err();
+            let failed = err.downcast_ref::<FallbackFailed>().unwrap();
+            assert_eq!(ErrorKind::of(failed.fallback_error()), ErrorKind::Panicked);
+        } else {
+            assert!(result.unwrap_err().is_panic());
+        }
+        assert_eq!(stats.failures(), 1, "contain: {contain}");
+        assert_eq!(stats.successes(), 0, "contain: {contain}");
+        assert_eq!(stats.running(), 0, "contain: {contain}");
+    }
+}
+
 // ===== 8. Visible outcomes and clear errors =====
 
 #[tokio::test(start_paused = true)]

@@ -13,7 +13,9 @@
 //! (locked adds and a division) changed its time by less than criterion's
 //! noise. Use this to see where instructions go, criterion to see what a
 //! change buys. Cases: `bare`, `closed`, `open`, `forced_open`, `command`,
-//! `p2c` (over 100 endpoints).
+//! `p2c` (over 100 endpoints), `fallback` (a fallback over a dependency
+//! that answers), and `bare_err` and `fallback_err` (a failing dependency,
+//! bare and behind a fallback).
 
 use futures::task::noop_waker_ref;
 use rampart::balance::{Balance, Endpoint, Endpoints};
@@ -29,6 +31,22 @@ type Res = Result<(), BoxError>;
 
 fn noop() -> impl Service<(), Response = (), Error = BoxError, Future = Ready<Res>> + Clone {
     service_fn(|_: ()| ready(Ok::<_, BoxError>(())))
+}
+
+/// A dependency's own error, zero-sized: boxing it does not allocate.
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn failing() -> impl Service<(), Response = (), Error = BoxError, Future = Ready<Res>> + Clone {
+    service_fn(|_: ()| ready(Err::<(), BoxError>(Box::new(Refused))))
 }
 
 #[inline(never)]
@@ -61,6 +79,23 @@ fn main() {
     let _guard = rt.enter();
     let ok = match case.as_str() {
         "bare" => calls(noop(), n),
+        "bare_err" => calls(failing(), n),
+        "fallback" => calls(
+            rampart::fallback::FallbackLayer::builder("fallback")
+                .fallback_sync(|_cause| Ok(()))
+                .build()
+                .unwrap()
+                .layer(noop()),
+            n,
+        ),
+        "fallback_err" => calls(
+            rampart::fallback::FallbackLayer::builder("fallback")
+                .fallback_sync(|_cause| Ok(()))
+                .build()
+                .unwrap()
+                .layer(failing()),
+            n,
+        ),
         "closed" => calls(
             CircuitBreakerLayer::builder("closed")
                 .build()

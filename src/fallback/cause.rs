@@ -1,6 +1,7 @@
 //! Why a fallback runs.
 
 use crate::{BoxError, ErrorKind};
+use std::sync::OnceLock;
 
 /// Why the fallback is asked for a response: the kind of failure, and the
 /// error itself.
@@ -11,14 +12,16 @@ use crate::{BoxError, ErrorKind};
 /// [`FallbackFailed`]: super::FallbackFailed
 #[derive(Debug)]
 pub struct Cause {
-    kind: ErrorKind,
+    /// Found on the first [`kind`](Cause::kind): walking the error's chain
+    /// asks it its type a score of times, and most fallbacks never ask.
+    kind: OnceLock<ErrorKind>,
     error: BoxError,
 }
 
 impl Cause {
     pub(crate) fn new(error: BoxError) -> Self {
         Cause {
-            kind: ErrorKind::of(&error),
+            kind: OnceLock::new(),
             error,
         }
     }
@@ -27,7 +30,7 @@ impl Cause {
     /// [`ErrorKind::BulkheadFull`] (rejected), [`ErrorKind::Timeout`] (timed
     /// out) or [`ErrorKind::Inner`] (the dependency failed).
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        *self.kind.get_or_init(|| ErrorKind::of(&self.error))
     }
 
     /// The error the call failed with.
