@@ -120,15 +120,19 @@ impl Registry {
         &self,
         f: impl FnOnce(&mut Vec<Arc<dyn crate::config::Configurable>>, &mut Remembered) -> R,
     ) -> R {
-        let mut entries = self.entries();
-        entries.live.retain(|c| c.strong_count() > 0);
-        let mut live: Vec<_> = entries.live.iter().filter_map(Weak::upgrade).collect();
-        let known = live.len();
-        let result = f(&mut live, &mut entries.remembered);
-        for added in &live[known..] {
-            entries.live.push(Arc::downgrade(added));
-        }
-        result
+        // A change `f` makes may tell a breaker's listeners, which may
+        // change options again: they are told once the lock is let go.
+        crate::internal::notify::outside_locks(|| {
+            let mut entries = self.entries();
+            entries.live.retain(|c| c.strong_count() > 0);
+            let mut live: Vec<_> = entries.live.iter().filter_map(Weak::upgrade).collect();
+            let known = live.len();
+            let result = f(&mut live, &mut entries.remembered);
+            for added in &live[known..] {
+                entries.live.push(Arc::downgrade(added));
+            }
+            result
+        })
     }
 
     /// Lists `component`, whose options can change while it runs.

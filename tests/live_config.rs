@@ -779,3 +779,81 @@ async fn a_balancer_waits_between_retries_as_its_backoff_says_live() {
     handle.clear_overrides();
     assert_eq!(waited().await, Duration::from_millis(200), "etcd's again");
 }
+
+/// Runs `f` on a thread of its own; a panic (or no answer within 10 s,
+/// which here means a deadlock) fails the test instead of hanging it.
+fn without_deadlock(what: &str, f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what}: deadlocked or panicked"));
+}
+
+/// A breaker's state-change listener may change options itself, through
+/// the registry or a handle, though the change that woke it was made
+/// under the registry's lock and the breaker's own: listeners are told
+/// once those are let go.
+#[test]
+fn a_state_change_listener_may_change_options_through_the_registry_or_a_handle() {
+    use rampart::circuit_breaker::{CircuitBreakerHandle, StateChange};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    let registry = Registry::new();
+    let handle: Arc<OnceLock<CircuitBreakerHandle>> = Arc::default();
+    let seen: Arc<Mutex<Vec<(State, State)>>> = Arc::default();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .on_state_change({
+            let (registry, handle, seen) = (registry.clone(), handle.clone(), seen.clone());
+            move |change: &StateChange| {
+                seen.lock().unwrap().push((change.from, change.to));
+                if change.to == State::ForcedOpen {
+                    // An operator's rule: a breaker forced open gets a
+                    // longer open time, and a lower failure rate.
+                    registry
+                        .apply(Source::Etcd, "dep", "open_for", Some("2m"))
+                        .unwrap();
+                    handle.get().unwrap().set_failure_rate(0.25).unwrap();
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    handle.set(layer.handle()).ok().unwrap();
+
+    let breaker = layer.handle();
+    without_deadlock("forced open through the registry", {
+        let registry = registry.clone();
+        move || {
+            registry
+                .apply(Source::File, "dep", "force_open", Some("true"))
+                .unwrap()
+        }
+    });
+    assert_eq!(breaker.state(), State::ForcedOpen);
+    let options = breaker.options();
+    assert_eq!(options.open_for, Duration::from_secs(120));
+    assert_eq!(options.failure_rate, Some(0.25));
+
+    registry
+        .apply(Source::File, "dep", "force_open", None)
+        .unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+    without_deadlock("forced open through the handle", {
+        let breaker = breaker.clone();
+        move || breaker.set_property("force_open", "true").unwrap()
+    });
+    assert_eq!(breaker.state(), State::ForcedOpen);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (State::Closed, State::ForcedOpen),
+            (State::ForcedOpen, State::Closed),
+            (State::Closed, State::ForcedOpen),
+        ]
+    );
+}

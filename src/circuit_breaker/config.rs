@@ -125,7 +125,7 @@ impl CircuitBreakerOptions {
     }
 }
 
-pub(crate) type Listener = Arc<dyn Fn(&StateChange) + Send + Sync>;
+pub(crate) type Listener = crate::internal::notify::Listener<StateChange>;
 
 /// Builds a [`CircuitBreakerLayer`]; every option is checked by [`build`].
 ///
@@ -283,6 +283,12 @@ impl<C> Builder<C> {
     /// Calls `listener` on every state change, on the task that caused it
     /// (keep it short). Every change is also logged through `tracing` and
     /// counted in metrics, listener or not.
+    ///
+    /// A change made by changing options (`force_open` set through the
+    /// registry, a source or
+    /// [`set_property`](super::CircuitBreakerHandle::set_property))
+    /// is told once the locks that change took are let go, before the call
+    /// that made it returns; so a listener may change options itself.
     pub fn on_state_change(
         mut self,
         listener: impl Fn(&StateChange) + Send + Sync + 'static,

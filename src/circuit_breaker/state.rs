@@ -21,6 +21,7 @@ use super::live::{LiveOptions, LiveSettings};
 use super::telemetry::Telemetry;
 use crate::config::Layers;
 use crate::internal::clock::{Clock, Micros};
+use crate::internal::notify;
 use crate::internal::stride;
 use crate::internal::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Category, CountWindow, Counts, LatencySnapshot, Record, TimeWindow};
@@ -742,9 +743,7 @@ impl Breaker {
                 reason,
                 open_for,
             };
-            for listener in self.listeners.iter() {
-                listener(&change);
-            }
+            notify::tell(&self.listeners, change);
         }
     }
 

@@ -70,6 +70,24 @@ impl<O: Clone> Layers<O> {
         validate: impl FnOnce(&O) -> Result<(), ConfigError>,
         commit: impl FnOnce(&O, &O),
     ) -> Result<(), ConfigError> {
+        // `commit` may change a breaker's state, whose listeners may change
+        // options again: they are told once the lock is let go.
+        crate::internal::notify::outside_locks(|| {
+            self.change_locked(component, layer, changes, dry, set, validate, commit)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn change_locked(
+        &self,
+        component: &str,
+        layer: Layer,
+        changes: &[(&'static str, Option<&str>)],
+        dry: bool,
+        set: Set<O>,
+        validate: impl FnOnce(&O) -> Result<(), ConfigError>,
+        commit: impl FnOnce(&O, &O),
+    ) -> Result<(), ConfigError> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut layers = inner.layers.clone();
         for &(property, value) in changes {

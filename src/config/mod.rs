@@ -157,11 +157,11 @@
 //! only. Changing an option takes a lock on that component (never
 //! taken by a call) and the registry's lock.
 //!
-//! A breaker's `on_state_change` listener must not change options through
-//! the registry ([`Registry::apply`] or a source): a switch such as
-//! `force_open` changes the breaker's state while the registry's lock is
-//! held, and the listener runs then, so its own change would wait for that
-//! lock forever.
+//! A breaker's `on_state_change` listener may change options itself,
+//! through the registry ([`Registry::apply`]) or a handle: a switch such as
+//! `force_open` changes the breaker's state while the registry's lock and
+//! the breaker's own are held, so the listeners of that change are told
+//! once both are let go, before the call that made the change returns.
 
 #[cfg(feature = "etcd")]
 mod etcd;

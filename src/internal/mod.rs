@@ -9,6 +9,7 @@ pub(crate) mod deadline;
 pub(crate) mod handoff;
 #[cfg(any(feature = "circuit-breaker", feature = "rate-limit"))]
 pub(crate) mod keyed;
+pub(crate) mod notify;
 #[cfg(any(feature = "circuit-breaker", feature = "retry", feature = "limit"))]
 pub(crate) mod rng;
 pub(crate) mod shard;
