@@ -60,7 +60,7 @@ use crate::bulkhead::pool::{Pool, PoolHandle, PoolLayer};
 use crate::bulkhead::{Bulkhead, BulkheadHandle, BulkheadLayer};
 use crate::catch_panic::{CatchPanic, CatchPanicLayer};
 use crate::circuit_breaker::{
-    Builder as BreakerBuilder, CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer,
+    Breaker, Builder as BreakerBuilder, CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer,
     DefaultClassifier,
 };
 use crate::error::{ConfigError, Validator};
@@ -69,10 +69,11 @@ use crate::fallback::{
     NoFallback, SyncFallback,
 };
 use crate::registry::{CommandParts, Registry};
-use crate::timeout::{Timeout, TimeoutLayer, DEFAULT_TIMEOUT};
+use crate::timeout::{Timeout, TimeoutLayer, TimeoutShared, DEFAULT_TIMEOUT};
 use crate::BoxError;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::{Identity, Layer};
 
@@ -448,31 +449,109 @@ impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
         if let Some(group) = &self.group {
             v.check(!group.is_empty(), "group", || "must not be empty".into());
         }
-        if let Some(bound) = self.breaker.slow_call_bound() {
-            v.check(bound < self.timeout, "slow_call", || {
-                format!(
-                    "bound {bound:?} must be shorter than the timeout ({:?}): \
-                     no call can take longer, so no call would ever be slow",
-                    self.timeout
-                )
-            });
-        }
-        if let Some(window) = self.breaker.window_length() {
-            v.check(window >= self.timeout, "window", || {
-                let which = if self.breaker.window_is_default() {
-                    "the breaker's default window of"
-                } else {
-                    "the breaker's window of"
-                };
-                format!(
-                    "{which} {window:?} must be at least the timeout ({:?}): \
-                     a timed-out call would be counted after its window had passed; \
-                     lengthen it with `.breaker(|b| b.window(Window::time(length, buckets)))`",
-                    self.timeout
-                )
-            });
-        }
+        let window = Windowed::of(&self.breaker);
+        check_timing(
+            v,
+            None,
+            self.timeout,
+            self.breaker.slow_call_bound(),
+            window,
+        );
     }
+}
+
+/// A breaker's time window, fixed when it is built.
+#[derive(Debug, Clone, Copy)]
+struct Windowed {
+    length: Duration,
+    default: bool,
+}
+
+impl Windowed {
+    /// `None` for a count window.
+    fn of<C>(breaker: &BreakerBuilder<C>) -> Option<Windowed> {
+        Some(Windowed {
+            length: breaker.window_length()?,
+            default: breaker.window_is_default(),
+        })
+    }
+}
+
+/// The checks between a command's timeout and its breaker: at build time,
+/// and again on every live change of either (each reads the other's value
+/// in force). A violation names `changed`, the property changed live, or
+/// else the builder option at fault (`slow_call`, `window`).
+fn check_timing(
+    v: &mut Validator,
+    changed: Option<&'static str>,
+    timeout: Duration,
+    slow_call_bound: Option<Duration>,
+    window: Option<Windowed>,
+) {
+    if let Some(bound) = slow_call_bound {
+        v.check(bound < timeout, changed.unwrap_or("slow_call"), || {
+            format!(
+                "bound {bound:?} must be shorter than the timeout ({timeout:?}): \
+                 no call can take longer, so no call would ever be slow"
+            )
+        });
+    }
+    if let Some(Windowed { length, default }) = window {
+        v.check(length >= timeout, changed.unwrap_or("window"), || {
+            let which = if default {
+                "the breaker's default window of"
+            } else {
+                "the breaker's window of"
+            };
+            format!(
+                "{which} {length:?} must be at least the timeout ({timeout:?}): \
+                 a timed-out call would be counted after its window had passed; \
+                 lengthen it with `.breaker(|b| b.window(Window::time(length, buckets)))`"
+            )
+        });
+    }
+}
+
+/// Runs the checks between a command's timeout and its breaker again on
+/// every live change of either. Each holds the other weakly: neither
+/// keeps the other alive.
+fn check_timing_live(
+    name: &str,
+    timeout: &Arc<TimeoutShared>,
+    breaker: &Arc<Breaker>,
+    window: Option<Windowed>,
+) {
+    let component = format!("command {name:?}");
+    breaker.check_across({
+        let (component, timeout) = (component.clone(), Arc::downgrade(timeout));
+        move |options| {
+            let Some(timeout) = timeout.upgrade() else {
+                return Ok(());
+            };
+            let mut v = Validator::new(component.clone());
+            let bound = options.slow_call.map(|(bound, _)| bound);
+            check_timing(
+                &mut v,
+                Some("slow_call_duration"),
+                timeout.timeout(),
+                bound,
+                window,
+            );
+            v.finish()
+        }
+    });
+    timeout.check_across({
+        let breaker = Arc::downgrade(breaker);
+        move |timeout| {
+            let Some(breaker) = breaker.upgrade() else {
+                return Ok(());
+            };
+            let bound = breaker.live().slow_call_bound().map(Duration::from_micros);
+            let mut v = Validator::new(component.clone());
+            check_timing(&mut v, Some("timeout"), timeout, bound, window);
+            v.finish()
+        }
+    });
 }
 
 /// Builds each layer, gathering every violation, cross-layer ones included.
@@ -500,6 +579,7 @@ macro_rules! build_command {
                         .registry(&registry)
                         .build(),
                 );
+                let window = Windowed::of(&self.breaker);
                 let breaker = v.absorb(self.breaker.registry(&registry).build());
                 // The fallback's windows line up with the breaker's, so the
                 // stream can tell the dependency's time from the total.
@@ -516,6 +596,7 @@ macro_rules! build_command {
                         // time from it, and the timeout beneath reads the
                         // start anyway: timing every call costs nothing.
                         breaker.shared().time_every_call();
+                        check_timing_live(&self.name, timeout.shared(), breaker.shared(), window);
                         registry.register_command(CommandParts {
                             name: &self.name,
                             group: &$group,
@@ -644,8 +725,9 @@ impl<FB, L, C, R, FO, K> CommandLayer<FB, L, C, R, FO, K> {
 
     /// Changes the per-call deadline from the next call on; calls running
     /// keep theirs. Checked as the timeout's builder checks it (1 ms to a
-    /// year); the command's cross-checks against its breaker's slow-call
-    /// bound and window are build-time only. Wins over what a
+    /// year), and against the breaker's slow-call bound in force (the
+    /// timeout must be longer) and its window (at least the timeout), as
+    /// the command's builder checks them. Wins over what a
     /// [source](crate::config::Source) says until
     /// [`clear_timeout_override`](Self::clear_timeout_override). The
     /// breaker, bulkhead and fallback have their live setters on their

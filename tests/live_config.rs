@@ -857,3 +857,70 @@ fn a_state_change_listener_may_change_options_through_the_registry_or_a_handle()
         ]
     );
 }
+
+/// A command's checks across its layers hold live too: its timeout must
+/// stay longer than its breaker's slow-call bound and within its breaker's
+/// window, whichever of the two changes, through the registry or a
+/// handle; a change that breaks them is a `ConfigError` and changes
+/// nothing.
+#[test]
+fn a_commands_checks_across_its_layers_are_made_again_on_a_live_change() {
+    let registry = Registry::new();
+    let command = Command::builder("cmd")
+        .registry(&registry)
+        .timeout(Duration::from_secs(1))
+        .breaker(|b| b.slow_call(Duration::from_millis(200), 0.5))
+        .build()
+        .unwrap();
+    let breaker = command.breaker();
+    let slow_call = || breaker.options().slow_call.map(|(bound, _)| bound);
+
+    // The timeout, changed through the registry or the command's handle.
+    let err = registry
+        .apply(Source::Etcd, "cmd", "timeout", Some("150ms"))
+        .unwrap_err();
+    assert!(err.names("timeout"), "{err}");
+    assert!(
+        err.to_string().contains("must be shorter than the timeout"),
+        "{err}"
+    );
+    let err = command.set_timeout(Duration::from_secs(20)).unwrap_err();
+    assert!(err.names("timeout"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the breaker's default window of 10s must be at least the timeout (20s)"),
+        "{err}"
+    );
+    assert_eq!(command.timeout(), Duration::from_secs(1), "unchanged");
+
+    // The slow-call bound, through the registry or the breaker's handle.
+    let err = registry
+        .apply(Source::Etcd, "cmd", "slow_call_duration", Some("1s"))
+        .unwrap_err();
+    assert!(err.names("slow_call_duration"), "{err}");
+    let err = breaker
+        .set_slow_call(Some((Duration::from_secs(2), 0.5)))
+        .unwrap_err();
+    assert!(err.names("slow_call_duration"), "{err}");
+    assert_eq!(slow_call(), Some(Duration::from_millis(200)), "unchanged");
+
+    // Against the other's value in force: a longer timeout first lets a
+    // longer bound in, and then the timeout cannot go back under it.
+    registry
+        .apply(Source::Etcd, "cmd", "timeout", Some("5s"))
+        .unwrap();
+    registry
+        .apply(Source::Etcd, "cmd", "slow_call_duration", Some("2s"))
+        .unwrap();
+    assert_eq!(slow_call(), Some(Duration::from_secs(2)));
+    assert!(command.set_timeout(Duration::from_secs(1)).is_err());
+    assert_eq!(command.timeout(), Duration::from_secs(5));
+
+    // A breaker and a timeout of the same name outside the command keep
+    // their own checks only.
+    let lone = TimeoutLayer::builder("cmd")
+        .registry(&Registry::new())
+        .build()
+        .unwrap();
+    lone.set_timeout(Duration::from_secs(20)).unwrap();
+}

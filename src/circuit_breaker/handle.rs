@@ -230,7 +230,10 @@ impl CircuitBreakerHandle {
     ///
     /// # Errors
     ///
-    /// As [`Builder::slow_call`](super::Builder::slow_call) at build time.
+    /// As [`Builder::slow_call`](super::Builder::slow_call) at build time;
+    /// in a [command](crate::Command), also a bound not shorter than the
+    /// command's timeout in force (a `ConfigError` naming
+    /// `slow_call_duration`).
     pub fn set_slow_call(&self, slow_call: Option<(Duration, f64)>) -> Result<(), ConfigError> {
         let duration = show_off(slow_call.map(|(d, _)| d), show_duration);
         let rate = slow_call.map(|(_, r)| r.to_string());

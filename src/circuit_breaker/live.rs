@@ -289,6 +289,17 @@ impl Breaker {
         )
     }
 
+    /// Makes every later change of options pass `check` too: a command's
+    /// checks across its layers, run again live.
+    pub(crate) fn check_across(
+        &self,
+        check: impl Fn(&CircuitBreakerOptions) -> Result<(), ConfigError> + Send + Sync + 'static,
+    ) {
+        if let Some(layers) = self.layers() {
+            layers.check_across(Box::new(move |o: &LiveOptions| check(&o.options)));
+        }
+    }
+
     /// The properties a handle set on this breaker.
     pub(crate) fn handle_overrides(&self) -> Vec<&'static str> {
         self.layers()

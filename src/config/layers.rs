@@ -3,7 +3,8 @@
 
 use crate::error::{ConfigError, Validator};
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::fmt;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Who set a value, lowest precedence first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,7 +32,23 @@ type Values = [Option<String>; 3];
 #[derive(Debug)]
 pub(crate) struct Layers<O> {
     inner: Mutex<Inner<O>>,
+    /// A check against the other layers of the command this component is
+    /// part of, run after the builder's own on every change.
+    across: OnceLock<AcrossCheck<O>>,
 }
+
+struct AcrossCheck<O>(Across<O>);
+
+impl<O> fmt::Debug for AcrossCheck<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AcrossCheck")
+    }
+}
+
+/// A check of a component's options against another component's options
+/// in force, which it reads without a lock (so that two components
+/// checking each other cannot wait for each other).
+pub(crate) type Across<O> = Box<dyn Fn(&O) -> Result<(), ConfigError> + Send + Sync>;
 
 #[derive(Debug)]
 struct Inner<O> {
@@ -50,7 +67,14 @@ impl<O: Clone> Layers<O> {
                 built,
                 layers: BTreeMap::new(),
             }),
+            across: OnceLock::new(),
         }
+    }
+
+    /// Makes every later change pass `check` too (once; a second is
+    /// ignored): the command's checks across its layers, run again live.
+    pub(crate) fn check_across(&self, check: Across<O>) {
+        let _ = self.across.set(AcrossCheck(check));
     }
 
     /// Sets (or clears, with `None`) what `layer` says of each property, and
@@ -108,6 +132,9 @@ impl<O: Clone> Layers<O> {
         }
         v.finish()?;
         validate(&options)?;
+        if let Some(AcrossCheck(across)) = self.across.get() {
+            across(&options)?;
+        }
         if !dry {
             let old = Self::effective(&inner.built, &inner.layers, set);
             commit(&old, &options);

@@ -31,7 +31,10 @@
 //!
 //! Every value is checked by the same rules as the component's builder
 //! (each property alone, then the builder's checks across properties,
-//! e.g. `open_for_max` at least `open_for`); a bad one is a
+//! e.g. `open_for_max` at least `open_for`; in a command, also the
+//! command's checks across its layers, against the other layer's value in
+//! force: its breaker's slow-call bound shorter than its timeout, its
+//! breaker's window at least its timeout); a bad one is a
 //! [`ConfigError`] naming the component, the property and the value, and
 //! changes nothing: the old values stay. Every change that lands logs a
 //! `property_changed` event (see [`metrics`](crate::metrics)) and shows in
@@ -140,9 +143,6 @@
 //!   switches on its handle);
 //! - a bulkhead's `max_waiting` (its default follows `max_concurrent` as
 //!   built, not as changed);
-//! - a command's cross-checks (a slow-call bound shorter than its timeout,
-//!   a window at least its timeout) are made at build time only: a live
-//!   `timeout` is checked as the timeout's own builder checks it;
 //! - names.
 //!
 //! # Cost

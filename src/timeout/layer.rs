@@ -39,6 +39,16 @@ impl Shared {
         Duration::from_micros(self.timeout.load(Ordering::Relaxed))
     }
 
+    /// Makes every later change pass `check` too: a command's checks
+    /// across its layers, run again live.
+    pub(crate) fn check_across(
+        &self,
+        check: impl Fn(Duration) -> Result<(), ConfigError> + Send + Sync + 'static,
+    ) {
+        self.layers
+            .check_across(Box::new(move |timeout: &Duration| check(*timeout)));
+    }
+
     fn change(&self, layer: Layer, value: Option<&str>, dry: bool) -> Result<(), ConfigError> {
         let component = format!("timeout {:?}", self.name);
         self.layers.change(
