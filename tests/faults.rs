@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::advance;
+use tower::util::BoxService;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
 /// A dependency that counts its calls and answers each with what the
@@ -448,61 +449,50 @@ async fn a_panic_on_a_pool_thread_is_an_error_and_frees_the_thread() {
     assert_eq!(handle.active() + handle.queued(), 0);
 }
 
+/// A fallback that panics, as it is made (a sync closure) or as its future
+/// is polled, contained or not: it counts as failed, and the place it held
+/// under the cap is given back as the call ends.
 #[tokio::test(start_paused = true)]
 async fn a_panicking_fallback_counts_as_failed_and_frees_its_place() {
-    for contain in [false, true] {
-        let mut builder = FallbackLayer::builder("fb")
-            .fallback_sync(|_cause| -> Result<(), BoxError> { panic!("bug in the fallback") });
-        if contain {
-            builder = builder.contain_panics();
+    for polled in [false, true] {
+        for contain in [false, true] {
+            // The two kinds of fallback are two types: one macro builds both.
+            macro_rules! service {
+                ($builder:expr) => {{
+                    let mut builder = $builder;
+                    if contain {
+                        builder = builder.contain_panics();
+                    }
+                    let fallback = builder.build().unwrap();
+                    let stats = fallback.handle();
+                    let svc = ServiceBuilder::new()
+                        .layer(fallback)
+                        .service(controlled(Arc::default()));
+                    (BoxService::new(svc), stats)
+                }};
+            }
+            let builder = FallbackLayer::builder("fb").max_concurrent(1);
+            let (svc, stats) = if polled {
+                service!(builder.fallback(|_cause| async { panic!("bug in the fallback's future") }))
+            } else {
+                service!(builder.fallback_sync(|_cause| -> Result<(), BoxError> {
+                    panic!("bug in the fallback")
+                }))
+            };
+            let future = svc.oneshot(answered(false));
+            let result = tokio::spawn(future).await;
+            let case = format!("polled: {polled}, contain: {contain}");
+            if contain {
+                let err = result.unwrap().unwrap_err();
+                let failed = err.downcast_ref::<FallbackFailed>().unwrap();
+                assert_eq!(ErrorKind::of(failed.fallback_error()), ErrorKind::Panicked);
+            } else {
+                assert!(result.unwrap_err().is_panic(), "{case}");
+            }
+            assert_eq!(stats.failures(), 1, "{case}");
+            assert_eq!(stats.successes(), 0, "{case}");
+            assert_eq!(stats.running(), 0, "{case}");
         }
-        let fallback = builder.build().unwrap();
-        let stats = fallback.handle();
-        let mut svc = ServiceBuilder::new()
-            .layer(fallback)
-            .service(controlled(Arc::default()));
-        let future = svc.ready().await.unwrap().call(answered(false));
-        let result = tokio::spawn(future).await;
-        if contain {
-            let err = result.unwrap().unwrap_err();
-            let failed = err.downcast_ref::<FallbackFailed>().unwrap();
-            assert_eq!(ErrorKind::of(failed.fallback_error()), ErrorKind::Panicked);
-        } else {
-            assert!(result.unwrap_err().is_panic());
-        }
-        assert_eq!(stats.failures(), 1, "contain: {contain}");
-        assert_eq!(stats.running(), 0);
-    }
-}
-
-/// The same when the fallback's future panics as it is polled, not when
-/// it is made: the place it held is given back as the call ends.
-#[tokio::test(start_paused = true)]
-async fn a_fallback_future_panicking_as_polled_counts_as_failed_and_frees_its_place() {
-    for contain in [false, true] {
-        let mut builder = FallbackLayer::builder("fb")
-            .max_concurrent(1)
-            .fallback(|_cause| async { panic!("bug in the fallback's future") });
-        if contain {
-            builder = builder.contain_panics();
-        }
-        let fallback = builder.build().unwrap();
-        let stats = fallback.handle();
-        let mut svc = ServiceBuilder::new()
-            .layer(fallback)
-            .service(controlled(Arc::default()));
-        let future = svc.ready().await.unwrap().call(answered(false));
-        let result = tokio::spawn(future).await;
-        if contain {
-            let err = result.unwrap().unwrap_err();
-            let failed = err.downcast_ref::<FallbackFailed>().unwrap();
-            assert_eq!(ErrorKind::of(failed.fallback_error()), ErrorKind::Panicked);
-        } else {
-            assert!(result.unwrap_err().is_panic());
-        }
-        assert_eq!(stats.failures(), 1, "contain: {contain}");
-        assert_eq!(stats.successes(), 0, "contain: {contain}");
-        assert_eq!(stats.running(), 0, "contain: {contain}");
     }
 }
 

@@ -97,50 +97,36 @@ impl<O: Clone> Layers<O> {
         // `commit` may change a breaker's state, whose listeners may change
         // options again: they are told once the lock is let go.
         crate::internal::notify::outside_locks(|| {
-            self.change_locked(component, layer, changes, dry, set, validate, commit)
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn change_locked(
-        &self,
-        component: &str,
-        layer: Layer,
-        changes: &[(&'static str, Option<&str>)],
-        dry: bool,
-        set: Set<O>,
-        validate: impl FnOnce(&O) -> Result<(), ConfigError>,
-        commit: impl FnOnce(&O, &O),
-    ) -> Result<(), ConfigError> {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut layers = inner.layers.clone();
-        for &(property, value) in changes {
-            let values = layers.entry(property).or_default();
-            values[layer as usize] = value.map(str::to_owned);
-            if values.iter().all(Option::is_none) {
-                layers.remove(property);
-            }
-        }
-        let mut options = inner.built.clone();
-        let mut v = Validator::new(component.to_owned());
-        for (name, values) in &layers {
-            if let Some(text) = values.iter().rev().flatten().next() {
-                if let Err(why) = set(&mut options, name, text) {
-                    v.check(false, name, || why);
+            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut layers = inner.layers.clone();
+            for &(property, value) in changes {
+                let values = layers.entry(property).or_default();
+                values[layer as usize] = value.map(str::to_owned);
+                if values.iter().all(Option::is_none) {
+                    layers.remove(property);
                 }
             }
-        }
-        v.finish()?;
-        validate(&options)?;
-        if let Some(AcrossCheck(across)) = self.across.get() {
-            across(&options)?;
-        }
-        if !dry {
-            let old = Self::effective(&inner.built, &inner.layers, set);
-            commit(&old, &options);
-            inner.layers = layers;
-        }
-        Ok(())
+            let mut options = inner.built.clone();
+            let mut v = Validator::new(component.to_owned());
+            for (name, values) in &layers {
+                if let Some(text) = values.iter().rev().flatten().next() {
+                    if let Err(why) = set(&mut options, name, text) {
+                        v.check(false, name, || why);
+                    }
+                }
+            }
+            v.finish()?;
+            validate(&options)?;
+            if let Some(AcrossCheck(across)) = self.across.get() {
+                across(&options)?;
+            }
+            if !dry {
+                let old = Self::effective(&inner.built, &inner.layers, set);
+                commit(&old, &options);
+                inner.layers = layers;
+            }
+            Ok(())
+        })
     }
 
     /// The options in force, as the layers kept say (each was checked when set).
