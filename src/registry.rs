@@ -74,6 +74,7 @@ pub(crate) type Remembered =
 
 /// A command is alive while its breaker is: services built from it hold
 /// the breaker, not the layer.
+#[derive(Clone)]
 struct CommandEntry {
     name: Arc<str>,
     group: Arc<str>,
@@ -131,6 +132,10 @@ impl Registry {
             for added in &live[known..] {
                 entries.live.push(Arc::downgrade(added));
             }
+            // The lock first: `live` may hold the last owner of a user's
+            // values (a breaker's listeners) if its handles went meanwhile.
+            drop(entries);
+            drop(live);
             result
         })
     }
@@ -195,10 +200,12 @@ impl Registry {
 
     /// Every live component of type `T`, in the order they were built.
     fn live<T: Send + Sync + 'static>(&self) -> Vec<Arc<T>> {
-        self.entries()
-            .components
-            .iter()
+        // Upgraded under the lock, sorted after it: a component of another
+        // type upgraded here may be the last owner of a user's values.
+        let all: Vec<_> = (self.entries().components.iter())
             .filter_map(Weak::upgrade)
+            .collect();
+        all.into_iter()
             .filter_map(|c| c.downcast::<T>().ok())
             .collect()
     }
@@ -300,9 +307,10 @@ impl Registry {
     pub fn commands(&self) -> Vec<CommandInfo> {
         use crate::bulkhead::pool::PoolHandle;
         use crate::bulkhead::BulkheadHandle;
-        let entries = self.entries();
-        entries
-            .commands
+        // Copied out first: a part upgraded here and then left unused may
+        // be the last owner of a user's values, dropped after the lock.
+        let commands = self.entries().commands.clone();
+        commands
             .iter()
             .filter_map(|c| {
                 let breaker = c.breaker.upgrade()?.downcast().ok()?;

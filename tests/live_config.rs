@@ -924,3 +924,161 @@ fn a_commands_checks_across_its_layers_are_made_again_on_a_live_change() {
         .unwrap();
     lone.set_timeout(Duration::from_secs(20)).unwrap();
 }
+
+/// What a listener changes is told after the rest of what woke it: the
+/// other listeners hear one thread's changes in the order they were made.
+#[test]
+fn a_change_a_listener_makes_reaches_the_other_listeners_after_the_one_that_woke_it() {
+    use rampart::circuit_breaker::StateChange;
+    use std::sync::{Arc, Mutex};
+
+    let registry = Registry::new();
+    let heard: Arc<Mutex<Vec<(State, State)>>> = Arc::default();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        // An operator's rule: no forcing open in this service.
+        .on_state_change({
+            let registry = registry.clone();
+            move |change: &StateChange| {
+                if change.to == State::ForcedOpen {
+                    registry
+                        .apply(Source::Etcd, "dep", "force_open", Some("false"))
+                        .unwrap();
+                }
+            }
+        })
+        .on_state_change({
+            let heard = heard.clone();
+            move |change: &StateChange| heard.lock().unwrap().push((change.from, change.to))
+        })
+        .build()
+        .unwrap();
+    without_deadlock("undone by a listener", {
+        let registry = registry.clone();
+        move || {
+            registry
+                .apply(Source::File, "dep", "force_open", Some("true"))
+                .unwrap()
+        }
+    });
+    assert_eq!(layer.handle().state(), State::Closed);
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [
+            (State::Closed, State::ForcedOpen),
+            (State::ForcedOpen, State::Closed)
+        ],
+        "in the order the changes were made"
+    );
+}
+
+/// A listener that panics loses no other listener its news: every one is
+/// told, then the panic goes on to the caller that made the change.
+#[test]
+fn a_panicking_listener_does_not_keep_the_others_from_hearing() {
+    use rampart::circuit_breaker::StateChange;
+    use std::sync::{Arc, Mutex};
+
+    let registry = Registry::new();
+    let heard: Arc<Mutex<Vec<&str>>> = Arc::default();
+    let breaker = |which: &'static str| {
+        let heard = heard.clone();
+        CircuitBreakerLayer::builder("x")
+            .registry(&registry)
+            .on_state_change(move |change: &StateChange| {
+                heard.lock().unwrap().push(which);
+                if which == "first" && change.to == State::ForcedOpen {
+                    panic!("a bug in the first breaker's listener");
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (breaker("first"), breaker("second"));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        registry.apply(Source::File, "x", "force_open", Some("true"))
+    }));
+    assert!(unwound.is_err(), "the listener's panic reaches the caller");
+    assert_eq!(*heard.lock().unwrap(), ["first", "second"]);
+    assert_eq!(first.handle().state(), State::ForcedOpen);
+    assert_eq!(second.handle().state(), State::ForcedOpen);
+    // The registry's lock was let go: it still works.
+    registry
+        .apply(Source::File, "x", "force_open", None)
+        .unwrap();
+    assert_eq!(second.handle().state(), State::Closed);
+}
+
+/// A `tracing` subscriber may read the registry from rampart's events,
+/// those a change of options makes included: they are emitted once the
+/// registry's lock is let go.
+#[test]
+fn a_tracing_subscriber_may_read_the_registry_from_the_events_of_a_change() {
+    use std::sync::{Arc, Mutex};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// On each of rampart's events, counts the breakers the registry lists.
+    struct Reader {
+        registry: Registry,
+        seen: Arc<Mutex<Vec<(String, usize)>>>,
+    }
+    impl Subscriber for Reader {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let target = event.metadata().target();
+            if target.starts_with("rampart") {
+                let breakers = self.registry.breakers().len();
+                self.seen.lock().unwrap().push((target.to_owned(), breakers));
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let seen: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
+    let reader = Reader {
+        registry: registry.clone(),
+        seen: seen.clone(),
+    };
+    without_deadlock("a subscriber reading the registry", {
+        let registry = registry.clone();
+        move || {
+            tracing::subscriber::with_default(reader, || {
+                // A forced open (a state change, at warn), a property
+                // changed, and one refused.
+                registry
+                    .apply(Source::File, "dep", "force_open", Some("true"))
+                    .unwrap();
+                let _ = registry.replace(
+                    Source::Etcd,
+                    &[Property {
+                        component: "dep".into(),
+                        name: "probes".into(),
+                        value: "0".into(),
+                    }],
+                );
+            })
+        }
+    });
+    assert_eq!(layer.handle().state(), State::ForcedOpen);
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.iter().all(|(_, breakers)| *breakers == 1), "{seen:?}");
+    assert!(
+        seen.iter().any(|(target, _)| target.ends_with("config")),
+        "the refusal was seen: {seen:?}"
+    );
+}

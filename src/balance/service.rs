@@ -296,15 +296,19 @@ impl<K, S, P> Shared<K, S, P> {
                             }
                             Some(1 + index as u8)
                         }
-                        RuleSetting::Handle => self
-                            .handle_given
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .clone()
-                            .map(|rule| {
+                        RuleSetting::Handle => {
+                            // Out of the lock before the rule it replaces is
+                            // dropped: a user's rule may do anything then.
+                            let given = self
+                                .handle_given
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .clone();
+                            given.map(|rule| {
                                 self.handle_rule.store(Arc::new(rule));
                                 HANDLE
-                            }),
+                            })
+                        }
                     };
                     if let Some(which) = which {
                         self.which.store(which, Ordering::Release);
@@ -417,10 +421,14 @@ where
     }
 
     fn set_rule(&self, rule: Arc<dyn Rule>) -> Result<(), ConfigError> {
-        *self
+        // The rule replaced is dropped after the lock: a user's rule may do
+        // anything when dropped.
+        let replaced = self
             .handle_given
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(rule);
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(rule);
+        drop(replaced);
         Shared::change(self, Layer::Handle, &[("rule", Some(HANDLE_RULE))], false)
     }
 

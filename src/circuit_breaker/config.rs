@@ -125,7 +125,7 @@ impl CircuitBreakerOptions {
     }
 }
 
-pub(crate) type Listener = crate::internal::notify::Listener<StateChange>;
+pub(crate) type Listener = Arc<dyn Fn(&StateChange) + Send + Sync>;
 
 /// Builds a [`CircuitBreakerLayer`]; every option is checked by [`build`].
 ///
@@ -288,7 +288,11 @@ impl<C> Builder<C> {
     /// registry, a source or
     /// [`set_property`](super::CircuitBreakerHandle::set_property))
     /// is told once the locks that change took are let go, before the call
-    /// that made it returns; so a listener may change options itself.
+    /// that made it returns; so a listener may change options itself. What
+    /// it changes is told after the rest of what woke it. Changes made on
+    /// different threads at once may reach a listener in either order; the
+    /// handle's `state()` is the state now. See
+    /// [`config`](crate::config#cost) on what is told when.
     pub fn on_state_change(
         mut self,
         listener: impl Fn(&StateChange) + Send + Sync + 'static,

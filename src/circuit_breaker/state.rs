@@ -732,18 +732,20 @@ impl Breaker {
 
     fn announce(&self, from: u64, to: u64, reason: TransitionReason, open_for: Option<Duration>) {
         self.changed.notify_waiters();
-        let (from, to) = (state_of(from), state_of(to));
-        self.telemetry
-            .transition(&self.name, from, to, reason, open_for);
-        if !self.listeners.is_empty() {
-            let change = StateChange {
-                name: self.name.clone(),
-                from,
-                to,
-                reason,
-                open_for,
-            };
-            notify::tell(&self.listeners, change);
+        let change = StateChange {
+            name: self.name.clone(),
+            from: state_of(from),
+            to: state_of(to),
+            reason,
+            open_for,
+        };
+        if notify::holding() {
+            // A change of options, under locks a listener or a `tracing`
+            // subscriber may want: told once they are let go.
+            let (telemetry, listeners) = (self.telemetry.clone(), self.listeners.clone());
+            notify::later(move || tell(&telemetry, &listeners, &change));
+        } else {
+            tell(&self.telemetry, &self.listeners, &change);
         }
     }
 
@@ -884,6 +886,21 @@ impl Breaker {
 /// work a bucket's start asks for. A load first, so that calls within a
 /// bucket write nothing.
 #[inline]
+/// Tells metrics, `tracing` and the listeners of one state change.
+fn tell(telemetry: &Telemetry, listeners: &[Listener], change: &StateChange) {
+    let StateChange {
+        name,
+        from,
+        to,
+        reason,
+        open_for,
+    } = change;
+    telemetry.transition(name, *from, *to, *reason, *open_for);
+    for listener in listeners {
+        listener(change);
+    }
+}
+
 fn first_in(mark: &AtomicU64, bucket: u64) -> bool {
     bucket > mark.load(Ordering::Relaxed) && mark.fetch_max(bucket, Ordering::Relaxed) < bucket
 }

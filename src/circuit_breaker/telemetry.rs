@@ -25,7 +25,8 @@ const EVENTS: [&str; 6] = [
     "short_circuited",
 ];
 
-#[derive(Debug)]
+/// Cloned only to tell of a state change later (see `internal::notify`).
+#[derive(Debug, Clone)]
 pub(crate) struct Telemetry {
     events: [Counter; 6],
     slow: Counter,

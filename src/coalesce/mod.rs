@@ -75,6 +75,13 @@
 //! future's allocations (its state, and its waker list). A caller that
 //! joins: the key function, a lock, a clone of the answer. Each `layer`
 //! call has its own table; clones of the service share it.
+//!
+//! The inner service's `call` runs under the table's lock (by tower's
+//! contract it only makes the call's future), so that two callers of one
+//! key never both call; so do the key's `Hash`, `Eq`, `Clone` and `Drop`.
+//! None of them may call the same coalescer, or its handle's `in_flight`,
+//! before returning: the lock is not reentrant. The call's future runs
+//! outside it.
 
 mod config;
 mod error;

@@ -155,13 +155,21 @@
 //! [`ArcSwap`](https://docs.rs/arc-swap) load on top (a few atomic
 //! operations, no lock). Its backoff is in an `ArcSwap` read by retries
 //! only. Changing an option takes a lock on that component (never
-//! taken by a call) and the registry's lock.
+//! taken by a call), and through the registry or a source, the registry's
+//! lock too.
 //!
-//! A breaker's `on_state_change` listener may change options itself,
-//! through the registry ([`Registry::apply`]) or a handle: a switch such as
-//! `force_open` changes the breaker's state while the registry's lock and
-//! the breaker's own are held, so the listeners of that change are told
-//! once both are let go, before the call that made the change returns.
+//! What a change tells others (a breaker's `on_state_change` listeners,
+//! its `tracing` events and metrics, `property_changed` and
+//! `property_rejected` events) is told once those locks are let go, before
+//! the call that made the change returns: a listener or a `tracing`
+//! subscriber may read the registry and change options itself (through
+//! [`Registry::apply`] or a handle), as a switch such as `force_open`
+//! changes a breaker's state under both locks. One thread's changes are
+//! told in the order they were made; what a listener changes is told after
+//! the rest of what woke it. Changes made on different threads at once
+//! may be told in either order, as state changes made by calls always
+//! could be: a listener that needs the state now reads the handle's
+//! `state()`.
 
 #[cfg(feature = "etcd")]
 mod etcd;
@@ -187,17 +195,26 @@ pub(crate) use layers::{Layer, Layers};
 // the config module but no user of this.
 #[allow(unused_macros)]
 macro_rules! property_changed {
-    ($target:expr, $layer:expr, $name:expr, $source:expr, $($field:tt)*) => {
-        tracing::info!(
-            target: $target,
-            layer = $layer,
-            name = $name,
-            event = "property_changed",
-            $($field)*,
-            source = $source.as_str(),
-            "live property changed"
-        )
-    };
+    ($target:expr, $layer:expr, $name:expr, $source:expr, $property:expr, $from:expr, $to:expr) => {{
+        // Logged once the locks the change holds are let go: a subscriber
+        // may reach the registry (`internal::notify`).
+        use ::std::string::ToString as _;
+        let (name, source, property) = ($name.to_string(), $source, $property.to_string());
+        let (from, to) = ($from.to_string(), $to.to_string());
+        crate::internal::notify::later(move || {
+            tracing::info!(
+                target: $target,
+                layer = $layer,
+                name = name.as_str(),
+                event = "property_changed",
+                property = property.as_str(),
+                from = from.as_str(),
+                to = to.as_str(),
+                source = source.as_str(),
+                "live property changed"
+            )
+        });
+    }};
 }
 pub(crate) use property_changed;
 use std::fmt;
@@ -567,30 +584,39 @@ fn property_kind(name: &str) -> Option<Kind> {
     property(name).map(|(_, kind, _)| kind)
 }
 
+// Both are logged under the registry's lock, so they are logged once it
+// is let go: a subscriber may reach the registry (`internal::notify`).
+
 #[cold]
 fn rejected(source: Source, name: &str, error: &ConfigError) {
-    tracing::warn!(
-        target: crate::metrics::TARGET_CONFIG,
-        layer = "config",
-        name,
-        event = "property_rejected",
-        source = %source,
-        error = %error,
-        "live property rejected; the component keeps its options"
-    );
+    let (name, error) = (name.to_owned(), error.clone());
+    crate::internal::notify::later(move || {
+        tracing::warn!(
+            target: crate::metrics::TARGET_CONFIG,
+            layer = "config",
+            name = name.as_str(),
+            event = "property_rejected",
+            source = %source,
+            error = %error,
+            "live property rejected; the component keeps its options"
+        );
+    });
 }
 
 #[cold]
 fn rejected_on_build(layer: Layer, name: &str, error: &ConfigError) {
-    tracing::warn!(
-        target: crate::metrics::TARGET_CONFIG,
-        layer = "config",
-        name,
-        event = "property_rejected",
-        source = layer.as_str(),
-        error = %error,
-        "a new component refused a live property it was built after; it keeps its built value"
-    );
+    let (name, error) = (name.to_owned(), error.clone());
+    crate::internal::notify::later(move || {
+        tracing::warn!(
+            target: crate::metrics::TARGET_CONFIG,
+            layer = "config",
+            name = name.as_str(),
+            event = "property_rejected",
+            source = layer.as_str(),
+            error = %error,
+            "a new component refused a live property it was built after; it keeps its built value"
+        );
+    });
 }
 
 // ===== value types =====

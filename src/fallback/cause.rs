@@ -10,7 +10,6 @@ use std::sync::OnceLock;
 /// fallback fails too, the error returned ([`FallbackFailed`]) carries both.
 ///
 /// [`FallbackFailed`]: super::FallbackFailed
-#[derive(Debug)]
 pub struct Cause {
     /// Found on the first [`kind`](Cause::kind): walking the error's chain
     /// asks it its type a score of times, and most fallbacks never ask.
@@ -40,5 +39,15 @@ impl Cause {
 
     pub(crate) fn into_error(self) -> BoxError {
         self.error
+    }
+}
+
+// By hand: the kind is found when asked for, and shown as found.
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cause")
+            .field("kind", &self.kind())
+            .field("error", &self.error)
+            .finish()
     }
 }

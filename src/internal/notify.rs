@@ -1,45 +1,50 @@
-//! Listeners told of a change once the locks it was made under are let go.
+//! What a change tells others (a breaker's `on_state_change` listeners,
+//! `tracing` events and metrics) is told once the locks the change was
+//! made under are let go.
 //!
-//! A breaker's `on_state_change` listeners run where its state changes. A
-//! change of options (through the registry, a source or a handle) is made
-//! under the registry's lock and the component's own, and a `force_open`
-//! switch changes the state in it: a listener that changed options again
+//! A change of options (through the registry, a source or a handle) is
+//! made under the registry's lock and the component's own, and a
+//! `force_open` switch changes a breaker's state in it. A listener or a
+//! `tracing` subscriber that reached the registry or changed options again
 //! from there would wait for a lock its own thread holds. So while a
-//! thread holds those locks (inside [`outside_locks`]), what listeners are
-//! told is queued, and told in order once the locks are let go. Calls
-//! never take these locks: a call's state change tells its listeners at
-//! once, at the cost of one thread-local read.
+//! thread runs inside [`outside_locks`], what is to be told is queued, and
+//! told in order once the outermost `outside_locks` has let its locks go,
+//! before it returns. What a queued telling changes in turn is queued
+//! behind it, so everyone hears one thread's changes in the order they
+//! were made. Calls never take these locks: a call's state change tells
+//! at once, at the cost of one thread-local read.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-/// One queued telling: its listeners and what they are told.
+/// One queued telling.
 type Queued = Box<dyn FnOnce()>;
 
-/// A listener of events of type `T`, as components keep them.
-pub(crate) type Listener<T> = Arc<dyn Fn(&T) + Send + Sync>;
-
 thread_local! {
-    /// `Some` while this thread runs [`outside_locks`]'s closure.
-    static QUEUED: RefCell<Option<Vec<Queued>>> = const { RefCell::new(None) };
+    /// `Some` while this thread runs [`outside_locks`]: its closure, then
+    /// the tellings it queued (and those they queue in turn).
+    static QUEUED: RefCell<Option<VecDeque<Queued>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f`, which takes locks listeners may want, and tells listeners
-/// what `f` queued after it returns (its locks dropped). Within another
-/// `outside_locks` on this thread, the outermost one tells them. If `f`
-/// panics, what it queued is dropped untold.
+/// Runs `f`, which takes locks others may want, then tells what `f`
+/// queued, in order, after `f` returns (its locks dropped). Within another
+/// `outside_locks` on this thread, `f` just runs: the outermost tells.
+///
+/// Every queued telling is told once, even if `f` or a telling panics;
+/// then the first panic (`f`'s first) goes on.
 pub(crate) fn outside_locks<R>(f: impl FnOnce() -> R) -> R {
     let outermost = QUEUED.with(|q| {
         let mut q = q.borrow_mut();
         q.is_none() && {
-            *q = Some(Vec::new());
+            *q = Some(VecDeque::new());
             true
         }
     });
     if !outermost {
         return f();
     }
-    /// Stops queueing even if `f` unwinds.
+    /// Stops queueing, however this ends.
     struct Stop;
     impl Drop for Stop {
         fn drop(&mut self) {
@@ -47,84 +52,122 @@ pub(crate) fn outside_locks<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     let stop = Stop;
-    let result = f();
-    let queued = QUEUED.with(|q| q.borrow_mut().take()).unwrap_or_default();
-    drop(stop);
-    // A listener here may change options again: it queues and tells its
-    // own listeners in an `outside_locks` of its own.
-    for tell in queued {
-        tell();
+    let result = catch_unwind(AssertUnwindSafe(f));
+    let mut first_panic = None;
+    // Queueing stays on while telling: a telling that changes something
+    // queues behind the rest, and is told in this loop.
+    while let Some(tell) = QUEUED.with(|q| q.borrow_mut().as_mut().and_then(VecDeque::pop_front)) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(tell)) {
+            first_panic.get_or_insert(payload);
+        }
     }
-    result
+    drop(stop);
+    match (result, first_panic) {
+        (Err(payload), _) | (Ok(_), Some(payload)) => resume_unwind(payload),
+        (Ok(result), None) => result,
+    }
 }
 
-/// Tells each of `listeners` of `event`: now, or once this thread lets go
-/// of the locks an [`outside_locks`] covers.
-#[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
-pub(crate) fn tell<T: 'static>(listeners: &[Listener<T>], event: T) {
-    let event = QUEUED.with(|q| match q.borrow_mut().as_mut() {
+/// Whether this thread is inside [`outside_locks`]: what it tells must
+/// go through [`later`].
+#[inline]
+pub(crate) fn holding() -> bool {
+    QUEUED.with(|q| q.borrow().is_some())
+}
+
+/// Tells `tell` once this thread lets go of the locks an
+/// [`outside_locks`] covers, or at once outside one.
+pub(crate) fn later(tell: impl FnOnce() + 'static) {
+    let tell = QUEUED.with(|q| match q.borrow_mut().as_mut() {
         Some(queue) => {
-            let listeners = listeners.to_vec();
-            queue.push(Box::new(move || {
-                for listener in &listeners {
-                    listener(&event);
-                }
-            }));
+            queue.push_back(Box::new(tell));
             None
         }
-        None => Some(event),
+        None => Some(tell),
     });
-    if let Some(event) = event {
-        for listener in listeners {
-            listener(&event);
-        }
+    if let Some(tell) = tell {
+        tell();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     type Log = Arc<Mutex<Vec<String>>>;
 
-    fn listener(log: &Log, name: &'static str) -> Listener<u32> {
-        let log = log.clone();
-        Arc::new(move |n: &u32| log.lock().unwrap().push(format!("{name} {n}")))
+    fn say(log: &Log, what: impl Into<String>) -> impl FnOnce() + 'static {
+        let (log, what) = (log.clone(), what.into());
+        move || log.lock().unwrap().push(what)
+    }
+
+    fn said(log: &Log) -> Vec<String> {
+        log.lock().unwrap().clone()
     }
 
     #[test]
-    fn listeners_are_told_at_once_outside_and_in_order_after_the_outermost() {
+    fn told_at_once_outside_and_in_order_after_the_outermost() {
         let log = Log::default();
-        let listeners = [listener(&log, "a"), listener(&log, "b")];
-        tell(&listeners, 1);
-        assert_eq!(*log.lock().unwrap(), ["a 1", "b 1"]);
+        assert!(!holding());
+        later(say(&log, "1"));
+        assert_eq!(said(&log), ["1"]);
 
         let returned = outside_locks(|| {
-            tell(&listeners, 2);
-            outside_locks(|| tell(&listeners, 3));
-            assert_eq!(log.lock().unwrap().len(), 2, "nothing told under the locks");
+            assert!(holding());
+            later(say(&log, "2"));
+            outside_locks(|| later(say(&log, "3")));
+            assert_eq!(said(&log), ["1"], "nothing told under the locks");
             "f's result"
         });
         assert_eq!(returned, "f's result");
-        assert_eq!(
-            *log.lock().unwrap(),
-            ["a 1", "b 1", "a 2", "b 2", "a 3", "b 3"]
-        );
+        assert_eq!(said(&log), ["1", "2", "3"]);
+        assert!(!holding());
     }
 
     #[test]
-    fn what_a_panicking_closure_queued_is_dropped_and_queueing_stops() {
+    fn what_a_telling_changes_is_told_after_what_was_queued_before_it() {
         let log = Log::default();
-        let listeners = [listener(&log, "a")];
-        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        outside_locks(|| {
+            // The first telling makes a change of its own (in an
+            // `outside_locks` of its own, as a registry change would).
+            let inner = log.clone();
+            later(move || {
+                inner.lock().unwrap().push("a".into());
+                outside_locks(|| later(say(&inner, "c")));
+            });
+            later(say(&log, "b"));
+        });
+        assert_eq!(said(&log), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn every_telling_is_told_though_one_panics_and_then_the_panic_goes_on() {
+        let log = Log::default();
+        let unwound = catch_unwind(AssertUnwindSafe(|| {
             outside_locks(|| {
-                tell(&listeners, 1);
+                later(|| panic!("a listener's bug"));
+                later(say(&log, "after the panic"));
+            })
+        }));
+        let payload = unwound.unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"a listener's bug"));
+        assert_eq!(said(&log), ["after the panic"]);
+        assert!(!holding());
+    }
+
+    #[test]
+    fn what_a_panicking_closure_queued_is_told_and_its_panic_goes_on() {
+        let log = Log::default();
+        let unwound = catch_unwind(AssertUnwindSafe(|| {
+            outside_locks(|| {
+                later(say(&log, "queued before the panic"));
                 panic!("inside");
             })
         }));
-        assert!(unwound.is_err());
-        tell(&listeners, 2);
-        assert_eq!(*log.lock().unwrap(), ["a 2"], "told at once again");
+        assert_eq!(unwound.unwrap_err().downcast_ref::<&str>(), Some(&"inside"));
+        assert_eq!(said(&log), ["queued before the panic"]);
+        later(say(&log, "at once again"));
+        assert_eq!(said(&log), ["queued before the panic", "at once again"]);
     }
 }

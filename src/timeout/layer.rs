@@ -73,7 +73,15 @@ impl Shared {
 
 #[cold]
 fn changed(name: &str, layer: Layer, from: Duration, to: Duration) {
-    crate::config::property_changed!(TARGET_TIMEOUT, LAYER, name, layer, property = "timeout", from = %show_duration(from), to = %show_duration(to));
+    crate::config::property_changed!(
+        TARGET_TIMEOUT,
+        LAYER,
+        name,
+        layer,
+        "timeout",
+        show_duration(from),
+        show_duration(to)
+    );
 }
 
 impl Configurable for Shared {

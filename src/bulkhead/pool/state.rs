@@ -169,15 +169,7 @@ impl Shared {
 
 #[cold]
 fn changed(name: &str, layer: Layer, from: usize, to: usize) {
-    crate::config::property_changed!(
-        TARGET_POOL,
-        LAYER,
-        name,
-        layer,
-        property = "queue",
-        from,
-        to
-    );
+    crate::config::property_changed!(TARGET_POOL, LAYER, name, layer, "queue", from, to);
 }
 
 impl Configurable for Shared {

@@ -70,7 +70,11 @@ impl Sample {
 /// [`update`](Algorithm::update) once per window, under a lock, never on a
 /// call's path; the value returned is used as given, except that a limit of
 /// 0 counts as 1 (a limit of 0 would admit no call, so no sample could ever
-/// raise it again).
+/// raise it again). That lock is the one
+/// [`LimitHandle::last_sample`](super::LimitHandle::last_sample) takes: an
+/// `update` that reads its own limiter's `last_sample` waits for itself
+/// (it has the sample as its argument). The handle's other readers take no
+/// lock.
 ///
 /// ```
 /// use rampart::limit::{Algorithm, Sample, Vegas};
