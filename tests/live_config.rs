@@ -1036,7 +1036,10 @@ fn a_tracing_subscriber_may_read_the_registry_from_the_events_of_a_change() {
             let target = event.metadata().target();
             if target.starts_with("rampart") {
                 let breakers = self.registry.breakers().len();
-                self.seen.lock().unwrap().push((target.to_owned(), breakers));
+                self.seen
+                    .lock()
+                    .unwrap()
+                    .push((target.to_owned(), breakers));
             }
         }
         fn enter(&self, _: &Id) {}

@@ -297,15 +297,17 @@ impl<K, S, P> Shared<K, S, P> {
                             Some(1 + index as u8)
                         }
                         RuleSetting::Handle => {
-                            // Out of the lock before the rule it replaces is
-                            // dropped: a user's rule may do anything then.
                             let given = self
                                 .handle_given
                                 .lock()
                                 .unwrap_or_else(PoisonError::into_inner)
                                 .clone();
                             given.map(|rule| {
-                                self.handle_rule.store(Arc::new(rule));
+                                // The rule replaced is dropped once this
+                                // change's locks are let go: a user's rule
+                                // may do anything when dropped.
+                                let replaced = self.handle_rule.swap(Arc::new(rule));
+                                crate::internal::notify::later(move || drop(replaced));
                                 HANDLE
                             })
                         }

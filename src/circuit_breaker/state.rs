@@ -732,6 +732,9 @@ impl Breaker {
 
     fn announce(&self, from: u64, to: u64, reason: TransitionReason, open_for: Option<Duration>) {
         self.changed.notify_waiters();
+        // The gauge at once, whatever is told later: set from a queued
+        // telling, it could overwrite a newer state set meanwhile.
+        self.telemetry.set_state(state_of(to));
         let change = StateChange {
             name: self.name.clone(),
             from: state_of(from),
@@ -881,12 +884,8 @@ impl Breaker {
     }
 }
 
-/// Whether this call is the first to see `bucket` start, of those that
-/// note it in `mark` (the last bucket seen): one call per bucket does the
-/// work a bucket's start asks for. A load first, so that calls within a
-/// bucket write nothing.
-#[inline]
-/// Tells metrics, `tracing` and the listeners of one state change.
+/// Tells metrics, `tracing` and the listeners of one state change (the
+/// state gauge is set at once, in `announce`).
 fn tell(telemetry: &Telemetry, listeners: &[Listener], change: &StateChange) {
     let StateChange {
         name,
@@ -901,6 +900,11 @@ fn tell(telemetry: &Telemetry, listeners: &[Listener], change: &StateChange) {
     }
 }
 
+/// Whether this call is the first to see `bucket` start, of those that
+/// note it in `mark` (the last bucket seen): one call per bucket does the
+/// work a bucket's start asks for. A load first, so that calls within a
+/// bucket write nothing.
+#[inline]
 fn first_in(mark: &AtomicU64, bucket: u64) -> bool {
     bucket > mark.load(Ordering::Relaxed) && mark.fetch_max(bucket, Ordering::Relaxed) < bucket
 }

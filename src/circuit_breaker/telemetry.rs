@@ -80,6 +80,13 @@ impl Telemetry {
         self.slow_call_rate.set(counts.slow_call_rate());
     }
 
+    /// The state gauge: set where the state changes, never later, so that
+    /// it cannot overwrite a newer state.
+    pub(crate) fn set_state(&self, state: State) {
+        self.state.set(state.gauge());
+    }
+
+    /// The transition counter and event (the gauge is [`set_state`](Self::set_state)'s).
     pub(crate) fn transition(
         &self,
         name: &str,
@@ -88,7 +95,6 @@ impl Telemetry {
         reason: TransitionReason,
         open_for: Option<Duration>,
     ) {
-        self.state.set(to.gauge());
         // A state change is rare: looking the counter up here keeps 49
         // from/to pairs out of every breaker's build.
         metrics::counter!(

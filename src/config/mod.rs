@@ -159,15 +159,17 @@
 //! lock too.
 //!
 //! What a change tells others (a breaker's `on_state_change` listeners,
-//! its `tracing` events and metrics, `property_changed` and
-//! `property_rejected` events) is told once those locks are let go, before
+//! its `state_change` event and transition counter, `property_changed`
+//! and `property_rejected` events; not its state gauge, set where the
+//! state changes) is told once those locks are let go, before
 //! the call that made the change returns: a listener or a `tracing`
 //! subscriber may read the registry and change options itself (through
 //! [`Registry::apply`] or a handle), as a switch such as `force_open`
 //! changes a breaker's state under both locks. One thread's changes are
 //! told in the order they were made; what a listener changes is told after
-//! the rest of what woke it. Changes made on different threads at once
-//! may be told in either order, as state changes made by calls always
+//! the rest of what woke it (and the change returns before it is told).
+//! Changes made on different threads at once may be told in either
+//! order, as state changes made by calls always
 //! could be: a listener that needs the state now reads the handle's
 //! `state()`.
 
@@ -198,9 +200,9 @@ macro_rules! property_changed {
     ($target:expr, $layer:expr, $name:expr, $source:expr, $property:expr, $from:expr, $to:expr) => {{
         // Logged once the locks the change holds are let go: a subscriber
         // may reach the registry (`internal::notify`).
-        use ::std::string::ToString as _;
-        let (name, source, property) = ($name.to_string(), $source, $property.to_string());
-        let (from, to) = ($from.to_string(), $to.to_string());
+        use crate::config::EventValue as _;
+        let (name, source, property) = ($name.own(), $source, $property.own());
+        let (from, to) = ($from.own(), $to.own());
         crate::internal::notify::later(move || {
             tracing::info!(
                 target: $target,
@@ -208,8 +210,8 @@ macro_rules! property_changed {
                 name = name.as_str(),
                 event = "property_changed",
                 property = property.as_str(),
-                from = from.as_str(),
-                to = to.as_str(),
+                from = &from,
+                to = &to,
                 source = source.as_str(),
                 "live property changed"
             )
@@ -217,6 +219,34 @@ macro_rules! property_changed {
     }};
 }
 pub(crate) use property_changed;
+
+/// A field of a `property_changed` event, owned so that the event can be
+/// logged later: text as a `String`, a number as it is recorded.
+pub(crate) trait EventValue {
+    type Owned: tracing::Value + 'static;
+    fn own(self) -> Self::Owned;
+}
+
+impl EventValue for &str {
+    type Owned = String;
+    fn own(self) -> String {
+        self.to_owned()
+    }
+}
+
+impl EventValue for String {
+    type Owned = String;
+    fn own(self) -> String {
+        self
+    }
+}
+
+impl EventValue for usize {
+    type Owned = u64;
+    fn own(self) -> u64 {
+        self as u64
+    }
+}
 use std::fmt;
 use std::time::Duration;
 
@@ -584,8 +614,9 @@ fn property_kind(name: &str) -> Option<Kind> {
     property(name).map(|(_, kind, _)| kind)
 }
 
-// Both are logged under the registry's lock, so they are logged once it
-// is let go: a subscriber may reach the registry (`internal::notify`).
+// Both can be logged under the registry's lock (from `apply` and a
+// component's build), so they are logged once it is let go: a subscriber
+// may reach the registry (`internal::notify`).
 
 #[cold]
 fn rejected(source: Source, name: &str, error: &ConfigError) {

@@ -9,10 +9,12 @@
 //! from there would wait for a lock its own thread holds. So while a
 //! thread runs inside [`outside_locks`], what is to be told is queued, and
 //! told in order once the outermost `outside_locks` has let its locks go,
-//! before it returns. What a queued telling changes in turn is queued
-//! behind it, so everyone hears one thread's changes in the order they
-//! were made. Calls never take these locks: a call's state change tells
-//! at once, at the cost of one thread-local read.
+//! before it returns. What a queued telling changes in turn (a listener's
+//! own change of options, or a call it makes that trips a breaker) is
+//! queued behind it, so everyone hears one thread's changes in the order
+//! they were made; such a nested change returns before it is told. Calls
+//! never take these locks: a call's state change, made anywhere else,
+//! tells at once, at the cost of one thread-local read.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -72,18 +74,20 @@ pub(crate) fn outside_locks<R>(f: impl FnOnce() -> R) -> R {
 /// go through [`later`].
 #[inline]
 pub(crate) fn holding() -> bool {
-    QUEUED.with(|q| q.borrow().is_some())
+    // `try_with`: a breaker changing state from a thread-local's
+    // destructor is told at once.
+    QUEUED.try_with(|q| q.borrow().is_some()).unwrap_or(false)
 }
 
 /// Tells `tell` once this thread lets go of the locks an
 /// [`outside_locks`] covers, or at once outside one.
 pub(crate) fn later(tell: impl FnOnce() + 'static) {
-    let tell = QUEUED.with(|q| match q.borrow_mut().as_mut() {
-        Some(queue) => {
+    let mut tell = Some(tell);
+    let _ = QUEUED.try_with(|q| {
+        if let Some(queue) = q.borrow_mut().as_mut() {
+            let tell = tell.take().expect("taken once");
             queue.push_back(Box::new(tell));
-            None
         }
-        None => Some(tell),
     });
     if let Some(tell) = tell {
         tell();
