@@ -491,8 +491,8 @@ fn check_timing(
     if let Some(bound) = slow_call_bound {
         v.check(bound < timeout, changed.unwrap_or("slow_call"), || {
             format!(
-                "bound {bound:?} must be shorter than the timeout ({timeout:?}): \
-                 no call can take longer, so no call would ever be slow"
+                "the breaker's slow-call bound of {bound:?} must be shorter than the \
+                 timeout ({timeout:?}): no call can take longer, so no call would ever be slow"
             )
         });
     }
@@ -506,7 +506,8 @@ fn check_timing(
             format!(
                 "{which} {length:?} must be at least the timeout ({timeout:?}): \
                  a timed-out call would be counted after its window had passed; \
-                 lengthen it with `.breaker(|b| b.window(Window::time(length, buckets)))`"
+                 lengthen it with `.breaker(|b| b.window(Window::time(length, buckets)))` \
+                 (a window is built, not changed live)"
             )
         });
     }

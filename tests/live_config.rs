@@ -1085,3 +1085,62 @@ fn a_tracing_subscriber_may_read_the_registry_from_the_events_of_a_change() {
         "the refusal was seen: {seen:?}"
     );
 }
+
+/// A source's value hidden by a handle's override is checked as if it were
+/// in force: a bad one is refused at once, not taken silently and found
+/// only when the override is dropped (which then could not be).
+#[test]
+fn a_value_hidden_by_an_override_is_checked_as_if_in_force() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    breaker.set_failure_rate(0.9).unwrap();
+    let err = registry
+        .apply(Source::File, "dep", "failure_rate", Some("7"))
+        .unwrap_err();
+    assert!(err.names("failure_rate"), "{err}");
+    registry
+        .apply(Source::File, "dep", "failure_rate", Some("0.3"))
+        .unwrap();
+    assert_eq!(
+        breaker.options().failure_rate,
+        Some(0.9),
+        "the override wins"
+    );
+    breaker.clear_override("failure_rate");
+    assert_eq!(
+        breaker.options().failure_rate,
+        Some(0.3),
+        "the file's value"
+    );
+
+    // In a command, across its layers too: under a handle's timeout of 3 s
+    // a file's 20 s (past the 10 s window) is refused.
+    let command = Command::builder("cmd").registry(&registry).build().unwrap();
+    command.set_timeout(Duration::from_secs(3)).unwrap();
+    let err = registry
+        .apply(Source::File, "cmd", "timeout", Some("20s"))
+        .unwrap_err();
+    assert!(err.names("timeout"), "{err}");
+    registry
+        .apply(Source::File, "cmd", "timeout", Some("2s"))
+        .unwrap();
+    assert_eq!(command.timeout(), Duration::from_secs(3));
+
+    // A rule the override's value alone allowed: the slow-call bound of
+    // 2.5 s under the handle's 3 s. Dropping the override would leave the
+    // file's 2 s under the bound: the override stays.
+    command
+        .breaker()
+        .set_slow_call(Some((Duration::from_millis(2500), 0.5)))
+        .unwrap();
+    command.clear_timeout_override();
+    assert_eq!(
+        command.timeout(),
+        Duration::from_secs(3),
+        "the override stays"
+    );
+}

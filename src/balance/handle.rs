@@ -220,7 +220,8 @@ impl BalanceHandle {
     /// value when it is no balancer property or the builder would refuse
     /// it; nothing changes then.
     pub fn set_property(&self, property: &str, value: &str) -> Result<(), crate::ConfigError> {
-        let property = crate::config::property_of(crate::config::Kind::Balancer, property)?;
+        let property =
+            crate::config::property_of(crate::config::Kind::Balancer, self.name(), property)?;
         if property == "rule" {
             // The text a handle's own rule is kept as is no rule's name.
             let component = format!("balancer {:?}", self.name());
@@ -255,7 +256,9 @@ impl BalanceHandle {
     /// [`set_rule`](Self::set_rule)): it is what the sources say again, or
     /// as built. A name that is no balancer property changes nothing.
     pub fn clear_override(&self, property: &str) {
-        if let Ok(property) = crate::config::property_of(crate::config::Kind::Balancer, property) {
+        if let Ok(property) =
+            crate::config::property_of(crate::config::Kind::Balancer, self.name(), property)
+        {
             let _ = self
                 .shared
                 .change(crate::config::Layer::Handle, &[(property, None)]);

@@ -292,7 +292,10 @@ impl<C> Builder<C> {
     /// it changes is told after the rest of what woke it. Changes made on
     /// different threads at once may reach a listener in either order; the
     /// handle's `state()` is the state now. See
-    /// [`config`](crate::config#cost) on what is told when.
+    /// [`config`](crate::config#cost) on what is told when. A listener that
+    /// keeps its breaker's own handle keeps the breaker alive (and listed)
+    /// for good: change options by name, through
+    /// [`Registry::apply`](crate::registry::Registry::apply), instead.
     pub fn on_state_change(
         mut self,
         listener: impl Fn(&StateChange) + Send + Sync + 'static,

@@ -201,7 +201,10 @@ impl CircuitBreakerHandle {
     pub fn set_property(&self, property: &str, value: &str) -> Result<(), ConfigError> {
         self.breaker.change(
             Layer::Handle,
-            &[(breaker_property(property)?, Some(value))],
+            &[(
+                breaker_property(self.breaker.name(), property)?,
+                Some(value),
+            )],
             false,
         )
     }
@@ -312,7 +315,7 @@ impl CircuitBreakerHandle {
     /// same breaker): it takes what the sources say again, or its built
     /// value. Nothing happens for a property no handle set.
     pub fn clear_override(&self, property: &str) {
-        if let Ok(property) = breaker_property(property) {
+        if let Ok(property) = breaker_property(self.breaker.name(), property) {
             // Falling back can only fail if a lower layer's value no
             // longer fits the others; then the handle's value stays.
             let _ = self
@@ -335,6 +338,6 @@ impl CircuitBreakerHandle {
 }
 
 /// `name` as a breaker property's static name.
-fn breaker_property(name: &str) -> Result<&'static str, ConfigError> {
-    crate::config::property_of(crate::config::Kind::CircuitBreaker, name)
+fn breaker_property(breaker: &str, name: &str) -> Result<&'static str, ConfigError> {
+    crate::config::property_of(crate::config::Kind::CircuitBreaker, breaker, name)
 }

@@ -91,12 +91,12 @@ impl<O: Clone> Layers<O> {
         changes: &[(&'static str, Option<&str>)],
         dry: bool,
         set: Set<O>,
-        validate: impl FnOnce(&O) -> Result<(), ConfigError>,
+        validate: impl Fn(&O) -> Result<(), ConfigError>,
         commit: impl FnOnce(&O, &O),
     ) -> Result<(), ConfigError> {
         // `commit` may change a breaker's state, whose listeners may change
         // options again: they are told once the lock is let go.
-        crate::internal::notify::outside_locks(|| {
+        let result = crate::internal::notify::outside_locks(|| {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             let mut layers = inner.layers.clone();
             for &(property, value) in changes {
@@ -116,9 +116,36 @@ impl<O: Clone> Layers<O> {
                 }
             }
             v.finish()?;
-            validate(&options)?;
-            if let Some(AcrossCheck(across)) = self.across.get() {
-                across(&options)?;
+            let check = |options: &O| {
+                validate(options)?;
+                match self.across.get() {
+                    Some(AcrossCheck(across)) => across(options),
+                    None => Ok(()),
+                }
+            };
+            check(&options)?;
+            // A value a higher layer hides is checked as if it were in
+            // force: accepted now, it would be refused only when the layer
+            // above is cleared, and that clear would then be refused.
+            let hidden = changes.iter().any(|&(property, value)| {
+                value.is_some()
+                    && layers.get(property).is_some_and(|values| {
+                        values[layer as usize + 1..].iter().any(Option::is_some)
+                    })
+            });
+            if hidden {
+                let mut below = inner.built.clone();
+                let mut v = Validator::new(component.to_owned());
+                for (name, values) in &layers {
+                    let up_to_layer = &values[..=layer as usize];
+                    if let Some(text) = up_to_layer.iter().rev().flatten().next() {
+                        if let Err(why) = set(&mut below, name, text) {
+                            v.check(false, name, || why);
+                        }
+                    }
+                }
+                v.finish()?;
+                check(&below)?;
             }
             if !dry {
                 let old = Self::effective(&inner.built, &inner.layers, set);
@@ -126,7 +153,15 @@ impl<O: Clone> Layers<O> {
                 inner.layers = layers;
             }
             Ok(())
-        })
+        });
+        // A handle's override that cannot be dropped (what is left under it
+        // breaks a rule) stays; the clear methods return nothing, so say so.
+        if let Err(error) = &result {
+            if layer == Layer::Handle && changes.iter().all(|(_, value)| value.is_none()) {
+                override_kept(component, error);
+            }
+        }
+        result
     }
 
     /// The options in force, as the layers kept say (each was checked when set).
@@ -150,4 +185,17 @@ impl<O: Clone> Layers<O> {
             .map(|(name, _)| *name)
             .collect()
     }
+}
+
+#[cold]
+fn override_kept(component: &str, error: &ConfigError) {
+    tracing::warn!(
+        target: crate::metrics::TARGET_CONFIG,
+        layer = "config",
+        name = component,
+        event = "property_rejected",
+        source = Layer::Handle.as_str(),
+        error = %error,
+        "a handle's override was not dropped: the value under it breaks a rule; the override stays"
+    );
 }

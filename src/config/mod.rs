@@ -29,6 +29,13 @@
 //!   wins over both sources, on that component only, until the handle's
 //!   `clear_override(property)` (or `clear_overrides()`) drops it.
 //!
+//! A source's value that a handle's override hides is checked as if it
+//! were in force, so that dropping the override always finds a good value
+//! under it. Only another layer's change can make that value break a rule
+//! again (a command's breaker given a slow-call bound above the timeout
+//! the sources say); then the override stays when dropped, and a
+//! `property_rejected` warning says so.
+//!
 //! Every value is checked by the same rules as the component's builder
 //! (each property alone, then the builder's checks across properties,
 //! e.g. `open_for_max` at least `open_for`; in a command, also the
@@ -296,6 +303,25 @@ pub(crate) enum Kind {
     Balancer,
 }
 
+impl Kind {
+    /// What the component is called in errors, as its own checks call it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Kind::CircuitBreaker => "circuit breaker",
+            Kind::Timeout => "timeout",
+            Kind::Bulkhead => "bulkhead",
+            Kind::Pool => "pool",
+            Kind::Fallback => "fallback",
+            Kind::Balancer => "balancer",
+        }
+    }
+
+    /// A `ConfigError`'s component: `circuit breaker "ratings"`.
+    pub(crate) fn component(self, name: &str) -> String {
+        format!("{} {name:?}", self.label())
+    }
+}
+
 /// The properties, with the kind of component they belong to and the
 /// check of their type (ranges are the components' own checks).
 /// A value's type check: why the text is no value of the type.
@@ -414,14 +440,19 @@ fn property(name: &str) -> Option<(&'static str, Kind, Check)> {
     PROPERTIES.iter().copied().find(|(n, _, _)| *n == name)
 }
 
-/// `name` as a property of `kind`, or an error naming it.
-pub(crate) fn property_of(kind: Kind, name: &str) -> Result<&'static str, ConfigError> {
+/// `name` as a property of `kind`, or an error naming it (and the
+/// component, `component`).
+pub(crate) fn property_of(
+    kind: Kind,
+    component: &str,
+    name: &str,
+) -> Result<&'static str, ConfigError> {
     match property(name) {
         Some((name, k, _)) if k == kind => Ok(name),
         _ => {
-            let mut v = Validator::new(format!("{kind:?}"));
+            let mut v = Validator::new(kind.component(component));
             v.check(false, "property", || {
-                format!("{name:?} is no live property of a {kind:?}")
+                format!("{name:?} is no live property of a {}", kind.label())
             });
             Err(v.finish().expect_err("one violation"))
         }
@@ -499,7 +530,7 @@ impl Registry {
         };
         if let Some(value) = value {
             if let Err(why) = check(value) {
-                let mut v = Validator::new(format!("{component:?}"));
+                let mut v = Validator::new(kind.component(component));
                 v.check(false, property, || why);
                 return v.finish();
             }
