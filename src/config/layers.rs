@@ -158,7 +158,13 @@ impl<O: Clone> Layers<O> {
         // breaks a rule) stays; the clear methods return nothing, so say so.
         if let Err(error) = &result {
             if layer == Layer::Handle && changes.iter().all(|(_, value)| value.is_none()) {
-                override_kept(component, error);
+                crate::config::rejected(
+                    Layer::Handle,
+                    component,
+                    error,
+                    "a handle's override was not dropped: the value under it breaks a rule; \
+                     the override stays",
+                );
             }
         }
         result
@@ -185,17 +191,4 @@ impl<O: Clone> Layers<O> {
             .map(|(name, _)| *name)
             .collect()
     }
-}
-
-#[cold]
-fn override_kept(component: &str, error: &ConfigError) {
-    tracing::warn!(
-        target: crate::metrics::TARGET_CONFIG,
-        layer = "config",
-        name = component,
-        event = "property_rejected",
-        source = Layer::Handle.as_str(),
-        error = %error,
-        "a handle's override was not dropped: the value under it breaks a rule; the override stays"
-    );
 }

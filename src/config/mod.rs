@@ -549,7 +549,7 @@ impl Registry {
                 // could make it fail now, and then that component keeps
                 // its options, as it says.
                 if let Err(e) = target.set(layer, property, value, false) {
-                    rejected(source, component, &e);
+                    rejected(source.layer(), component, &e, REFUSED);
                 }
             }
             let key = (component.to_owned(), property);
@@ -612,7 +612,7 @@ impl Registry {
                 return errors
                     .into_iter()
                     .map(|(component, e)| {
-                        rejected(source, component, &e);
+                        rejected(source.layer(), component, &e, REFUSED);
                         e
                     })
                     .collect();
@@ -631,7 +631,7 @@ impl Registry {
                 for (layer, value) in [Layer::File, Layer::Etcd].into_iter().zip(values) {
                     if let Some(value) = value {
                         if let Err(e) = component.set(layer, property, Some(value), false) {
-                            rejected_on_build(layer, component.name(), &e);
+                            rejected(layer, component.name(), &e, REFUSED_ON_BUILD);
                         }
                     }
                 }
@@ -645,28 +645,18 @@ fn property_kind(name: &str) -> Option<Kind> {
     property(name).map(|(_, kind, _)| kind)
 }
 
-// Both can be logged under the registry's lock (from `apply` and a
-// component's build), so they are logged once it is let go: a subscriber
-// may reach the registry (`internal::notify`).
+/// A running component refused a source's property.
+const REFUSED: &str = "live property rejected; the component keeps its options";
+/// A component built after a source said a property refused it.
+const REFUSED_ON_BUILD: &str =
+    "a new component refused a live property it was built after; it keeps its built value";
 
+/// Logs a live property refused, saying `message`. This can happen under
+/// the registry's lock (`apply`, a component's build), so it is logged
+/// once the lock is let go: a subscriber may reach the registry
+/// (`internal::notify`).
 #[cold]
-fn rejected(source: Source, name: &str, error: &ConfigError) {
-    let (name, error) = (name.to_owned(), error.clone());
-    crate::internal::notify::later(move || {
-        tracing::warn!(
-            target: crate::metrics::TARGET_CONFIG,
-            layer = "config",
-            name = name.as_str(),
-            event = "property_rejected",
-            source = %source,
-            error = %error,
-            "live property rejected; the component keeps its options"
-        );
-    });
-}
-
-#[cold]
-fn rejected_on_build(layer: Layer, name: &str, error: &ConfigError) {
+pub(crate) fn rejected(layer: Layer, name: &str, error: &ConfigError, message: &'static str) {
     let (name, error) = (name.to_owned(), error.clone());
     crate::internal::notify::later(move || {
         tracing::warn!(
@@ -676,7 +666,7 @@ fn rejected_on_build(layer: Layer, name: &str, error: &ConfigError) {
             event = "property_rejected",
             source = layer.as_str(),
             error = %error,
-            "a new component refused a live property it was built after; it keeps its built value"
+            "{message}"
         );
     });
 }
