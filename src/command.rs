@@ -443,13 +443,12 @@ impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
     }
 
     /// Checks the options that span layers; the layers check their own.
-    fn check_across(&self, v: &mut Validator) {
+    fn check_across(&self, v: &mut Validator, window: Option<Windowed>) {
         // The group names the thread pool and the stream's grouping; an
         // empty one would otherwise be blamed on the pool's name.
         if let Some(group) = &self.group {
             v.check(!group.is_empty(), "group", || "must not be empty".into());
         }
-        let window = Windowed::of(&self.breaker);
         check_timing(
             v,
             None,
@@ -568,7 +567,9 @@ macro_rules! build_command {
             /// than the timeout, or a window shorter than the timeout.
             pub fn build(self) -> Result<CommandLayer<FB, $layer, C, R, FO, K>, ConfigError> {
                 let mut v = Validator::new(format!("command {:?}", self.name));
-                self.check_across(&mut v);
+                // Fixed at build: checked now, and again on live changes.
+                let window = Windowed::of(&self.breaker);
+                self.check_across(&mut v, window);
                 let registry = self.registry.clone().unwrap_or_else(Registry::global);
                 let $registry = &registry;
                 let $this = &self;
@@ -580,7 +581,6 @@ macro_rules! build_command {
                         .registry(&registry)
                         .build(),
                 );
-                let window = Windowed::of(&self.breaker);
                 let breaker = v.absorb(self.breaker.registry(&registry).build());
                 // The fallback's windows line up with the breaker's, so the
                 // stream can tell the dependency's time from the total.

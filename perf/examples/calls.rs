@@ -49,6 +49,14 @@ fn failing() -> impl Service<(), Response = (), Error = BoxError, Future = Ready
     service_fn(|_: ()| ready(Err::<(), BoxError>(Box::new(Refused))))
 }
 
+/// A fallback that answers `()` whatever went wrong.
+fn fallback() -> rampart::fallback::FallbackLayer<impl rampart::fallback::FallbackFn<()> + Clone> {
+    rampart::fallback::FallbackLayer::builder("fallback")
+        .fallback_sync(|_cause| Ok(()))
+        .build()
+        .unwrap()
+}
+
 #[inline(never)]
 fn calls<S: Service<()>>(mut svc: S, n: u64) -> u64 {
     let mut cx = Context::from_waker(noop_waker_ref());
@@ -80,22 +88,8 @@ fn main() {
     let ok = match case.as_str() {
         "bare" => calls(noop(), n),
         "bare_err" => calls(failing(), n),
-        "fallback" => calls(
-            rampart::fallback::FallbackLayer::builder("fallback")
-                .fallback_sync(|_cause| Ok(()))
-                .build()
-                .unwrap()
-                .layer(noop()),
-            n,
-        ),
-        "fallback_err" => calls(
-            rampart::fallback::FallbackLayer::builder("fallback")
-                .fallback_sync(|_cause| Ok(()))
-                .build()
-                .unwrap()
-                .layer(failing()),
-            n,
-        ),
+        "fallback" => calls(fallback().layer(noop()), n),
+        "fallback_err" => calls(fallback().layer(failing()), n),
         "closed" => calls(
             CircuitBreakerLayer::builder("closed")
                 .build()

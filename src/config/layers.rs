@@ -106,16 +106,7 @@ impl<O: Clone> Layers<O> {
                     layers.remove(property);
                 }
             }
-            let mut options = inner.built.clone();
-            let mut v = Validator::new(component.to_owned());
-            for (name, values) in &layers {
-                if let Some(text) = values.iter().rev().flatten().next() {
-                    if let Err(why) = set(&mut options, name, text) {
-                        v.check(false, name, || why);
-                    }
-                }
-            }
-            v.finish()?;
+            let options = Self::read(&inner.built, &layers, Layer::Handle, set, component)?;
             let check = |options: &O| {
                 validate(options)?;
                 match self.across.get() {
@@ -134,21 +125,12 @@ impl<O: Clone> Layers<O> {
                     })
             });
             if hidden {
-                let mut below = inner.built.clone();
-                let mut v = Validator::new(component.to_owned());
-                for (name, values) in &layers {
-                    let up_to_layer = &values[..=layer as usize];
-                    if let Some(text) = up_to_layer.iter().rev().flatten().next() {
-                        if let Err(why) = set(&mut below, name, text) {
-                            v.check(false, name, || why);
-                        }
-                    }
-                }
-                v.finish()?;
-                check(&below)?;
+                check(&Self::read(&inner.built, &layers, layer, set, component)?)?;
             }
             if !dry {
-                let old = Self::effective(&inner.built, &inner.layers, set);
+                // Each value kept was checked when it was set.
+                let old = Self::read(&inner.built, &inner.layers, Layer::Handle, set, component)
+                    .unwrap_or_else(|_| inner.built.clone());
                 commit(&old, &options);
                 inner.layers = layers;
             }
@@ -170,15 +152,26 @@ impl<O: Clone> Layers<O> {
         result
     }
 
-    /// The options in force, as the layers kept say (each was checked when set).
-    fn effective(built: &O, layers: &BTreeMap<&'static str, Values>, set: Set<O>) -> O {
+    /// The options `layers` make of `built`, each property's value from the
+    /// highest layer up to `top` that has one; an error names every value
+    /// that `set` refuses.
+    fn read(
+        built: &O,
+        layers: &BTreeMap<&'static str, Values>,
+        top: Layer,
+        set: Set<O>,
+        component: &str,
+    ) -> Result<O, ConfigError> {
         let mut options = built.clone();
+        let mut v = Validator::new(component.to_owned());
         for (name, values) in layers {
-            if let Some(text) = values.iter().rev().flatten().next() {
-                let _ = set(&mut options, name, text);
+            if let Some(text) = values[..=top as usize].iter().rev().flatten().next() {
+                if let Err(why) = set(&mut options, name, text) {
+                    v.check(false, name, || why);
+                }
             }
         }
-        options
+        v.finish().map(|()| options)
     }
 
     /// The properties `layer` sets.
