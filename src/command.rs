@@ -79,9 +79,8 @@ use tower_layer::{Identity, Layer};
 
 /// Entry point of the Hystrix-style facade: [`Command::builder`].
 #[derive(Debug, Clone, Copy)]
-pub struct Command {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct Command;
 
 impl Command {
     /// Starts a command named `name` with Hystrix's defaults: a 1 s timeout,

@@ -535,6 +535,39 @@ async fn a_pool_handle_prints_the_pool_not_the_runtime() {
     assert!(!printed.to_lowercase().contains("runtime"), "{printed}");
 }
 
+/// Found by a user trial: the rejections printed their private field in
+/// logs (`Elapsed { _p: () }`); a `{:?}` is now the error's name.
+#[test]
+fn rejection_errors_print_their_names() {
+    let printed = [
+        format!("{:?}", rampart::circuit_breaker::CircuitOpen::new()),
+        format!("{:?}", rampart::bulkhead::BulkheadFull::new()),
+        format!("{:?}", rampart::timeout::Elapsed::new()),
+        format!("{:?}", rampart::deadline::DeadlineExceeded::new()),
+        format!("{:?}", rampart::balance::NoHealthyEndpoint::new()),
+        format!("{:?}", rampart::limit::LimitExceeded::new()),
+        format!("{:?}", rampart::limit::PartitionLimitExceeded::new()),
+        format!("{:?}", rampart::coalesce::WaitersFull::new()),
+        format!("{:?}", rampart::collapse::MissingItem::new()),
+        format!("{:?}", rampart::collapse::CollapserClosed::new()),
+    ];
+    assert_eq!(
+        printed,
+        [
+            "CircuitOpen",
+            "BulkheadFull",
+            "Elapsed",
+            "DeadlineExceeded",
+            "NoHealthyEndpoint",
+            "LimitExceeded",
+            "PartitionLimitExceeded",
+            "WaitersFull",
+            "MissingItem",
+            "CollapserClosed",
+        ]
+    );
+}
+
 #[test]
 fn a_breaker_that_could_never_open_is_a_config_error() {
     let err = CircuitBreakerLayer::builder("dep")

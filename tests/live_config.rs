@@ -382,6 +382,65 @@ fn switches_force_the_state_and_clearing_them_closes_it() {
     assert_eq!(breaker.state(), State::Closed);
 }
 
+/// Found by a user trial: with `force_open` set through a source, a
+/// `reset()` closed the breaker, and setting the property to `true` again
+/// changed nothing, so an operator repeating "force open" saw it closed.
+/// The property now rules while it is set (Hystrix's `forceOpen`).
+#[test]
+fn a_reset_keeps_the_state_a_switch_property_forces() {
+    use rampart::circuit_breaker::StateChange;
+    use std::sync::{Arc, Mutex};
+
+    let registry = Registry::new();
+    let seen: Arc<Mutex<Vec<(State, State)>>> = Arc::default();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .on_state_change({
+            let seen = seen.clone();
+            move |change: &StateChange| seen.lock().unwrap().push((change.from, change.to))
+        })
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    registry
+        .apply(Source::Etcd, "dep", "force_open", Some("true"))
+        .unwrap();
+    breaker.reset();
+    assert_eq!(breaker.state(), State::ForcedOpen, "the property rules");
+    // The operator's own forced state gives way to the property on reset.
+    breaker.force_closed();
+    breaker.reset();
+    assert_eq!(breaker.state(), State::ForcedOpen);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (State::Closed, State::ForcedOpen),
+            (State::ForcedOpen, State::ForcedClosed),
+            (State::ForcedClosed, State::ForcedOpen),
+        ],
+        "a reset moves straight to the forced state, and not at all when there"
+    );
+    // Repeating the property keeps it forced.
+    registry
+        .apply(Source::Etcd, "dep", "force_open", Some("true"))
+        .unwrap();
+    assert_eq!(breaker.state(), State::ForcedOpen);
+
+    // A handle's switch rules the same way, over the source's `false`.
+    registry
+        .apply(Source::Etcd, "dep", "force_open", Some("false"))
+        .unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+    breaker.set_property("disabled", "true").unwrap();
+    breaker.reset();
+    assert_eq!(breaker.state(), State::Disabled);
+    breaker.clear_overrides();
+    assert_eq!(breaker.state(), State::Closed);
+    breaker.force_open();
+    breaker.reset();
+    assert_eq!(breaker.state(), State::Closed, "no switch set: closed");
+}
+
 #[test]
 fn the_slow_call_rule_is_turned_on_and_off_live() {
     let registry = Registry::new();

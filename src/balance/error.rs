@@ -6,13 +6,12 @@
 /// Zero-sized; recognise it with [`ErrorKind::of`](crate::ErrorKind::of).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("no endpoint to send the call to")]
-pub struct NoHealthyEndpoint {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct NoHealthyEndpoint;
 
 impl NoHealthyEndpoint {
     /// A new `NoHealthyEndpoint` error.
     pub const fn new() -> Self {
-        NoHealthyEndpoint { _p: () }
+        NoHealthyEndpoint
     }
 }

@@ -8,13 +8,12 @@
 /// with [`ErrorKind::of`](crate::ErrorKind::of).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("bulkhead is full")]
-pub struct BulkheadFull {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct BulkheadFull;
 
 impl BulkheadFull {
     /// A new `BulkheadFull` error.
     pub const fn new() -> Self {
-        BulkheadFull { _p: () }
+        BulkheadFull
     }
 }

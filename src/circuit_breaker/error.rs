@@ -11,13 +11,12 @@
 /// in a boxed error, use [`ErrorKind::of`](crate::ErrorKind::of).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("circuit breaker is open")]
-pub struct CircuitOpen {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct CircuitOpen;
 
 impl CircuitOpen {
     /// A new `CircuitOpen` error.
     pub const fn new() -> Self {
-        CircuitOpen { _p: () }
+        CircuitOpen
     }
 }

@@ -109,12 +109,16 @@ impl CircuitBreakerHandle {
         self.breaker.force(State::MetricsOnly);
     }
 
-    /// Back to [`State::Closed`] with empty windows, from any state,
-    /// including a forced state that the `force_open` property put in
-    /// force: the property's value stays where it was set (a file, etcd),
-    /// and forces the breaker again only when it changes.
+    /// Back to [`State::Closed`] with empty windows, from any state
+    /// (an operator's [`force_open`](Self::force_open) included), or, while
+    /// a switch [property](crate::config#properties) (`force_open`,
+    /// `force_closed`, `disabled`, `metrics_only`) is set to `true` by any
+    /// source or handle, to the state it forces, with empty windows. The
+    /// property rules while it is set, as Hystrix's
+    /// `circuitBreaker.forceOpen` does: to let the breaker close, set it
+    /// to `false` or clear it.
     pub fn reset(&self) {
-        self.breaker.reset();
+        self.breaker.reset_to_switches();
     }
 
     /// The counts the trip rules see now (the configured window).

@@ -289,6 +289,18 @@ impl Breaker {
         )
     }
 
+    /// Back to Closed with empty windows, or, while a switch property is
+    /// set, to the state it forces: the property rules while it is set
+    /// (Hystrix reads `circuitBreaker.forceOpen` on every call).
+    pub(crate) fn reset_to_switches(&self) {
+        match self.layers() {
+            Some(layers) => layers.with_in_force(set, self.name(), |o| {
+                self.reset_to(o.forced().unwrap_or(State::Closed));
+            }),
+            None => self.reset(),
+        }
+    }
+
     /// Makes every later change of options pass `check` too: a command's
     /// checks across its layers, run again live.
     pub(crate) fn check_across(

@@ -776,14 +776,22 @@ impl Breaker {
 
     /// Back to Closed with empty windows, whatever the state.
     pub(crate) fn reset(&self) {
+        self.reset_to(State::Closed);
+    }
+
+    /// To `state` (Closed, or a state a switch forces) with empty windows
+    /// and the trip count at 0, whatever the state: one transition at
+    /// most, none when already there.
+    pub(crate) fn reset_to(&self, state: State) {
+        let target = tag_of(state);
         self.empty_windows(self.clock.now());
         let mut w = self.word.0.load(Ordering::Acquire);
         loop {
-            let to = next_word(w, CLOSED, 0);
+            let to = next_word(w, target, 0);
             match self.swap(w, to) {
                 Ok(()) => {
                     self.trips.store(0, Ordering::Relaxed);
-                    if tag(w) != CLOSED {
+                    if tag(w) != target {
                         self.announce(w, to, TransitionReason::Manual, None);
                     }
                     return;

@@ -8,13 +8,12 @@
 /// [`ErrorKind::BulkheadFull`](crate::ErrorKind::BulkheadFull).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("too many callers waiting for the same call")]
-pub struct WaitersFull {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct WaitersFull;
 
 impl WaitersFull {
     /// A new `WaitersFull` error.
     pub const fn new() -> Self {
-        WaitersFull { _p: () }
+        WaitersFull
     }
 }

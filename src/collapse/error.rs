@@ -50,14 +50,13 @@ impl StdError for BatchFailed {
 /// dependency's answer lacked it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("the batch response had no item for this request")]
-pub struct MissingItem {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct MissingItem;
 
 impl MissingItem {
     /// A new `MissingItem` error.
     pub const fn new() -> Self {
-        MissingItem { _p: () }
+        MissingItem
     }
 }
 
@@ -65,13 +64,12 @@ impl MissingItem {
 /// the runtime it ran on shut down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("the collapser's batching task is gone (its runtime shut down)")]
-pub struct CollapserClosed {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct CollapserClosed;
 
 impl CollapserClosed {
     /// A new `CollapserClosed` error.
     pub const fn new() -> Self {
-        CollapserClosed { _p: () }
+        CollapserClosed
     }
 }

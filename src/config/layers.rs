@@ -128,10 +128,7 @@ impl<O: Clone> Layers<O> {
                 check(&Self::read(&inner.built, &layers, layer, set, component)?)?;
             }
             if !dry {
-                // Each value kept was checked when it was set.
-                let old = Self::read(&inner.built, &inner.layers, Layer::Handle, set, component)
-                    .unwrap_or_else(|_| inner.built.clone());
-                commit(&old, &options);
+                commit(&Self::in_force(&inner, set, component), &options);
                 inner.layers = layers;
             }
             Ok(())
@@ -150,6 +147,27 @@ impl<O: Clone> Layers<O> {
             }
         }
         result
+    }
+
+    /// Runs `f` with the options in force, under the lock a change takes
+    /// (so none lands meanwhile); what `f` tells, such as a breaker's state
+    /// change, is told once the lock is let go.
+    pub(crate) fn with_in_force<R>(
+        &self,
+        set: Set<O>,
+        component: &str,
+        f: impl FnOnce(&O) -> R,
+    ) -> R {
+        crate::internal::notify::outside_locks(|| {
+            let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&Self::in_force(&inner, set, component))
+        })
+    }
+
+    fn in_force(inner: &Inner<O>, set: Set<O>, component: &str) -> O {
+        // Each value kept was checked when it was set.
+        Self::read(&inner.built, &inner.layers, Layer::Handle, set, component)
+            .unwrap_or_else(|_| inner.built.clone())
     }
 
     /// The options `layers` make of `built`, each property's value from the

@@ -124,6 +124,9 @@
 //! `force_open`, `force_closed`, `disabled`, `metrics_only`; when none is
 //! set any more the breaker goes back to closed with empty windows (as
 //! [`reset`](crate::circuit_breaker::CircuitBreakerHandle::reset) does).
+//! While one is set, the breaker stays in its state: a `reset` empties
+//! the windows and puts it back there (Hystrix reads
+//! `circuitBreaker.forceOpen` on every call).
 //!
 //! # What cannot change live
 //!

@@ -8,13 +8,12 @@
 /// says [`ErrorKind::DeadlineExceeded`](crate::ErrorKind::DeadlineExceeded).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("deadline exceeded")]
-pub struct DeadlineExceeded {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct DeadlineExceeded;
 
 impl DeadlineExceeded {
     /// A new `DeadlineExceeded` error.
     pub const fn new() -> Self {
-        DeadlineExceeded { _p: () }
+        DeadlineExceeded
     }
 }

@@ -13,14 +13,13 @@
 /// Service Unavailable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("concurrency limit exceeded")]
-pub struct LimitExceeded {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct LimitExceeded;
 
 impl LimitExceeded {
     /// A new `LimitExceeded` error.
     pub const fn new() -> Self {
-        LimitExceeded { _p: () }
+        LimitExceeded
     }
 }
 
@@ -37,13 +36,12 @@ impl LimitExceeded {
 /// partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("partition is over its share of the concurrency limit")]
-pub struct PartitionLimitExceeded {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct PartitionLimitExceeded;
 
 impl PartitionLimitExceeded {
     /// A new `PartitionLimitExceeded` error.
     pub const fn new() -> Self {
-        PartitionLimitExceeded { _p: () }
+        PartitionLimitExceeded
     }
 }

@@ -8,13 +8,12 @@
 /// tokio's and tower's own timeout errors.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
 #[error("request timed out")]
-pub struct Elapsed {
-    _p: (),
-}
+#[non_exhaustive]
+pub struct Elapsed;
 
 impl Elapsed {
     /// A new `Elapsed` error.
     pub const fn new() -> Self {
-        Elapsed { _p: () }
+        Elapsed
     }
 }
