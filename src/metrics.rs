@@ -118,7 +118,9 @@
 //! `reason` is a `circuit_breaker::TransitionReason` name: `failure_rate`,
 //! `slow_call_rate`, `consecutive_failures`, `open_elapsed`,
 //! `probes_succeeded`, `probe_failed`, `probe_abandoned`,
-//! `probe_timed_out`, `manual`. `endpoint` is the endpoint's key in its
+//! `probe_timed_out`, `manual` (a handle's `force_*`, `disable`,
+//! `metrics_only` or `reset`), `property` (a switch property set or
+//! cleared through live configuration). `endpoint` is the endpoint's key in its
 //! `Debug` form (the `endpoint` label). `attempt` counts the call's
 //! attempts, 1 for the first: the one that failed and is retried, or
 //! whose retry the budget refused. `error` is the failed attempt's error

@@ -392,12 +392,16 @@ fn a_reset_keeps_the_state_a_switch_property_forces() {
     use std::sync::{Arc, Mutex};
 
     let registry = Registry::new();
-    let seen: Arc<Mutex<Vec<(State, State)>>> = Arc::default();
+    type Seen = Vec<(State, State, &'static str)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let layer = CircuitBreakerLayer::builder("dep")
         .registry(&registry)
         .on_state_change({
             let seen = seen.clone();
-            move |change: &StateChange| seen.lock().unwrap().push((change.from, change.to))
+            move |change: &StateChange| {
+                let reason = change.reason.as_str();
+                seen.lock().unwrap().push((change.from, change.to, reason));
+            }
         })
         .build()
         .unwrap();
@@ -414,9 +418,9 @@ fn a_reset_keeps_the_state_a_switch_property_forces() {
     assert_eq!(
         *seen.lock().unwrap(),
         [
-            (State::Closed, State::ForcedOpen),
-            (State::ForcedOpen, State::ForcedClosed),
-            (State::ForcedClosed, State::ForcedOpen),
+            (State::Closed, State::ForcedOpen, "property"),
+            (State::ForcedOpen, State::ForcedClosed, "manual"),
+            (State::ForcedClosed, State::ForcedOpen, "manual"),
         ],
         "a reset moves straight to the forced state, and not at all when there"
     );
@@ -431,6 +435,10 @@ fn a_reset_keeps_the_state_a_switch_property_forces() {
         .apply(Source::Etcd, "dep", "force_open", Some("false"))
         .unwrap();
     assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(
+        seen.lock().unwrap().last(),
+        Some(&(State::ForcedOpen, State::Closed, "property"))
+    );
     breaker.set_property("disabled", "true").unwrap();
     breaker.reset();
     assert_eq!(breaker.state(), State::Disabled);

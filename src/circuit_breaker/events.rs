@@ -97,8 +97,14 @@ pub enum TransitionReason {
     ProbeAbandoned,
     /// A probe ran longer than the probe timeout.
     ProbeTimedOut,
-    /// The handle changed the state.
+    /// The handle changed the state ([`force_open`](super::CircuitBreakerHandle::force_open),
+    /// [`reset`](super::CircuitBreakerHandle::reset), ...).
     Manual,
+    /// A switch property (`force_open`, `force_closed`, `disabled`,
+    /// `metrics_only`) was set or cleared through
+    /// [live configuration](crate::config): a source (a file, etcd) or a
+    /// handle's `set_property`.
+    Property,
 }
 
 impl TransitionReason {
@@ -114,6 +120,7 @@ impl TransitionReason {
             TransitionReason::ProbeAbandoned => "probe_abandoned",
             TransitionReason::ProbeTimedOut => "probe_timed_out",
             TransitionReason::Manual => "manual",
+            TransitionReason::Property => "property",
         }
     }
 }

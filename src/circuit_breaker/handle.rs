@@ -1,7 +1,7 @@
 //! Reading and steering a breaker at run time.
 
 use super::config::CircuitBreakerOptions;
-use super::events::State;
+use super::events::{State, TransitionReason};
 use super::state::Breaker;
 use crate::config::{show_duration, show_off, Layer};
 use crate::error::ConfigError;
@@ -88,25 +88,29 @@ impl CircuitBreakerHandle {
     /// etcd's), set the property instead (`set_property("force_open",
     /// "true")` here, or a source's key).
     pub fn force_open(&self) {
-        self.breaker.force(State::ForcedOpen);
+        self.breaker
+            .force(State::ForcedOpen, TransitionReason::Manual);
     }
 
     /// Lets every call through and keeps counting, but never trips
     /// (Hystrix's `circuitBreaker.forceClosed`).
     pub fn force_closed(&self) {
-        self.breaker.force(State::ForcedClosed);
+        self.breaker
+            .force(State::ForcedClosed, TransitionReason::Manual);
     }
 
     /// Lets every call through and counts nothing: the breaker costs almost
     /// nothing until [`reset`](Self::reset).
     pub fn disable(&self) {
-        self.breaker.force(State::Disabled);
+        self.breaker
+            .force(State::Disabled, TransitionReason::Manual);
     }
 
     /// Lets every call through and counts; when a rule would trip the
     /// breaker, logs it instead. For trying thresholds on live traffic.
     pub fn metrics_only(&self) {
-        self.breaker.force(State::MetricsOnly);
+        self.breaker
+            .force(State::MetricsOnly, TransitionReason::Manual);
     }
 
     /// Back to [`State::Closed`] with empty windows, from any state

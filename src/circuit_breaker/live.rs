@@ -2,7 +2,7 @@
 //! and how they change while it runs.
 
 use super::config::{validate, CircuitBreakerOptions};
-use super::events::State;
+use super::events::{State, TransitionReason};
 use super::state::{Breaker, Settings};
 use crate::config::{
     off_or, parse_bool, parse_duration, parse_f64, parse_u32, show_duration, show_off,
@@ -280,9 +280,9 @@ impl Breaker {
                 }
                 if old.forced() != new.forced() {
                     match new.forced() {
-                        Some(state) => self.force(state),
+                        Some(state) => self.force(state, TransitionReason::Property),
                         // No switch on any more: back to normal, as a reset.
-                        None => self.reset(),
+                        None => self.reset_to(State::Closed, TransitionReason::Property),
                     }
                 }
             },
@@ -295,7 +295,8 @@ impl Breaker {
     pub(crate) fn reset_to_switches(&self) {
         match self.layers() {
             Some(layers) => layers.with_in_force(set, self.name(), |o| {
-                self.reset_to(o.forced().unwrap_or(State::Closed));
+                let state = o.forced().unwrap_or(State::Closed);
+                self.reset_to(state, TransitionReason::Manual);
             }),
             None => self.reset(),
         }

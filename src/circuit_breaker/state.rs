@@ -758,15 +758,16 @@ impl Breaker {
         state_of(self.current_word())
     }
 
-    /// Moves to `state` (any but Closed, Open and HalfOpen), by hand.
-    pub(crate) fn force(&self, state: State) {
+    /// Moves to `state` (any but Closed, Open and HalfOpen), by hand or
+    /// by a property (`reason`).
+    pub(crate) fn force(&self, state: State, reason: TransitionReason) {
         let tag = tag_of(state);
         let mut w = self.word.0.load(Ordering::Acquire);
         while self::tag(w) != tag {
             let to = next_word(w, tag, 0);
             match self.swap(w, to) {
                 Ok(()) => {
-                    self.announce(w, to, TransitionReason::Manual, None);
+                    self.announce(w, to, reason, None);
                     return;
                 }
                 Err(current) => w = current,
@@ -776,13 +777,13 @@ impl Breaker {
 
     /// Back to Closed with empty windows, whatever the state.
     pub(crate) fn reset(&self) {
-        self.reset_to(State::Closed);
+        self.reset_to(State::Closed, TransitionReason::Manual);
     }
 
     /// To `state` (Closed, or a state a switch forces) with empty windows
     /// and the trip count at 0, whatever the state: one transition at
     /// most, none when already there.
-    pub(crate) fn reset_to(&self, state: State) {
+    pub(crate) fn reset_to(&self, state: State, reason: TransitionReason) {
         let target = tag_of(state);
         self.empty_windows(self.clock.now());
         let mut w = self.word.0.load(Ordering::Acquire);
@@ -792,7 +793,7 @@ impl Breaker {
                 Ok(()) => {
                     self.trips.store(0, Ordering::Relaxed);
                     if tag(w) != target {
-                        self.announce(w, to, TransitionReason::Manual, None);
+                        self.announce(w, to, reason, None);
                     }
                     return;
                 }
@@ -1168,7 +1169,7 @@ mod loom_tests {
             let t1 = spawn(&b, move |b| {
                 b.complete(probe, Category::Success, 0);
             });
-            let t2 = spawn(&b, |b| b.force(State::ForcedOpen));
+            let t2 = spawn(&b, |b| b.force(State::ForcedOpen, TransitionReason::Manual));
             t1.join().unwrap();
             t2.join().unwrap();
             assert_eq!(b.state(), State::ForcedOpen);
