@@ -25,6 +25,10 @@
 //! | `rampart_limit_rtt_seconds` | gauge | `name` | seconds | the mean round-trip time of the limit's last window |
 //! | `rampart_limit_partition` | gauge | `name`, `partition` | calls | a partition's guaranteed share of the limit, in permits |
 //! | `rampart_limit_partition_in_flight` | gauge | `name`, `partition` | calls | a partition's calls holding a permit |
+//! | `rampart_discovery_registered` | gauge | `name` (the service) | instances | instances in etcd at the last read, any status (a [`Discovery`](crate::discovery::Discovery)'s, feature `etcd`) |
+//! | `rampart_discovery_offered` | gauge | `name` | instances | instances offered to the balancer: `UP` ones and those kept |
+//! | `rampart_discovery_kept` | gauge | `name` | instances | instances gone from etcd but kept by self-preservation |
+//! | `rampart_discovery_reachable` | gauge | `name` | 0 or 1 | 1 while the last read or watch of etcd succeeded; 0 while the last known set is kept for an etcd out of reach (or before the first read) |
 //!
 //! `examples/prometheus.rs` serves them to Prometheus; the README's
 //! "Metrics" section says how to run it.
@@ -141,6 +145,19 @@ pub const CIRCUIT_BREAKER_FAILURE_RATE: &str = "rampart_circuit_breaker_failure_
 pub const CIRCUIT_BREAKER_SLOW_CALL_RATE: &str = "rampart_circuit_breaker_slow_call_rate";
 /// Counter of a breaker's state changes, labelled `name`, `from`, `to`.
 pub const CIRCUIT_BREAKER_TRANSITIONS_TOTAL: &str = "rampart_circuit_breaker_transitions_total";
+
+/// Gauge of the instances in etcd at a discovery's last read, any status,
+/// labelled `name` (the service).
+pub const DISCOVERY_REGISTERED: &str = "rampart_discovery_registered";
+/// Gauge of the instances a discovery offers (`UP`, and those kept),
+/// labelled `name`.
+pub const DISCOVERY_OFFERED: &str = "rampart_discovery_offered";
+/// Gauge of the instances a discovery keeps by self-preservation, labelled
+/// `name`.
+pub const DISCOVERY_KEPT: &str = "rampart_discovery_kept";
+/// Gauge, 1 while a discovery reaches etcd, 0 while not (or before its
+/// first read), labelled `name`.
+pub const DISCOVERY_REACHABLE: &str = "rampart_discovery_reachable";
 
 /// Gauge of calls holding a bulkhead slot, labelled `name`.
 pub const BULKHEAD_IN_FLIGHT: &str = "rampart_bulkhead_in_flight";

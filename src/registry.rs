@@ -1,11 +1,14 @@
 //! Every component built, listed without wiring: for dashboards, streams,
 //! admin endpoints and live configuration.
 //!
-//! Each breaker, bulkhead, pool, fallback, limit, balancer, rate limit and command registers itself when
-//! built, in the process-wide [`Registry::global`] unless its builder was
-//! given another with `.registry(&registry)`. The registry holds weak
-//! references only: a component whose layers, services and handles are all
-//! dropped leaves it, and holding a registry keeps nothing alive.
+//! Each breaker, bulkhead, pool, fallback, limit, balancer, rate limit and
+//! command registers itself when built, and each
+//! [discovery](crate::discovery::Discovery) when started, in the
+//! process-wide [`Registry::global`] unless its builder was given another
+//! with `.registry(&registry)`. The registry holds weak references only: a
+//! component whose layers, services and handles are all dropped leaves it
+//! (a discovery, when its task ends), and holding a registry keeps nothing
+//! alive.
 //!
 //! Reading the registry never touches a call's path: a call neither reads
 //! nor writes it. Registration takes a lock once, at build time; listing
@@ -299,6 +302,17 @@ impl Registry {
             .iter()
             .filter_map(Weak::upgrade)
             .map(crate::rate_limit::RateLimitHandle::new)
+            .collect()
+    }
+
+    /// Every [`Discovery`](crate::discovery::Discovery) running, in the
+    /// order they were started: while its task runs (as long as the
+    /// `Discovery` or a balancer fed by it is alive).
+    #[cfg(feature = "etcd")]
+    pub fn discoveries(&self) -> Vec<crate::discovery::DiscoveryHandle> {
+        self.live::<crate::discovery::Listed>()
+            .into_iter()
+            .filter_map(crate::discovery::DiscoveryHandle::new)
             .collect()
     }
 

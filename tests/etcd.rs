@@ -15,6 +15,7 @@ use rampart::balance::Balance;
 use rampart::discovery::{
     Discovery, Instance, Preserving, Property, PropertyEvent, PropertyWatcher, Registration, Status,
 };
+use rampart::registry::Registry;
 use rampart::retry::Backoff;
 use std::time::Duration;
 use support::{connect, unique, wait_for, Etcd};
@@ -164,6 +165,100 @@ async fn registered_up_instances_are_offered_down_ones_are_not() {
     })
     .await;
     wait_for(&mut state, LIMIT, "c deleted", |s| s.registered == 1).await;
+}
+
+/// A discovery's gauges as a recorder holds them, by metric name, for the
+/// service `ratings`.
+fn discovery_gauges(
+    snapshotter: &metrics_util::debugging::Snapshotter,
+) -> std::collections::BTreeMap<String, f64> {
+    use metrics_util::debugging::DebugValue;
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| {
+            let name = key.key().name().strip_prefix("rampart_discovery_")?;
+            let service = key.key().labels().find(|l| l.key() == "name")?;
+            assert_eq!(service.value(), "ratings");
+            match value {
+                DebugValue::Gauge(g) => Some((name.to_owned(), g.into_inner())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_discovery_is_listed_while_it_runs_and_reports_its_counts() {
+    let Some((endpoint, _etcd)) = support::shared().await else {
+        return;
+    };
+    let client = connect(&endpoint).await;
+    let prefix = unique("services");
+    let regs: Vec<Registration> = [("a", Status::Up), ("b", Status::Up), ("c", Status::Down)]
+        .into_iter()
+        .map(|(id, status)| {
+            register(&client, &prefix, id)
+                .status(status)
+                .start(client.clone())
+                .unwrap()
+        })
+        .collect();
+    for r in &regs {
+        tokio::time::timeout(LIMIT, r.handle().registered())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let registry = Registry::new();
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let discovery = metrics::with_local_recorder(&recorder, || {
+        Discovery::builder("ratings")
+            .prefix(&prefix)
+            .registry(&registry)
+            .backoff(fast_backoff())
+            .start(client.clone())
+            .unwrap()
+    });
+    let mut state = discovery.watch_state();
+    wait_for(&mut state, LIMIT, "three read, two offered", |s| {
+        s.synced && s.registered == 3 && s.offered == 2
+    })
+    .await;
+
+    let listed = registry.discoveries();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].service(), "ratings");
+    assert_eq!(listed[0].state(), discovery.state());
+    let gauges = discovery_gauges(&snapshotter);
+    assert_eq!(
+        gauges,
+        [
+            ("kept".to_owned(), 0.0),
+            ("offered".to_owned(), 2.0),
+            ("reachable".to_owned(), 1.0),
+            ("registered".to_owned(), 3.0),
+        ]
+        .into(),
+    );
+
+    // b leaves: the registry's view follows, and so do the gauges.
+    regs[1].set_status(Status::Down);
+    let mut seen = listed[0].watch_state();
+    wait_for(&mut seen, LIMIT, "b no longer offered", |s| s.offered == 1).await;
+    assert_eq!(discovery_gauges(&snapshotter)["offered"], 1.0);
+
+    // Nothing reads its instances any more: its task ends and it leaves
+    // the registry, though a handle from the listing is still held.
+    drop(discovery);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !registry.discoveries().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "still listed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(listed[0].service(), "ratings", "the handle still reads");
 }
 
 #[tokio::test]
@@ -528,11 +623,17 @@ async fn etcd_down_keeps_the_last_set_and_a_restart_resyncs() {
                 .unwrap()
         })
         .collect();
-    let discovery = Discovery::builder("ratings")
-        .prefix(prefix)
-        .backoff(fast_backoff())
-        .start(client.clone())
-        .unwrap();
+    let registry = Registry::new();
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let discovery = metrics::with_local_recorder(&recorder, || {
+        Discovery::builder("ratings")
+            .prefix(prefix)
+            .registry(&registry)
+            .backoff(fast_backoff())
+            .start(client.clone())
+            .unwrap()
+    });
     let mut instances = discovery.instances();
     wait_for(&mut instances, LIMIT, "three offered", |i| i.len() == 3).await;
     let mut balancer = Balance::builder("ratings")
@@ -551,6 +652,10 @@ async fn etcd_down_keeps_the_last_set_and_a_restart_resyncs() {
     let mut state = discovery.watch_state();
     wait_for(&mut state, LIMIT, "etcd seen unreachable", |s| !s.reachable).await;
     assert_eq!(discovery.preserving(), Some(Preserving::Unreachable));
+    // What an operator sees: the registry's view and the gauges.
+    assert!(!registry.discoveries()[0].state().reachable);
+    let gauges = discovery_gauges(&snapshotter);
+    assert_eq!((gauges["reachable"], gauges["offered"]), (0.0, 3.0));
     assert_eq!(ids(&discovery.current()), ["a", "b", "c"]);
     // The balancer still serves all three.
     let mut seen = std::collections::BTreeSet::new();
@@ -577,6 +682,7 @@ async fn etcd_down_keeps_the_last_set_and_a_restart_resyncs() {
 
     etcd.restart().await;
     wait_for(&mut state, LIMIT, "resynced", |s| s.reachable).await;
+    assert_eq!(discovery_gauges(&snapshotter)["reachable"], 1.0);
     wait_for(
         &mut instances,
         LIMIT,

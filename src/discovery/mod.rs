@@ -18,6 +18,10 @@
 //!   [`Endpoints`](crate::balance::Endpoints), with Eureka's
 //!   self-preservation (more than 15 % vanishing at once, or etcd out of
 //!   reach, keeps the last known set, [reported](Discovery::preserving)).
+//!   Listed in a [`Registry`](crate::registry::Registry)
+//!   ([`discoveries`](crate::registry::Registry::discoveries)) while it
+//!   runs, its counts reported as gauges (`rampart_discovery_*`, see
+//!   [`crate::metrics`]).
 //! - [`PropertyWatcher`]: the properties under `/rampart/<app>/` as a
 //!   stream of [`PropertyEvent`]s (a full read, then each write and
 //!   deletion; a fresh full read after each reconnection), for live
@@ -163,7 +167,8 @@ pub use registration::{
     Registration, RegistrationBuilder, RegistrationHandle, DEFAULT_RENEW_EVERY, DEFAULT_RETRY_BASE,
     DEFAULT_RETRY_MAX, DEFAULT_TTL,
 };
+pub(crate) use source::Listed;
 pub use source::{
-    Discovery, DiscoveryBuilder, DiscoveryState, Preserving, DEFAULT_PRESERVE_FOR,
+    Discovery, DiscoveryBuilder, DiscoveryHandle, DiscoveryState, Preserving, DEFAULT_PRESERVE_FOR,
     DEFAULT_SELF_PRESERVATION, DEFAULT_VANISH_WINDOW,
 };

@@ -7,11 +7,17 @@ use super::instance::{Instance, Status, DEFAULT_PREFIX};
 use super::registration::{DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX};
 use crate::balance::{Endpoint, Endpoints};
 use crate::error::{ConfigError, Validator};
-use crate::metrics::TARGET_DISCOVERY;
+use crate::metrics::{
+    named_gauge, DISCOVERY_KEPT, DISCOVERY_OFFERED, DISCOVERY_REACHABLE, DISCOVERY_REGISTERED,
+    TARGET_DISCOVERY,
+};
+use crate::registry::Registry;
 use crate::retry::Backoff;
 use etcd_client::Client;
+use metrics::Gauge;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -40,9 +46,17 @@ pub struct DiscoveryBuilder {
     preserve_for: Duration,
     vanish_window: Duration,
     backoff: Result<Backoff, ConfigError>,
+    registry: Option<Registry>,
 }
 
 impl DiscoveryBuilder {
+    /// The [`Registry`] to list this discovery in while it runs. Default:
+    /// [`Registry::global`].
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
     /// The key prefix. Default [`DEFAULT_PREFIX`] (`/services`): the
     /// instances are the keys `<prefix>/<service>/<id>`.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -141,6 +155,13 @@ impl DiscoveryBuilder {
         let dir = format!("{}{}/", dir(&self.prefix), self.service);
         let (instances, instances_rx) = watch::channel(Vec::new());
         let (state, state_rx) = watch::channel(DiscoveryState::default());
+        let listed = Arc::new(Listed {
+            service: self.service.clone(),
+            state: state_rx.clone(),
+        });
+        self.registry
+            .unwrap_or_else(Registry::global)
+            .register(&listed);
         let feed = PrefixFeed::new(
             client,
             dir.clone().into_bytes(),
@@ -151,6 +172,8 @@ impl DiscoveryBuilder {
             feed,
             instances,
             state,
+            gauges: Gauges::new(&listed.service, &DiscoveryState::default()),
+            _listed: listed,
         };
         tokio::spawn(task.run());
         Ok(Discovery {
@@ -206,6 +229,7 @@ impl Discovery {
             preserve_for: DEFAULT_PRESERVE_FOR,
             vanish_window: DEFAULT_VANISH_WINDOW,
             backoff: Backoff::exponential(DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX),
+            registry: None,
         }
     }
 
@@ -325,6 +349,86 @@ impl DiscoveryState {
         } else {
             None
         }
+    }
+}
+
+/// A running [`Discovery`] as its [`Registry`] lists it
+/// ([`Registry::discoveries`]): the service it follows and what it knows,
+/// for an admin page or a health check. Holding one keeps nothing running.
+#[derive(Clone)]
+pub struct DiscoveryHandle {
+    listed: Arc<Listed>,
+}
+
+/// What the registry holds of a discovery: its task owns it, so it is
+/// listed while the task runs.
+pub(crate) struct Listed {
+    service: String,
+    state: watch::Receiver<DiscoveryState>,
+}
+
+impl DiscoveryHandle {
+    pub(crate) fn new(listed: Arc<Listed>) -> Option<Self> {
+        // The task has ended (its sender dropped) but a handle still held
+        // the entry: not running, so not listed.
+        listed
+            .state
+            .has_changed()
+            .is_ok()
+            .then_some(DiscoveryHandle { listed })
+    }
+
+    /// The service whose instances it follows.
+    pub fn service(&self) -> &str {
+        &self.listed.service
+    }
+
+    /// What it knows now, as [`Discovery::state`].
+    pub fn state(&self) -> DiscoveryState {
+        self.listed.state.borrow().clone()
+    }
+
+    /// The state as a `watch` channel, to wait for a change.
+    pub fn watch_state(&self) -> watch::Receiver<DiscoveryState> {
+        self.listed.state.clone()
+    }
+}
+
+impl fmt::Debug for DiscoveryHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscoveryHandle")
+            .field("service", &self.listed.service)
+            .field("state", &*self.listed.state.borrow())
+            .finish()
+    }
+}
+
+/// A discovery's counts as gauges, resolved at start (on the recorder in
+/// place then), set on each update.
+struct Gauges {
+    registered: Gauge,
+    offered: Gauge,
+    kept: Gauge,
+    reachable: Gauge,
+}
+
+impl Gauges {
+    fn new(service: &str, state: &DiscoveryState) -> Self {
+        let gauges = Gauges {
+            registered: named_gauge(DISCOVERY_REGISTERED, service),
+            offered: named_gauge(DISCOVERY_OFFERED, service),
+            kept: named_gauge(DISCOVERY_KEPT, service),
+            reachable: named_gauge(DISCOVERY_REACHABLE, service),
+        };
+        gauges.set(state);
+        gauges
+    }
+
+    fn set(&self, state: &DiscoveryState) {
+        self.registered.set(state.registered as f64);
+        self.offered.set(state.offered as f64);
+        self.kept.set(state.kept.len() as f64);
+        self.reachable.set(if state.reachable { 1.0 } else { 0.0 });
     }
 }
 
@@ -580,6 +684,9 @@ struct Task {
     feed: PrefixFeed,
     instances: watch::Sender<Vec<Instance>>,
     state: watch::Sender<DiscoveryState>,
+    gauges: Gauges,
+    /// Listed in the registry while the task runs.
+    _listed: Arc<Listed>,
 }
 
 impl Task {
@@ -613,9 +720,10 @@ impl Task {
                         "etcd reachable again; read every instance"
                     );
                 }
-                self.state.send_modify(|s| {
-                    s.synced = true;
-                    s.reachable = true;
+                self.send(|s| {
+                    let changed = !(s.synced && s.reachable);
+                    (s.synced, s.reachable) = (true, true);
+                    changed
                 });
             }
             Update::Changes(changes) => self.cache.changes(changes),
@@ -630,7 +738,7 @@ impl Task {
                         offered = self.cache.offered.len(),
                         "cannot reach etcd; keeping the last known instances and reconnecting"
                     );
-                    self.state.send_modify(|s| s.reachable = false);
+                    self.send(|s| std::mem::replace(&mut s.reachable, false));
                 } else {
                     tracing::debug!(
                         target: TARGET_DISCOVERY,
@@ -669,14 +777,26 @@ impl Task {
             );
         }
         let kept: Vec<String> = cache.kept.keys().cloned().collect();
-        self.state.send_if_modified(|s| {
-            let new = (cache.actual.len(), cache.offered.len(), cache.invalid.len());
+        let new = (cache.actual.len(), cache.offered.len(), cache.invalid.len());
+        self.send(|s| {
             if (s.registered, s.offered, s.invalid) == new && s.kept == kept {
                 return false;
             }
             (s.registered, s.offered, s.invalid) = new;
             s.kept = kept;
             true
+        });
+    }
+
+    /// Changes the state with `change`, which says whether it changed it;
+    /// if so, the gauges follow before anyone waiting on the state wakes.
+    fn send(&self, change: impl FnOnce(&mut DiscoveryState) -> bool) {
+        self.state.send_if_modified(|s| {
+            let changed = change(s);
+            if changed {
+                self.gauges.set(s);
+            }
+            changed
         });
     }
 }
