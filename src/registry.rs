@@ -3,11 +3,12 @@
 //!
 //! Each breaker, bulkhead, pool, fallback, limit, balancer, rate limit and
 //! command registers itself when built, and each
-//! [discovery](crate::discovery::Discovery) when started, in the
+//! [discovery](crate::discovery::Discovery) and
+//! [registration](crate::discovery::Registration) when started, in the
 //! process-wide [`Registry::global`] unless its builder was given another
 //! with `.registry(&registry)`. The registry holds weak references only: a
 //! component whose layers, services and handles are all dropped leaves it
-//! (a discovery, when its task ends), and holding a registry keeps nothing
+//! (a discovery or a registration, when its task ends), and holding a registry keeps nothing
 //! alive.
 //!
 //! Reading the registry never touches a call's path: a call neither reads
@@ -313,6 +314,20 @@ impl Registry {
         self.live::<crate::discovery::Listed>()
             .into_iter()
             .filter_map(crate::discovery::DiscoveryHandle::new)
+            .collect()
+    }
+
+    /// Every [`Registration`](crate::discovery::Registration) of this
+    /// process still registering or registered (not shut down or dropped),
+    /// in the order they were started: for an admin endpoint that takes
+    /// an instance out of service
+    /// ([`set_status`](crate::discovery::RegistrationHandle::set_status)).
+    #[cfg(feature = "etcd")]
+    pub fn registrations(&self) -> Vec<crate::discovery::RegistrationHandle> {
+        self.live::<crate::discovery::RegistrationHandle>()
+            .into_iter()
+            .filter(|handle| handle.running())
+            .map(|handle| (*handle).clone())
             .collect()
     }
 

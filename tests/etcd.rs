@@ -190,17 +190,19 @@ fn discovery_gauges(
 }
 
 #[tokio::test]
-async fn a_discovery_is_listed_while_it_runs_and_reports_its_counts() {
+async fn discoveries_and_registrations_are_listed_while_they_run() {
     let Some((endpoint, _etcd)) = support::shared().await else {
         return;
     };
     let client = connect(&endpoint).await;
     let prefix = unique("services");
-    let regs: Vec<Registration> = [("a", Status::Up), ("b", Status::Up), ("c", Status::Down)]
+    let registry = Registry::new();
+    let mut regs: Vec<Registration> = [("a", Status::Up), ("b", Status::Up), ("c", Status::Down)]
         .into_iter()
         .map(|(id, status)| {
             register(&client, &prefix, id)
                 .status(status)
+                .registry(&registry)
                 .start(client.clone())
                 .unwrap()
         })
@@ -211,7 +213,6 @@ async fn a_discovery_is_listed_while_it_runs_and_reports_its_counts() {
             .unwrap()
             .unwrap();
     }
-    let registry = Registry::new();
     let recorder = metrics_util::debugging::DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let discovery = metrics::with_local_recorder(&recorder, || {
@@ -244,11 +245,23 @@ async fn a_discovery_is_listed_while_it_runs_and_reports_its_counts() {
         .into(),
     );
 
-    // b leaves: the registry's view follows, and so do the gauges.
-    regs[1].set_status(Status::Down);
+    // An admin endpoint takes b out of service through the registry
+    // (Eureka's status override): the discovery's view and gauges follow.
+    let listed_regs = registry.registrations();
+    let keys: Vec<&str> = listed_regs.iter().map(|r| r.key()).collect();
+    assert_eq!(
+        keys,
+        ["a", "b", "c"].map(|id| format!("{prefix}/ratings/{id}")),
+    );
+    listed_regs[1].set_status(Status::OutOfService);
+    assert_eq!(regs[1].handle().status(), Status::OutOfService);
     let mut seen = listed[0].watch_state();
     wait_for(&mut seen, LIMIT, "b no longer offered", |s| s.offered == 1).await;
     assert_eq!(discovery_gauges(&snapshotter)["offered"], 1.0);
+
+    // A registration shut down leaves the registry.
+    regs.remove(2).shutdown().await.unwrap();
+    assert_eq!(registry.registrations().len(), 2);
 
     // Nothing reads its instances any more: its task ends and it leaves
     // the registry, though a handle from the listing is still held.

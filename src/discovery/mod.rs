@@ -13,7 +13,10 @@
 //!   a lease it renews (Eureka's 90 s TTL, renewed every 30 s), with a
 //!   [`Status`] (`UP`, `DOWN`, `STARTING`, `OUT_OF_SERVICE`, `UNKNOWN`),
 //!   a zone and metadata; registered again if its lease is lost, removed
-//!   on [`shutdown`](Registration::shutdown) or drop.
+//!   on [`shutdown`](Registration::shutdown) or drop. Listed in a
+//!   [`Registry`](crate::registry::Registry)
+//!   ([`registrations`](crate::registry::Registry::registrations)) while
+//!   it runs.
 //! - [`Discovery`]: a service's `UP` instances as a balancer's
 //!   [`Endpoints`](crate::balance::Endpoints), with Eureka's
 //!   self-preservation (more than 15 % vanishing at once, or etcd out of

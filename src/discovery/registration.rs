@@ -4,6 +4,7 @@
 use super::instance::{Instance, Status, DEFAULT_PREFIX};
 use crate::error::{ConfigError, Validator};
 use crate::metrics::TARGET_DISCOVERY;
+use crate::registry::Registry;
 use crate::retry::Backoff;
 use etcd_client::{Client, LeaseKeepAliveStream, LeaseKeeper, PutOptions};
 use std::collections::BTreeMap;
@@ -42,6 +43,7 @@ pub struct RegistrationBuilder {
     ttl: Duration,
     renew_every: Duration,
     backoff: Result<Backoff, ConfigError>,
+    registry: Option<Registry>,
 }
 
 impl RegistrationBuilder {
@@ -95,6 +97,14 @@ impl RegistrationBuilder {
     /// [`DEFAULT_RETRY_MAX`].
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Ok(backoff);
+        self
+    }
+
+    /// The [`Registry`] to list this registration in while it runs (for an
+    /// admin endpoint that takes the instance out of service, as Eureka's
+    /// status override does). Default: [`Registry::global`].
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
         self
     }
 
@@ -157,6 +167,15 @@ impl RegistrationBuilder {
         let (status, status_rx) = watch::channel(self.status);
         let (registered, registered_rx) = watch::channel(None);
         let (stop, stop_rx) = watch::channel(false);
+        let handle = RegistrationHandle {
+            key: Arc::from(key.as_str()),
+            status: Arc::new(status),
+            registered: registered_rx,
+        };
+        let listed = Arc::new(handle.clone());
+        self.registry
+            .unwrap_or_else(Registry::global)
+            .register(&listed);
         let task = Task {
             client,
             key: key.clone(),
@@ -167,14 +186,11 @@ impl RegistrationBuilder {
             status: status_rx,
             registered,
             stop: stop_rx,
+            _listed: listed,
         };
         let task = tokio::spawn(task.run());
         Ok(Registration {
-            handle: RegistrationHandle {
-                key: Arc::from(key),
-                status: Arc::new(status),
-                registered: registered_rx,
-            },
+            handle,
             stop,
             task: Some(task),
         })
@@ -232,6 +248,7 @@ impl Registration {
             ttl: DEFAULT_TTL,
             renew_every: DEFAULT_RENEW_EVERY,
             backoff: Backoff::exponential(DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX),
+            registry: None,
         }
     }
 
@@ -297,6 +314,11 @@ pub struct RegistrationHandle {
 }
 
 impl RegistrationHandle {
+    /// Whether its task still runs (a registration listed, not shut down).
+    pub(crate) fn running(&self) -> bool {
+        self.registered.has_changed().is_ok()
+    }
+
     /// The instance's key in etcd.
     pub fn key(&self) -> &str {
         &self.key
@@ -358,6 +380,8 @@ struct Task {
     status: watch::Receiver<Status>,
     registered: watch::Sender<Option<i64>>,
     stop: watch::Receiver<bool>,
+    /// Listed in the registry while the task runs.
+    _listed: Arc<RegistrationHandle>,
 }
 
 /// What a keep-alive found.
