@@ -314,6 +314,44 @@ async fn http_retries_only_idempotent_requests() {
     );
 }
 
+/// As the retry layer: an endpoint behind a deadline layer that reads the
+/// caller's deadline from the request's header would give each instance
+/// the whole deadline again; a passed deadline is never retried.
+#[tokio::test(start_paused = true)]
+async fn a_passed_deadline_is_not_retried_on_another_instance() {
+    use rampart::deadline::{DeadlineLayer, TIMEOUT_HEADER};
+    use tower::Layer;
+
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let deadline = DeadlineLayer::builder("lb-deadline").build().unwrap();
+    let slow = || {
+        let a = attempts.clone();
+        deadline.layer(tower::service_fn(move |_: http::Request<()>| {
+            a.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok::<_, BoxError>(http::Response::new(()))
+            }
+        }))
+    };
+    let mut lb = Balance::builder("lb-deadline")
+        .policy(HttpPolicy)
+        .build(Endpoints::fixed([
+            Endpoint::new(1, slow()),
+            Endpoint::new(2, slow()),
+        ]))
+        .unwrap();
+    let get = http::Request::get("/titles")
+        .header(TIMEOUT_HEADER, "100")
+        .body(())
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let err = lb.ready().await.unwrap().call(get).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::DeadlineExceeded);
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_retry_budget_caps_attempts_during_a_full_outage() {
     let fleet = Fleet::new(5);

@@ -323,6 +323,34 @@ async fn hedges_stay_under_the_extra_load_cap_and_the_shared_budget() {
     assert_eq!(dependency.sent.load(Ordering::SeqCst), 10);
 }
 
+/// Found by a user trial: a hedge the shared budget refused still took its
+/// place under the extra-load cap, so the next hedge the budget allowed
+/// found the cap spent.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_the_budget_refuses_leaves_the_cap_as_it_was() {
+    let budget = RetryBudget::new(Duration::from_secs(10), 0, 1.0).unwrap();
+    let layer = HedgeLayer::builder("refused", HttpPolicy)
+        .delay(HedgeDelay::fixed(MS(10)))
+        .max_extra_load(0.5)
+        .budget(budget.clone())
+        .build()
+        .unwrap();
+    let dependency = Dependency::scripted(std::iter::repeat_n(ok_after(50), 10));
+    let mut svc = layer.layer(dependency.service());
+    // Two calls earn the cap one hedge; the budget, with nothing
+    // deposited, refuses it.
+    for _ in 0..2 {
+        send(&mut svc, get()).await.unwrap();
+    }
+    assert_eq!(layer.handle().sent(), 0);
+    for _ in 0..10 {
+        budget.deposit();
+    }
+    // The cap still holds the hedge the budget refused (1.5 by now).
+    send(&mut svc, get()).await.unwrap();
+    assert_eq!(layer.handle().sent(), 1);
+}
+
 #[test]
 fn hedging_with_a_policy_that_sends_nothing_twice_is_a_config_error() {
     let err = HedgeLayer::builder("default", rampart::retry::DefaultPolicy)

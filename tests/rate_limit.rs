@@ -423,3 +423,50 @@ async fn admitted_waited_and_rejected_calls_are_counted() {
         ]
     );
 }
+
+/// Found by a user trial: beneath a deadline, a call whose permit comes
+/// after the deadline waited for it and was cut off at the deadline
+/// (`DeadlineExceeded`); it is now refused at once, saying when the permit
+/// comes, as no retry or backoff starts past a deadline.
+#[tokio::test(start_paused = true)]
+async fn a_wait_the_callers_deadline_would_cut_is_not_started() {
+    use rampart::deadline::DeadlineLayer;
+
+    for (budget, waited) in [(ms(100), None), (ms(2000), Some(ms(1000)))] {
+        let limit = RateLimitLayer::builder("deadline")
+            .rate(1, Duration::from_secs(1))
+            .max_wait(Duration::from_secs(2))
+            .registry(&Registry::new())
+            .build()
+            .unwrap();
+        let deadline = DeadlineLayer::builder("deadline")
+            .budget(budget)
+            .build()
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let dependency = service_fn(move |_: http::Request<()>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, BoxError>(()) }
+        });
+        let mut svc = deadline.layer(limit.layer(dependency));
+        let mut send = async || svc.ready().await?.call(http::Request::new(())).await;
+        send().await.unwrap();
+        let started = Instant::now();
+        let answer = send().await;
+        match waited {
+            // The permit, a second away, comes after the 100 ms deadline.
+            None => {
+                let err = answer.unwrap_err();
+                assert_eq!(ErrorKind::of(&err), ErrorKind::RateLimited, "{err}");
+                assert_eq!(started.elapsed(), Duration::ZERO);
+                assert_eq!(calls.load(Ordering::SeqCst), 1);
+            }
+            Some(waited) => {
+                answer.unwrap();
+                assert_eq!(started.elapsed(), waited);
+                assert_eq!(calls.load(Ordering::SeqCst), 2);
+            }
+        }
+    }
+}

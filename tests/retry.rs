@@ -219,6 +219,89 @@ async fn a_spent_budget_ends_the_call_and_says_so() {
     assert_eq!(dependency.attempts(), 1);
 }
 
+/// Found by a user trial: a rate limit's rejection was retried at the
+/// backoff's pace, each retry sure to be refused again, spending the
+/// budget; its `retry_after` is now the retry's `Retry-After`.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_call_is_retried_when_its_permit_comes() {
+    use rampart::rate_limit::{RateLimitLayer, RateLimited};
+    use rampart::registry::Registry;
+
+    // Attempts that reached the dependency, beneath the rate limit.
+    for (max_retry_after, attempts, waited) in [(MS(5000), 2, MS(1000)), (MS(500), 1, MS(0))] {
+        let limit = RateLimitLayer::builder("retry-rate")
+            .rate(1, Duration::from_secs(1))
+            .registry(&Registry::new())
+            .build()
+            .unwrap();
+        let layer = RetryLayer::builder("retry-rate")
+            .policy(HttpPolicy)
+            .backoff(fixed(MS(1)))
+            .max_retry_after(max_retry_after)
+            .budget(ample())
+            .build()
+            .unwrap();
+        let dependency = Dependency::default();
+        let mut svc = layer.layer(limit.layer(dependency.service()));
+        send(&mut svc, get()).await.unwrap();
+        let started = Instant::now();
+        let answer = send(&mut svc, get()).await;
+        assert_eq!(started.elapsed(), waited);
+        assert_eq!(dependency.attempts(), attempts);
+        if attempts == 2 {
+            assert_eq!(answer.unwrap().status(), 200, "retried once, at its permit");
+            assert_eq!(layer.handle().retries(), 1);
+        } else {
+            // Longer than `max_retry_after`: returned at once, as a
+            // dependency's `Retry-After` would be.
+            let err = answer.unwrap_err();
+            assert_eq!(
+                err.downcast_ref::<RateLimited>()
+                    .map(RateLimited::retry_after),
+                Some(Duration::from_secs(1))
+            );
+            assert_eq!(layer.handle().retries(), 0);
+        }
+    }
+}
+
+/// Found by a user trial: `HttpPolicy` retries any error, and a retry
+/// layer above a deadline layer that reads the caller's deadline from the
+/// request's header gave each attempt the whole of it again: a 100 ms
+/// deadline became 300. A passed deadline is never retried.
+#[tokio::test(start_paused = true)]
+async fn a_passed_deadline_is_never_retried_whatever_the_policy() {
+    use rampart::deadline::{DeadlineLayer, TIMEOUT_HEADER};
+
+    let deadline = DeadlineLayer::builder("retry-deadline").build().unwrap();
+    let layer = RetryLayer::builder("retry-deadline")
+        .policy(HttpPolicy)
+        .backoff(fixed(MS(1)))
+        .budget(ample())
+        .build()
+        .unwrap();
+    let arrivals = Arc::new(Mutex::new(0));
+    let counted = arrivals.clone();
+    let slow = service_fn(move |_: http::Request<()>| {
+        *counted.lock().unwrap() += 1;
+        async {
+            tokio::time::sleep(MS(200)).await;
+            Ok::<_, BoxError>(status(200))
+        }
+    });
+    let mut svc = layer.layer(deadline.layer(slow));
+    let request = http::Request::get("/titles")
+        .header(TIMEOUT_HEADER, "100")
+        .body(())
+        .unwrap();
+    let started = Instant::now();
+    let err = send(&mut svc, request).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::DeadlineExceeded);
+    assert_eq!(started.elapsed(), MS(100));
+    assert_eq!(*arrivals.lock().unwrap(), 1);
+    assert_eq!(layer.handle().retries(), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_short_circuit_is_not_retried_unless_asked() {
     let breaker = CircuitBreakerLayer::builder("retry-breaker")

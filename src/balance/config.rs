@@ -290,10 +290,13 @@ impl<P> Builder<P> {
                 crate::hedge::NOTHING_TWICE.into()
             });
         }
+        let budget = self.budget.unwrap_or_default();
         let hedge = self.hedge.and_then(|(delay, load)| {
+            // A hedge takes from the cap and the budget both, or neither.
             let layer = crate::hedge::HedgeLayer::builder(self.name.clone(), ())
                 .delay(delay)
                 .max_extra_load(load)
+                .budget(budget.clone())
                 .build();
             v.absorb(layer).map(|layer| layer.shared())
         });
@@ -327,7 +330,7 @@ impl<P> Builder<P> {
             self.retries_same,
             self.retries_next,
             self.backoff,
-            self.budget.unwrap_or_default(),
+            budget,
             hedge,
             ejecting,
         ));

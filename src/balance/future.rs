@@ -346,7 +346,7 @@ where
             else {
                 return Poll::Pending;
             };
-            if !hedge.try_hedge() || !self.shared.budget.try_withdraw() {
+            if !hedge.try_hedge() {
                 // Past the extra-load cap or the budget: no hedge.
                 return Poll::Pending;
             }
@@ -470,18 +470,12 @@ where
             // Health first: every attempt's outcome counts toward ejection,
             // and a failure raises the endpoint's load estimate.
             let set = &shared.set;
+            let kind = result.as_ref().err().map(ErrorKind::of);
             let ended = match shared.policy.outcome(&result) {
                 Outcome::Success => Ended::Success,
                 Outcome::Ignored => Ended::Ignored,
-                Outcome::Failure => match &result {
-                    Err(e)
-                        if matches!(
-                            ErrorKind::of(e),
-                            ErrorKind::Timeout | ErrorKind::DeadlineExceeded
-                        ) =>
-                    {
-                        Ended::Timeout
-                    }
+                Outcome::Failure => match kind {
+                    Some(ErrorKind::Timeout | ErrorKind::DeadlineExceeded) => Ended::Timeout,
                     _ => Ended::Failure,
                 },
             };
@@ -490,8 +484,14 @@ where
             set.ended(&endpoint, ended, now, timing.map(|(_, rtt)| rtt));
 
             // A hedge is one attempt: the call it hedges does the retrying.
+            // Never after a deadline passed (a retry would be refused as it
+            // starts, or would stretch the caller's deadline if one beneath
+            // sets a fresh one per attempt), as the retry layer.
             let retryable = match this.request.as_ref() {
-                Some(request) if !*this.elsewhere => shared.policy.is_retryable(request, &result),
+                Some(request) if !*this.elsewhere => {
+                    kind != Some(ErrorKind::DeadlineExceeded)
+                        && shared.policy.is_retryable(request, &result)
+                }
                 _ => false,
             };
             // Same endpoint again (`true`), another endpoint, or no more

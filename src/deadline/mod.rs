@@ -16,11 +16,13 @@
 //!   unlike a caller walking away;
 //! - every rampart layer beneath honours it: a [timeout](crate::timeout)
 //!   takes the earlier of its own and the deadline; no
-//!   [retry](crate::retry::RetryLayer), [hedge](crate::hedge) or backoff
-//!   (the balancer's too) starts when the time left is shorter than its
-//!   wait;
+//!   [retry](crate::retry::RetryLayer), [hedge](crate::hedge), backoff
+//!   (the balancer's too) or [rate limit](crate::rate_limit)'s wait for a
+//!   permit starts when the time left is shorter than its wait; a
+//!   `DeadlineExceeded` is never retried;
 //! - the request carries it on: an `http::Request` gets the time left in
-//!   [`TIMEOUT_HEADER`] (milliseconds), and in `grpc-timeout` if it is a
+//!   [`TIMEOUT_HEADER`] (milliseconds, rounded up, as grpc-go does), and
+//!   in `grpc-timeout` if it is a
 //!   gRPC request, so a server with a `DeadlineLayer` of its own stops when
 //!   its caller does. A chain of rampart services shares one deadline.
 //!

@@ -76,7 +76,10 @@ impl<B> WithDeadline for http::Request<B> {
     /// rampart server downstream holds to it too.
     fn set_deadline(&mut self, deadline: Deadline, now: Instant) {
         let left = deadline.0.saturating_duration_since(now);
-        let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        // Rounded up, as grpc-go does: 0.9 ms left is 1, not a "0" that
+        // the server downstream would refuse at once; the caller's own
+        // deadline still cuts the call at its time.
+        let ms = u64::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
         let grpc = self
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -165,6 +168,15 @@ mod tests {
         );
         incoming.headers_mut().remove("grpc-timeout");
         assert_eq!(incoming.deadline(later), None);
+
+        // A part of a millisecond left is a millisecond, not a "0" that
+        // the server downstream would refuse at once.
+        let mut nearly = http::Request::new(());
+        nearly.set_deadline(Deadline(now + Duration::from_micros(900)), now);
+        assert_eq!(nearly.headers()[TIMEOUT_HEADER], "1");
+        let mut passed = http::Request::new(());
+        passed.set_deadline(Deadline(now), now + Duration::from_millis(1));
+        assert_eq!(passed.headers()[TIMEOUT_HEADER], "0");
 
         // Both headers: the shorter. One far off: capped, not overflowing.
         let mut both = http::Request::new(());

@@ -100,9 +100,10 @@ impl<P> Shared<P> {
         }
     }
 
-    /// Takes one hedge from the cap and the budget, if both allow it.
+    /// Takes one hedge from the cap and the budget, if both allow it, and
+    /// from neither if one refuses.
     pub(crate) fn try_hedge(&self) -> bool {
-        self.cap.try_withdraw() && self.budget.as_ref().is_none_or(RetryBudget::try_withdraw)
+        self.cap.try_withdraw_with(self.budget.as_ref())
     }
 
     pub(crate) fn sent(&self) {

@@ -38,6 +38,17 @@
 //! [`HttpPolicy`]: crate::retry::HttpPolicy
 //! [`RetryBudget`]: crate::retry::RetryBudget
 //!
+//! # With a retry layer
+//!
+//! Put the hedge layer beneath the [retry layer](crate::retry) and give
+//! both one [`RetryBudget`] (`ServiceBuilder::new().layer(retry).layer(hedge)`):
+//! the retry layer counts each caller's request once, and its retries and
+//! the hedges draw from the same balance, so attempts stay within
+//! `(1 + ratio) × requests + floor`. Above the retry layer, every hedge copy
+//! is a request the retry layer counts, earning `ratio` of a retry more
+//! (with a ratio of 0.2, 100 failing calls make up to 124 attempts rather
+//! than 120), and each copy is retried on its own.
+//!
 //! The [balancer](crate::balance) hedges too
 //! ([`hedge`](crate::balance::Builder::hedge)), sending the copy to
 //! another instance than the one the call is on.

@@ -231,7 +231,7 @@ impl ErrorResponse {
             over_share: kind == ErrorKind::LimitExceeded && is_over_share(error),
             retry_after: match kind {
                 #[cfg(feature = "rate-limit")]
-                ErrorKind::RateLimited => rate_limited_after(error),
+                ErrorKind::RateLimited => crate::rate_limit::retry_after_in(error),
                 _ => None,
             },
         }
@@ -370,24 +370,6 @@ fn is_over_share(error: &(dyn StdError + 'static)) -> bool {
     }
     let _ = error;
     false
-}
-
-/// The time a [`RateLimited`](crate::rate_limit::RateLimited) in `error`'s
-/// chain (or, for a rejected fallback, its cause's) says to come back after.
-#[cfg(feature = "rate-limit")]
-fn rate_limited_after(error: &(dyn StdError + 'static)) -> Option<Duration> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(limited) = e.downcast_ref::<crate::rate_limit::RateLimited>() {
-            return Some(limited.retry_after());
-        }
-        #[cfg(feature = "fallback")]
-        if let Some(rejected) = e.downcast_ref::<crate::fallback::FallbackRejected>() {
-            return rate_limited_after(&**rejected.cause());
-        }
-        next = e.source();
-    }
-    None
 }
 
 /// `Retry-After` has no fractions: 2.5 s is "3", so a client that obeys

@@ -1,5 +1,6 @@
 //! The rate limiter's own failure.
 
+use std::error::Error as StdError;
 use std::time::Duration;
 
 /// The call went over its rate limit and was not made: at once, or after
@@ -34,4 +35,22 @@ impl RateLimited {
     pub const fn retry_after(&self) -> Duration {
         self.retry_after
     }
+}
+
+/// The time a [`RateLimited`] in `error`'s chain (or, for a rejected
+/// fallback, its cause's) says to come back after: for a 429's
+/// `Retry-After`, and for the retry layer's wait.
+pub(crate) fn retry_after_in(error: &(dyn StdError + 'static)) -> Option<Duration> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(limited) = e.downcast_ref::<RateLimited>() {
+            return Some(limited.retry_after());
+        }
+        #[cfg(feature = "fallback")]
+        if let Some(rejected) = e.downcast_ref::<crate::fallback::FallbackRejected>() {
+            return retry_after_in(&**rejected.cause());
+        }
+        next = e.source();
+    }
+    None
 }

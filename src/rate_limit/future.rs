@@ -1,7 +1,7 @@
 //! The rate limit's response future.
 
 use super::error::RateLimited;
-use super::state::Shared;
+use super::state::{comes_in_time, Shared};
 use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -130,7 +130,7 @@ where
                             // Another call took the permit: wait for the
                             // next one if it still comes in time.
                             let next = shared.instant(not_yet);
-                            if next <= *deadline {
+                            if comes_in_time(next, *deadline) {
                                 sleep.reset(next);
                                 continue;
                             }

@@ -68,8 +68,11 @@
 //! the bound waits for it in its response future (a `tokio::time::Sleep`
 //! inside the future: no allocation), then looks again: if another call
 //! took the permit meanwhile, it waits for the next one while that still
-//! comes in time, and is rejected when it no longer does. Waiters are not
-//! queued in order. Dropping a waiting call is safe at any point: a permit
+//! comes in time, and is rejected when it no longer does. Beneath a
+//! [deadline](crate::deadline), a permit that comes after the caller's
+//! deadline is not waited for: the call is rejected at once, its
+//! `retry_after` saying when the permit comes. Waiters are not queued in
+//! order. Dropping a waiting call is safe at any point: a permit
 //! is only taken by the call it lets through.
 //!
 //! # Memory per key
@@ -123,6 +126,7 @@ mod service;
 mod state;
 
 pub use config::{Builder, DEFAULT_MAX_KEYS};
+pub(crate) use error::retry_after_in;
 pub use error::RateLimited;
 pub use future::ResponseFuture;
 pub use handle::RateLimitHandle;

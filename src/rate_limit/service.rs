@@ -3,7 +3,7 @@
 use super::future::ResponseFuture;
 use super::handle::RateLimitHandle;
 use super::layer::{KeyOf, Unkeyed};
-use super::state::{NotYet, Shared};
+use super::state::{comes_in_time, NotYet, Shared};
 use crate::BoxError;
 use std::fmt;
 use std::sync::Arc;
@@ -85,8 +85,8 @@ where
 }
 
 impl<S, K, F> RateLimit<S, K, F> {
-    /// Over the limit: wait if the permit comes within `max_wait`, else
-    /// refuse.
+    /// Over the limit: wait if the permit comes within `max_wait` and
+    /// before the caller's deadline, else refuse.
     #[cold]
     fn not_yet<Request>(
         &mut self,
@@ -101,7 +101,7 @@ impl<S, K, F> RateLimit<S, K, F> {
         if let Some(max_wait) = self.shared.settings.max_wait {
             let now = tokio::time::Instant::now();
             let deadline = now + max_wait;
-            if next <= deadline {
+            if comes_in_time(next, deadline) {
                 // The ready inner goes with the call; its clone stays, to
                 // be made ready for the next one.
                 let clone = self.inner.clone();

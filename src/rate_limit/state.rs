@@ -314,3 +314,15 @@ impl<K: Send + Sync> Report for Shared<K> {
         Shared::evicted(self)
     }
 }
+
+/// Whether a permit at `next` is worth waiting for: by `until` (the call's
+/// `max_wait`) and before the caller's deadline, if one is in force. A
+/// deadline that passes first refuses the call now, saying when the
+/// permit comes, rather than cutting it off at the deadline after waiting
+/// for nothing (as no retry or backoff starts past it).
+pub(crate) fn comes_in_time(next: tokio::time::Instant, until: tokio::time::Instant) -> bool {
+    next <= until
+        && !crate::internal::deadline::leaves_no_time_for(
+            next.saturating_duration_since(tokio::time::Instant::now()),
+        )
+}

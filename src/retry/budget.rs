@@ -119,6 +119,17 @@ impl RetryBudget {
         true
     }
 
+    /// Takes one retry from this budget and one from `other`, or from
+    /// neither: `other` is read before this one is charged, so its refusal
+    /// leaves this one as it was. (Threads racing for the last retry of
+    /// `other` may still take this one's for nothing, as they may overdraw
+    /// one budget.)
+    pub(crate) fn try_withdraw_with(&self, other: Option<&RetryBudget>) -> bool {
+        other.is_none_or(|other| other.balance() >= 1.0)
+            && self.try_withdraw()
+            && other.is_none_or(RetryBudget::try_withdraw)
+    }
+
     /// Retries left now.
     pub fn balance(&self) -> f64 {
         self.balance_at(self.inner.clock.now())

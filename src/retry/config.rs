@@ -80,8 +80,10 @@ impl<P> Builder<P> {
     }
 
     /// The longest `Retry-After` (as the [policy](super::Policy::retry_after)
-    /// reads it) the layer waits for: a result asking for a longer wait is
-    /// returned without a retry, as Envoy does. 0 to 1 hour; default 10 s.
+    /// reads it, or a [`RateLimited`](crate::rate_limit::RateLimited)
+    /// rejection's `retry_after`) the layer waits for: a result asking for
+    /// a longer wait is returned without a retry, as Envoy does. 0 to 1
+    /// hour; default 10 s.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self

@@ -170,15 +170,30 @@ where
     if attempts >= shared.max_attempts {
         return Next::Return(result);
     }
-    if let Err(e) = &result {
-        if !shared.retry_circuit_open && ErrorKind::of(e) == ErrorKind::CircuitOpen {
-            return Next::Return(result);
-        }
+    let kind = result.as_ref().err().map(ErrorKind::of);
+    match kind {
+        Some(ErrorKind::CircuitOpen) if !shared.retry_circuit_open => return Next::Return(result),
+        // The caller's deadline has passed (or a deadline beneath cut the
+        // attempt): a retry would be refused as it starts, or, above a
+        // deadline layer that sets a fresh one per attempt, would stretch
+        // the caller's.
+        Some(ErrorKind::DeadlineExceeded) => return Next::Return(result),
+        _ => {}
     }
     if !shared.policy.is_retryable(request, &result) {
         return Next::Return(result);
     }
-    let retry_after = shared.policy.retry_after(&result);
+    let retry_after = shared
+        .policy
+        .retry_after(&result)
+        .or_else(|| match (kind, &result) {
+            // A rate limit says when its next permit comes: read as the
+            // dependency's `Retry-After` (Envoy's rule for rate-limited
+            // retries), so no retry goes out that is sure to be refused.
+            #[cfg(feature = "rate-limit")]
+            (Some(ErrorKind::RateLimited), Err(e)) => crate::rate_limit::retry_after_in(&**e),
+            _ => None,
+        });
     if retry_after.is_some_and(|wait| wait > shared.max_retry_after) {
         return Next::Return(result);
     }

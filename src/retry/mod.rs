@@ -21,6 +21,24 @@
 //! [`retry_circuit_open`](Builder::retry_circuit_open)); inside the
 //! fallback, the fallback serves only once retries are spent. The timeout
 //! beneath bounds each attempt, not the whole call.
+//!
+//! Whatever the policy:
+//!
+//! - a [`DeadlineExceeded`](crate::deadline::DeadlineExceeded) is never
+//!   retried (by the retry layer or the balancer): the deadline has
+//!   passed, and a [deadline layer](crate::deadline) beneath that sets a
+//!   fresh deadline per attempt would otherwise stretch the caller's;
+//! - a [`RateLimited`](crate::rate_limit::RateLimited) rejection from
+//!   beneath is read as a `Retry-After` of its
+//!   [`retry_after`](crate::rate_limit::RateLimited::retry_after): the
+//!   retry waits for the permit, or, past
+//!   [`max_retry_after`](Builder::max_retry_after), does not happen;
+//! - no retry starts whose wait outlasts the caller's
+//!   [deadline](crate::deadline). One that starts may still be cut off by
+//!   it: an attempt that takes 90 ms, retried 5 ms before a 100 ms
+//!   deadline, ends in `DeadlineExceeded` rather than its first answer,
+//!   and counts as a timeout for the breaker beneath. Give each attempt a
+//!   timeout well within the deadline, or fewer attempts.
 
 mod backoff;
 mod budget;

@@ -98,7 +98,8 @@ impl<Req, Res> Policy<Req, Res> for DefaultPolicy {
 /// HTTP: 5xx responses and errors are failures; only idempotent requests
 /// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) are retried: after any error
 /// (no response came back, e.g. the connection closed mid-answer; sending an
-/// idempotent request again is safe), a 502, 503 or 504 response, or a 429
+/// idempotent request again is safe) but a passed deadline (which no policy
+/// retries: see [`crate::retry`]), a 502, 503 or 504 response, or a 429
 /// that says when to come back (`Retry-After`; without it a rate-limited
 /// server gets no retry).
 ///
