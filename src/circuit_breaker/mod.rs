@@ -133,7 +133,9 @@
 //!   the call that brings a new key (a call with a known key never pays
 //!   for it). "Recently" is the time of the key's last call, to the
 //!   microsecond; keys last used in the same microsecond go in no set
-//!   order. A forgotten key starts over with a closed breaker.
+//!   order, but the new key whose call sweeps is never forgotten by its
+//!   own sweep (on a paused clock, where every key ties, too). A
+//!   forgotten key starts over with a closed breaker.
 //! - **Seen.** Each key's breaker is named `name/key` (the key in its
 //!   `Debug` form, as the balancer names endpoints), is listed by
 //!   [`KeyedCircuitBreakerHandle::breakers`] and by

@@ -123,10 +123,13 @@ impl<K: Hash + Eq, V> KeyedMap<K, V> {
 
     /// Drops every key `idle` says may go, then, if more than the bound
     /// are left, those of lowest `rank` (ties in no set order) down to 7/8
-    /// of the bound. Returns the keys it dropped, idle ones included; 0 if
-    /// another sweep was running.
+    /// of the bound; never `keep`, the key whose insert made the sweep due
+    /// (on a paused clock every rank may tie, and the call that made a key
+    /// must find it). Returns the keys it dropped, idle ones included; 0
+    /// if another sweep was running.
     pub(crate) fn sweep<R: Ord + Copy>(
         &self,
+        keep: &K,
         idle: impl Fn(&V) -> bool,
         rank: impl Fn(&V) -> R,
     ) -> usize {
@@ -134,12 +137,15 @@ impl<K: Hash + Eq, V> KeyedMap<K, V> {
             return 0;
         }
         let before = self.map.len();
-        self.map.retain(|_, v| !idle(v));
+        self.map.retain(|k, v| k == keep || !idle(v));
         let mut len = self.map.len();
         if len > self.max {
             let target = self.max - self.max / 8;
             let cut = len - target;
-            let mut ranks: Vec<R> = self.map.iter().map(|e| rank(e.value())).collect();
+            let mut ranks: Vec<R> = (self.map.iter())
+                .filter(|e| e.key() != keep)
+                .map(|e| rank(e.value()))
+                .collect();
             // Keys may have come or gone since `len` was read: cut what
             // the ranks read now say.
             let cut = cut.min(ranks.len());
@@ -149,9 +155,11 @@ impl<K: Hash + Eq, V> KeyedMap<K, V> {
                 // Exactly `cut` go: all below the threshold, and as many
                 // at it as make up the rest.
                 let mut at_threshold = cut - below;
-                self.map.retain(|_, v| {
+                self.map.retain(|k, v| {
                     let r = rank(v);
-                    if r < threshold {
+                    if k == keep {
+                        true
+                    } else if r < threshold {
                         false
                     } else if r == threshold && at_threshold > 0 {
                         at_threshold -= 1;
@@ -228,7 +236,7 @@ mod tests {
     fn insert(map: &KeyedMap<u32, u64>, key: u32, rank: u64) {
         let (_, insert) = map.get_or_insert(&key, || rank, |_| ());
         if insert == Insert::SweepDue {
-            map.sweep(|_| false, |&r| r);
+            map.sweep(&key, |_| false, |&r| r);
         }
     }
 
@@ -271,13 +279,26 @@ mod tests {
             if insert == Insert::SweepDue {
                 sweeps += 1;
                 // Even keys are idle.
-                map.sweep(|&r| r % 2 == 0, |&r| r);
+                map.sweep(&key, |&r| r % 2 == 0, |&r| r);
             }
         }
         // Sweeps at 1025 keys, then as the map doubles again.
         assert!(sweeps >= 2, "{sweeps} sweeps");
         assert!(map.len() < 5000, "{} keys", map.len());
         assert_eq!(map.evicted(), 0, "idle keys are not counted as evicted");
+    }
+
+    #[test]
+    fn the_key_being_inserted_is_never_evicted() {
+        // Every rank ties (a paused clock): the new key stays, whatever
+        // order the map holds them in.
+        for max in [1, 2, 8] {
+            let map = KeyedMap::new(max, false);
+            for key in 0..=max as u32 {
+                insert(&map, key, 7);
+                assert!(map.get(&key, |_| ()).is_some(), "max {max}, key {key}");
+            }
+        }
     }
 
     #[test]

@@ -245,7 +245,7 @@ impl<K: Hash + Eq + Clone> StateStore for KeyStore<K> {
         match insert {
             Insert::Hit => {}
             Insert::New => self.keys.increment(1.0),
-            Insert::SweepDue => self.sweep(),
+            Insert::SweepDue => self.sweep(key),
         }
         decision
     }
@@ -255,13 +255,14 @@ impl<K: Hash + Eq> KeyStore<K> {
     /// Forgets the keys whose allowance is full again (lossless), then,
     /// over the bound, those nearest to it.
     #[cold]
-    fn sweep(&self) {
+    fn sweep(&self, inserted: &K) {
         // A key whose theoretical arrival time is behind us is as good as
         // new: its next call gets the state a fresh key would. governor's
         // own `retain_recent` keeps one interval more; so does this.
         let drop_below = self.clock.now().as_u64().saturating_sub(self.interval);
         let before = self.map.evicted();
-        self.map.sweep(|state| tat(state) <= drop_below, tat);
+        self.map
+            .sweep(inserted, |state| tat(state) <= drop_below, tat);
         let held = self.map.len();
         self.keys.set(held as f64);
         let evicted = self.map.evicted() - before;

@@ -108,7 +108,7 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Keyed<K> {
             self.map
                 .get_or_insert(key, || self.make(key), |slot| slot.breaker.pick());
         if insert == Insert::SweepDue {
-            self.sweep();
+            self.sweep(key);
         }
         let decision = breaker.acquire();
         // One read serves the key's last use, the rejection or the start
@@ -138,15 +138,15 @@ impl<K: Hash + Eq + Clone + fmt::Debug> Keyed<K> {
             self.map
                 .get_or_insert(key, || self.make(key), |slot| slot.breaker.shared().clone());
         if insert == Insert::SweepDue {
-            self.sweep();
+            self.sweep(key);
         }
         breaker
     }
 
     /// Over the bound: the least recently used keys go, with their state.
     #[cold]
-    fn sweep(&self) {
-        let evicted = self.map.sweep(|_| false, Slot::rank);
+    fn sweep(&self, inserted: &K) {
+        let evicted = self.map.sweep(inserted, |_| false, Slot::rank);
         if evicted > 0 {
             tracing::info!(
                 target: TARGET_CIRCUIT_BREAKER,
