@@ -334,6 +334,8 @@ fn every_bad_option_is_named() {
         err.to_string().contains("calls must be at least 1, got 0"),
         "{err}"
     );
+    // The burst, never set, is not named (a user trial found it was).
+    assert!(!err.names("burst"), "{err}");
     let err = RateLimitLayer::builder("x")
         .rate(1, Duration::ZERO)
         .build()

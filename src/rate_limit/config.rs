@@ -183,10 +183,12 @@ impl<K, F> Builder<K, F> {
             "rate",
             || format!("{calls} calls per {period:?} is more than one per nanosecond"),
         );
-        let burst = self.burst.unwrap_or(calls);
+        // Unset, the burst is the rate's calls: checked there, not named
+        // again as a burst the user never set.
+        let burst = self.burst.unwrap_or(calls.max(1));
         v.check(burst >= 1, "burst", || "must be at least 1, got 0".into());
         v.check(
-            interval.checked_mul(burst).is_some_and(|d| d <= MAX_PERIOD),
+            calls == 0 || interval.checked_mul(burst).is_some_and(|d| d <= MAX_PERIOD),
             "burst",
             || format!("a full burst of {burst} must come back within a year, at {interval:?} per call"),
         );
