@@ -40,6 +40,28 @@
 //! # }
 //! ```
 //!
+//! # Where it goes in a stack
+//!
+//! - **A server shielding itself**: in front of its handlers, keyed by
+//!   tenant or client; [`rampart::axum`](crate::axum) answers a rejection
+//!   with `429` and `Retry-After`.
+//! - **A client keeping under a provider's rate**: beneath the
+//!   [retry layer](crate::retry) and above the
+//!   [circuit breaker](crate::circuit_breaker):
+//!
+//! ```text
+//!  caller → Retry → RateLimit → CircuitBreaker → Timeout → dependency
+//! ```
+//!
+//! The retry layer reads a rejection's `retry_after` as a `Retry-After`:
+//! the retry waits for the permit, or, past its
+//! [`max_retry_after`](crate::retry::Builder::max_retry_after), is not
+//! made. Beneath the breaker, a rejection would count as the
+//! dependency's failure (as Hystrix counts a full bulkhead's) and could
+//! open the breaker on a healthy dependency. Beneath a
+//! [deadline](crate::deadline), a permit that comes after the caller's
+//! deadline is not waited for.
+//!
 //! # The rule: GCRA
 //!
 //! [`rate(calls, period)`](Builder::rate) lets one permit come back every
