@@ -60,6 +60,9 @@ const HEALTHY: &str = "CatalogGet";
 const POOLED: &str = "SearchGet";
 /// The balancer, and how many of its instances answer.
 const BALANCER: &str = "ratings";
+/// The discovery the page must show, whose etcd refuses connections.
+#[cfg(feature = "etcd")]
+const DISCOVERED: &str = "reviews";
 const LIVE_INSTANCES: usize = 2;
 
 // ===== the dependencies: hyper servers on 127.0.0.1 =====
@@ -139,6 +142,8 @@ struct Scene {
     refusing: SocketAddr,
     stream: Serving,
     tasks: Vec<JoinHandle<()>>,
+    #[cfg(feature = "etcd")]
+    _discovery: rampart::discovery::Discovery,
 }
 
 impl Drop for Scene {
@@ -247,12 +252,27 @@ impl Scene {
             }
         });
 
+        // An etcd that refuses connections: the discovery never reads it,
+        // and the page says its first read is pending.
+        #[cfg(feature = "etcd")]
+        let discovery = {
+            let etcd = etcd_client::Client::connect([format!("http://{refusing}")], None)
+                .await
+                .unwrap();
+            rampart::discovery::Discovery::builder(DISCOVERED)
+                .registry(&registry)
+                .start(etcd)
+                .unwrap()
+        };
+
         let stream = HystrixStream::builder()
             .registry(&registry)
             .build()
             .unwrap();
         let stream = Server::new(stream).start().await.unwrap();
         Scene {
+            #[cfg(feature = "etcd")]
+            _discovery: discovery,
             failing: failing_breaker,
             healthy: healthy_breaker,
             balancer,
@@ -414,6 +434,10 @@ const READ_PAGE: &str = r#"JSON.stringify({
     endpoint: row.dataset.endpoint,
     status: row.dataset.status,
   })),
+  discoveries: Object.fromEntries([...document.querySelectorAll('tr[data-discovery]')].map((row) => {
+    const field = (f) => row.querySelector(`[data-field="${f}"]`).textContent;
+    return [row.dataset.discovery, { status: row.dataset.status, text: field('status'), offered: field('offered'), hidden: row.closest('section').hidden }];
+  })),
 })"#;
 
 async fn browse(chromium: &Path, artifacts: &Path) -> Result<(), String> {
@@ -514,6 +538,18 @@ fn what_is_missing(shown: &Value, scene: &Scene) -> Option<String> {
             "{BALANCER}: {refusing} alone should be ejected, {LIVE_INSTANCES} in: {}",
             shown["endpoints"]
         ));
+    }
+    #[cfg(feature = "etcd")]
+    {
+        let d = &shown["discoveries"][DISCOVERED];
+        let expected = serde_json::json!({
+            "status": "syncing", "text": "first read pending", "offered": "0", "hidden": false,
+        });
+        if *d != expected {
+            return Some(format!(
+                "{DISCOVERED}'s discovery row should be {expected}: {d}"
+            ));
+        }
     }
     None
 }

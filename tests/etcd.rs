@@ -274,6 +274,102 @@ async fn discoveries_and_registrations_are_listed_while_they_run() {
     assert_eq!(listed[0].service(), "ratings", "the handle still reads");
 }
 
+/// The objects of type `kind` in the stream's frames, up to the first
+/// frame for which `done` says yes (within `LIMIT`).
+#[cfg(feature = "stream")]
+async fn stream_objects(
+    body: &mut rampart::stream::ResponseBody,
+    kind: &str,
+    mut done: impl FnMut(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    use http_body_util::BodyExt;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("no frame with the {kind} expected"))
+            .expect("the stream never ends")
+            .unwrap();
+        let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+        let objects: Vec<serde_json::Value> = text
+            .split_terminator("\n\n")
+            .filter_map(|event| serde_json::from_str(event.strip_prefix("data: ")?).ok())
+            .filter(|o: &serde_json::Value| o["type"] == kind)
+            .collect();
+        if done(&objects) {
+            return objects;
+        }
+    }
+}
+
+#[cfg(feature = "stream")]
+#[tokio::test]
+async fn a_discovery_shows_in_the_stream_and_leaves_it() {
+    use rampart::stream::HystrixStream;
+    let Some((endpoint, _etcd)) = support::shared().await else {
+        return;
+    };
+    let client = connect(&endpoint).await;
+    let prefix = unique("services");
+    let registry = Registry::new();
+    let regs: Vec<Registration> = ["a", "b"]
+        .into_iter()
+        .map(|id| {
+            register(&client, &prefix, id)
+                .start(client.clone())
+                .unwrap()
+        })
+        .collect();
+    for r in &regs {
+        tokio::time::timeout(LIMIT, r.handle().registered())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let discovery = Discovery::builder("ratings")
+        .prefix(&prefix)
+        .registry(&registry)
+        .backoff(fast_backoff())
+        .start(client.clone())
+        .unwrap();
+    let mut stream = HystrixStream::builder()
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let request = http::Request::get("/hystrix.stream?delay=100")
+        .body(())
+        .unwrap();
+    let mut body = ServiceExt::<http::Request<()>>::ready(&mut stream)
+        .await
+        .unwrap()
+        .call(request)
+        .await
+        .unwrap()
+        .into_body();
+    let shown = stream_objects(&mut body, "RampartDiscovery", |o| {
+        o.len() == 1 && o[0]["offered"] == 2
+    })
+    .await;
+    let d = &shown[0];
+    assert_eq!(d["name"], "ratings");
+    assert_eq!(
+        (
+            &d["synced"],
+            &d["reachable"],
+            &d["registered"],
+            &d["kept"],
+            &d["invalid"]
+        ),
+        (&true.into(), &true.into(), &2.into(), &0.into(), &0.into())
+    );
+    drop(discovery);
+    let gone = stream_objects(&mut body, "RampartDiscovery", |o| !o.is_empty()).await;
+    assert_eq!(
+        gone[0]["deleteData"], "true",
+        "announced once gone: {gone:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_balancer_over_discovery_calls_the_up_instances() {
     let Some((endpoint, _etcd)) = support::shared().await else {

@@ -251,6 +251,33 @@ pub(crate) struct EndpointEvent<'a> {
     reporting_hosts: u64,
 }
 
+/// rampart's own `RampartDiscovery` object: what one
+/// [`Discovery`](crate::discovery::Discovery) knows of its service's
+/// instances in etcd (Eureka's registry view, and its self-preservation).
+#[cfg(feature = "etcd")]
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscoveryEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The service.
+    name: &'a str,
+    current_time: u64,
+    /// etcd has been read at least once.
+    synced: bool,
+    /// The last read or watch of etcd succeeded.
+    reachable: bool,
+    /// Instances in etcd, any status.
+    registered: u64,
+    /// Instances offered: `UP` ones and those kept.
+    offered: u64,
+    /// Instances gone from etcd, kept by self-preservation.
+    kept: u64,
+    /// Keys under the service's prefix that are no instance.
+    invalid: u64,
+    reporting_hosts: u64,
+}
+
 /// Announces that a component is gone, so dashboards drop its tile.
 #[derive(Debug, Serialize)]
 struct Deleted<'a> {
@@ -266,6 +293,8 @@ const POOL: &str = "HystrixThreadPool";
 const ENDPOINT: &str = "RampartEndpoint";
 #[cfg(feature = "collapse")]
 const COLLAPSER: &str = "HystrixCollapser";
+#[cfg(feature = "etcd")]
+const DISCOVERY: &str = "RampartDiscovery";
 
 /// Rolling totals of counters a component keeps as running totals:
 /// sampled at each snapshot, the difference between now and the newest
@@ -453,6 +482,26 @@ impl Snapshots {
                     },
                 );
             }
+        }
+        #[cfg(feature = "etcd")]
+        for discovery in self.registry.discoveries() {
+            let state = discovery.state();
+            self.remember(DISCOVERY, discovery.service());
+            push_event(
+                &mut out,
+                &DiscoveryEvent {
+                    kind: DISCOVERY,
+                    name: discovery.service(),
+                    current_time: wall,
+                    synced: state.synced,
+                    reachable: state.reachable,
+                    registered: state.registered as u64,
+                    offered: state.offered as u64,
+                    kept: state.kept.len() as u64,
+                    invalid: state.invalid as u64,
+                    reporting_hosts: 1,
+                },
+            );
         }
         // Whatever was not seen this time is gone: say so once.
         self.memory.retain(|(kind, name), memory| {

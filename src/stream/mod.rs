@@ -72,7 +72,8 @@
 //! outside a command (a keyed layer's breakers one per key, named
 //! `layer/key`, so a layer of 1000 keys adds about 1.9 MB to each frame);
 //! one `HystrixThreadPool` per pool; one `RampartEndpoint` per endpoint of
-//! each balancer. A component that goes away is announced once as
+//! each balancer; one `RampartDiscovery` per running
+//! [discovery](crate::discovery::Discovery) (feature `etcd`). A component that goes away is announced once as
 //! `{"type":…,"name":…,"deleteData":"true"}`.
 //! Numbers are whole, finite JSON numbers; latencies are whole
 //! milliseconds. Rolling counts cover the breaker's time window
@@ -137,7 +138,13 @@
 //! `ejected`, `markedDead`, `outForMs` (until it is back in),
 //! `propertyValue_metricsRollingStatisticalWindowInMilliseconds`,
 //! `reportingHosts`.
-
+//!
+//! `RampartDiscovery` (ignored by the Hystrix dashboard; rampart's page
+//! shows it): `name` (the service), `synced`, `reachable` (whether the
+//! last read or watch of etcd succeeded: `false` while the last known set
+//! is kept), `registered` (instances in etcd, any status), `offered`
+//! (`UP`, and those kept), `kept` (by self-preservation), `invalid` (keys
+//! that are no instance), `reportingHosts`.
 //!
 //! # The dashboard page
 //!
@@ -154,6 +161,8 @@
 //! - a tile per pool, and a panel per balancer with each endpoint's
 //!   traffic, calls in flight, latency estimate, failures and timeouts,
 //!   and whether it is ejected or marked dead (and for how long);
+//! - a row per discovery: instances offered, registered and kept, and
+//!   whether etcd is reached or the last known set is being kept;
 //! - sorting as the Hystrix dashboard sorts (error then volume, volume,
 //!   name, mean, median, 90th, 99th, 99.5th percentile, plus breaker state
 //!   first), a filter on names, and whether the stream is connected.
