@@ -1,6 +1,6 @@
 //! The pool: its own runtime, its admission count, and its statistics.
 
-use super::future::{CutOff, Job};
+use super::future::{Job, Ticket, ACTIVE, GONE, QUEUED};
 use crate::config::{parse_usize, Configurable, Kind, Layer, Layers};
 use crate::error::ConfigError;
 use crate::internal::clock::Clock;
@@ -10,7 +10,7 @@ use crate::metrics::{
 use crate::window::RollingMax;
 use metrics::{Counter, Gauge};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
@@ -51,6 +51,18 @@ pub(crate) struct Stats {
 impl Stats {
     pub(crate) fn rolling_max_active(&self) -> u32 {
         self.max_active.max(self.clock.now())
+    }
+
+    /// Gives back a place that was `QUEUED` or `ACTIVE`.
+    pub(crate) fn release(&self, was: u8) {
+        if was == ACTIVE {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+            self.active_gauge.decrement(1.0);
+        } else {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.queued_gauge.decrement(1.0);
+        }
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -140,30 +152,37 @@ impl Shared {
         // from inside itself.
         Some(Place {
             stats: self.stats.clone(),
-            active: false,
+            ticket: Arc::default(),
         })
     }
 
     /// Runs `job` on the pool in the place [`admit`](Self::admit) gave;
-    /// with what tells it that a timeout above gave up on it.
-    pub(crate) fn spawn<F>(&self, mut place: Place, job: F) -> (JoinHandle<F::Output>, CutOff)
+    /// with the ticket its caller shares with it. The job's output is
+    /// `None` if the caller gave its place up while it was queued.
+    pub(crate) fn spawn<F>(
+        &self,
+        place: Place,
+        job: F,
+    ) -> (JoinHandle<Option<F::Output>>, Arc<Ticket>)
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let running = self.running.clone();
         let runtime = self.runtime.as_ref().expect("present until dropped");
-        let cut_off = CutOff::default();
-        let job = Job::new(job, cut_off.clone());
+        let ticket = place.ticket.clone();
+        let job = Job::new(job, ticket.clone());
         let handle = runtime.spawn(async move {
             let _thread = running.acquire_owned().await.expect("never closed");
-            place.start();
+            if !place.start() {
+                return None;
+            }
             let output = job.await;
             place.stats.completed.fetch_add(1, Ordering::Relaxed);
             drop(place);
-            output
+            Some(output)
         });
-        (handle, cut_off)
+        (handle, ticket)
     }
 }
 
@@ -223,34 +242,38 @@ impl Drop for Shared {
 }
 
 /// A job's place in the pool: queued, then active; given back when the job
-/// ends or is aborted (or, when the inner `call` panics, never started).
+/// ends or is aborted (or, when the inner `call` panics, never started),
+/// or by its caller while still queued (see [`Ticket`]).
 pub(crate) struct Place {
     stats: Arc<Stats>,
-    active: bool,
+    ticket: Arc<Ticket>,
 }
 
 impl Place {
-    fn start(&mut self) {
+    /// Queued to active, unless the caller gave the place up first.
+    fn start(&self) -> bool {
+        let place: &AtomicU8 = &self.ticket.place;
+        if place
+            .compare_exchange(QUEUED, ACTIVE, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
         let stats = &self.stats;
         stats.queued.fetch_sub(1, Ordering::Relaxed);
         stats.queued_gauge.decrement(1.0);
         let active = stats.active.fetch_add(1, Ordering::Relaxed) + 1;
         stats.active_gauge.increment(1.0);
         stats.max_active.record(stats.clock.now(), active as u32);
-        self.active = true;
+        true
     }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let stats = &self.stats;
-        if self.active {
-            stats.active.fetch_sub(1, Ordering::Relaxed);
-            stats.active_gauge.decrement(1.0);
-        } else {
-            stats.queued.fetch_sub(1, Ordering::Relaxed);
-            stats.queued_gauge.decrement(1.0);
+        let was = self.ticket.place.swap(GONE, Ordering::AcqRel);
+        if was != GONE {
+            self.stats.release(was);
         }
-        stats.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 }
