@@ -163,12 +163,19 @@ fn erase_cache(stats: CacheStats) -> std::sync::Arc<crate::registry::Erased> {
 
 impl<FB, I, C, R, FO, K> CommandBuilder<FB, I, C, R, FO, K> {
     /// Turns a panic in the dependency (its `call` or its future) or in the
-    /// fallback into an error instead of letting it unwind to the caller:
+    /// fallback into an error instead of letting it unwind to the caller.
+    /// The dependency's becomes
     /// [`Panicked`](crate::catch_panic::Panicked), of
-    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked). The breaker
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked): the breaker
     /// counts it as a failure and the fallback serves it, as Hystrix does
-    /// with any exception. Default: off; a panic still counts as a failure
-    /// and frees every slot, but unwinds to the caller.
+    /// with any exception. The fallback's becomes a
+    /// [`FallbackFailed`](crate::fallback::FallbackFailed) whose
+    /// [`fallback_error`](crate::fallback::FallbackFailed::fallback_error)
+    /// is a `Panicked` ([`in_fallback`](crate::catch_panic::Panicked::in_fallback));
+    /// its `ErrorKind` is the call's, why the fallback ran. Default: off; a
+    /// panic still counts as a failure and frees every slot, but unwinds to
+    /// the caller. On a [pool](Self::pool) the dependency runs on a pool
+    /// thread, so its panic comes back as `Panicked` whatever this says.
     pub fn contain_panics(mut self) -> Self {
         self.contain_panics = true;
         self

@@ -486,6 +486,14 @@ async fn a_panicking_fallback_counts_as_failed_and_frees_its_place() {
                 let err = result.unwrap().unwrap_err();
                 let failed = err.downcast_ref::<FallbackFailed>().unwrap();
                 assert_eq!(ErrorKind::of(failed.fallback_error()), ErrorKind::Panicked);
+                // Found by a user trial: it blamed the dependency.
+                let panicked = failed.fallback_error().downcast_ref::<Panicked>().unwrap();
+                assert!(panicked.in_fallback(), "{case}");
+                assert!(
+                    err.to_string()
+                        .starts_with("fallback failed: the fallback panicked: bug in the fallback"),
+                    "{case}: {err}"
+                );
             } else {
                 assert!(result.unwrap_err().is_panic(), "{case}");
             }

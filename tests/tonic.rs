@@ -652,6 +652,41 @@ async fn into_status_gives_the_servers_status_or_reads_rampart_errors() {
         (Code::Unavailable, "down")
     );
 
+    // An adaptive limit's rejection is transient; a partition over its
+    // share has spent its quota (found by a user trial: both were UNKNOWN).
+    assert_eq!(
+        into_status(rampart::limit::LimitExceeded::new().into()).code(),
+        Code::Unavailable
+    );
+    assert_eq!(
+        into_status(rampart::limit::PartitionLimitExceeded::new().into()).code(),
+        Code::ResourceExhausted
+    );
+
+    // A fallback refused by its cap answers as the call's own error, as
+    // rampart::axum does (found by a user trial: it was UNKNOWN).
+    let fallback = rampart::fallback::FallbackLayer::builder("catalog")
+        .max_concurrent(1)
+        .fallback(|_cause| std::future::pending::<Result<(), BoxError>>())
+        .build()
+        .unwrap();
+    let mut timing_out = fallback.layer(timeout.layer(service_fn(|_: ()| {
+        std::future::pending::<Result<(), Status>>()
+    })));
+    let held = tokio::spawn(timing_out.ready().await.unwrap().call(()));
+    // Past its timeout: its fallback runs, holding the only place.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let rejected = timing_out
+        .ready()
+        .await
+        .unwrap()
+        .call(())
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorKind::of(&rejected), ErrorKind::FallbackRejected);
+    assert_eq!(into_status(rejected).code(), Code::DeadlineExceeded);
+    held.abort();
+
     // Anything else: tonic's own reading.
     assert_eq!(into_status("disk on fire".into()).code(), Code::Unknown);
 }

@@ -185,7 +185,7 @@ fn recover<FB: FallbackFn<T>, T>(
 ) -> Result<Option<FB::Future>, BoxError> {
     if shared.contain_panics {
         return catch_unwind(AssertUnwindSafe(|| shared.fallback.recover(cause)))
-            .map_err(|payload| Panicked::from_payload(&*payload).into());
+            .map_err(|payload| Panicked::from_fallback(&*payload).into());
     }
     struct Unwinding<'a>(&'a Stats);
     impl Drop for Unwinding<'_> {
@@ -212,7 +212,7 @@ where
         return fallback.poll(cx);
     }
     catch_unwind(AssertUnwindSafe(|| fallback.poll(cx)))
-        .unwrap_or_else(|payload| Poll::Ready(Err(Panicked::from_payload(&*payload).into())))
+        .unwrap_or_else(|payload| Poll::Ready(Err(Panicked::from_fallback(&*payload).into())))
 }
 
 impl<F, FB, G> fmt::Debug for ResponseFuture<F, FB, G> {

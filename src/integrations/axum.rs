@@ -122,7 +122,6 @@ use crate::{BoxError, ErrorKind};
 use ::axum::http::header::RETRY_AFTER;
 use ::axum::http::{HeaderName, HeaderValue, StatusCode};
 use ::axum::response::{IntoResponse, Response};
-use std::error::Error as StdError;
 use std::time::Duration;
 
 /// The header naming what rampart refused or gave up on:
@@ -225,10 +224,10 @@ impl ErrorResponse {
     /// limit's rejection, which carries its time.
     pub fn new<E: AsDynError + ?Sized>(error: &E) -> Self {
         let error = error.as_dyn_error();
-        let kind = kind_of(error);
+        let kind = super::kind_of(error);
         ErrorResponse {
             kind,
-            over_share: kind == ErrorKind::LimitExceeded && is_over_share(error),
+            over_share: kind == ErrorKind::LimitExceeded && super::is_over_share(error),
             retry_after: match kind {
                 #[cfg(feature = "rate-limit")]
                 ErrorKind::RateLimited => crate::rate_limit::retry_after_in(error),
@@ -338,44 +337,13 @@ fn describe(kind: ErrorKind, over_share: bool) -> Description {
     Description { status, code, body }
 }
 
-/// [`ErrorKind::of`], except that a rejected fallback is described by the
-/// call's own error, which is what failed the request (a failed fallback
-/// already is: its source is that error).
-fn kind_of(error: &(dyn StdError + 'static)) -> ErrorKind {
-    let kind = ErrorKind::of(error);
-    #[cfg(feature = "fallback")]
-    if kind == ErrorKind::FallbackRejected {
-        let mut next = Some(error);
-        while let Some(e) = next {
-            if let Some(rejected) = e.downcast_ref::<crate::fallback::FallbackRejected>() {
-                return kind_of(&**rejected.cause());
-            }
-            next = e.source();
-        }
-    }
-    kind
-}
-
-/// Whether `error` (a limit's rejection) is a partition's, over its share.
-fn is_over_share(error: &(dyn StdError + 'static)) -> bool {
-    #[cfg(feature = "limit")]
-    {
-        let mut next = Some(error);
-        while let Some(e) = next {
-            if e.is::<crate::limit::PartitionLimitExceeded>() {
-                return true;
-            }
-            next = e.source();
-        }
-    }
-    let _ = error;
-    false
-}
-
 /// `Retry-After` has no fractions: 2.5 s is "3", so a client that obeys
 /// never comes back early.
 fn whole_seconds_up(after: Duration) -> u64 {
-    after.as_secs() + u64::from(after.subsec_nanos() > 0)
+    // Saturating: `Duration::MAX` has a fraction too (found by a user trial).
+    after
+        .as_secs()
+        .saturating_add(u64::from(after.subsec_nanos() > 0))
 }
 
 #[cfg(test)]
@@ -388,6 +356,7 @@ mod tests {
         assert_eq!(whole_seconds_up(Duration::from_nanos(1)), 1);
         assert_eq!(whole_seconds_up(Duration::from_secs(5)), 5);
         assert_eq!(whole_seconds_up(Duration::from_millis(5_001)), 6);
+        assert_eq!(whole_seconds_up(Duration::MAX), u64::MAX);
     }
 
     #[cfg(feature = "limit")]

@@ -10,3 +10,40 @@ pub mod reqwest;
 pub mod tonic;
 #[cfg(feature = "tower-http")]
 pub mod tower_http;
+
+/// [`ErrorKind::of`](crate::ErrorKind::of), except that a rejected fallback
+/// is described by the call's own error, which is what failed the request
+/// (a failed fallback already is: its source is that error): what an HTTP
+/// response or a gRPC status says.
+#[cfg(any(feature = "axum", feature = "tonic"))]
+fn kind_of(error: &(dyn std::error::Error + 'static)) -> crate::ErrorKind {
+    let kind = crate::ErrorKind::of(error);
+    #[cfg(feature = "fallback")]
+    if kind == crate::ErrorKind::FallbackRejected {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(rejected) = e.downcast_ref::<crate::fallback::FallbackRejected>() {
+                return kind_of(&**rejected.cause());
+            }
+            next = e.source();
+        }
+    }
+    kind
+}
+
+/// Whether `error` (a limit's rejection) is a partition's, over its share.
+#[cfg(any(feature = "axum", feature = "tonic"))]
+fn is_over_share(error: &(dyn std::error::Error + 'static)) -> bool {
+    #[cfg(feature = "limit")]
+    {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if e.is::<crate::limit::PartitionLimitExceeded>() {
+                return true;
+            }
+            next = e.source();
+        }
+    }
+    let _ = error;
+    false
+}

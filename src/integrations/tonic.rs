@@ -516,13 +516,17 @@ pub fn status_of<E: AsDynError + ?Sized>(error: &E) -> Option<&Status> {
 /// | error | status |
 /// |---|---|
 /// | a [`Status`], or an error with one in its source chain (a retry budget that kept the last attempt's failure from a retry, say) | that status: code, message, details and metadata; the whole error as its source |
-/// | [`CircuitOpen`](ErrorKind::CircuitOpen), [`BulkheadFull`](ErrorKind::BulkheadFull), [`NoHealthyEndpoint`](ErrorKind::NoHealthyEndpoint), [`RetryBudgetExhausted`](ErrorKind::RetryBudgetExhausted) | `UNAVAILABLE`: try again later (the code gRPC reserves for transient conditions) |
+/// | [`CircuitOpen`](ErrorKind::CircuitOpen), [`BulkheadFull`](ErrorKind::BulkheadFull), [`LimitExceeded`](ErrorKind::LimitExceeded), [`NoHealthyEndpoint`](ErrorKind::NoHealthyEndpoint), [`RetryBudgetExhausted`](ErrorKind::RetryBudgetExhausted) | `UNAVAILABLE`: try again later (the code gRPC reserves for transient conditions) |
+/// | a [partition](crate::limit#partitions) over its share of a limit | `RESOURCE_EXHAUSTED`: that caller's share is spent (the 429 of [`rampart::axum`](crate::axum)) |
 /// | [`Timeout`](ErrorKind::Timeout) (rampart's, tower's, tokio's, or tonic's own), [`DeadlineExceeded`](ErrorKind::DeadlineExceeded) | `DEADLINE_EXCEEDED` |
 /// | [`Panicked`](ErrorKind::Panicked) | `INTERNAL` |
 /// | [`RateLimited`](ErrorKind::RateLimited) (feature `rate-limit`) | `RESOURCE_EXHAUSTED` (a quota spent, as Google's APIs and Envoy's `rate_limited_as_resource_exhausted` answer), with `grpc-retry-pushback-ms` from the rejection's time to come back, rounded up |
 /// | anything else | tonic's own reading ([`Status::from_error`]): `UNAVAILABLE` for a connection tonic could not make (its `ConnectError`), `UNKNOWN` otherwise |
 ///
-/// rampart's rejections and timeouts are read first: a timeout is
+/// A [`FallbackRejected`](crate::fallback::FallbackRejected) (too many
+/// fallbacks running) answers as the call's own error, which is what
+/// failed the request, as a [`FallbackFailed`](crate::fallback::FallbackFailed)
+/// does. rampart's rejections and timeouts are read first: a timeout is
 /// `DEADLINE_EXCEEDED` even when tonic reported it as `CANCELLED`. The
 /// message of a status made here is the [`ErrorKind`]'s (`"circuit
 /// open"`, `"timed out"`); the error's own text is its source's, which
@@ -541,11 +545,13 @@ pub fn status_of<E: AsDynError + ?Sized>(error: &E) -> Option<&Status> {
 /// assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "id must be positive"));
 /// ```
 pub fn into_status(error: BoxError) -> Status {
-    let kind = ErrorKind::of(&error);
+    let kind = super::kind_of(&*error);
     let code = match kind {
-        ErrorKind::CircuitOpen | ErrorKind::BulkheadFull | ErrorKind::NoHealthyEndpoint => {
-            Some(Code::Unavailable)
-        }
+        ErrorKind::LimitExceeded if super::is_over_share(&*error) => Some(Code::ResourceExhausted),
+        ErrorKind::CircuitOpen
+        | ErrorKind::BulkheadFull
+        | ErrorKind::LimitExceeded
+        | ErrorKind::NoHealthyEndpoint => Some(Code::Unavailable),
         ErrorKind::Timeout | ErrorKind::DeadlineExceeded => Some(Code::DeadlineExceeded),
         ErrorKind::Panicked => Some(Code::Internal),
         // The last attempt's own status, if it had one.
@@ -553,7 +559,7 @@ pub fn into_status(error: BoxError) -> Status {
         _ => None,
     };
     #[cfg(feature = "rate-limit")]
-    if let Some(after) = rate_limited_after(&*error) {
+    if let Some(after) = crate::rate_limit::retry_after_in(&*error) {
         // gRPC's pushback is whole milliseconds: rounded up, a caller that
         // obeys it finds its permit there.
         let millis = after.as_millis() + u128::from(after.subsec_nanos() % 1_000_000 > 0);
@@ -574,20 +580,6 @@ pub fn into_status(error: BoxError) -> Status {
         // the chain; else reads connection errors, else UNKNOWN.
         None => Status::from_error(error),
     }
-}
-
-/// The time to come back of a [`RateLimited`](crate::rate_limit::RateLimited)
-/// in `error`'s source chain.
-#[cfg(feature = "rate-limit")]
-fn rate_limited_after(error: &(dyn StdError + 'static)) -> Option<Duration> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(limited) = e.downcast_ref::<crate::rate_limit::RateLimited>() {
-            return Some(limited.retry_after());
-        }
-        next = e.source();
-    }
-    None
 }
 
 /// The code of the status in `error`, with a tonic client timeout
