@@ -449,6 +449,45 @@ fn a_reset_keeps_the_state_a_switch_property_forces() {
     assert_eq!(breaker.state(), State::Closed, "no switch set: closed");
 }
 
+/// Found by a user trial: clearing the `force_open` property closed a
+/// breaker an operator had forced open by hand, though the handle's docs
+/// say only `reset()` undoes it.
+#[test]
+fn clearing_a_switch_property_goes_back_to_the_state_forced_by_hand() {
+    let registry = Registry::new();
+    let layer = CircuitBreakerLayer::builder("dep")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let breaker = layer.handle();
+    breaker.force_open();
+    registry
+        .apply(Source::Etcd, "dep", "disabled", Some("true"))
+        .unwrap();
+    assert_eq!(breaker.state(), State::Disabled, "a property change wins");
+    registry
+        .apply(Source::Etcd, "dep", "disabled", None)
+        .unwrap();
+    assert_eq!(
+        breaker.state(),
+        State::ForcedOpen,
+        "back to the hand's state"
+    );
+    breaker.set_property("force_open", "true").unwrap();
+    breaker.clear_override("force_open");
+    assert_eq!(breaker.state(), State::ForcedOpen);
+    // A reset forgets it: the properties then go back to closed.
+    breaker.reset();
+    assert_eq!(breaker.state(), State::Closed);
+    registry
+        .apply(Source::Etcd, "dep", "force_open", Some("true"))
+        .unwrap();
+    registry
+        .apply(Source::Etcd, "dep", "force_open", None)
+        .unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+}
+
 #[test]
 fn the_slow_call_rule_is_turned_on_and_off_live() {
     let registry = Registry::new();

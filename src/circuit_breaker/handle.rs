@@ -1,7 +1,7 @@
 //! Reading and steering a breaker at run time.
 
 use super::config::CircuitBreakerOptions;
-use super::events::{State, TransitionReason};
+use super::events::State;
 use super::state::Breaker;
 use crate::config::{show_duration, show_off, Layer};
 use crate::error::ConfigError;
@@ -83,34 +83,33 @@ impl CircuitBreakerHandle {
     ///
     /// This is the operator's forced state, not the `force_open`
     /// [property](crate::config#properties): clearing that property, or
-    /// [`clear_override`](Self::clear_override), does not undo it. To
+    /// [`clear_override`](Self::clear_override), does not undo it (the
+    /// breaker goes back to it when the switch properties go off). To
     /// force a breaker so that deleting a key undoes it (a file's or
     /// etcd's), set the property instead (`set_property("force_open",
-    /// "true")` here, or a source's key).
+    /// "true")` here, or a source's key). The last change wins: forced by
+    /// hand while a switch property is set, the breaker takes the hand's
+    /// state until a property changes or [`reset`](Self::reset).
     pub fn force_open(&self) {
-        self.breaker
-            .force(State::ForcedOpen, TransitionReason::Manual);
+        self.breaker.force_by_hand(State::ForcedOpen);
     }
 
     /// Lets every call through and keeps counting, but never trips
     /// (Hystrix's `circuitBreaker.forceClosed`).
     pub fn force_closed(&self) {
-        self.breaker
-            .force(State::ForcedClosed, TransitionReason::Manual);
+        self.breaker.force_by_hand(State::ForcedClosed);
     }
 
     /// Lets every call through and counts nothing: the breaker costs almost
     /// nothing until [`reset`](Self::reset).
     pub fn disable(&self) {
-        self.breaker
-            .force(State::Disabled, TransitionReason::Manual);
+        self.breaker.force_by_hand(State::Disabled);
     }
 
     /// Lets every call through and counts; when a rule would trip the
     /// breaker, logs it instead. For trying thresholds on live traffic.
     pub fn metrics_only(&self) {
-        self.breaker
-            .force(State::MetricsOnly, TransitionReason::Manual);
+        self.breaker.force_by_hand(State::MetricsOnly);
     }
 
     /// Back to [`State::Closed`] with empty windows, from any state

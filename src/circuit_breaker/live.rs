@@ -279,9 +279,10 @@ impl Breaker {
                     }
                 }
                 if old.forced() != new.forced() {
-                    match new.forced() {
+                    // No switch on any more: back to what a handle forced,
+                    // or to normal, as a reset.
+                    match new.forced().or_else(|| self.forced_by_hand()) {
                         Some(state) => self.force(state, TransitionReason::Property),
-                        // No switch on any more: back to normal, as a reset.
                         None => self.reset_to(State::Closed, TransitionReason::Property),
                     }
                 }
@@ -293,6 +294,7 @@ impl Breaker {
     /// set, to the state it forces: the property rules while it is set
     /// (Hystrix reads `circuitBreaker.forceOpen` on every call).
     pub(crate) fn reset_to_switches(&self) {
+        self.forget_forced_by_hand();
         match self.layers() {
             Some(layers) => layers.with_in_force(set, self.name(), |o| {
                 let state = o.forced().unwrap_or(State::Closed);

@@ -154,6 +154,9 @@ pub(crate) struct Breaker {
     probe_deadline: AtomicU64,
     /// MetricsOnly: whether "would open" has been logged for the current run.
     would_open: AtomicBool,
+    /// The state a handle forced by hand (`CLOSED`: none), until a reset:
+    /// where the breaker goes back to when the switch properties go off.
+    forced_by_hand: AtomicU64,
     /// When a call last came (µs), for a keyed layer's least-recently-used
     /// bound; written only by keyed layers.
     last_used: AtomicU64,
@@ -235,6 +238,7 @@ impl Breaker {
             trips: AtomicU32::new(0),
             probe_deadline: AtomicU64::new(0),
             would_open: AtomicBool::new(false),
+            forced_by_hand: AtomicU64::new(CLOSED),
             last_used: AtomicU64::new(0),
             telemetry: Telemetry::new(&name),
             name,
@@ -773,6 +777,24 @@ impl Breaker {
                 Err(current) => w = current,
             }
         }
+    }
+
+    /// Moves to `state` by hand (a handle's `force_open`, ...), which the
+    /// breaker goes back to when a switch property goes off, until a reset.
+    pub(crate) fn force_by_hand(&self, state: State) {
+        self.forced_by_hand.store(tag_of(state), Ordering::Relaxed);
+        self.force(state, TransitionReason::Manual);
+    }
+
+    /// The state last forced by hand, if no reset came since.
+    pub(crate) fn forced_by_hand(&self) -> Option<State> {
+        let tag = self.forced_by_hand.load(Ordering::Relaxed);
+        (tag != CLOSED).then(|| state_of(tag))
+    }
+
+    /// Forgets the state forced by hand (a reset).
+    pub(crate) fn forget_forced_by_hand(&self) {
+        self.forced_by_hand.store(CLOSED, Ordering::Relaxed);
     }
 
     /// Back to Closed with empty windows, whatever the state.
