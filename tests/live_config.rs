@@ -509,6 +509,36 @@ fn the_slow_call_rule_is_turned_on_and_off_live() {
     assert!(err.names("slow_call_rate"), "{err}");
     breaker.set_slow_call(None).unwrap();
     assert_eq!(breaker.options().slow_call, None);
+
+    // Through a source, one key after the other as etcd writes and
+    // deletes them, in either order (found by a user trial: each was
+    // refused without the other).
+    breaker.clear_overrides();
+    let key = |name, value| registry.apply(Source::Etcd, "dep", name, value);
+    key("slow_call_duration", Some("2s")).unwrap();
+    assert_eq!(
+        breaker.options().slow_call,
+        Some((Duration::from_secs(2), 1.0)),
+        "resilience4j's default rate until one comes"
+    );
+    key("slow_call_rate", Some("0.5")).unwrap();
+    assert_eq!(
+        breaker.options().slow_call,
+        Some((Duration::from_secs(2), 0.5))
+    );
+    key("slow_call_duration", None).unwrap();
+    assert_eq!(breaker.options().slow_call, None, "the rate alone is kept");
+    key("slow_call_duration", Some("1s")).unwrap();
+    assert_eq!(
+        breaker.options().slow_call,
+        Some((Duration::from_secs(1), 0.5))
+    );
+    key("slow_call_rate", None).unwrap();
+    key("slow_call_duration", None).unwrap();
+    assert_eq!(breaker.options().slow_call, None);
+    assert!(key("slow_call_rate", Some("1.5"))
+        .unwrap_err()
+        .names("slow_call_rate"));
 }
 
 #[tokio::test(start_paused = true)]

@@ -23,6 +23,11 @@ pub const DEFAULT_FAILURE_RATE: f64 = 0.5;
 /// Default time the breaker stays open (Hystrix
 /// `circuitBreaker.sleepWindowInMilliseconds`).
 pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(5);
+/// The slow-call rate a slow-call rule turned on live by its
+/// `slow_call_duration` property alone takes, until `slow_call_rate` says
+/// otherwise: every call in the window slow (resilience4j's
+/// `slowCallRateThreshold` default, 100 %).
+pub const DEFAULT_SLOW_CALL_RATE: f64 = 1.0;
 /// Default number of half-open probe calls (Hystrix lets one through).
 pub const DEFAULT_PROBES: u32 = 1;
 /// Default time a half-open probe may take before it counts as failed.

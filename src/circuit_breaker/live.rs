@@ -1,7 +1,7 @@
 //! A breaker's options in force, in atomics a call reads with plain loads,
 //! and how they change while it runs.
 
-use super::config::{validate, CircuitBreakerOptions};
+use super::config::{validate, CircuitBreakerOptions, DEFAULT_SLOW_CALL_RATE};
 use super::events::{State, TransitionReason};
 use super::state::{Breaker, Settings};
 use crate::config::{
@@ -174,18 +174,26 @@ fn set(o: &mut LiveOptions, property: &'static str, text: &str) -> Result<(), St
         "failure_rate" => b.failure_rate = off_or(text, parse_f64)?,
         "min_calls" => b.min_calls = parse_u32(text)?,
         // Applied before `slow_call_rate` (the layers are read in name
-        // order): a rule turned on here takes its rate from there.
+        // order): a rule turned on here takes its rate from there, or,
+        // written alone (one etcd key after the other), resilience4j's
+        // default until the rate comes.
         "slow_call_duration" => {
-            b.slow_call = off_or(text, parse_duration)?
-                .map(|bound| (bound, b.slow_call.map_or(f64::NAN, |(_, rate)| rate)));
+            b.slow_call = off_or(text, parse_duration)?.map(|bound| {
+                let rate = b.slow_call.map_or(DEFAULT_SLOW_CALL_RATE, |(_, rate)| rate);
+                (bound, rate)
+            });
         }
+        // Kept, with no effect, while the rule is off: etcd's keys come
+        // and go one by one, in any order (its duration's deletion first).
         "slow_call_rate" => {
             let rate = parse_f64(text)?;
-            match &mut b.slow_call {
-                Some((_, r)) => *r = rate,
-                None => {
-                    return Err("the slow-call rule is off: set slow_call_duration with it".into())
-                }
+            // Checked here too: a rate kept while the rule is off is not
+            // seen by the builder's checks.
+            if !(rate > 0.0 && rate <= 1.0) {
+                return Err(format!("must be in (0, 1], got {rate}"));
+            }
+            if let Some((_, r)) = &mut b.slow_call {
+                *r = rate;
             }
         }
         "consecutive_failures" => b.consecutive_failures = off_or(text, parse_u32)?,

@@ -209,7 +209,8 @@ mod telemetry;
 pub use classify::{Classify, DefaultClassifier, Outcome};
 pub use config::{
     Builder, CircuitBreakerOptions, Window, DEFAULT_BUCKETS, DEFAULT_FAILURE_RATE,
-    DEFAULT_MIN_CALLS, DEFAULT_OPEN_FOR, DEFAULT_PROBES, DEFAULT_PROBE_TIMEOUT, DEFAULT_WINDOW,
+    DEFAULT_MIN_CALLS, DEFAULT_OPEN_FOR, DEFAULT_PROBES, DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_SLOW_CALL_RATE, DEFAULT_WINDOW,
 };
 pub use error::CircuitOpen;
 pub use events::{State, StateChange, TransitionReason};

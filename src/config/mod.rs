@@ -89,8 +89,8 @@
 //! |---|---|---|---|---|
 //! | `failure_rate` | circuit breaker | rate or `off` | (0, 1] | 0.5 (`errorThresholdPercentage` 50) |
 //! | `min_calls` | circuit breaker | count | 1 .. 2^32-1 (at most a count window's size) | 20 (`requestVolumeThreshold`) |
-//! | `slow_call_duration` | circuit breaker | duration or `off` | 1 µs .. a year | off |
-//! | `slow_call_rate` | circuit breaker | rate | (0, 1]; needs `slow_call_duration` | none |
+//! | `slow_call_duration` | circuit breaker | duration or `off` | 1 µs .. a year | off; turned on with no rate, the rate is 1 until `slow_call_rate` comes (resilience4j's default, 100 %) |
+//! | `slow_call_rate` | circuit breaker | rate | (0, 1]; applies while the slow-call rule is on (`slow_call_duration`, or as built), kept meanwhile | as built, or 1 |
 //! | `consecutive_failures` | circuit breaker | count or `off` | 1 .. | off |
 //! | `open_for` | circuit breaker | duration | 1 ms .. a year | 5s (`sleepWindowInMilliseconds`) |
 //! | `open_for_max` | circuit breaker | duration or `off` | `open_for` .. a year | off |
