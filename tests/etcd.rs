@@ -10,6 +10,9 @@
 #[path = "support/etcd.rs"]
 mod support;
 
+#[path = "support/capture.rs"]
+mod capture;
+
 use rampart::balance::rule::RoundRobin;
 use rampart::balance::Balance;
 use rampart::discovery::{
@@ -1143,6 +1146,58 @@ async fn until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> Dur
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     start.elapsed()
+}
+
+/// Found by a user trial: a value etcd's watch brought that a component
+/// refused was listed but not logged (only a full read's were), and a key
+/// refused and then deleted stayed listed by `errors()`.
+#[tokio::test]
+async fn a_refused_write_is_logged_and_a_deleted_key_is_no_longer_listed() {
+    use rampart::circuit_breaker::CircuitBreakerLayer;
+    use rampart::config::EtcdSource;
+
+    let Some((endpoint, _etcd)) = support::shared().await else {
+        return;
+    };
+    let (capture, _guard) = capture::Capture::install();
+    let mut kv = connect(&endpoint).await;
+    let prefix = unique("rampart");
+    let registry = Registry::new();
+    let breaker = CircuitBreakerLayer::builder("Ratings")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let watch =
+        EtcdSource::watch_with_backoff(kv.clone(), &prefix, &registry, fast_backoff()).unwrap();
+    until(LIMIT, "the first full read", || watch.updates() >= 1).await;
+
+    for (key, value) in [("failure_rate", "1.5"), ("bogus", "1")] {
+        kv.put(format!("{prefix}/Ratings/{key}"), value, None)
+            .await
+            .unwrap();
+    }
+    until(LIMIT, "both refused", || watch.errors().len() == 2).await;
+    let logged = capture.named("property_rejected");
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert!(
+        logged.iter().all(|e| e.get("source") == Some("etcd")),
+        "{logged:?}"
+    );
+    assert_eq!(
+        breaker.handle().options().failure_rate,
+        Some(0.5),
+        "unchanged"
+    );
+
+    for key in ["failure_rate", "bogus"] {
+        kv.delete(format!("{prefix}/Ratings/{key}"), None)
+            .await
+            .unwrap();
+    }
+    until(LIMIT, "none listed once deleted", || {
+        watch.errors().is_empty()
+    })
+    .await;
 }
 
 /// Three processes (a runtime and a registry each) watch one prefix: one

@@ -171,6 +171,9 @@ async fn follow(mut watcher: PropertyWatcher, registry: Registry, status: Arc<Mu
                     &property.name,
                     Some(&property.value),
                 );
+                if let Err(error) = &result {
+                    refused(&property.component, error);
+                }
                 let mut status = status_of(&status);
                 let key = (property.component, property.name);
                 match result {
@@ -180,15 +183,14 @@ async fn follow(mut watcher: PropertyWatcher, registry: Registry, status: Arc<Mu
                 status.updates += 1;
             }
             PropertyEvent::Delete { component, name } => {
-                // Clearing cannot be refused for its value; an unknown
-                // property name is, and is reported the same way.
-                let result = registry.apply(Source::Etcd, &component, &name, None);
+                // A deletion refused (an unknown property's, or one that
+                // would bring back a value under it that breaks a rule) is
+                // logged; the key is gone from etcd, so no longer listed.
+                if let Err(error) = registry.apply(Source::Etcd, &component, &name, None) {
+                    refused(&component, &error);
+                }
                 let mut status = status_of(&status);
-                let key = (component, name);
-                match result {
-                    Ok(()) => status.refused.remove(&key),
-                    Err(error) => status.refused.insert(key, error),
-                };
+                status.refused.remove(&(component, name));
                 status.updates += 1;
             }
             // Logged by the watcher; nothing to apply.
@@ -205,6 +207,11 @@ async fn follow(mut watcher: PropertyWatcher, registry: Registry, status: Arc<Mu
             }
         }
     }
+}
+
+/// Logs a write or deletion a component refused, as a full read's are.
+fn refused(component: &str, error: &ConfigError) {
+    super::rejected(Source::Etcd.layer(), component, error, super::REFUSED);
 }
 
 /// Whether `error` is about `property` of `component`.
