@@ -88,6 +88,7 @@
 //! | `rampart::circuit_breaker`, `rampart::timeout`, `rampart::bulkhead`, `rampart::bulkhead::pool`, `rampart::fallback`, `rampart::balance` | `property_changed` | `info` | `property`, `from`, `to` (values as [`config`](crate::config) writes them), `source` (`file`, `etcd`, `handle`): a live option changed |
 //! | `rampart::config` | `property_rejected` | `warn` | `source`, `error`: a source's property refused (it keeps its last good value); `name` is the component's |
 //! | `rampart::config` | `file_rejected` | `warn` | `error`: a config file unreadable or not TOML, nothing applied; `name` is the file |
+//! | `rampart::config` | `source_unreachable` | `warn` | `source` (`etcd`), `error`: live properties keep their values until it answers again |
 //! | `rampart::bulkhead::pool` | `rejected` | `debug` | |
 //! | `rampart::rate_limit` | `rejected` | `debug` | `retry_after_ms` |
 //! | `rampart::rate_limit` | `keys_evicted` | `warn` | `evicted`, `max_keys`: a limit per key reached its bound and forgot the keys nearest to a full allowance |
@@ -111,9 +112,10 @@
 //! | `rampart::discovery` | `registered` | `info` | `lease`, `status`: an instance written to etcd (`name` is its key) |
 //! | `rampart::discovery` | `renewed` | `trace` | `lease` |
 //! | `rampart::discovery` | `lease_lost` | `warn` | `lease`: a keep-alive answered TTL 0; registering again |
+//! | `rampart::discovery` | `instance_missing` | `warn` | `lease`: a renewal found the instance's key gone (deleted by hand) though its lease lives; writing it again |
 //! | `rampart::discovery` | `deregistered`, `deregister_failed` | `info`, `warn` | `lease` or `error` |
 //! | `rampart::discovery` | `etcd_unreachable` | `warn` (first failure), then `debug` | `error`, `offered` (discovery), `retries` |
-//! | `rampart::discovery` | `reconnected`, `resynced` | `info` | `registered` (discovery): etcd answers again |
+//! | `rampart::discovery` | `reconnected`, `resynced` | `info` | `registered` (discovery), `properties` (properties): etcd answers again |
 //! | `rampart::discovery` | `instances_changed` | `debug` | `offered`, `registered` |
 //! | `rampart::discovery` | `self_preservation` | `warn` | `vanished`, `offered`, `share`: vanished instances kept |
 //! | `rampart::discovery` | `self_preservation_ended`, `self_preservation_expired` | `info`, `warn` | `dropped` (expired) |

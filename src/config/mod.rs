@@ -700,12 +700,9 @@ pub(crate) fn parse_f64(text: &str) -> Result<f64, String> {
 }
 
 pub(crate) fn parse_u32(text: &str) -> Result<u32, String> {
-    text.trim().parse().map_err(|_| {
-        format!(
-            "cannot read {text:?} as a whole number from 0 to {}",
-            u32::MAX
-        )
-    })
+    text.trim()
+        .parse()
+        .map_err(|_| format!("cannot read {text:?} as a whole number up to {}", u32::MAX))
 }
 
 pub(crate) fn parse_usize(text: &str) -> Result<usize, String> {

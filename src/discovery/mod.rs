@@ -147,6 +147,7 @@
 //! Logged with `tracing` under the target `rampart::discovery` (`layer`
 //! is `discovery` or `properties`; `name` the instance's key, the service
 //! or the prefix): `registered`, `renewed` (trace), `lease_lost`,
+//! `instance_missing`,
 //! `deregistered`, `deregister_failed`, `etcd_unreachable`, `reconnected`,
 //! `resynced`, `instances_changed` (debug), `self_preservation`,
 //! `self_preservation_ended`, `self_preservation_expired`,

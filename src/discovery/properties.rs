@@ -200,6 +200,16 @@ impl Task {
             };
             let sent = match update {
                 Update::Full(all) => {
+                    if !reachable {
+                        tracing::info!(
+                            target: TARGET_DISCOVERY,
+                            layer = LAYER,
+                            name = %self.dir,
+                            event = "resynced",
+                            properties = all.len(),
+                            "etcd reachable again; read every property"
+                        );
+                    }
                     reachable = true;
                     self.full(all).await
                 }

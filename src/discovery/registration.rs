@@ -6,7 +6,7 @@ use crate::error::{ConfigError, Validator};
 use crate::metrics::TARGET_DISCOVERY;
 use crate::registry::Registry;
 use crate::retry::Backoff;
-use etcd_client::{Client, LeaseKeepAliveStream, LeaseKeeper, PutOptions};
+use etcd_client::{Client, GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -207,7 +207,9 @@ impl RegistrationBuilder {
 /// - **Renew**: the lease is kept alive every `renew_every`. A keep-alive
 ///   answered with a TTL of 0 means the lease is gone (it ran out while
 ///   the instance was cut off, or someone revoked it): the instance
-///   registers again under a new lease.
+///   registers again under a new lease. Each renewal also looks for the
+///   instance's key: one deleted by hand is written again under the same
+///   lease (Eureka registers again when a renewal finds the instance gone).
 /// - **Status**: [`RegistrationHandle::set_status`] rewrites the value
 ///   under the same lease; only `UP` instances receive traffic.
 /// - **Cancel**: [`shutdown`](Registration::shutdown) writes the instance
@@ -310,7 +312,8 @@ impl fmt::Debug for Registration {
 pub struct RegistrationHandle {
     key: Arc<str>,
     status: Arc<watch::Sender<Status>>,
-    registered: watch::Receiver<Option<i64>>,
+    /// The lease and the status etcd holds, when it holds the instance.
+    registered: watch::Receiver<Option<(i64, Status)>>,
 }
 
 impl RegistrationHandle {
@@ -341,7 +344,17 @@ impl RegistrationHandle {
     /// current value now (`None` before the first registration, while a
     /// write is pending, and after a lost lease until it registers again).
     pub fn lease(&self) -> Option<i64> {
-        *self.registered.borrow()
+        self.holds(*self.registered.borrow())
+    }
+
+    /// The lease, if `registered` says etcd holds the status last set.
+    fn holds(&self, registered: Option<(i64, Status)>) -> Option<i64> {
+        // A status set since is a write pending, whether or not the task
+        // has seen it yet (found by a user trial: during an outage it
+        // looks only after its backoff).
+        registered
+            .filter(|&(_, status)| status == self.status())
+            .map(|(lease, _)| lease)
     }
 
     /// Waits until etcd holds the instance's current value (see
@@ -353,8 +366,11 @@ impl RegistrationHandle {
     /// Cancel safe.
     pub async fn registered(&self) -> Option<i64> {
         let mut registered = self.registered.clone();
-        let lease = registered.wait_for(Option::is_some).await.ok()?;
-        *lease
+        let held = registered
+            .wait_for(|r| self.holds(*r).is_some())
+            .await
+            .ok()?;
+        self.holds(*held)
     }
 }
 
@@ -378,7 +394,7 @@ struct Task {
     renew_every: Duration,
     backoff: Backoff,
     status: watch::Receiver<Status>,
-    registered: watch::Sender<Option<i64>>,
+    registered: watch::Sender<Option<(i64, Status)>>,
     stop: watch::Receiver<bool>,
     /// Listed in the registry while the task runs.
     _listed: Arc<RegistrationHandle>,
@@ -499,7 +515,8 @@ impl Task {
                 return Err(e);
             }
             current.written = true;
-            self.registered.send_replace(Some(current.id));
+            self.registered
+                .send_replace(Some((current.id, self.instance.status)));
             tracing::info!(
                 target: TARGET_DISCOVERY,
                 layer = LAYER,
@@ -558,6 +575,30 @@ impl Task {
         };
         match renewal {
             Renewal::Renewed => {
+                // Eureka registers again when a renewal finds the instance
+                // gone (a 404); etcd's keep-alive does not look at the key,
+                // which someone may have deleted by hand: look.
+                let held = bounded(
+                    self.renew_every,
+                    self.client.get(
+                        self.key.as_bytes(),
+                        Some(GetOptions::new().with_keys_only()),
+                    ),
+                )
+                .await?;
+                if held.kvs().is_empty() {
+                    tracing::warn!(
+                        target: TARGET_DISCOVERY,
+                        layer = LAYER,
+                        name = %self.key,
+                        event = "instance_missing",
+                        lease = current.id,
+                        "the instance's key is gone though its lease lives; writing it again"
+                    );
+                    current.written = false;
+                    self.registered.send_replace(None);
+                    return Ok(());
+                }
                 *renew_at = Instant::now() + self.renew_every;
                 tracing::trace!(
                     target: TARGET_DISCOVERY,
