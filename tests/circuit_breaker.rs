@@ -518,6 +518,22 @@ async fn jitter_spreads_the_open_time_within_bounds() {
         seen.insert(open_for.as_millis());
     }
     assert!(seen.len() > 1, "jitter never varied");
+
+    // At the cap too (found by a user trial: cut at the cap, most breakers
+    // there opened for exactly the cap, and probed together).
+    let mut above = 0;
+    for _ in 0..40 {
+        let rig = tripped(|b| {
+            b.open_for(Duration::from_secs(10))
+                .open_for_max(Duration::from_secs(10))
+                .open_for_jitter(0.5)
+        })
+        .await;
+        let open_for = rig.handle.retry_after().unwrap();
+        assert!(open_for <= Duration::from_secs(15), "{open_for:?}");
+        above += usize::from(open_for > Duration::from_secs(10));
+    }
+    assert!(above > 0, "never above the cap: the jitter was cut there");
 }
 
 #[tokio::test(start_paused = true)]

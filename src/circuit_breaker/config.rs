@@ -239,6 +239,9 @@ impl<C> Builder<C> {
 
     /// Spread each open duration by up to ± this fraction, at random, so
     /// that many clients do not probe a recovering dependency at once.
+    /// Applied after [`open_for_max`](Self::open_for_max)'s cap, as
+    /// resilience4j's randomized exponential backoff: at the cap the time
+    /// spreads over `max × (1 ± fraction)`.
     ///
     /// Default 0 (no jitter); valid in [0, 1].
     pub fn open_for_jitter(mut self, fraction: f64) -> Self {

@@ -717,12 +717,14 @@ impl Breaker {
             .store(now / self.stats.bucket_len(), Ordering::Relaxed);
     }
 
-    /// `open_for`, doubled per earlier trip up to `open_for_max`, jittered.
+    /// `open_for`, doubled per earlier trip up to `open_for_max`, then
+    /// jittered (around the cap too, as resilience4j's randomized
+    /// exponential backoff: cut at the cap, breakers at the cap would all
+    /// probe at once).
     fn open_duration(&self, trips: u32) -> Micros {
         let s = &self.live;
         let mut d = s.open_for() as f64;
-        let max = s.open_for_max();
-        if let Some(max) = max {
+        if let Some(max) = s.open_for_max() {
             d = (d * 2f64.powi(trips.min(64) as i32)).min(max as f64);
         }
         let jitter = s.open_for_jitter();
@@ -730,8 +732,7 @@ impl Breaker {
             d *= 1.0 + rand::random_range(-jitter..=jitter);
         }
         // At least 1 ms, even should a change race this read.
-        let cap = (max.unwrap_or(MAX_DEADLINE) as f64).max(1_000.0);
-        d.clamp(1_000.0, cap) as Micros
+        d.clamp(1_000.0, MAX_DEADLINE as f64) as Micros
     }
 
     fn announce(&self, from: u64, to: u64, reason: TransitionReason, open_for: Option<Duration>) {
