@@ -562,7 +562,7 @@ fn check_timing_live(
 
 /// Builds each layer, gathering every violation, cross-layer ones included.
 macro_rules! build_command {
-    ($isolation:ident, $layer:ty, |$this:ident, $group:ident, $registry:ident| $build_isolation:expr) => {
+    ($isolation:ident, $layer:ty, $option:literal, |$this:ident, $group:ident, $registry:ident| $build_isolation:expr) => {
         impl<FB, C, R, FO, K> CommandBuilder<FB, $isolation, C, R, FO, K> {
             /// Checks every option, across layers too, and builds the layer.
             ///
@@ -580,7 +580,7 @@ macro_rules! build_command {
                 let $registry = &registry;
                 let $this = &self;
                 let $group = self.group.clone().unwrap_or_else(|| self.name.clone());
-                let isolation = v.absorb($build_isolation);
+                let isolation = v.absorb_as($build_isolation, $option);
                 let timeout = v.absorb(
                     TimeoutLayer::builder(self.name.clone())
                         .timeout(self.timeout)
@@ -590,12 +590,15 @@ macro_rules! build_command {
                 let breaker = v.absorb(self.breaker.registry(&registry).build());
                 // The fallback's windows line up with the breaker's, so the
                 // stream can tell the dependency's time from the total.
-                let fallback = v.absorb(stats_for(
-                    &self.name,
-                    self.fallback_max_concurrent,
-                    Some(&registry),
-                    breaker.as_ref().map(|b| b.shared().rolling_shape()),
-                ));
+                let fallback = v.absorb_as(
+                    stats_for(
+                        &self.name,
+                        self.fallback_max_concurrent,
+                        Some(&registry),
+                        breaker.as_ref().map(|b| b.shared().rolling_shape()),
+                    ),
+                    "fallback_max_concurrent",
+                );
                 v.finish()?;
                 match (isolation, timeout, fallback, breaker) {
                     (Some(isolation), Some(timeout), Some(stats), Some(breaker)) => {
@@ -637,13 +640,18 @@ macro_rules! build_command {
     };
 }
 
-build_command!(Semaphore, BulkheadLayer, |this, _group, registry| {
-    BulkheadLayer::builder(this.name.clone())
-        .registry(registry)
-        .max_concurrent(this.isolation.max_concurrent)
-        .build()
-});
-build_command!(Threads, PoolLayer, |this, group, registry| {
+build_command!(
+    Semaphore,
+    BulkheadLayer,
+    "bulkhead",
+    |this, _group, registry| {
+        BulkheadLayer::builder(this.name.clone())
+            .registry(registry)
+            .max_concurrent(this.isolation.max_concurrent)
+            .build()
+    }
+);
+build_command!(Threads, PoolLayer, "pool", |this, group, registry| {
     PoolLayer::builder(group.clone())
         .registry(registry)
         .size(this.isolation.size)

@@ -364,7 +364,7 @@ impl StdError for SharedError {
 ///     .unwrap_err();
 /// assert!(err.names("failure_rate"));
 /// assert!(err.names("probes"));
-/// assert!(err.to_string().contains("failure_rate must be in (0, 1], got 1.5"));
+/// assert!(err.to_string().contains("failure_rate: must be in (0, 1], got 1.5"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration for {component}: {}", list(violations))]
@@ -402,7 +402,7 @@ impl ConfigError {
 fn list(violations: &[Violation]) -> String {
     let each: Vec<String> = violations
         .iter()
-        .map(|v| format!("{} {}", v.field, v.message))
+        .map(|v| format!("{}: {}", v.field, v.message))
         .collect();
     each.join("; ")
 }
@@ -439,14 +439,41 @@ impl Validator {
 
     /// Takes in the violations of a part's own `build()`, naming the part.
     pub(crate) fn absorb<T>(&mut self, part: Result<T, ConfigError>) -> Option<T> {
+        self.absorb_into(part, None)
+    }
+
+    /// As [`absorb`](Self::absorb), each violation under `option`, the
+    /// option of this builder that set the part (a command's `bulkhead`
+    /// for its bulkhead's `max_concurrent`), the part's own field kept in
+    /// the message.
+    pub(crate) fn absorb_as<T>(
+        &mut self,
+        part: Result<T, ConfigError>,
+        option: &'static str,
+    ) -> Option<T> {
+        self.absorb_into(part, Some(option))
+    }
+
+    fn absorb_into<T>(
+        &mut self,
+        part: Result<T, ConfigError>,
+        option: Option<&'static str>,
+    ) -> Option<T> {
         match part {
             Ok(value) => Some(value),
             Err(e) => {
                 let component = e.component;
                 self.violations
-                    .extend(e.violations.into_iter().map(|v| Violation {
-                        field: v.field,
-                        message: format!("{} (in the {component})", v.message),
+                    .extend(e.violations.into_iter().map(|v| match option {
+                        // A part's name is the builder's own.
+                        Some(option) if v.field != "name" => Violation {
+                            field: option,
+                            message: format!("{} {} (in the {component})", v.field, v.message),
+                        },
+                        _ => Violation {
+                            field: v.field,
+                            message: format!("{} (in the {component})", v.message),
+                        },
                     }));
                 None
             }

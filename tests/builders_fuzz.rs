@@ -979,7 +979,8 @@ proptest! {
             && fallback_ok(&name, fallback_max)
             && group.as_deref() != Some("");
         let mut fields = BREAKER_FIELDS.to_vec();
-        fields.extend(["timeout", "max_concurrent", "size", "queue", "group"]);
+        // The command's own options: its parts' violations come under them.
+        fields.extend(["timeout", "bulkhead", "pool", "fallback_max_concurrent", "group"]);
         match isolation {
             (max_concurrent, None) => {
                 let bulkhead = BulkheadOpts { max_concurrent, max_wait: None, max_waiting: None };

@@ -947,8 +947,8 @@ fn a_config_error_lists_every_violation_with_the_rejected_value() {
     assert_eq!(err.violations().len(), 3);
     assert_eq!(
         err.to_string(),
-        "invalid configuration for circuit breaker \"recs\": failure_rate must be in (0, 1], got 2; \
-         open_for must be from 1 ms to a year, got 0ns; probes must be from 1 to 10000, got 0"
+        "invalid configuration for circuit breaker \"recs\": failure_rate: must be in (0, 1], got 2; \
+         open_for: must be from 1 ms to a year, got 0ns; probes: must be from 1 to 10000, got 0"
     );
 }
 

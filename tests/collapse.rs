@@ -467,7 +467,8 @@ fn every_bad_option_is_a_config_error_naming_its_field() {
         .build()
         .unwrap_err();
     assert!(
-        err.to_string().contains("window must be from 1 ms to 60 s"),
+        err.to_string()
+            .contains("window: must be from 1 ms to 60 s"),
         "{err}"
     );
 }

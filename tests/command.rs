@@ -274,14 +274,27 @@ fn every_layers_violations_come_back_together() {
         .fallback_sync(|_| Ok(()))
         .build()
         .unwrap_err();
-    for field in ["timeout", "max_concurrent", "failure_rate"] {
+    // Named by the command's own options (found by a user trial: both
+    // caps were "max_concurrent"), the part's field kept in the message.
+    for field in [
+        "timeout",
+        "bulkhead",
+        "fallback_max_concurrent",
+        "failure_rate",
+    ] {
         assert!(err.names(field), "{field}: {err}");
     }
+    assert!(!err.names("max_concurrent"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("(in the circuit breaker \"X\")"), "{err}");
     assert!(
-        err.to_string().contains("(in the circuit breaker \"X\")"),
+        message.contains("bulkhead: max_concurrent must be from 1"),
         "{err}"
     );
     assert_eq!(err.violations().len(), 4, "{err}");
+
+    let err = Command::builder("Y").pool(0, 0).build().unwrap_err();
+    assert!(err.names("pool") && !err.names("size"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -71,7 +71,7 @@ async fn bad_options_are_config_errors_naming_each() {
         .unwrap_err();
     assert!(err
         .to_string()
-        .contains("renew_every must be positive and shorter than the ttl"));
+        .contains("renew_every: must be positive and shorter than the ttl"));
 
     let err = Discovery::builder("")
         .self_preservation(1.5)

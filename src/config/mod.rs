@@ -69,7 +69,7 @@
 //!
 //! // Checked as the builder checks it; nothing changes.
 //! let err = registry.apply(Source::File, "RatingsGet", "failure_rate", Some("1.5")).unwrap_err();
-//! assert!(err.to_string().contains("failure_rate must be in (0, 1], got 1.5"));
+//! assert!(err.to_string().contains("failure_rate: must be in (0, 1], got 1.5"));
 //! assert_eq!(breaker.options().failure_rate, Some(0.3));
 //! # Ok::<(), rampart::ConfigError>(())
 //! ```
