@@ -89,6 +89,7 @@
 //! | `rampart::config` | `property_rejected` | `warn` | `source`, `error`: a source's property refused (it keeps its last good value); `name` is the component's |
 //! | `rampart::config` | `file_rejected` | `warn` | `error`: a config file unreadable or not TOML, nothing applied; `name` is the file |
 //! | `rampart::config` | `source_unreachable` | `warn` | `source` (`etcd`), `error`: live properties keep their values until it answers again |
+//! | `rampart::config` | `duplicate_name` | `warn` | a second circuit breaker (a command's included) built under a name the registry already lists: two states under one name; `name` is the name |
 //! | `rampart::bulkhead::pool` | `rejected` | `debug` | |
 //! | `rampart::rate_limit` | `rejected` | `debug` | `retry_after_ms` |
 //! | `rampart::rate_limit` | `keys_evicted` | `warn` | `evicted`, `max_keys`: a limit per key reached its bound and forgot the keys nearest to a full allowance |

@@ -1,6 +1,9 @@
 //! The registry lists every component built, keeps none alive, and is
 //! never read by a call.
 
+#[path = "support/capture.rs"]
+mod capture;
+
 use rampart::bulkhead::pool::PoolLayer;
 use rampart::bulkhead::BulkheadLayer;
 use rampart::circuit_breaker::CircuitBreakerLayer;
@@ -129,4 +132,34 @@ fn components_built_without_a_registry_are_listed_globally() {
         .iter()
         .any(|b| b.name() == name));
     assert!(!Registry::new().breakers().iter().any(|b| b.name() == name));
+}
+
+/// Found by a user trial: two commands with one name in one registry
+/// were both taken silently. Hystrix keeps one breaker per command key;
+/// two here are two states under one name, so it is said.
+#[test]
+fn a_second_breaker_under_a_listed_name_is_warned_of() {
+    let (capture, _guard) = capture::Capture::install();
+    let registry = Registry::new();
+    let first = Command::builder("Ratings")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let _other_kind = BulkheadLayer::builder("Ratings")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    assert!(
+        capture.named("duplicate_name").is_empty(),
+        "one breaker so far"
+    );
+    let _second = Command::builder("Ratings")
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let warned = capture.one("duplicate_name");
+    assert_eq!(warned.get("name"), Some("Ratings"));
+    // Built once and cloned, it is one breaker: nothing to say.
+    let _clone = first.clone();
+    assert_eq!(capture.named("duplicate_name").len(), 1);
 }

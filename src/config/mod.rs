@@ -639,9 +639,36 @@ impl Registry {
                     }
                 }
             }
+            // Hystrix keeps one breaker per command key; two here are two
+            // states under one name, which users from Hystrix do not expect.
+            if component.kind() == Kind::CircuitBreaker
+                && live
+                    .iter()
+                    .any(|c| c.kind() == Kind::CircuitBreaker && c.name() == component.name())
+            {
+                duplicate(component.name());
+            }
             live.push(component);
         });
     }
+}
+
+/// A second circuit breaker under a name already listed.
+#[cold]
+fn duplicate(name: &str) {
+    let name = name.to_owned();
+    crate::internal::notify::later(move || {
+        tracing::warn!(
+            target: crate::metrics::TARGET_CONFIG,
+            layer = "config",
+            name = name.as_str(),
+            event = "duplicate_name",
+            "a second circuit breaker with this name in the registry: each keeps its own \
+             state, live properties reach both, and the stream shows both under one name; \
+             to share one breaker (as Hystrix shares one per command key), build its layer \
+             once and clone it"
+        );
+    });
 }
 
 fn property_kind(name: &str) -> Option<Kind> {

@@ -67,12 +67,19 @@ use tower_service::Service;
 /// which [`ErrorKind::of`](crate::ErrorKind::of) recognises
 /// (`CircuitOpen`, `BulkheadFull`, `Timeout`, `Panicked`, ...).
 ///
-/// # Semaphore isolation only
+/// # Semaphore isolation only, and no `fail_on`, `retry` or `cache`
 ///
 /// A [`Next`] borrows the client: the call can run only within
 /// `handle`, not on a thread of a pool. So it takes a command built with
 /// a [`bulkhead`](crate::command::CommandBuilder::bulkhead), not with
-/// [`pool`](crate::command::CommandBuilder::pool) isolation.
+/// [`pool`](crate::command::CommandBuilder::pool) isolation. It takes a
+/// command without [`fail_on`](crate::command::CommandBuilder::fail_on),
+/// [`retry`](crate::command::CommandBuilder::retry) or
+/// [`cache`](crate::command::CommandBuilder::cache) too (such a command
+/// does not compile here): retry with `reqwest-retry` or the retry
+/// layer's policies on the chain, and to serve the fallback on a 5xx,
+/// add a middleware after this one (inside the command, in the chain's
+/// order) that turns the 5xx into an error.
 pub struct CommandMiddleware<FB, C> {
     command: CommandLayer<FB, BulkheadLayer, C>,
 }
