@@ -47,6 +47,30 @@ fn register(
         .backoff(fast_backoff())
 }
 
+/// Instances of `ratings` under `prefix`, each with its status and listed
+/// in `registry`, once etcd holds every one.
+async fn registered(
+    client: &etcd_client::Client,
+    prefix: &str,
+    registry: &Registry,
+    instances: &[(&str, Status)],
+) -> Vec<Registration> {
+    let mut regs = Vec::new();
+    for &(id, status) in instances {
+        let reg = register(client, prefix, id)
+            .status(status)
+            .registry(registry)
+            .start(client.clone())
+            .unwrap();
+        tokio::time::timeout(LIMIT, reg.handle().registered())
+            .await
+            .unwrap()
+            .unwrap();
+        regs.push(reg);
+    }
+    regs
+}
+
 // ===== options =====
 
 #[tokio::test]
@@ -200,22 +224,13 @@ async fn discoveries_and_registrations_are_listed_while_they_run() {
     let client = connect(&endpoint).await;
     let prefix = unique("services");
     let registry = Registry::new();
-    let mut regs: Vec<Registration> = [("a", Status::Up), ("b", Status::Up), ("c", Status::Down)]
-        .into_iter()
-        .map(|(id, status)| {
-            register(&client, &prefix, id)
-                .status(status)
-                .registry(&registry)
-                .start(client.clone())
-                .unwrap()
-        })
-        .collect();
-    for r in &regs {
-        tokio::time::timeout(LIMIT, r.handle().registered())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    let mut regs = registered(
+        &client,
+        &prefix,
+        &registry,
+        &[("a", Status::Up), ("b", Status::Up), ("c", Status::Down)],
+    )
+    .await;
     let recorder = metrics_util::debugging::DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let discovery = metrics::with_local_recorder(&recorder, || {
@@ -315,20 +330,13 @@ async fn a_discovery_shows_in_the_stream_and_leaves_it() {
     let client = connect(&endpoint).await;
     let prefix = unique("services");
     let registry = Registry::new();
-    let regs: Vec<Registration> = ["a", "b"]
-        .into_iter()
-        .map(|id| {
-            register(&client, &prefix, id)
-                .start(client.clone())
-                .unwrap()
-        })
-        .collect();
-    for r in &regs {
-        tokio::time::timeout(LIMIT, r.handle().registered())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    let _regs = registered(
+        &client,
+        &prefix,
+        &registry,
+        &[("a", Status::Up), ("b", Status::Up)],
+    )
+    .await;
     let discovery = Discovery::builder("ratings")
         .prefix(&prefix)
         .registry(&registry)

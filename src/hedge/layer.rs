@@ -100,8 +100,10 @@ impl<P> Shared<P> {
         }
     }
 
-    /// Takes one hedge from the cap and the budget, if both allow it, and
-    /// from neither if one refuses.
+    /// Takes one hedge from the cap and the budget, if both allow it; a
+    /// budget that refuses leaves the cap as it was (but for threads
+    /// racing for the budget's last retry: see
+    /// [`RetryBudget::try_withdraw_with`]).
     pub(crate) fn try_hedge(&self) -> bool {
         self.cap.try_withdraw_with(self.budget.as_ref())
     }
