@@ -85,8 +85,7 @@ impl ErrorKind {
     /// its `source()` chain (and, feature `reqwest-middleware`, into a
     /// `reqwest_middleware::Error`, whose `source()` skips what it wraps).
     pub fn of<E: AsDynError + ?Sized>(error: &E) -> ErrorKind {
-        let mut next: Option<&(dyn StdError + 'static)> = Some(error.as_dyn_error());
-        while let Some(e) = next {
+        for e in chain(error.as_dyn_error()) {
             #[cfg(feature = "circuit-breaker")]
             if e.is::<crate::circuit_breaker::CircuitOpen>() {
                 return ErrorKind::CircuitOpen;
@@ -135,7 +134,6 @@ impl ErrorKind {
             if is_timeout(e) {
                 return ErrorKind::Timeout;
             }
-            next = next_in_chain(e);
         }
         ErrorKind::Inner
     }
@@ -261,6 +259,14 @@ fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
         return true;
     }
     e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>()
+}
+
+/// `error` and what it wraps, outermost first, as [`ErrorKind::of`] walks
+/// it: for whatever looks for one error type in a chain.
+pub(crate) fn chain<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |e| next_in_chain(*e))
 }
 
 /// The error [`ErrorKind::of`] looks at after `e`: its source, except past

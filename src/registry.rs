@@ -8,8 +8,8 @@
 //! process-wide [`Registry::global`] unless its builder was given another
 //! with `.registry(&registry)`. The registry holds weak references only: a
 //! component whose layers, services and handles are all dropped leaves it
-//! (a discovery or a registration, when its task ends), and holding a registry keeps nothing
-//! alive.
+//! (a discovery or a registration, when its task ends), and holding a
+//! registry keeps nothing alive.
 //!
 //! Reading the registry never touches a call's path: a call neither reads
 //! nor writes it. Registration takes a lock once, at build time; listing

@@ -33,6 +33,11 @@ pub const DEFAULT_PROBES: u32 = 1;
 /// Default time a half-open probe may take before it counts as failed.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether `r` is a rate a trip rule takes: in (0, 1].
+pub(crate) fn is_rate(r: f64) -> bool {
+    r > 0.0 && r <= 1.0
+}
+
 const MAX_BUCKETS: u32 = 1_000;
 const MAX_WINDOW_CALLS: u32 = 1 << 20;
 const MAX_PROBES: u32 = 10_000;
@@ -449,7 +454,7 @@ pub(super) fn validate(name: &str, o: &CircuitBreakerOptions) -> Result<(), Conf
         "must be at least 1, got 0".into()
     });
     if let Some(rate) = o.failure_rate {
-        v.check(rate > 0.0 && rate <= 1.0, "failure_rate", || {
+        v.check(is_rate(rate), "failure_rate", || {
             format!("must be in (0, 1], got {rate}")
         });
     }
@@ -459,7 +464,7 @@ pub(super) fn validate(name: &str, o: &CircuitBreakerOptions) -> Result<(), Conf
             "slow_call",
             || format!("duration must be from 1 µs to a year, got {slower_than:?}"),
         );
-        v.check(rate > 0.0 && rate <= 1.0, "slow_call", || {
+        v.check(is_rate(rate), "slow_call", || {
             format!("rate must be in (0, 1], got {rate}")
         });
     }

@@ -1,7 +1,7 @@
 //! A breaker's options in force, in atomics a call reads with plain loads,
 //! and how they change while it runs.
 
-use super::config::{validate, CircuitBreakerOptions, DEFAULT_SLOW_CALL_RATE};
+use super::config::{is_rate, validate, CircuitBreakerOptions, DEFAULT_SLOW_CALL_RATE};
 use super::events::{State, TransitionReason};
 use super::state::{Breaker, Settings};
 use crate::config::{
@@ -189,7 +189,7 @@ fn set(o: &mut LiveOptions, property: &'static str, text: &str) -> Result<(), St
             let rate = parse_f64(text)?;
             // Checked here too: a rate kept while the rule is off is not
             // seen by the builder's checks.
-            if !(rate > 0.0 && rate <= 1.0) {
+            if !is_rate(rate) {
                 return Err(format!("must be in (0, 1], got {rate}"));
             }
             if let Some((_, r)) = &mut b.slow_call {

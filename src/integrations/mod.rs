@@ -20,12 +20,10 @@ fn kind_of(error: &(dyn std::error::Error + 'static)) -> crate::ErrorKind {
     let kind = crate::ErrorKind::of(error);
     #[cfg(feature = "fallback")]
     if kind == crate::ErrorKind::FallbackRejected {
-        let mut next = Some(error);
-        while let Some(e) = next {
-            if let Some(rejected) = e.downcast_ref::<crate::fallback::FallbackRejected>() {
-                return kind_of(&**rejected.cause());
-            }
-            next = e.source();
+        let rejected = crate::error::chain(error)
+            .find_map(|e| e.downcast_ref::<crate::fallback::FallbackRejected>());
+        if let Some(rejected) = rejected {
+            return kind_of(&**rejected.cause());
         }
     }
     kind
@@ -35,15 +33,10 @@ fn kind_of(error: &(dyn std::error::Error + 'static)) -> crate::ErrorKind {
 #[cfg(any(feature = "axum", feature = "tonic"))]
 fn is_over_share(error: &(dyn std::error::Error + 'static)) -> bool {
     #[cfg(feature = "limit")]
+    return crate::error::chain(error).any(|e| e.is::<crate::limit::PartitionLimitExceeded>());
+    #[cfg(not(feature = "limit"))]
     {
-        let mut next = Some(error);
-        while let Some(e) = next {
-            if e.is::<crate::limit::PartitionLimitExceeded>() {
-                return true;
-            }
-            next = e.source();
-        }
+        let _ = error;
+        false
     }
-    let _ = error;
-    false
 }

@@ -37,20 +37,11 @@ impl RateLimited {
     }
 }
 
-/// The time a [`RateLimited`] in `error`'s chain (or, for a rejected
-/// fallback, its cause's) says to come back after: for a 429's
+/// The time a [`RateLimited`] in `error`'s chain (a rejected fallback's
+/// cause included: it is its source) says to come back after: for a 429's
 /// `Retry-After`, and for the retry layer's wait.
 pub(crate) fn retry_after_in(error: &(dyn StdError + 'static)) -> Option<Duration> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(limited) = e.downcast_ref::<RateLimited>() {
-            return Some(limited.retry_after());
-        }
-        #[cfg(feature = "fallback")]
-        if let Some(rejected) = e.downcast_ref::<crate::fallback::FallbackRejected>() {
-            return retry_after_in(&**rejected.cause());
-        }
-        next = e.source();
-    }
-    None
+    crate::error::chain(error)
+        .find_map(|e| e.downcast_ref::<RateLimited>())
+        .map(RateLimited::retry_after)
 }
